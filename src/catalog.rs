@@ -219,16 +219,15 @@ impl Catalog {
             for (col_name, col_gov) in gov.columns {
                 let names: Vec<String> = table.columns.iter().map(|c| c.name.clone()).collect();
                 let table_name = table.name.clone();
-                let column = table
-                    .columns
-                    .iter_mut()
-                    .find(|c| c.name.eq_ignore_ascii_case(&col_name))
-                    .ok_or_else(|| {
-                        unknown(format!(
-                            "column '{col_name}' is not in table '{table_name}'{}",
-                            suggestion(&col_name, names.iter().map(String::as_str))
-                        ))
-                    })?;
+                let column =
+                    table.columns.iter_mut().find(|c| c.name.eq_ignore_ascii_case(&col_name)).ok_or_else(
+                        || {
+                            unknown(format!(
+                                "column '{col_name}' is not in table '{table_name}'{}",
+                                suggestion(&col_name, names.iter().map(String::as_str))
+                            ))
+                        },
+                    )?;
                 column.description = col_gov.description;
                 column.tags = col_gov.tags;
             }
@@ -315,9 +314,8 @@ fn introspect_table(conn: &Connection, name: &str) -> rusqlite::Result<Table> {
     let mut columns = Vec::new();
     let mut pk: Vec<(i64, String)> = Vec::new();
     let mut stmt = conn.prepare(&format!("PRAGMA table_info({q})"))?;
-    let rows = stmt.query_map([], |r| {
-        Ok((r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, i64>(5)?))
-    })?;
+    let rows =
+        stmt.query_map([], |r| Ok((r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, i64>(5)?)))?;
     for row in rows {
         let (col, data_type, pk_index) = row?;
         if pk_index > 0 {

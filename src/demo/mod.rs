@@ -12,6 +12,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rusqlite::{params, Connection};
 
+use crate::calendar::iso_date as civil;
+
 /// Schema of the demo warehouse.
 const SCHEMA: &str = include_str!("schema.sql");
 /// The analysts' query log shipped with the demo (JSONL: sql, author, timestamp, title).
@@ -60,7 +62,8 @@ pub fn create(warehouse: &Path, history: &Path, seed: u64) -> Result<DemoSummary
     let _ = std::fs::remove_file(&tmp);
     let sqlite = |source| DemoError::Sqlite { path: warehouse.display().to_string(), source };
     let mut conn = Connection::open(&tmp).map_err(sqlite)?;
-    conn.execute_batch("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;").map_err(sqlite)?;
+    conn.execute_batch("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA foreign_keys=ON;")
+        .map_err(sqlite)?;
     conn.execute_batch(SCHEMA).map_err(sqlite)?;
     let tx = conn.transaction().map_err(sqlite)?;
     Generator::new(seed).fill(&tx).map_err(sqlite)?;
@@ -103,13 +106,13 @@ const COUNTRIES: &[(&str, &str, &str, u32)] = &[
     ("AU", "Australia", "Asia Pacific", 4),
 ];
 const FIRST_NAMES: &[&str] = &[
-    "Ada", "Bruno", "Chen", "Dalia", "Emeka", "Fatima", "Giulia", "Hiro", "Ines", "Jonas", "Kavya",
-    "Liam", "Mei", "Noah", "Olu", "Priya", "Quinn", "Rosa", "Sven", "Tariq", "Uma", "Victor",
-    "Wen", "Ximena", "Yusuf", "Zoe",
+    "Ada", "Bruno", "Chen", "Dalia", "Emeka", "Fatima", "Giulia", "Hiro", "Ines", "Jonas", "Kavya", "Liam",
+    "Mei", "Noah", "Olu", "Priya", "Quinn", "Rosa", "Sven", "Tariq", "Uma", "Victor", "Wen", "Ximena",
+    "Yusuf", "Zoe",
 ];
 const LAST_NAMES: &[&str] = &[
-    "Adeyemi", "Bauer", "Costa", "Dubois", "Evans", "Fischer", "Garcia", "Hughes", "Ito", "Jensen",
-    "Kumar", "Lopez", "Martin", "Nakamura", "Okafor", "Patel", "Rossi", "Silva", "Tanaka", "Weber",
+    "Adeyemi", "Bauer", "Costa", "Dubois", "Evans", "Fischer", "Garcia", "Hughes", "Ito", "Jensen", "Kumar",
+    "Lopez", "Martin", "Nakamura", "Okafor", "Patel", "Rossi", "Silva", "Tanaka", "Weber",
 ];
 const PLANS: &[(&str, u32)] = &[("free", 70), ("plus", 20), ("pro", 10)];
 const DEVICES: &[&str] = &["ios", "android", "web", "desktop"];
@@ -138,8 +141,7 @@ const PRODUCT_CATEGORIES: &[(&str, f64, f64)] = &[
     ("Apparel", 12.0, 150.0),
     ("Sports", 15.0, 300.0),
 ];
-const ORDER_STATUS: &[(&str, u32)] =
-    &[("completed", 85), ("cancelled", 7), ("refunded", 5), ("pending", 3)];
+const ORDER_STATUS: &[(&str, u32)] = &[("completed", 85), ("cancelled", 7), ("refunded", 5), ("pending", 3)];
 const REFUND_REASONS: &[&str] = &["damaged", "late_delivery", "wrong_item", "changed_mind"];
 
 struct Generator {
@@ -177,8 +179,7 @@ impl Generator {
         for (code, name, region, _) in COUNTRIES {
             st.execute(params![code, name, region])?;
         }
-        let country_weights: Vec<(&str, u32)> =
-            COUNTRIES.iter().map(|(c, _, _, w)| (*c, *w)).collect();
+        let country_weights: Vec<(&str, u32)> = COUNTRIES.iter().map(|(c, _, _, w)| (*c, *w)).collect();
 
         // users, and the deprecated v1 profile table that predates them
         struct User {
@@ -292,8 +293,9 @@ impl Generator {
             let budget = (self.rng.random_range(50.0..2000.0f64) * 100.0).round() / 100.0;
             let name = format!("{} {} #{id}", objective.replace('_', " "), civil(first));
             camp.execute(params![id, advertiser, name, objective, civil(first), civil(last), budget])?;
+            let market_count = self.rng.random_range(2..=4);
             let markets: Vec<&(&str, &str, &str, u32)> =
-                COUNTRIES.choose_multiple(&mut self.rng, self.rng.random_range(2..=4)).collect();
+                COUNTRIES.choose_multiple(&mut self.rng, market_count).collect();
             for day in first..=last {
                 for (code, ..) in &markets {
                     let impressions = self.rng.random_range(500..20_000i64);
@@ -339,16 +341,18 @@ impl Generator {
                 continue;
             }
             let status = *self.weighted(ORDER_STATUS);
-            let mut total = 0.0f64;
+            let mut lines = Vec::new();
             for _ in 0..self.rng.random_range(1..=4u32) {
                 let product = self.rng.random_range(0..prices.len());
-                let quantity = self.rng.random_range(1..=3i64);
-                total += prices[product] * quantity as f64;
-                item.execute(params![order_id, product as i64 + 1, quantity, prices[product]])?;
+                lines.push((product as i64 + 1, self.rng.random_range(1..=3i64), prices[product]));
             }
+            let total: f64 = lines.iter().map(|(_, quantity, price)| price * *quantity as f64).sum();
             let total = (total * 100.0).round() / 100.0;
             let at = self.timestamp(day);
             order.execute(params![order_id, user.id, at, status, user.country, total])?;
+            for (product, quantity, price) in lines {
+                item.execute(params![order_id, product, quantity, price])?;
+            }
             if day <= staging_end {
                 staging.execute(params![order_id, user.id, at, status, user.country, total])?;
                 if self.rng.random_bool(0.02) {
@@ -367,44 +371,7 @@ impl Generator {
     }
 }
 
-/// Days since 1970-01-01 for an ISO date `YYYY-MM-DD` (proleptic Gregorian).
+/// Day number of a date the generator itself spells out.
 fn day_number(iso: &str) -> i64 {
-    let mut parts = iso.split('-').map(|p| p.parse::<i64>().expect("demo dates are valid"));
-    let (y, m, d) = (parts.next().unwrap_or(1970), parts.next().unwrap_or(1), parts.next().unwrap_or(1));
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// ISO date `YYYY-MM-DD` for a day number (inverse of `day_number`).
-fn civil(day: i64) -> String {
-    let z = day + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn civil_dates_round_trip() {
-        for iso in ["1970-01-01", "2024-02-29", "2026-06-01", "2026-10-31", "2000-12-31"] {
-            assert_eq!(civil(day_number(iso)), iso);
-        }
-        assert_eq!(day_number("1970-01-02"), 1);
-        // 2026-06-01 is a Monday: (day + 3) mod 7 == 0
-        assert_eq!((day_number("2026-06-01") + 3).rem_euclid(7), 0);
-    }
+    crate::calendar::day_number(iso).unwrap_or(0)
 }

@@ -1,0 +1,44 @@
+# Quarry — two commands for a newcomer:
+#   make run    install system packages, fetch + verify model assets, build (release),
+#               create and index the demo workspace, serve http://127.0.0.1:8080
+#   make test   the whole test suite, real model included (what CI runs)
+
+SHELL := /bin/bash
+export CARGO_TARGET_DIR ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/quarry/target
+APT_PACKAGES := cmake clang libclang-dev
+BIN := $(CARGO_TARGET_DIR)/release/quarry
+
+.PHONY: run test deps assets build demo check fmt clippy
+
+run: deps assets build
+	$(BIN) serve
+
+# System packages needed to build llama.cpp (via llama-cpp-2) and its bindings.
+deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  else echo "Missing system packages:$$missing. Install them with: sudo apt-get install -y$$missing" >&2; exit 1; fi; \
+	fi
+	@command -v cargo >/dev/null || { echo "cargo not found: install Rust from rustup first" >&2; exit 1; }
+
+assets:
+	scripts/fetch-assets.sh
+
+build:
+	cargo build --release
+
+# Recreate the demo warehouse and query log (make run creates them when missing).
+demo: build
+	$(BIN) demo
+
+test: deps assets
+	QUARRY_E2E=1 cargo test --release
+
+check: fmt clippy
+
+fmt:
+	cargo fmt --check
+
+clippy:
+	cargo clippy --release --all-targets -- -D warnings

@@ -1,0 +1,248 @@
+//! Configuration: one TOML file (`quarry.toml`) plus `QUARRY_*` environment overrides.
+//! Relative paths in the file are resolved against the file's folder.
+//!
+//! It owns reading and checking settings, not acting on them.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Errors in the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read the config file {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    /// The file is not valid TOML or has unknown or ill-typed settings.
+    #[error("{path}: {message}")]
+    Format { path: PathBuf, message: String },
+    /// An environment override has a value of the wrong kind.
+    #[error("environment variable {name}={value} is not valid: {expected}")]
+    Env { name: &'static str, value: String, expected: &'static str },
+}
+
+/// All settings, with paths already resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Folder for what Quarry writes: metadata database, vector index.
+    pub workspace: PathBuf,
+    /// The SQLite warehouse that questions are answered from.
+    pub warehouse: PathBuf,
+    /// Folder of governance files (`*.toml`).
+    pub governance: PathBuf,
+    /// The analysts' query log (JSONL).
+    pub history: PathBuf,
+    /// Create the demo warehouse and log when they are missing.
+    pub demo: bool,
+    /// Folder of model assets (fetched by `scripts/fetch-assets.sh`).
+    pub assets: PathBuf,
+    /// GGUF file of the LLM.
+    pub model: PathBuf,
+    pub threads: usize,
+    pub context_tokens: u32,
+    pub max_tokens: usize,
+    /// Repair rounds after a refusal or an execution error.
+    pub max_repairs: usize,
+    pub host: String,
+    pub port: u16,
+    pub row_cap: usize,
+    pub timeout_ms: u64,
+    pub max_question_chars: usize,
+    pub retrieval_tables: usize,
+    pub retrieval_examples: usize,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    #[serde(default)]
+    workspace: WorkspaceSection,
+    #[serde(default)]
+    assets: AssetsSection,
+    #[serde(default)]
+    llm: LlmSection,
+    #[serde(default)]
+    server: ServerSection,
+    #[serde(default)]
+    limits: LimitsSection,
+    #[serde(default)]
+    retrieval: RetrievalSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WorkspaceSection {
+    dir: Option<PathBuf>,
+    warehouse: Option<PathBuf>,
+    governance: Option<PathBuf>,
+    history: Option<PathBuf>,
+    demo: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AssetsSection {
+    dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LlmSection {
+    model: Option<PathBuf>,
+    threads: Option<usize>,
+    context_tokens: Option<u32>,
+    max_tokens: Option<usize>,
+    max_repairs: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServerSection {
+    host: Option<String>,
+    port: Option<u16>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LimitsSection {
+    row_cap: Option<usize>,
+    timeout_ms: Option<u64>,
+    max_question_chars: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RetrievalSection {
+    tables: Option<usize>,
+    examples: Option<usize>,
+}
+
+/// The default model file name inside the assets folder.
+pub const DEFAULT_MODEL: &str = "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf";
+
+/// Where `scripts/fetch-assets.sh` puts model assets by default.
+pub fn default_assets_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("QUARRY_ASSETS") {
+        return PathBuf::from(dir);
+    }
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(|| PathBuf::from(".cache"));
+    cache.join("quarry").join("assets")
+}
+
+impl Config {
+    /// Reads `path` if given, else `./quarry.toml` if present, else uses defaults relative
+    /// to the current folder; then applies environment overrides.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let (file, base) = match path {
+            Some(p) => (Some(p.to_path_buf()), p.parent().map(Path::to_path_buf).unwrap_or_default()),
+            None if Path::new("quarry.toml").is_file() => {
+                (Some(PathBuf::from("quarry.toml")), PathBuf::new())
+            }
+            None => (None, PathBuf::new()),
+        };
+        let parsed = match &file {
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .map_err(|source| ConfigError::Io { path: p.clone(), source })?;
+                toml::from_str::<File>(&text).map_err(|e| ConfigError::Format {
+                    path: p.clone(),
+                    message: e.to_string().trim_end().to_string(),
+                })?
+            }
+            None => File::default(),
+        };
+        let mut config = Config::from_file(parsed, &base);
+        config.apply_env()?;
+        Ok(config)
+    }
+
+    /// Defaults for a workspace folder (used by tests and by `Config::load`).
+    pub fn for_workspace(workspace: &Path) -> Config {
+        let mut config = Config::from_file(File::default(), Path::new(""));
+        config.workspace = workspace.to_path_buf();
+        config.warehouse = workspace.join("warehouse.sqlite");
+        config.history = workspace.join("history.jsonl");
+        config
+    }
+
+    fn from_file(file: File, base: &Path) -> Config {
+        let resolve = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
+        let workspace = resolve(file.workspace.dir.unwrap_or_else(|| PathBuf::from("workspace")));
+        let assets = file.assets.dir.map(resolve).unwrap_or_else(default_assets_dir);
+        let model = file.llm.model.unwrap_or_else(|| PathBuf::from(DEFAULT_MODEL));
+        let model = if model.components().count() == 1 { assets.join(model) } else { resolve(model) };
+        Config {
+            warehouse: file
+                .workspace
+                .warehouse
+                .map(resolve)
+                .unwrap_or_else(|| workspace.join("warehouse.sqlite")),
+            governance: resolve(file.workspace.governance.unwrap_or_else(|| PathBuf::from("schemas/demo"))),
+            history: file.workspace.history.map(resolve).unwrap_or_else(|| workspace.join("history.jsonl")),
+            demo: file.workspace.demo.unwrap_or(true),
+            workspace,
+            assets,
+            model,
+            threads: file.llm.threads.unwrap_or_else(default_threads),
+            context_tokens: file.llm.context_tokens.unwrap_or(4096),
+            max_tokens: file.llm.max_tokens.unwrap_or(256),
+            max_repairs: file.llm.max_repairs.unwrap_or(1),
+            host: file.server.host.unwrap_or_else(|| "127.0.0.1".to_string()),
+            port: file.server.port.unwrap_or(8080),
+            row_cap: file.limits.row_cap.unwrap_or(1000),
+            timeout_ms: file.limits.timeout_ms.unwrap_or(10_000),
+            max_question_chars: file.limits.max_question_chars.unwrap_or(2000),
+            retrieval_tables: file.retrieval.tables.unwrap_or(4),
+            retrieval_examples: file.retrieval.examples.unwrap_or(3),
+        }
+    }
+
+    fn apply_env(&mut self) -> Result<(), ConfigError> {
+        fn var(name: &'static str) -> Option<String> {
+            std::env::var(name).ok().filter(|v| !v.is_empty())
+        }
+        fn number<T: std::str::FromStr>(
+            name: &'static str,
+            expected: &'static str,
+        ) -> Result<Option<T>, ConfigError> {
+            var(name)
+                .map(|v| v.parse::<T>().map_err(|_| ConfigError::Env { name, value: v, expected }))
+                .transpose()
+        }
+        if let Some(v) = var("QUARRY_WORKSPACE") {
+            let workspace = PathBuf::from(v);
+            self.warehouse = workspace.join("warehouse.sqlite");
+            self.history = workspace.join("history.jsonl");
+            self.workspace = workspace;
+        }
+        if let Some(v) = var("QUARRY_WAREHOUSE") {
+            self.warehouse = PathBuf::from(v);
+        }
+        if let Some(v) = var("QUARRY_GOVERNANCE") {
+            self.governance = PathBuf::from(v);
+        }
+        if let Some(v) = var("QUARRY_HISTORY") {
+            self.history = PathBuf::from(v);
+        }
+        if let Some(v) = var("QUARRY_MODEL") {
+            self.model = PathBuf::from(v);
+        }
+        if let Some(n) = number("QUARRY_THREADS", "a number of threads, e.g. 2")? {
+            self.threads = n;
+        }
+        if let Some(n) = number("QUARRY_PORT", "a TCP port number, e.g. 8080")? {
+            self.port = n;
+        }
+        if let Some(v) = var("QUARRY_HOST") {
+            self.host = v;
+        }
+        Ok(())
+    }
+}
+
+fn default_threads() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
+}

@@ -1,0 +1,207 @@
+//! Evaluation: execution accuracy scored the way the official Spider evaluation compares
+//! results (rows as a multiset; order only when the gold query has ORDER BY), and the demo
+//! suite of questions with hand-written gold SQL.
+//!
+//! Gold SQL goes through the same validator and executor as everything else.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::execute::ResultSet;
+use crate::pipeline::{AskError, Principal, Quarry, Timings};
+
+/// The demo questions with gold SQL (TOML: `[[case]] question = …, gold = …`).
+pub const DEMO_QUESTIONS: &str = include_str!("demo/questions.toml");
+
+/// One question and its gold SQL.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Case {
+    pub question: String,
+    pub gold: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CaseFile {
+    case: Vec<Case>,
+}
+
+/// Errors while evaluating.
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    /// The cases file is malformed.
+    #[error("the evaluation cases are malformed: {0}")]
+    Cases(String),
+    /// A gold query failed; the case itself is wrong.
+    #[error("gold SQL for \"{question}\" failed: {error}")]
+    Gold { question: String, error: String },
+}
+
+/// Parses a TOML file of cases.
+pub fn parse_cases(text: &str) -> Result<Vec<Case>, EvalError> {
+    toml::from_str::<CaseFile>(text).map(|f| f.case).map_err(|e| EvalError::Cases(e.to_string()))
+}
+
+/// True when the query sorts its final result (the official evaluation then compares order).
+pub fn has_order_by(sql: &str) -> bool {
+    sql.to_lowercase().split_whitespace().collect::<Vec<_>>().windows(2).any(|w| w == ["order", "by"])
+}
+
+/// A cell in canonical form: numbers compare by value (3 == 3.0), text as is.
+fn canonical(value: &Value) -> String {
+    match value {
+        Value::Number(n) => match n.as_f64() {
+            Some(f) if f.fract() == 0.0 && f.abs() < 1e15 => format!("{}", f as i64),
+            Some(f) => format!("{f}"),
+            None => n.to_string(),
+        },
+        Value::String(s) => format!("'{s}"),
+        Value::Null => "NULL".to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// Same rows (as a multiset, or as a sequence when `ordered`), compared by column position.
+pub fn same_result(gold: &ResultSet, predicted: &ResultSet, ordered: bool) -> bool {
+    if gold.rows.len() != predicted.rows.len() {
+        return false;
+    }
+    if gold.columns.len() != predicted.columns.len() && !gold.rows.is_empty() {
+        return false;
+    }
+    let canon = |rs: &ResultSet| -> Vec<Vec<String>> {
+        rs.rows.iter().map(|row| row.iter().map(canonical).collect()).collect()
+    };
+    let (mut g, mut p) = (canon(gold), canon(predicted));
+    if !ordered {
+        g.sort();
+        p.sort();
+    }
+    g == p
+}
+
+/// How one case went.
+#[derive(Debug, Clone, Serialize)]
+pub struct CaseResult {
+    pub question: String,
+    pub gold: String,
+    pub predicted: Option<String>,
+    pub correct: bool,
+    pub error: Option<String>,
+    pub repairs: usize,
+    pub timings: Timings,
+}
+
+/// Totals of a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub cases: usize,
+    pub correct: usize,
+    /// Execution accuracy in percent.
+    pub ex: f64,
+    pub model: String,
+}
+
+/// Asks every case's question and compares the answer's rows with the gold query's rows.
+pub fn run_cases(
+    quarry: &Quarry,
+    cases: &[Case],
+    mut progress: impl FnMut(usize, &CaseResult),
+) -> Result<(Vec<CaseResult>, Summary), EvalError> {
+    let principal = Principal { name: "eval".to_string() };
+    let mut results = Vec::new();
+    for (i, case) in cases.iter().enumerate() {
+        let gold = quarry
+            .run_sql(&case.gold, &principal)
+            .map_err(|e| EvalError::Gold { question: case.question.clone(), error: e.to_string() })?;
+        let result = match quarry.ask(&case.question, &principal) {
+            Ok(answer) => CaseResult {
+                question: case.question.clone(),
+                gold: case.gold.clone(),
+                predicted: Some(answer.sql.clone()),
+                correct: same_result(&gold.result, &answer.result, has_order_by(&case.gold)),
+                error: None,
+                repairs: answer.repairs.len(),
+                timings: answer.timings,
+            },
+            Err(e) => {
+                let predicted = match &e {
+                    AskError::Refused { sql, .. } | AskError::Execution { sql, .. } => Some(sql.clone()),
+                    _ => None,
+                };
+                CaseResult {
+                    question: case.question.clone(),
+                    gold: case.gold.clone(),
+                    predicted,
+                    correct: false,
+                    error: Some(e.to_string()),
+                    repairs: 0,
+                    timings: Timings::default(),
+                }
+            }
+        };
+        progress(i, &result);
+        results.push(result);
+    }
+    let correct = results.iter().filter(|r| r.correct).count();
+    let summary = Summary {
+        cases: results.len(),
+        correct,
+        ex: if results.is_empty() { 0.0 } else { 100.0 * correct as f64 / results.len() as f64 },
+        model: quarry.model_id().to_string(),
+    };
+    Ok((results, summary))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn rs(rows: Vec<Vec<Value>>) -> ResultSet {
+        let width = rows.first().map(Vec::len).unwrap_or(0);
+        ResultSet {
+            columns: (0..width).map(|i| format!("c{i}")).collect(),
+            rows,
+            truncated: false,
+            elapsed_ms: 0,
+        }
+    }
+
+    #[test]
+    fn multiset_comparison_ignores_order_but_not_duplicates() {
+        let gold =
+            rs(vec![vec![json!("a"), json!(1)], vec![json!("b"), json!(2)], vec![json!("b"), json!(2)]]);
+        let reordered =
+            rs(vec![vec![json!("b"), json!(2)], vec![json!("a"), json!(1)], vec![json!("b"), json!(2)]]);
+        let deduplicated = rs(vec![vec![json!("a"), json!(1)], vec![json!("b"), json!(2)]]);
+        let other_dupes =
+            rs(vec![vec![json!("a"), json!(1)], vec![json!("a"), json!(1)], vec![json!("b"), json!(2)]]);
+        assert!(same_result(&gold, &reordered, false));
+        assert!(!same_result(&gold, &reordered, true));
+        assert!(!same_result(&gold, &deduplicated, false));
+        assert!(!same_result(&gold, &other_dupes, false));
+    }
+
+    #[test]
+    fn numbers_compare_by_value_and_text_is_not_a_number() {
+        assert!(same_result(&rs(vec![vec![json!(3)]]), &rs(vec![vec![json!(3.0)]]), true));
+        assert!(!same_result(&rs(vec![vec![json!(3)]]), &rs(vec![vec![json!("3")]]), true));
+        assert!(!same_result(&rs(vec![vec![json!(2.5)]]), &rs(vec![vec![json!(2.4)]]), true));
+        assert!(same_result(&rs(vec![]), &rs(vec![]), true));
+    }
+
+    #[test]
+    fn order_by_is_detected_across_whitespace() {
+        assert!(has_order_by("SELECT a FROM t ORDER BY a"));
+        assert!(has_order_by("select a from t order\n  by a desc"));
+        assert!(!has_order_by("SELECT border, bypass FROM t"));
+    }
+
+    #[test]
+    fn demo_cases_parse() {
+        let cases = parse_cases(DEMO_QUESTIONS).expect("demo questions parse");
+        assert!(cases.len() >= 20, "need at least 20 demo questions, have {}", cases.len());
+    }
+}

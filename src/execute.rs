@@ -1,0 +1,135 @@
+//! The executor: runs a `ValidatedQuery` (and nothing else) on the warehouse, behind a second
+//! wall in case the validator ever has a bug: a read-only connection with `query_only` set, an
+//! authorizer that denies everything but reads and allow-listed functions, a deadline, and a
+//! row cap.
+//!
+//! No function here, or anywhere else, executes a `&str` of SQL on the warehouse.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, OpenFlags};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::validate::{is_allowed_function, ValidatedQuery};
+
+/// Rows returned by a query, typed as JSON values.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ResultSet {
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<Value>>,
+    /// True when the query had more rows than the cap and only the first ones are here.
+    pub truncated: bool,
+    pub elapsed_ms: u64,
+}
+
+/// Errors from running a query.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecuteError {
+    /// The warehouse file could not be opened.
+    #[error("cannot open the warehouse {path}: {source}")]
+    Open { path: PathBuf, source: rusqlite::Error },
+    /// The query ran longer than allowed and was stopped.
+    #[error("the query ran longer than {0:?} and was stopped; add filters or aggregate earlier")]
+    Timeout(Duration),
+    /// The database refused or failed the query.
+    #[error("the warehouse rejected the query: {0}")]
+    Database(String),
+}
+
+/// Runs validated queries on one SQLite warehouse.
+#[derive(Debug, Clone)]
+pub struct Executor {
+    warehouse: PathBuf,
+    timeout: Duration,
+    row_cap: usize,
+}
+
+impl Executor {
+    pub fn new(warehouse: &Path, timeout: Duration, row_cap: usize) -> Self {
+        Executor { warehouse: warehouse.to_path_buf(), timeout, row_cap: row_cap.max(1) }
+    }
+
+    pub fn row_cap(&self) -> usize {
+        self.row_cap
+    }
+
+    fn connect(&self, deadline: Instant) -> Result<Connection, ExecuteError> {
+        let open_err = |source| ExecuteError::Open { path: self.warehouse.clone(), source };
+        if !self.warehouse.is_file() {
+            return Err(open_err(rusqlite::Error::InvalidPath(self.warehouse.clone())));
+        }
+        let mut conn = Connection::open_with_flags(
+            &self.warehouse,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(open_err)?;
+        conn.pragma_update(None, "query_only", true).map_err(open_err)?;
+        conn.authorizer(Some(authorize)).map_err(open_err)?;
+        conn.progress_handler(1_000, Some(move || Instant::now() > deadline)).map_err(open_err)?;
+        Ok(conn)
+    }
+
+    /// Runs the query, returning at most `row_cap` rows.
+    pub fn run(&self, query: &ValidatedQuery) -> Result<ResultSet, ExecuteError> {
+        let started = Instant::now();
+        let deadline = started + self.timeout;
+        let conn = self.connect(deadline)?;
+        let db_err = |e: rusqlite::Error| {
+            if Instant::now() > deadline {
+                ExecuteError::Timeout(self.timeout)
+            } else {
+                ExecuteError::Database(e.to_string())
+            }
+        };
+        let mut stmt = conn.prepare(query.sql()).map_err(db_err)?;
+        if !stmt.readonly() {
+            return Err(ExecuteError::Database("statement is not read-only".into()));
+        }
+        let columns: Vec<String> = stmt.column_names().into_iter().map(String::from).collect();
+        let mut rows = Vec::new();
+        let mut truncated = false;
+        let mut cursor = stmt.query([]).map_err(db_err)?;
+        while let Some(row) = cursor.next().map_err(db_err)? {
+            if rows.len() == self.row_cap {
+                truncated = true;
+                break;
+            }
+            let mut values = Vec::with_capacity(columns.len());
+            for i in 0..columns.len() {
+                values.push(json_value(row.get_ref(i).map_err(db_err)?));
+            }
+            rows.push(values);
+        }
+        Ok(ResultSet { columns, rows, truncated, elapsed_ms: started.elapsed().as_millis() as u64 })
+    }
+}
+
+/// The second wall: reads and allow-listed functions only.
+fn authorize(ctx: AuthContext<'_>) -> Authorization {
+    match ctx.action {
+        AuthAction::Select | AuthAction::Recursive => Authorization::Allow,
+        AuthAction::Read { table_name, .. } => {
+            if table_name.to_ascii_lowercase().starts_with("sqlite_") {
+                Authorization::Deny
+            } else {
+                Authorization::Allow
+            }
+        }
+        AuthAction::Function { function_name } if is_allowed_function(function_name) => Authorization::Allow,
+        _ => Authorization::Deny,
+    }
+}
+
+fn json_value(value: ValueRef<'_>) -> Value {
+    match value {
+        ValueRef::Null => Value::Null,
+        ValueRef::Integer(i) => Value::from(i),
+        ValueRef::Real(f) => serde_json::Number::from_f64(f).map(Value::Number).unwrap_or(Value::Null),
+        ValueRef::Text(t) => Value::String(String::from_utf8_lossy(t).into_owned()),
+        ValueRef::Blob(b) => Value::String(format!("<{} bytes>", b.len())),
+    }
+}

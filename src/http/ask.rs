@@ -1,0 +1,30 @@
+//! `POST /api/v1/ask`: a question in plain language -> SQL, rows, tables and evidence.
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::State;
+use axum::routing::post;
+use axum::{Json, Router};
+use serde::Deserialize;
+
+use super::{blocking, ApiError, AppState};
+use crate::pipeline::{Answer, Principal};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AskRequest {
+    question: String,
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/ask", post(ask))
+}
+
+async fn ask(
+    State(state): State<AppState>,
+    body: Result<Json<AskRequest>, JsonRejection>,
+) -> Result<Json<Answer>, ApiError> {
+    let Json(request) = body?;
+    let quarry = state.quarry.clone();
+    let answer = blocking(move || quarry.ask(&request.question, &Principal::local())).await?;
+    Ok(Json(answer))
+}

@@ -1,0 +1,178 @@
+//! The HTTP surface: JSON under `/api/v1/...`, `/healthz`, and the web page at `/`.
+//!
+//! Only this layer knows status codes and wire types. Each resource module exposes a
+//! `router()`; they are merged here over one `AppState`, and every error becomes an `ApiError`.
+
+mod ask;
+mod health;
+mod sql;
+
+use std::sync::Arc;
+
+use axum::extract::rejection::JsonRejection;
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+
+use crate::pipeline::{AskError, Quarry};
+use crate::validate::Violation;
+
+/// The state every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub quarry: Arc<Quarry>,
+}
+
+/// Largest request body accepted, in bytes.
+const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// The whole application, ready to serve (or to call with `oneshot` in tests).
+pub fn app(quarry: Arc<Quarry>) -> Router {
+    let state = AppState { quarry };
+    Router::new()
+        .route("/", get(index))
+        .merge(health::router())
+        .nest("/api/v1", ask::router().merge(sql::router()))
+        .fallback(not_found)
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+async fn index() -> Html<&'static str> {
+    Html(include_str!("../../web/index.html"))
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound
+}
+
+/// Body of every error response.
+#[derive(Debug, Serialize)]
+struct ErrorBody {
+    /// Stable machine-readable code.
+    error: &'static str,
+    /// What went wrong and how to fix it, for a person.
+    message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sql: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    violations: Vec<Violation>,
+}
+
+/// Every way a request can fail, as the client sees it.
+#[derive(Debug)]
+pub enum ApiError {
+    /// The body is not the JSON this endpoint expects.
+    BadJson(String),
+    /// A field has a value the endpoint cannot use.
+    BadRequest(String),
+    /// The body is larger than the server accepts.
+    TooLarge,
+    /// No such route.
+    NotFound,
+    /// The pipeline refused or could not answer.
+    Ask(AskError),
+    /// A blocking task failed unexpectedly.
+    Internal(String),
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::TooLarge
+        } else {
+            ApiError::BadJson(rejection.body_text())
+        }
+    }
+}
+
+impl From<AskError> for ApiError {
+    fn from(e: AskError) -> Self {
+        ApiError::Ask(e)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = |error, message: String| ErrorBody { error, message, sql: None, violations: Vec::new() };
+        let (status, body) = match self {
+            ApiError::BadJson(message) => (StatusCode::BAD_REQUEST, body("bad_json", message)),
+            ApiError::BadRequest(message) => (StatusCode::BAD_REQUEST, body("bad_request", message)),
+            ApiError::TooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                body("too_large", format!("the request body is over {MAX_BODY_BYTES} bytes; send less")),
+            ),
+            ApiError::NotFound => (
+                StatusCode::NOT_FOUND,
+                body("not_found", "no such endpoint; see /api/v1/ask, /api/v1/sql, /healthz".into()),
+            ),
+            ApiError::Ask(e) => match e {
+                AskError::InvalidQuestion(message) => {
+                    (StatusCode::BAD_REQUEST, body("invalid_question", message))
+                }
+                AskError::Refused { sql, refusal } => (
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    ErrorBody {
+                        error: "refused",
+                        message: "the query was refused by the validator; see violations".into(),
+                        sql: Some(sql),
+                        violations: refusal.violations,
+                    },
+                ),
+                AskError::Execution { sql, source } => (
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    ErrorBody {
+                        error: "execution_failed",
+                        message: source.to_string(),
+                        sql: Some(sql),
+                        violations: Vec::new(),
+                    },
+                ),
+                AskError::Llm(e) => {
+                    tracing::error!("llm: {e}");
+                    (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        body(
+                            "llm_unavailable",
+                            "the language model could not answer; see the server log".into(),
+                        ),
+                    )
+                }
+                AskError::Retrieve(e) => {
+                    tracing::error!("retrieve: {e}");
+                    (
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        body("internal", "retrieval failed; see the server log".into()),
+                    )
+                }
+                AskError::Audit(e) => {
+                    tracing::error!("audit: {e}");
+                    (
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        body("internal", "the audit log could not be written; see the server log".into()),
+                    )
+                }
+            },
+            ApiError::Internal(e) => {
+                tracing::error!("internal: {e}");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    body("internal", "internal error; see the server log".into()),
+                )
+            }
+        };
+        (status, Json(body)).into_response()
+    }
+}
+
+/// Runs blocking pipeline work off the async threads.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, AskError> + Send + 'static,
+) -> Result<T, ApiError> {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(result) => result.map_err(ApiError::from),
+        Err(e) => Err(ApiError::Internal(e.to_string())),
+    }
+}

@@ -1,0 +1,153 @@
+//! Indexing: turns the catalog into table documents and the query history into intent
+//! documents, embeds both, and stores them in the vector store.
+//!
+//! Indexing is idempotent: a fingerprint of everything that goes in (model, documents) is kept
+//! next to the index, and an unchanged input is not embedded again.
+
+use std::path::Path;
+use std::time::Instant;
+
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
+
+use crate::catalog::{Catalog, Table};
+use crate::embed::{EmbedError, Embedder};
+use crate::history::{History, SkippedLine};
+use crate::vector_store::{Collection, Point, VectorStore, VectorStoreError};
+
+/// Errors while indexing.
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    #[error(transparent)]
+    Embed(#[from] EmbedError),
+    #[error(transparent)]
+    Store(#[from] VectorStoreError),
+    /// The fingerprint file could not be written.
+    #[error("cannot write the index fingerprint {path}: {source}")]
+    Fingerprint { path: String, source: std::io::Error },
+}
+
+/// What indexing did.
+#[derive(Debug, Clone, Serialize)]
+pub struct IndexReport {
+    pub tables: usize,
+    pub queries: usize,
+    pub skipped: Vec<SkippedLine>,
+    /// False when the existing index was already up to date.
+    pub rebuilt: bool,
+    pub elapsed_ms: u64,
+}
+
+/// The text embedded for a table: what it is, its columns, its governance.
+pub fn table_document(table: &Table) -> String {
+    let mut doc = format!("Table {}", table.name);
+    if !table.description.is_empty() {
+        doc.push_str(": ");
+        doc.push_str(&table.description);
+    }
+    if let Some(domain) = &table.domain {
+        doc.push_str(&format!(" Domain: {domain}."));
+    }
+    let columns: Vec<String> = table
+        .columns
+        .iter()
+        .map(|c| {
+            if c.description.is_empty() {
+                c.name.clone()
+            } else {
+                format!("{} ({})", c.name, c.description)
+            }
+        })
+        .collect();
+    doc.push_str(&format!(" Columns: {}.", columns.join(", ")));
+    doc
+}
+
+fn table_payload(table: &Table) -> Map<String, Value> {
+    let payload = json!({
+        "table": table.name,
+        "tier": table.tier.map(|t| t.number()).unwrap_or(0),
+        "deprecated": table.deprecated.is_some(),
+        "domain": table.domain.clone().unwrap_or_default(),
+    });
+    match payload {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    }
+}
+
+/// Makes sure the vector store holds the current catalog and history.
+pub fn ensure_index(
+    catalog: &Catalog,
+    history: &History,
+    embedder: &dyn Embedder,
+    store: &dyn VectorStore,
+    fingerprint_file: &Path,
+) -> Result<IndexReport, IndexError> {
+    let started = Instant::now();
+    let tables: Vec<&Table> = catalog.tables().collect();
+    let table_docs: Vec<String> = tables.iter().map(|t| table_document(t)).collect();
+    let query_docs: Vec<String> = history.queries.iter().map(|q| q.intent_text()).collect();
+
+    let mut hasher = Sha256::new();
+    hasher.update(embedder.model_id());
+    for doc in table_docs.iter().chain(&query_docs) {
+        hasher.update((doc.len() as u64).to_le_bytes());
+        hasher.update(doc);
+    }
+    for q in &history.queries {
+        hasher.update(&q.logged.sql);
+    }
+    let fingerprint = format!("{:x}", hasher.finalize());
+    let up_to_date = std::fs::read_to_string(fingerprint_file).is_ok_and(|f| f.trim() == fingerprint)
+        && store.count(Collection::Tables)? == tables.len()
+        && store.count(Collection::Queries)? == history.queries.len();
+    let report = |rebuilt| IndexReport {
+        tables: tables.len(),
+        queries: history.queries.len(),
+        skipped: history.skipped.clone(),
+        rebuilt,
+        elapsed_ms: started.elapsed().as_millis() as u64,
+    };
+    if up_to_date {
+        return Ok(report(false));
+    }
+
+    let vectors = embedder.embed(&table_docs)?;
+    let points = tables
+        .iter()
+        .zip(vectors)
+        .enumerate()
+        .map(|(i, (table, vector))| Point { id: i as u64, vector, payload: table_payload(table) })
+        .collect();
+    store.replace_all(Collection::Tables, points)?;
+
+    let vectors = embedder.embed(&query_docs)?;
+    let points = history
+        .queries
+        .iter()
+        .zip(vectors)
+        .enumerate()
+        .map(|(i, (query, vector))| {
+            let payload = json!({
+                "line": query.line,
+                "label": query.label(),
+                "sql": query.logged.sql,
+                "author": query.logged.author,
+                "timestamp": query.logged.timestamp,
+                "tables": query.tables,
+            });
+            let payload = match payload {
+                Value::Object(map) => map,
+                _ => Map::new(),
+            };
+            Point { id: i as u64, vector, payload }
+        })
+        .collect();
+    store.replace_all(Collection::Queries, points)?;
+
+    std::fs::write(fingerprint_file, &fingerprint)
+        .map_err(|source| IndexError::Fingerprint { path: fingerprint_file.display().to_string(), source })?;
+    Ok(report(true))
+}

@@ -1,0 +1,427 @@
+//! The pipeline: the one place that orders the stages. A question flows
+//! retrieve -> prompt -> generate -> validate -> (repair) -> execute -> answer; SQL from a user
+//! or tool flows validate -> execute -> answer. Every request leaves an audit record.
+//!
+//! Stages never call each other; they are called from here, each timed.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::catalog::{Catalog, CatalogError, Tier};
+use crate::config::Config;
+use crate::embed::{EmbedError, Embedder, FastEmbedder};
+use crate::execute::{ExecuteError, Executor, ResultSet};
+use crate::history::{History, HistoryError};
+use crate::index::{ensure_index, IndexError, IndexReport};
+use crate::llm::{GenerationParams, LlamaCppLlm, Llm, LlmError};
+use crate::metadata::{AuditKind, AuditRecord, Metadata, MetadataError, Outcome};
+use crate::prompt::{self, FailedAttempt};
+use crate::retrieve::{retrieve, Example, RetrievalBudget, RetrieveError, TableCandidate};
+use crate::validate::{validate, DraftSql, Refusal, ValidatedQuery, Violation};
+use crate::vector_store::{QdrantEdgeStore, VectorStore, VectorStoreError};
+
+/// Who is asking. Roles and attributes arrive with API keys; until then every caller is the
+/// local analyst.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Principal {
+    pub name: String,
+}
+
+impl Principal {
+    pub fn local() -> Principal {
+        Principal { name: "local-analyst".to_string() }
+    }
+}
+
+/// Errors while opening a workspace.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("cannot create the demo workspace: {0}")]
+    Demo(#[from] crate::demo::DemoError),
+    #[error(
+        "the warehouse {0} does not exist; set [workspace].warehouse in quarry.toml or run `quarry demo`"
+    )]
+    NoWarehouse(String),
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    #[error(transparent)]
+    History(#[from] HistoryError),
+    #[error(transparent)]
+    Embed(#[from] EmbedError),
+    #[error(transparent)]
+    Store(#[from] VectorStoreError),
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    #[error(transparent)]
+    Metadata(#[from] MetadataError),
+    #[error(transparent)]
+    Llm(#[from] LlmError),
+}
+
+/// Why a request got no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum AskError {
+    /// The question is empty or too long.
+    #[error("{0}")]
+    InvalidQuestion(String),
+    /// The SQL (written by the model or sent by the caller) was refused by the validator.
+    #[error("the query was refused: {refusal}")]
+    Refused { sql: String, refusal: Refusal },
+    /// The SQL was valid but the warehouse could not run it.
+    #[error("{source}")]
+    Execution { sql: String, source: ExecuteError },
+    #[error(transparent)]
+    Retrieve(#[from] RetrieveError),
+    #[error(transparent)]
+    Llm(#[from] LlmError),
+    /// The audit record could not be written, so no answer is given.
+    #[error("cannot write the audit record: {0}")]
+    Audit(#[from] MetadataError),
+}
+
+/// Time spent in each stage, in milliseconds, and the model's token counts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Timings {
+    pub embed_ms: u64,
+    pub retrieve_ms: u64,
+    pub prompt_tokens: usize,
+    pub completion_tokens: usize,
+    pub generate_ms: u64,
+    pub validate_ms: u64,
+    pub execute_ms: u64,
+    pub total_ms: u64,
+}
+
+/// A table the answer reads, with its governance and the evidence for choosing it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TableUse {
+    pub name: String,
+    pub tier: Option<u8>,
+    pub owner: Option<String>,
+    pub deprecated_for: Option<String>,
+    pub evidence: Vec<String>,
+}
+
+/// The answer to a question.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Answer {
+    pub question: String,
+    pub sql: String,
+    /// Tables the SQL reads.
+    pub tables: Vec<TableUse>,
+    /// Tables retrieval offered to the model, best first.
+    pub candidates: Vec<TableCandidate>,
+    pub examples: Vec<Example>,
+    pub result: ResultSet,
+    pub warnings: Vec<Violation>,
+    /// Earlier attempts that were refused or failed and then repaired.
+    pub repairs: Vec<RepairNote>,
+    pub model: String,
+    pub timings: Timings,
+}
+
+/// One repaired attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RepairNote {
+    pub sql: String,
+    pub error: String,
+}
+
+/// The result of running caller-supplied SQL.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SqlAnswer {
+    pub sql: String,
+    pub tables: Vec<TableUse>,
+    pub result: ResultSet,
+    pub warnings: Vec<Violation>,
+    pub timings: Timings,
+}
+
+/// An open workspace: catalog, index, model, warehouse, metadata.
+pub struct Quarry {
+    config: Config,
+    catalog: Catalog,
+    embedder: Arc<dyn Embedder>,
+    store: Arc<dyn VectorStore>,
+    /// None when opened for SQL only (`quarry sql`, `quarry index`): asking then fails clearly.
+    llm: Option<Arc<dyn Llm>>,
+    executor: Executor,
+    metadata: Metadata,
+    index_report: IndexReport,
+}
+
+/// Loads the embedded default model from the configured assets.
+pub fn load_default_llm(config: &Config) -> Result<Arc<dyn Llm>, LlmError> {
+    Ok(Arc::new(LlamaCppLlm::load(&config.model, config.threads, config.context_tokens)?))
+}
+
+/// Loads the embedded default embedder from the configured assets.
+pub fn load_default_embedder(config: &Config) -> Result<Arc<dyn Embedder>, EmbedError> {
+    let model_dir = config.assets.join("all-minilm-l6-v2");
+    let runtime = config.assets.join("onnxruntime").join("libonnxruntime.so.1.31.1");
+    Ok(Arc::new(FastEmbedder::load(&model_dir, &runtime, config.threads)?))
+}
+
+impl Quarry {
+    /// Opens the workspace of `config`, creating the demo warehouse when configured and
+    /// missing, and (re)indexing when the catalog or history changed.
+    pub fn open(
+        config: Config,
+        embedder: Arc<dyn Embedder>,
+        llm: Option<Arc<dyn Llm>>,
+    ) -> Result<Quarry, OpenError> {
+        if !config.warehouse.is_file() {
+            if !config.demo {
+                return Err(OpenError::NoWarehouse(config.warehouse.display().to_string()));
+            }
+            crate::demo::create(&config.warehouse, &config.history, crate::demo::DEFAULT_SEED)?;
+        }
+        let catalog = Catalog::load(&config.warehouse, &config.governance)?;
+        let history = if config.history.is_file() || config.demo {
+            History::load(&config.history, &catalog)?
+        } else {
+            History::default()
+        };
+        let store: Arc<dyn VectorStore> =
+            Arc::new(QdrantEdgeStore::open(&config.workspace.join("vectors"), embedder.dimension())?);
+        let index_report = ensure_index(
+            &catalog,
+            &history,
+            embedder.as_ref(),
+            store.as_ref(),
+            &config.workspace.join("vectors").join("fingerprint"),
+        )?;
+        let metadata = Metadata::open(&config.workspace.join("quarry.db"))?;
+        let executor =
+            Executor::new(&config.warehouse, Duration::from_millis(config.timeout_ms), config.row_cap);
+        Ok(Quarry { config, catalog, embedder, store, llm, executor, metadata, index_report })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    pub fn metadata(&self) -> &Metadata {
+        &self.metadata
+    }
+
+    pub fn index_report(&self) -> &IndexReport {
+        &self.index_report
+    }
+
+    /// The model in use, or "none" when opened without one.
+    pub fn model_id(&self) -> &str {
+        self.llm.as_deref().map(|llm| llm.model_id()).unwrap_or("none")
+    }
+
+    /// The tables a query reads; `candidates` are retrieval's picks when a model wrote the SQL.
+    fn table_uses(&self, query: &ValidatedQuery, candidates: Option<&[TableCandidate]>) -> Vec<TableUse> {
+        query
+            .tables()
+            .iter()
+            .filter_map(|name| self.catalog.table(name))
+            .map(|t| TableUse {
+                name: t.name.clone(),
+                tier: t.tier.map(Tier::number),
+                owner: t.owner.clone(),
+                deprecated_for: t.deprecated.as_ref().map(|d| d.replacement.clone()),
+                evidence: match candidates {
+                    None => Vec::new(),
+                    Some(candidates) => candidates
+                        .iter()
+                        .find(|c| c.name == t.name)
+                        .map(|c| c.evidence.clone())
+                        .unwrap_or_else(
+                            || vec!["chosen by the model, not among the retrieved tables".into()],
+                        ),
+                },
+            })
+            .collect()
+    }
+
+    fn check_question(&self, question: &str) -> Result<(), AskError> {
+        let chars = question.chars().count();
+        if question.trim().is_empty() {
+            return Err(AskError::InvalidQuestion("the question is empty: ask something, e.g. \"which 5 countries had the most active users last month?\"".into()));
+        }
+        if chars > self.config.max_question_chars {
+            return Err(AskError::InvalidQuestion(format!(
+                "the question has {chars} characters, more than the limit of {}; shorten it",
+                self.config.max_question_chars
+            )));
+        }
+        Ok(())
+    }
+
+    /// Answers a question in plain language.
+    pub fn ask(&self, question: &str, principal: &Principal) -> Result<Answer, AskError> {
+        let started = Instant::now();
+        let outcome = self.ask_inner(question);
+        let total_ms = started.elapsed().as_millis() as u64;
+        let (audit_outcome, sql, rows, detail) = match &outcome {
+            Ok(a) => (
+                Outcome::Answered,
+                Some(a.sql.clone()),
+                Some(a.result.rows.len()),
+                serde_json::json!({
+                    "tables": a.tables.iter().map(|t| &t.name).collect::<Vec<_>>(),
+                    "repairs": a.repairs.len(),
+                    "model": a.model,
+                    "timings": a.timings,
+                }),
+            ),
+            Err(AskError::Refused { sql, refusal }) => (
+                Outcome::Refused,
+                Some(sql.clone()),
+                None,
+                serde_json::json!({ "violations": refusal.violations }),
+            ),
+            Err(AskError::Execution { sql, source }) => {
+                (Outcome::Failed, Some(sql.clone()), None, serde_json::json!({ "error": source.to_string() }))
+            }
+            Err(e) => (Outcome::Failed, None, None, serde_json::json!({ "error": e.to_string() })),
+        };
+        self.metadata.audit(&AuditRecord {
+            principal: principal.name.clone(),
+            kind: AuditKind::Ask,
+            question: Some(question.to_string()),
+            sql,
+            outcome: audit_outcome,
+            row_count: rows,
+            duration_ms: total_ms,
+            detail,
+        })?;
+        outcome.map(|mut a| {
+            a.timings.total_ms = total_ms;
+            a
+        })
+    }
+
+    fn ask_inner(&self, question: &str) -> Result<Answer, AskError> {
+        self.check_question(question)?;
+        let question = question.trim();
+        let mut timings = Timings::default();
+        let budget = RetrievalBudget {
+            tables: self.config.retrieval_tables,
+            examples: self.config.retrieval_examples,
+        };
+        let retrieved =
+            retrieve(question, &self.catalog, self.embedder.as_ref(), self.store.as_ref(), budget)?;
+        timings.embed_ms = retrieved.embed_ms;
+        timings.retrieve_ms = retrieved.search_ms;
+
+        let llm = self.llm.as_deref().ok_or(LlmError::NotLoaded)?;
+        let params =
+            GenerationParams { max_tokens: self.config.max_tokens, stop: vec![prompt::STOP.to_string()] };
+        let today = crate::calendar::today();
+        let mut failed: Vec<FailedAttempt> = Vec::new();
+        let mut last_error = None;
+        for _attempt in 0..=self.config.max_repairs {
+            let chat = prompt::build(question, &retrieved, &self.catalog, &today, &failed);
+            tracing::debug!(system = %chat.system, user = %chat.user, "prompt");
+            let stage = Instant::now();
+            let generation = llm.generate(&chat, &params)?;
+            timings.generate_ms += stage.elapsed().as_millis() as u64;
+            timings.prompt_tokens += generation.prompt_tokens;
+            timings.completion_tokens += generation.completion_tokens;
+
+            let draft = prompt::extract_sql(&generation.text);
+            let stage = Instant::now();
+            let verdict = validate(&draft, &self.catalog);
+            timings.validate_ms += stage.elapsed().as_millis() as u64;
+            let query = match verdict {
+                Ok(query) => query,
+                Err(refusal) => {
+                    failed.push(FailedAttempt { sql: draft.text().to_string(), error: refusal.to_string() });
+                    last_error = Some(AskError::Refused { sql: draft.text().to_string(), refusal });
+                    continue;
+                }
+            };
+            let stage = Instant::now();
+            let executed = self.executor.run(&query);
+            timings.execute_ms += stage.elapsed().as_millis() as u64;
+            match executed {
+                Ok(result) => {
+                    return Ok(Answer {
+                        question: question.to_string(),
+                        sql: query.sql().to_string(),
+                        tables: self.table_uses(&query, Some(&retrieved.tables)),
+                        candidates: retrieved.tables.clone(),
+                        examples: retrieved.examples.clone(),
+                        result,
+                        warnings: query.warnings().to_vec(),
+                        repairs: failed
+                            .into_iter()
+                            .map(|f| RepairNote { sql: f.sql, error: f.error })
+                            .collect(),
+                        model: llm.model_id().to_string(),
+                        timings,
+                    })
+                }
+                Err(source) => {
+                    failed.push(FailedAttempt { sql: query.sql().to_string(), error: source.to_string() });
+                    last_error = Some(AskError::Execution { sql: query.sql().to_string(), source });
+                }
+            }
+        }
+        Err(last_error.unwrap_or_else(|| AskError::InvalidQuestion("no attempt was made".into())))
+    }
+
+    /// Validates and runs SQL written by a user or a tool.
+    pub fn run_sql(&self, sql: &str, principal: &Principal) -> Result<SqlAnswer, AskError> {
+        let started = Instant::now();
+        let outcome = self.run_sql_inner(sql);
+        let total_ms = started.elapsed().as_millis() as u64;
+        let (audit_outcome, rows, detail) = match &outcome {
+            Ok(a) => {
+                (Outcome::Answered, Some(a.result.rows.len()), serde_json::json!({ "timings": a.timings }))
+            }
+            Err(AskError::Refused { refusal, .. }) => {
+                (Outcome::Refused, None, serde_json::json!({ "violations": refusal.violations }))
+            }
+            Err(e) => (Outcome::Failed, None, serde_json::json!({ "error": e.to_string() })),
+        };
+        self.metadata.audit(&AuditRecord {
+            principal: principal.name.clone(),
+            kind: AuditKind::Sql,
+            question: None,
+            sql: Some(sql.to_string()),
+            outcome: audit_outcome,
+            row_count: rows,
+            duration_ms: total_ms,
+            detail,
+        })?;
+        outcome.map(|mut a| {
+            a.timings.total_ms = total_ms;
+            a
+        })
+    }
+
+    fn run_sql_inner(&self, sql: &str) -> Result<SqlAnswer, AskError> {
+        let mut timings = Timings::default();
+        let draft = DraftSql::new(sql);
+        let stage = Instant::now();
+        let query = validate(&draft, &self.catalog)
+            .map_err(|refusal| AskError::Refused { sql: sql.to_string(), refusal })?;
+        timings.validate_ms = stage.elapsed().as_millis() as u64;
+        let stage = Instant::now();
+        let result = self
+            .executor
+            .run(&query)
+            .map_err(|source| AskError::Execution { sql: query.sql().to_string(), source })?;
+        timings.execute_ms = stage.elapsed().as_millis() as u64;
+        Ok(SqlAnswer {
+            sql: query.sql().to_string(),
+            tables: self.table_uses(&query, None),
+            result,
+            warnings: query.warnings().to_vec(),
+            timings,
+        })
+    }
+}

@@ -1,0 +1,139 @@
+//! Prompt assembly: the retrieved tables as compact DDL with descriptions and governance
+//! notes, the closest past queries as examples, and the question, in one chat prompt; and
+//! reading the model's reply back as a `DraftSql`.
+//!
+//! The same function builds the prompt at run time and for fine-tuning exports, so the model
+//! is trained on exactly what it sees.
+
+use std::fmt::Write;
+
+use crate::catalog::{Catalog, Table};
+use crate::llm::ChatPrompt;
+use crate::retrieve::Retrieved;
+use crate::validate::DraftSql;
+
+const SYSTEM: &str = "You are a careful data analyst who writes SQLite SQL. \
+Answer the question with exactly one SQLite SELECT statement that uses only the tables and \
+columns given. Prefer certified (tier 1) tables and never use deprecated ones. \
+Reply with the SQL only.";
+
+/// The beginning of the answer the model continues from, and where it must stop.
+pub const ASSISTANT_PREFIX: &str = "```sql\n";
+pub const STOP: &str = "```";
+
+/// A previous attempt that was refused or failed, for a repair round.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailedAttempt {
+    pub sql: String,
+    pub error: String,
+}
+
+/// The DDL of one table, with descriptions and governance notes as SQL comments.
+pub fn table_ddl(table: &Table) -> String {
+    let mut out = String::new();
+    let mut notes = Vec::new();
+    if !table.description.is_empty() {
+        notes.push(table.description.clone());
+    }
+    if let Some(tier) = table.tier {
+        notes.push(tier.to_string());
+    }
+    if let Some(dep) = &table.deprecated {
+        notes.push(format!("DEPRECATED, use {}", dep.replacement));
+    }
+    if !notes.is_empty() {
+        let _ = writeln!(out, "-- {}", notes.join(" | "));
+    }
+    let _ = writeln!(out, "CREATE TABLE {} (", table.name);
+    let count = table.columns.len();
+    for (i, column) in table.columns.iter().enumerate() {
+        let comma = if i + 1 < count || !table.foreign_keys.is_empty() { "," } else { "" };
+        let mut comment = column.description.clone();
+        let described = column.sample_values.iter().all(|v| column.description.contains(v.as_str()));
+        if !column.sample_values.is_empty() && !described {
+            let values: Vec<String> = column.sample_values.iter().map(|v| format!("'{v}'")).collect();
+            if !comment.is_empty() {
+                comment.push_str("; ");
+            }
+            comment.push_str(&format!("values: {}", values.join(", ")));
+        }
+        let comment = if comment.is_empty() { String::new() } else { format!(" -- {comment}") };
+        let _ = writeln!(out, "  {} {}{comma}{comment}", column.name, column.data_type);
+    }
+    for (i, fk) in table.foreign_keys.iter().enumerate() {
+        let comma = if i + 1 < table.foreign_keys.len() { "," } else { "" };
+        let _ = writeln!(
+            out,
+            "  FOREIGN KEY ({}) REFERENCES {}({}){comma}",
+            fk.column, fk.ref_table, fk.ref_column
+        );
+    }
+    out.push_str(");\n");
+    out
+}
+
+/// Builds the chat prompt for a question.
+pub fn build(
+    question: &str,
+    retrieved: &Retrieved,
+    catalog: &Catalog,
+    today: &str,
+    failed: &[FailedAttempt],
+) -> ChatPrompt {
+    let mut user = String::from("Tables:\n");
+    // Deprecated tables stay out of the prompt: the model cannot pick what it does not see.
+    for candidate in retrieved.tables.iter().filter(|c| c.deprecated_for.is_none()) {
+        if let Some(table) = catalog.table(&candidate.name) {
+            user.push_str(&table_ddl(table));
+            user.push('\n');
+        }
+    }
+    if !retrieved.examples.is_empty() {
+        user.push_str("Past queries by analysts:\n");
+        for example in &retrieved.examples {
+            let _ = writeln!(user, "-- {}\n{}\n", example.label, example.sql.trim());
+        }
+    }
+    let _ = writeln!(user, "Today is {today}.");
+    for attempt in failed {
+        let _ = writeln!(
+            user,
+            "\nThis earlier attempt was wrong:\n{}\nError: {}\nWrite a corrected query.",
+            attempt.sql.trim(),
+            attempt.error
+        );
+    }
+    let _ = write!(user, "\nQuestion: {question}");
+    ChatPrompt { system: SYSTEM.to_string(), user, assistant_prefix: ASSISTANT_PREFIX.to_string() }
+}
+
+/// Reads the model's reply as SQL: drops code fences and surrounding prose markers. The result
+/// is untrusted; only the validator decides what it is worth.
+pub fn extract_sql(reply: &str) -> DraftSql {
+    let mut text = reply.trim();
+    if let Some(rest) = text.strip_prefix("```sql").or_else(|| text.strip_prefix("```")) {
+        text = rest;
+    }
+    if let Some(end) = text.find("```") {
+        text = &text[..end];
+    }
+    DraftSql::new(text.trim().trim_end_matches(';').trim())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extract_sql_strips_fences_and_trailing_semicolon() {
+        for (reply, expected) in [
+            ("SELECT 1;", "SELECT 1"),
+            ("```sql\nSELECT 1\n```", "SELECT 1"),
+            ("SELECT 1\n```\nExplanation: ...", "SELECT 1"),
+            ("  select * from t ;  ", "select * from t"),
+            ("SELECT 1; DROP TABLE t", "SELECT 1; DROP TABLE t"),
+        ] {
+            assert_eq!(extract_sql(reply).text(), expected, "reply: {reply:?}");
+        }
+    }
+}

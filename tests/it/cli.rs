@@ -1,0 +1,95 @@
+//! The `quarry` binary: exit codes and messages for good and bad input.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use crate::support::{config_for, repo_root, shared_workspace};
+
+fn quarry(workspace: &Path, args: &[&str], extra_env: &[(&str, &str)]) -> Output {
+    let config = config_for(workspace);
+    let mut command = Command::new(env!("CARGO_BIN_EXE_quarry"));
+    command
+        .args(args)
+        .current_dir(repo_root())
+        .env("QUARRY_CONFIG", repo_root().join("quarry.toml"))
+        .env("QUARRY_WORKSPACE", workspace)
+        .env("QUARRY_GOVERNANCE", &config.governance)
+        .env("QUARRY_THREADS", "2");
+    for (k, v) in extra_env {
+        command.env(k, v);
+    }
+    command.output().expect("run quarry")
+}
+
+fn text(output: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+}
+
+#[test]
+fn sql_prints_rows_and_exits_zero() {
+    let out = quarry(
+        shared_workspace(),
+        &["sql", "SELECT region, COUNT(*) AS n FROM countries GROUP BY region ORDER BY region"],
+        &[],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("Asia Pacific") && stdout.contains("(5 rows)"), "{stdout}");
+}
+
+#[test]
+fn refused_sql_exits_3_with_the_violation() {
+    let out = quarry(shared_workspace(), &["sql", "UPDATE users SET plan = 'pro'"], &[]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(text(&out).contains("not_read_only"), "{}", text(&out));
+}
+
+#[test]
+fn sql_json_output_is_machine_readable() {
+    let out = quarry(shared_workspace(), &["sql", "--json", "SELECT COUNT(*) AS n FROM countries"], &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(value["result"]["rows"][0][0], 12);
+}
+
+#[test]
+fn a_missing_model_file_is_a_clear_error() {
+    let out = quarry(
+        shared_workspace(),
+        &["ask", "how many users?"],
+        &[("QUARRY_MODEL", "/nonexistent/model.gguf")],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let message = text(&out);
+    assert!(message.contains("/nonexistent/model.gguf") && message.contains("make assets"), "{message}");
+    assert!(!message.contains("panicked"), "{message}");
+}
+
+#[test]
+fn a_port_in_use_is_a_clear_error() {
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = busy.local_addr().expect("addr").port().to_string();
+    let out = quarry(shared_workspace(), &["serve", "--port", &port], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let message = text(&out);
+    assert!(message.contains(&port) && message.contains("--port"), "{message}");
+}
+
+#[test]
+fn bad_config_values_are_named() {
+    let out = quarry(shared_workspace(), &["sql", "SELECT 1"], &[("QUARRY_PORT", "eighty")]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).contains("QUARRY_PORT=eighty"), "{}", text(&out));
+}
+
+#[test]
+fn demo_and_index_are_idempotent() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = quarry(dir.path(), &["demo"], &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let first = quarry(dir.path(), &["index"], &[]);
+    assert!(first.status.success(), "{}", text(&first));
+    assert!(String::from_utf8_lossy(&first.stdout).contains("rebuilt"), "{}", text(&first));
+    let second = quarry(dir.path(), &["index"], &[]);
+    assert!(String::from_utf8_lossy(&second.stdout).contains("already up to date"), "{}", text(&second));
+}

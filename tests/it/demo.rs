@@ -1,0 +1,127 @@
+//! The demo workspace: its size and shape, its determinism, and that its governance files,
+//! query log and gold questions all agree with the warehouse.
+
+use std::collections::BTreeSet;
+
+use quarry::catalog::{Catalog, Tier};
+use quarry::history::History;
+use quarry::pipeline::Principal;
+
+use crate::support::{config_for, repo_root, scripted, shared_workspace};
+
+fn catalog() -> Catalog {
+    let config = config_for(shared_workspace());
+    Catalog::load(&config.warehouse, &config.governance).expect("catalog")
+}
+
+#[test]
+fn warehouse_is_big_enough_and_governed() {
+    let catalog = catalog();
+    let tables: Vec<_> = catalog.tables().collect();
+    assert!(tables.len() >= 15, "{} tables", tables.len());
+    let domains: BTreeSet<_> = tables.iter().filter_map(|t| t.domain.clone()).collect();
+    assert!(domains.len() >= 3, "{domains:?}");
+    let rows: u64 = tables.iter().map(|t| t.row_count).sum();
+    assert!(rows >= 50_000, "{rows} rows");
+    for table in &tables {
+        assert!(!table.description.is_empty(), "{} has no description", table.name);
+        assert!(table.tier.is_some(), "{} has no tier", table.name);
+        for column in &table.columns {
+            assert!(!column.description.is_empty(), "{}.{} has no description", table.name, column.name);
+        }
+    }
+    let deprecated: Vec<_> = tables.iter().filter(|t| t.deprecated.is_some()).collect();
+    assert!(!deprecated.is_empty(), "no deprecated table");
+    assert!(tables.iter().any(|t| t.tier == Some(Tier::Staging)), "no tier 3 look-alike");
+    let pii: Vec<String> = tables
+        .iter()
+        .flat_map(|t| {
+            t.columns
+                .iter()
+                .filter(|c| c.tags.iter().any(|g| g == "pii"))
+                .map(move |c| format!("{}.{}", t.name, c.name))
+        })
+        .collect();
+    for expected in ["users.email", "users.full_name", "user_sessions.ip_address"] {
+        assert!(pii.iter().any(|p| p == expected), "{expected} not tagged pii: {pii:?}");
+    }
+}
+
+#[test]
+fn generator_is_deterministic() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (a, b) = (dir.path().join("a.sqlite"), dir.path().join("b.sqlite"));
+    let history = dir.path().join("history.jsonl");
+    quarry::demo::create(&a, &history, 7).expect("demo a");
+    quarry::demo::create(&b, &history, 7).expect("demo b");
+    let fingerprint = |path: &std::path::Path| {
+        let conn = rusqlite::Connection::open(path).expect("open");
+        let mut stmt = conn
+            .prepare("SELECT group_concat(order_id || ':' || total_amount) FROM orders")
+            .expect("prepare");
+        stmt.query_row([], |r| r.get::<_, String>(0)).expect("row")
+    };
+    assert_eq!(fingerprint(&a), fingerprint(&b));
+}
+
+#[test]
+fn every_logged_query_is_valid_and_runs() {
+    let catalog = catalog();
+    let history = History::load(&config_for(shared_workspace()).history, &catalog).expect("history");
+    assert!(history.skipped.is_empty(), "skipped lines: {:?}", history.skipped);
+    assert!(history.queries.len() >= 100, "{} queries", history.queries.len());
+    let quarry = scripted();
+    for query in &history.queries {
+        let result = quarry.run_sql(&query.logged.sql, &Principal::local());
+        assert!(result.is_ok(), "line {}: {:?}", query.line, result.err());
+    }
+}
+
+#[test]
+fn malformed_log_lines_are_reported_with_line_numbers_and_skipped() {
+    let catalog = catalog();
+    let text = concat!(
+        "{\"sql\": \"SELECT COUNT(*) FROM users\", \"author\": \"a\", \"timestamp\": \"2026-10-01T00:00:00Z\"}\n",
+        "not json\n",
+        "\n",
+        "{\"sql\": \"DELETE FROM users\", \"author\": \"a\", \"timestamp\": \"2026-10-01T00:00:00Z\"}\n",
+        "{\"sql\": \"SELECT 1\"}\n",
+    );
+    let history = History::parse(text, &catalog);
+    assert_eq!(history.queries.len(), 1);
+    let lines: Vec<usize> = history.skipped.iter().map(|s| s.line).collect();
+    assert_eq!(lines, vec![2, 4, 5]);
+}
+
+#[test]
+fn gold_answers_of_the_demo_questions_run_and_are_not_empty() {
+    let cases = quarry::eval::parse_cases(quarry::eval::DEMO_QUESTIONS).expect("cases");
+    assert!(cases.len() >= 20);
+    let quarry = scripted();
+    for case in &cases {
+        let answer = quarry
+            .run_sql(&case.gold, &Principal::local())
+            .unwrap_or_else(|e| panic!("{}: {e}", case.question));
+        assert!(!answer.result.rows.is_empty(), "{} returns no rows", case.question);
+    }
+}
+
+#[test]
+fn governance_errors_name_the_file_and_the_fix() {
+    let config = config_for(shared_workspace());
+    let mut catalog = Catalog::introspect(&config.warehouse).expect("introspect");
+    let path = repo_root().join("schemas/demo/broken.toml");
+    for (text, needle) in [
+        ("[tables.userz]\ndescription = \"x\"\n", "did you mean 'users'"),
+        (
+            "[tables.users]\ndescription = \"x\"\ncolumns.emial = { description = \"e\" }\n",
+            "did you mean 'email'",
+        ),
+        ("[tables.users]\ndescription = \"x\"\ntier = 7\n", "tier must be 1, 2 or 3"),
+        ("[tables.users]\ndescripton = \"x\"\n", "unknown field"),
+        ("[tables.users\n", "line 1"),
+    ] {
+        let err = catalog.apply_governance(&path, text).expect_err(text).to_string();
+        assert!(err.contains("broken.toml") && err.contains(needle), "{text:?} gave: {err}");
+    }
+}

@@ -1,0 +1,10 @@
+//! Quarry's integration tests: one binary, one module per feature.
+//!
+//! Fast tests use the real embedder, Qdrant Edge and SQLite with a scripted LLM. Tests with the
+//! real model run when `QUARRY_E2E=1` (`make test` and CI set it).
+
+mod cli;
+mod demo;
+mod e2e;
+mod http;
+mod support;
