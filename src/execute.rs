@@ -89,7 +89,7 @@ impl Executor {
         if !stmt.readonly() {
             return Err(ExecuteError::Database("statement is not read-only".into()));
         }
-        let columns: Vec<String> = stmt.column_names().into_iter().map(String::from).collect();
+        let columns: Vec<String> = stmt.column_names().map(String::from).collect();
         let mut rows = Vec::new();
         let mut truncated = false;
         let mut cursor = stmt.query([]).map_err(db_err)?;
