@@ -18,13 +18,28 @@ use llama_cpp_2::model::{LlamaChatMessage, LlamaModel};
 use llama_cpp_2::sampling::LlamaSampler;
 use serde::Serialize;
 
-/// A chat prompt: a system message, a user message, and optionally the beginning of the
-/// assistant's answer (the model continues from there).
+/// A chat prompt: a system message, a user message, earlier exchanges (e.g. a refused answer
+/// and the error it got), and the beginning of the assistant's answer to continue from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChatPrompt {
     pub system: String,
     pub user: String,
+    pub turns: Vec<Turn>,
     pub assistant_prefix: String,
+}
+
+/// One earlier exchange: what the assistant said, and the user's reply to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Turn {
+    pub assistant: String,
+    pub user: String,
+}
+
+impl ChatPrompt {
+    /// Every user-side text of the conversation, in order.
+    pub fn user_texts(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.user.as_str()).chain(self.turns.iter().map(|t| t.user.as_str()))
+    }
 }
 
 /// How to generate.
@@ -124,16 +139,24 @@ impl LlamaCppLlm {
             LlamaChatMessage::new(role.to_string(), content.to_string())
                 .map_err(|e| LlmError::Inference(format!("prompt contains a NUL byte: {e}")))
         };
-        let chat = [message("system", &prompt.system)?, message("user", &prompt.user)?];
+        let mut chat = vec![message("system", &prompt.system)?, message("user", &prompt.user)?];
+        for turn in &prompt.turns {
+            chat.push(message("assistant", &turn.assistant)?);
+            chat.push(message("user", &turn.user)?);
+        }
         let rendered = match self.model.chat_template(None) {
             Ok(template) => self.model.apply_chat_template(&template, &chat, true).ok(),
             Err(_) => None,
         };
         let mut text = rendered.unwrap_or_else(|| {
-            format!(
-                "<|im_start|>system\n{}<|im_end|>\n<|im_start|>user\n{}<|im_end|>\n<|im_start|>assistant\n",
-                prompt.system, prompt.user
-            )
+            let mut text = format!("<|im_start|>system\n{}<|im_end|>\n", prompt.system);
+            text.push_str(&format!("<|im_start|>user\n{}<|im_end|>\n", prompt.user));
+            for turn in &prompt.turns {
+                text.push_str(&format!("<|im_start|>assistant\n{}<|im_end|>\n", turn.assistant));
+                text.push_str(&format!("<|im_start|>user\n{}<|im_end|>\n", turn.user));
+            }
+            text.push_str("<|im_start|>assistant\n");
+            text
         });
         text.push_str(&prompt.assistant_prefix);
         Ok(text)
@@ -236,11 +259,11 @@ impl Llm for ScriptedLlm {
         let (_, reply) = self
             .rules
             .iter()
-            .find(|(key, _)| prompt.user.contains(key.as_str()))
+            .find(|(key, _)| prompt.user_texts().any(|text| text.contains(key.as_str())))
             .ok_or(LlmError::NoScriptedAnswer)?;
         Ok(Generation {
             text: reply.clone(),
-            prompt_tokens: prompt.system.len().div_ceil(4) + prompt.user.len().div_ceil(4),
+            prompt_tokens: (prompt.system.len() + prompt.user_texts().map(str::len).sum::<usize>()).div_ceil(4),
             completion_tokens: reply.len().div_ceil(4),
             prefill_ms: 0,
             decode_ms: 0,

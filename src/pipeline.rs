@@ -338,7 +338,7 @@ impl Quarry {
             let query = match verdict {
                 Ok(query) => query,
                 Err(refusal) => {
-                    failed.push(FailedAttempt { sql: draft.text().to_string(), error: refusal.to_string() });
+                    failed.push(FailedAttempt { sql: draft.text().to_string(), error: repair_feedback(&refusal) });
                     last_error = Some(AskError::Refused { sql: draft.text().to_string(), refusal });
                     continue;
                 }
@@ -424,4 +424,14 @@ impl Quarry {
             timings,
         })
     }
+}
+
+/// What the model is told about a refused attempt: each violation with its fix.
+fn repair_feedback(refusal: &Refusal) -> String {
+    refusal
+        .violations
+        .iter()
+        .map(|v| if v.hint.is_empty() { v.message.clone() } else { format!("{}. Fix: {}", v.message, v.hint) })
+        .collect::<Vec<_>>()
+        .join("\n")
 }

@@ -8,14 +8,14 @@
 use std::fmt::Write;
 
 use crate::catalog::{Catalog, Table};
-use crate::llm::ChatPrompt;
+use crate::llm::{ChatPrompt, Turn};
 use crate::retrieve::Retrieved;
 use crate::validate::DraftSql;
 
 const SYSTEM: &str = "You are a careful data analyst who writes SQLite SQL. \
 Answer the question with exactly one SQLite SELECT statement that uses only the tables and \
-columns given. Prefer certified (tier 1) tables and never use deprecated ones. \
-Reply with the SQL only.";
+columns given; when a column you need is in another table, JOIN that table on its FOREIGN KEY. \
+Prefer certified (tier 1) tables and never use deprecated ones. Reply with the SQL only.";
 
 /// The beginning of the answer the model continues from, and where it must stop.
 pub const ASSISTANT_PREFIX: &str = "```sql\n";
@@ -95,16 +95,15 @@ pub fn build(
         }
     }
     let _ = writeln!(user, "Today is {today}.");
-    for attempt in failed {
-        let _ = writeln!(
-            user,
-            "\nThis earlier attempt was wrong:\n{}\nError: {}\nWrite a corrected query.",
-            attempt.sql.trim(),
-            attempt.error
-        );
-    }
     let _ = write!(user, "\nQuestion: {question}");
-    ChatPrompt { system: SYSTEM.to_string(), user, assistant_prefix: ASSISTANT_PREFIX.to_string() }
+    let turns = failed
+        .iter()
+        .map(|attempt| Turn {
+            assistant: format!("{ASSISTANT_PREFIX}{}\n{STOP}", attempt.sql.trim()),
+            user: format!("That query is wrong.\nError: {}\nWrite the corrected query.", attempt.error),
+        })
+        .collect();
+    ChatPrompt { system: SYSTEM.to_string(), user, turns, assistant_prefix: ASSISTANT_PREFIX.to_string() }
 }
 
 /// Reads the model's reply as SQL: drops code fences and surrounding prose markers. The result

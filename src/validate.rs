@@ -1382,6 +1382,19 @@ impl<'c> Resolver<'c> {
             }
             None => columns_hint(&visible),
         };
+        // A column the query could get by joining another table is worth naming.
+        let elsewhere: Vec<&str> = self
+            .catalog
+            .tables()
+            .filter(|t| t.column(column).is_some())
+            .map(|t| t.name.as_str())
+            .take(3)
+            .collect();
+        let hint = if elsewhere.is_empty() {
+            hint
+        } else {
+            format!("{hint} '{column}' is a column of {}: join it to read it", elsewhere.join(", "))
+        };
         self.violations.push(violation(
             ViolationCode::UnknownColumn,
             format!("no table in scope has a column '{column}'"),

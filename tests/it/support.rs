@@ -50,8 +50,8 @@ pub const SCRIPT: &[(&str, &str)] = &[
     ),
     ("please drop everything now", "DROP TABLE users"),
     ("unknown column please", "SELECT plann FROM users"),
-    // The repair round's prompt quotes the failed attempt and its error: answer it correctly.
-    ("SELECT nonexistent_column FROM orders\nError:", "SELECT COUNT(*) AS orders FROM orders"),
+    // The repair round replies to the failed attempt with its error: answer it correctly.
+    ("no table in scope has a column 'nonexistent_column'", "SELECT COUNT(*) AS orders FROM orders"),
     ("count the orders with a typo first", "SELECT nonexistent_column FROM orders"),
 ];
 
