@@ -338,7 +338,10 @@ impl Quarry {
             let query = match verdict {
                 Ok(query) => query,
                 Err(refusal) => {
-                    failed.push(FailedAttempt { sql: draft.text().to_string(), error: repair_feedback(&refusal) });
+                    failed.push(FailedAttempt {
+                        sql: draft.text().to_string(),
+                        error: repair_feedback(&refusal),
+                    });
                     last_error = Some(AskError::Refused { sql: draft.text().to_string(), refusal });
                     continue;
                 }
@@ -431,7 +434,9 @@ fn repair_feedback(refusal: &Refusal) -> String {
     refusal
         .violations
         .iter()
-        .map(|v| if v.hint.is_empty() { v.message.clone() } else { format!("{}. Fix: {}", v.message, v.hint) })
+        .map(
+            |v| if v.hint.is_empty() { v.message.clone() } else { format!("{}. Fix: {}", v.message, v.hint) },
+        )
         .collect::<Vec<_>>()
         .join("\n")
 }

@@ -94,7 +94,10 @@ pub fn build(
             let _ = writeln!(user, "-- {}\n{}\n", example.label, example.sql.trim());
         }
     }
-    let _ = writeln!(user, "Today is {today}.");
+    // Today's date only helps relative questions; beside explicit dates it misleads small models.
+    if is_relative_in_time(question) {
+        let _ = writeln!(user, "Today is {today}.");
+    }
     let _ = write!(user, "\nQuestion: {question}");
     let turns = failed
         .iter()
@@ -104,6 +107,28 @@ pub fn build(
         })
         .collect();
     ChatPrompt { system: SYSTEM.to_string(), user, turns, assistant_prefix: ASSISTANT_PREFIX.to_string() }
+}
+
+/// True when the question refers to time relative to now ("last month", "yesterday", …).
+pub fn is_relative_in_time(question: &str) -> bool {
+    const WORDS: &[&str] = &[
+        "today",
+        "yesterday",
+        "tomorrow",
+        "last",
+        "this",
+        "previous",
+        "past",
+        "recent",
+        "recently",
+        "ago",
+        "current",
+        "now",
+        "latest",
+        "ytd",
+        "mtd",
+    ];
+    question.to_lowercase().split(|c: char| !c.is_alphanumeric()).any(|word| WORDS.contains(&word))
 }
 
 /// Reads the model's reply as SQL: drops code fences and surrounding prose markers. The result
@@ -122,6 +147,14 @@ pub fn extract_sql(reply: &str) -> DraftSql {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_relative_questions_get_todays_date() {
+        assert!(is_relative_in_time("which 5 countries had the most active users last month?"));
+        assert!(is_relative_in_time("Revenue so far this year"));
+        assert!(!is_relative_in_time("How many orders were placed in September 2026?"));
+        assert!(!is_relative_in_time("Lastly, show the plans"));
+    }
 
     #[test]
     fn extract_sql_strips_fences_and_trailing_semicolon() {

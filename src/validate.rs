@@ -1382,18 +1382,9 @@ impl<'c> Resolver<'c> {
             }
             None => columns_hint(&visible),
         };
-        // A column the query could get by joining another table is worth naming.
-        let elsewhere: Vec<&str> = self
-            .catalog
-            .tables()
-            .filter(|t| t.column(column).is_some())
-            .map(|t| t.name.as_str())
-            .take(3)
-            .collect();
-        let hint = if elsewhere.is_empty() {
-            hint
-        } else {
-            format!("{hint} '{column}' is a column of {}: join it to read it", elsewhere.join(", "))
+        let hint = match self.found_elsewhere(column) {
+            Some(elsewhere) => format!("{hint} {elsewhere}"),
+            None => hint,
         };
         self.violations.push(violation(
             ViolationCode::UnknownColumn,
@@ -1432,9 +1423,13 @@ impl<'c> Resolver<'c> {
         }
         let label = relation.label().to_string();
         let columns = relation.columns.clone().unwrap_or_default();
-        let hint = match closest(&column.value, columns.iter().map(String::as_str)) {
-            Some(near) => format!("did you mean '{label}.{near}'?"),
-            None => format!("columns of {label}: {}", list_names(&columns)),
+        let hint = match (
+            closest(&column.value, columns.iter().map(String::as_str)),
+            self.found_elsewhere(&column.value),
+        ) {
+            (_, Some(elsewhere)) => elsewhere,
+            (Some(near), None) => format!("did you mean '{label}.{near}'?"),
+            (None, None) => format!("columns of {label}: {}", list_names(&columns)),
         };
         self.violations.push(violation(
             ViolationCode::UnknownColumn,
@@ -1442,6 +1437,31 @@ impl<'c> Resolver<'c> {
             fragment,
             hint,
         ));
+    }
+
+    /// Where a column the query reached for does exist: in another relation of the query, or
+    /// in a catalog table the query could join.
+    fn found_elsewhere(&self, column: &str) -> Option<String> {
+        let in_query: Vec<String> = self
+            .scopes
+            .iter()
+            .rev()
+            .flat_map(|s| s.relations.iter())
+            .filter(|r| !matches!(r.lookup(column, true), Lookup::Missing))
+            .map(|r| r.label().to_string())
+            .collect();
+        if let Some(label) = in_query.first() {
+            return Some(format!("'{column}' is a column of {label}: write {label}.{column}"));
+        }
+        let tables: Vec<&str> = self
+            .catalog
+            .tables()
+            .filter(|t| t.column(column).is_some())
+            .map(|t| t.name.as_str())
+            .take(3)
+            .collect();
+        (!tables.is_empty())
+            .then(|| format!("'{column}' is a column of {}: join it to read it", tables.join(", ")))
     }
 
     /// A qualifier (`x.col`, `x.*`) that names no table or alias of the query.
