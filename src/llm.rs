@@ -263,7 +263,8 @@ impl Llm for ScriptedLlm {
             .ok_or(LlmError::NoScriptedAnswer)?;
         Ok(Generation {
             text: reply.clone(),
-            prompt_tokens: (prompt.system.len() + prompt.user_texts().map(str::len).sum::<usize>()).div_ceil(4),
+            prompt_tokens: (prompt.system.len() + prompt.user_texts().map(str::len).sum::<usize>())
+                .div_ceil(4),
             completion_tokens: reply.len().div_ceil(4),
             prefill_ms: 0,
             decode_ms: 0,
