@@ -188,6 +188,27 @@ impl Catalog {
         &self.glossary
     }
 
+    /// The catalog with each table replaced by what `keep` returns for it (dropped on `None`);
+    /// glossary terms keep only the tables still there.
+    pub fn restricted(&self, keep: impl Fn(&Table) -> Option<Table>) -> Catalog {
+        let tables: BTreeMap<String, Table> =
+            self.tables.iter().filter_map(|(key, table)| keep(table).map(|t| (key.clone(), t))).collect();
+        let glossary = self
+            .glossary
+            .iter()
+            .map(|term| GlossaryTerm {
+                tables: term
+                    .tables
+                    .iter()
+                    .filter(|t| tables.contains_key(&t.to_lowercase()))
+                    .cloned()
+                    .collect(),
+                ..term.clone()
+            })
+            .collect();
+        Catalog { tables, glossary }
+    }
+
     /// Merges one governance file (TOML, format in `schemas/README.md`).
     pub fn apply_governance(&mut self, path: &Path, text: &str) -> Result<(), CatalogError> {
         let file: GovernanceFile = toml::from_str(text).map_err(|e| CatalogError::Format {
@@ -427,4 +448,66 @@ struct TermGovernance {
     definition: String,
     #[serde(default)]
     tables: Vec<String>,
+}
+
+/// Spider schemas (`tables.json` of the Spider text-to-SQL benchmark) as catalogs, one per
+/// database: what the validator's Spider tests and benchmark check gold SQL against.
+pub mod spider {
+    use std::collections::HashMap;
+    use std::path::Path;
+
+    use super::{Catalog, CatalogError, Column, Table};
+
+    /// One catalog per `db_id` of a `tables.json` file.
+    pub fn load_catalogs(tables_json: &Path) -> Result<HashMap<String, Catalog>, CatalogError> {
+        let text = std::fs::read_to_string(tables_json)
+            .map_err(|source| CatalogError::Io { path: tables_json.to_path_buf(), source })?;
+        let format = |message: String| CatalogError::Format { path: tables_json.to_path_buf(), message };
+        let databases: serde_json::Value = serde_json::from_str(&text).map_err(|e| format(e.to_string()))?;
+        let databases =
+            databases.as_array().ok_or_else(|| format("expected a JSON array of databases".into()))?;
+        let mut catalogs = HashMap::new();
+        for db in databases {
+            let mut tables: Vec<Table> = db["table_names_original"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|n| n.as_str())
+                .map(empty_table)
+                .collect();
+            let types = db["column_types"].as_array().cloned().unwrap_or_default();
+            for (i, column) in db["column_names_original"].as_array().into_iter().flatten().enumerate() {
+                let (Some(index), Some(name)) = (column[0].as_i64(), column[1].as_str()) else { continue };
+                let Some(table) = usize::try_from(index).ok().and_then(|i| tables.get_mut(i)) else {
+                    continue;
+                };
+                table.columns.push(Column {
+                    name: name.to_string(),
+                    data_type: types.get(i).and_then(|t| t.as_str()).unwrap_or("text").to_string(),
+                    description: String::new(),
+                    tags: Vec::new(),
+                    sample_values: Vec::new(),
+                });
+            }
+            let id = db["db_id"].as_str().unwrap_or_default().to_string();
+            catalogs.insert(id, Catalog::from_tables(tables));
+        }
+        Ok(catalogs)
+    }
+
+    fn empty_table(name: &str) -> Table {
+        Table {
+            name: name.to_string(),
+            description: String::new(),
+            tier: None,
+            owner: None,
+            domain: None,
+            freshness: None,
+            deprecated: None,
+            columns: Vec::new(),
+            primary_key: Vec::new(),
+            foreign_keys: Vec::new(),
+            row_count: 0,
+        }
+    }
 }

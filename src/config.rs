@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::policy::{PolicyError, PolicySection, PolicySet};
+
 /// Errors in the configuration.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -16,6 +18,9 @@ pub enum ConfigError {
     /// The file is not valid TOML or has unknown or ill-typed settings.
     #[error("{path}: {message}")]
     Format { path: PathBuf, message: String },
+    /// The `[policy]` section is malformed.
+    #[error("{path}: {source}")]
+    Policy { path: PathBuf, source: PolicyError },
     /// An environment override has a value of the wrong kind.
     #[error("environment variable {name}={value} is not valid: {expected}")]
     Env { name: &'static str, value: String, expected: &'static str },
@@ -50,6 +55,9 @@ pub struct Config {
     pub max_question_chars: usize,
     pub retrieval_tables: usize,
     pub retrieval_examples: usize,
+    /// Roles and what each may read (`[policy.roles.<role>]`); without a `[policy]` section,
+    /// the built-in default (`PolicySet::default`).
+    pub policy: PolicySet,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -67,6 +75,7 @@ struct File {
     limits: LimitsSection,
     #[serde(default)]
     retrieval: RetrievalSection,
+    policy: Option<PolicySection>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -143,7 +152,7 @@ impl Config {
             }
             None => (None, PathBuf::new()),
         };
-        let parsed = match &file {
+        let mut parsed = match &file {
             Some(p) => {
                 let text = std::fs::read_to_string(p)
                     .map_err(|source| ConfigError::Io { path: p.clone(), source })?;
@@ -154,7 +163,13 @@ impl Config {
             }
             None => File::default(),
         };
+        let policy = match parsed.policy.take() {
+            None => PolicySet::default(),
+            Some(section) => PolicySet::from_config(section)
+                .map_err(|source| ConfigError::Policy { path: file.clone().unwrap_or_default(), source })?,
+        };
         let mut config = Config::from_file(parsed, &base);
+        config.policy = policy;
         config.apply_env()?;
         Ok(config)
     }
@@ -197,6 +212,7 @@ impl Config {
             max_question_chars: file.limits.max_question_chars.unwrap_or(2000),
             retrieval_tables: file.retrieval.tables.unwrap_or(4),
             retrieval_examples: file.retrieval.examples.unwrap_or(3),
+            policy: PolicySet::default(),
         }
     }
 

@@ -109,7 +109,8 @@ pub fn run_cases(
     cases: &[Case],
     mut progress: impl FnMut(usize, &CaseResult),
 ) -> Result<(Vec<CaseResult>, Summary), EvalError> {
-    let principal = Principal { name: "eval".to_string() };
+    // The evaluation asks as the local analyst does, under the same policy.
+    let principal = Principal { name: "eval".to_string(), ..Principal::local() };
     let mut results = Vec::new();
     for (i, case) in cases.iter().enumerate() {
         let gold = quarry

@@ -1,7 +1,8 @@
 //! The executor: runs a `ValidatedQuery` (and nothing else) on the warehouse, behind a second
 //! wall in case the validator ever has a bug: a read-only connection with `query_only` set, an
-//! authorizer that denies everything but reads and allow-listed functions, a deadline, and a
-//! row cap.
+//! authorizer that denies everything but reads of the tables the validator approved and
+//! allow-listed functions (and reads the role's denied columns as NULL), a deadline, a cap on
+//! the size of any one value, and a row cap.
 //!
 //! No function here, or anywhere else, executes a `&str` of SQL on the warehouse.
 
@@ -9,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
+use rusqlite::limits::Limit;
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};
 use serde::Serialize;
@@ -57,7 +59,7 @@ impl Executor {
         self.row_cap
     }
 
-    fn connect(&self, deadline: Instant) -> Result<Connection, ExecuteError> {
+    fn connect(&self, deadline: Instant, query: &ValidatedQuery) -> Result<Connection, ExecuteError> {
         let open_err = |source| ExecuteError::Open { path: self.warehouse.clone(), source };
         if !self.warehouse.is_file() {
             return Err(open_err(rusqlite::Error::InvalidPath(self.warehouse.clone())));
@@ -68,7 +70,16 @@ impl Executor {
         )
         .map_err(open_err)?;
         conn.pragma_update(None, "query_only", true).map_err(open_err)?;
-        conn.authorizer(Some(authorize)).map_err(open_err)?;
+        let walls = Walls {
+            tables: query.tables().iter().map(|t| t.to_ascii_lowercase()).collect(),
+            hidden: query
+                .hidden_columns()
+                .iter()
+                .map(|(t, c)| (t.to_ascii_lowercase(), c.to_ascii_lowercase()))
+                .collect(),
+        };
+        conn.authorizer(Some(move |ctx: AuthContext<'_>| walls.authorize(ctx))).map_err(open_err)?;
+        conn.set_limit(Limit::SQLITE_LIMIT_LENGTH, MAX_VALUE_BYTES).map_err(open_err)?;
         conn.progress_handler(1_000, Some(move || Instant::now() > deadline)).map_err(open_err)?;
         Ok(conn)
     }
@@ -77,7 +88,7 @@ impl Executor {
     pub fn run(&self, query: &ValidatedQuery) -> Result<ResultSet, ExecuteError> {
         let started = Instant::now();
         let deadline = started + self.timeout;
-        let conn = self.connect(deadline)?;
+        let conn = self.connect(deadline, query)?;
         let db_err = |e: rusqlite::Error| {
             if Instant::now() > deadline {
                 ExecuteError::Timeout(self.timeout)
@@ -108,19 +119,45 @@ impl Executor {
     }
 }
 
-/// The second wall: reads and allow-listed functions only.
-fn authorize(ctx: AuthContext<'_>) -> Authorization {
-    match ctx.action {
-        AuthAction::Select | AuthAction::Recursive => Authorization::Allow,
-        AuthAction::Read { table_name, .. } => {
-            if table_name.to_ascii_lowercase().starts_with("sqlite_") {
-                Authorization::Deny
-            } else {
+/// Largest string or blob a query may build, in bytes (SQLite's default is 1 GB): a query
+/// that doubles a string in a recursive CTE fails here instead of exhausting memory.
+const MAX_VALUE_BYTES: i32 = 10_000_000;
+
+/// The second wall, for one query: what SQLite may do while preparing it.
+struct Walls {
+    /// Lower-cased catalog tables the validator approved for this query.
+    tables: Vec<String>,
+    /// Lower-cased (table, column) pairs the role may not read.
+    hidden: Vec<(String, String)>,
+}
+
+impl Walls {
+    /// Reads of approved tables (denied columns read as NULL) and allow-listed functions only.
+    fn authorize(&self, ctx: AuthContext<'_>) -> Authorization {
+        match ctx.action {
+            AuthAction::Select | AuthAction::Recursive => Authorization::Allow,
+            AuthAction::Read { table_name, column_name } => {
+                let table = table_name.to_ascii_lowercase();
+                if table.starts_with("sqlite_") {
+                    Authorization::Deny
+                } else if column_name.is_empty() {
+                    // A FROM item from which no value is read (`count(*)`): SQLite names it as
+                    // written, which may be a CTE's name. No data is read; allowed.
+                    Authorization::Allow
+                } else if !self.tables.contains(&table) {
+                    Authorization::Deny
+                } else if self.hidden.iter().any(|(t, c)| *t == table && c.eq_ignore_ascii_case(column_name))
+                {
+                    Authorization::Ignore
+                } else {
+                    Authorization::Allow
+                }
+            }
+            AuthAction::Function { function_name } if is_allowed_function(function_name) => {
                 Authorization::Allow
             }
+            _ => Authorization::Deny,
         }
-        AuthAction::Function { function_name } if is_allowed_function(function_name) => Authorization::Allow,
-        _ => Authorization::Deny,
     }
 }
 

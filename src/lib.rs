@@ -16,6 +16,7 @@ pub mod index;
 pub mod llm;
 pub mod metadata;
 pub mod pipeline;
+pub mod policy;
 pub mod prompt;
 pub mod retrieve;
 pub mod validate;

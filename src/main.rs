@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 use quarry::config::Config;
 use quarry::execute::ResultSet;
 use quarry::pipeline::{load_default_embedder, load_default_llm, AskError, Principal, Quarry};
+use quarry::validate::{Governance, Violation};
 
 #[derive(Parser)]
 #[command(name = "quarry", version, about = "A governed text-to-SQL agent")]
@@ -17,6 +18,13 @@ struct Cli {
     /// Config file (default: ./quarry.toml when present).
     #[arg(long, global = true, env = "QUARRY_CONFIG")]
     config: Option<PathBuf>,
+    /// Role whose policy governs `ask` and `sql` (default: analyst, the local principal's).
+    #[arg(long, global = true)]
+    role: Option<String>,
+    /// Attribute of the principal that row filters read, as key=value; repeatable
+    /// (e.g. --attr country=DE).
+    #[arg(long = "attr", global = true, value_name = "KEY=VALUE", value_parser = parse_attribute)]
+    attributes: Vec<(String, String)>,
     #[command(subcommand)]
     command: Command,
 }
@@ -89,8 +97,28 @@ fn open(config: Config) -> Result<Quarry> {
     Quarry::open(config, embedder, Some(llm)).context("opening the workspace")
 }
 
+/// `key=value` of `--attr`.
+fn parse_attribute(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.trim().is_empty() => Ok((key.trim().to_string(), value.to_string())),
+        _ => Err(format!("'{text}' is not KEY=VALUE, e.g. country=DE")),
+    }
+}
+
+/// The local principal, with the role and attributes given on the command line.
+fn principal(cli_role: Option<String>, attributes: Vec<(String, String)>) -> Principal {
+    let mut principal = Principal::local();
+    if let Some(role) = cli_role {
+        principal.name = format!("local-{role}");
+        principal.role = role;
+    }
+    principal.attributes.extend(attributes);
+    principal
+}
+
 fn run(cli: Cli) -> Result<ExitCode> {
     let mut config = Config::load(cli.config.as_deref())?;
+    let principal = principal(cli.role, cli.attributes);
     match cli.command {
         Command::Serve { port, host } => {
             config.port = port.unwrap_or(config.port);
@@ -99,7 +127,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Ask { question, json } => {
             let quarry = open(config)?;
-            match quarry.ask(&question, &Principal::local()) {
+            match quarry.ask(&question, &principal) {
                 Ok(answer) if json => println!("{}", serde_json::to_string_pretty(&answer)?),
                 Ok(answer) => {
                     println!("{}\n", answer.sql);
@@ -110,6 +138,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     }
                     println!();
                     print_rows(&answer.result);
+                    print_governance(&answer.warnings, &answer.governance);
                     let t = &answer.timings;
                     println!(
                         "\nembed {} ms, retrieve {} ms, prompt {} tokens, generate {} ms ({} tokens), validate {} ms, execute {} ms, total {} ms{}",
@@ -124,9 +153,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Sql { sql, json } => {
             let quarry = open_without_llm(config)?;
-            match quarry.run_sql(&sql, &Principal::local()) {
+            match quarry.run_sql(&sql, &principal) {
                 Ok(answer) if json => println!("{}", serde_json::to_string_pretty(&answer)?),
-                Ok(answer) => print_rows(&answer.result),
+                Ok(answer) => {
+                    print_rows(&answer.result);
+                    print_governance(&answer.warnings, &answer.governance);
+                }
                 Err(e) => return Ok(report_failure(e)),
             }
             Ok(ExitCode::SUCCESS)
@@ -207,6 +239,19 @@ fn report_failure(e: AskError) -> ExitCode {
             eprintln!("error: {other}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// What the policy did, and non-blocking findings, after the rows.
+fn print_governance(warnings: &[Violation], governance: &Governance) {
+    for filter in &governance.row_filters {
+        println!("row filter ({}): {filter}", governance.role);
+    }
+    if !governance.masked_columns.is_empty() {
+        println!("masked ({}): {}", governance.role, governance.masked_columns.join(", "));
+    }
+    for warning in warnings {
+        println!("warning [{}] {} ({})", warning.code.as_str(), warning.message, warning.hint);
     }
 }
 

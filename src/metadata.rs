@@ -10,7 +10,10 @@ use rusqlite::{params, Connection};
 use serde::Serialize;
 
 /// Migrations in order; each runs once, in its own transaction.
-const MIGRATIONS: &[(&str, &str)] = &[("0001_audit", include_str!("../migrations/0001_audit.sql"))];
+const MIGRATIONS: &[(&str, &str)] = &[
+    ("0001_audit", include_str!("../migrations/0001_audit.sql")),
+    ("0002_audit_role", include_str!("../migrations/0002_audit_role.sql")),
+];
 
 /// Errors from the metadata database.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +50,8 @@ pub enum Outcome {
 #[derive(Debug, Clone, Serialize)]
 pub struct AuditRecord {
     pub principal: String,
+    /// The role whose policy governed the request.
+    pub role: String,
     pub kind: AuditKind,
     pub question: Option<String>,
     pub sql: Option<String>,
@@ -62,6 +67,7 @@ pub struct StoredAudit {
     pub id: i64,
     pub at: String,
     pub principal: String,
+    pub role: String,
     pub kind: String,
     pub question: Option<String>,
     pub sql: Option<String>,
@@ -97,8 +103,8 @@ impl Metadata {
     pub fn audit(&self, record: &AuditRecord) -> Result<i64, MetadataError> {
         let conn = self.conn();
         conn.execute(
-            "INSERT INTO audit_log (principal, kind, question, sql, outcome, row_count, duration_ms, detail)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            "INSERT INTO audit_log (principal, kind, question, sql, outcome, row_count, duration_ms, detail, role)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             params![
                 record.principal,
                 enum_str(&record.kind),
@@ -108,6 +114,7 @@ impl Metadata {
                 record.row_count.map(|n| n as i64),
                 record.duration_ms as i64,
                 record.detail.to_string(),
+                record.role,
             ],
         )?;
         Ok(conn.last_insert_rowid())
@@ -117,7 +124,7 @@ impl Metadata {
     pub fn recent_audit(&self, limit: usize) -> Result<Vec<StoredAudit>, MetadataError> {
         let conn = self.conn();
         let mut stmt = conn.prepare(
-            "SELECT id, at, principal, kind, question, sql, outcome, row_count, duration_ms
+            "SELECT id, at, principal, kind, question, sql, outcome, row_count, duration_ms, role
              FROM audit_log ORDER BY id DESC LIMIT ?1",
         )?;
         let rows = stmt.query_map([limit as i64], |r| {
@@ -131,6 +138,7 @@ impl Metadata {
                 outcome: r.get(6)?,
                 row_count: r.get(7)?,
                 duration_ms: r.get(8)?,
+                role: r.get(9)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)

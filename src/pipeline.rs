@@ -17,23 +17,12 @@ use crate::history::{History, HistoryError};
 use crate::index::{ensure_index, IndexError, IndexReport};
 use crate::llm::{GenerationParams, LlamaCppLlm, Llm, LlmError};
 use crate::metadata::{AuditKind, AuditRecord, Metadata, MetadataError, Outcome};
+pub use crate::policy::Principal;
+use crate::policy::{Policy, PolicyError};
 use crate::prompt::{self, FailedAttempt};
 use crate::retrieve::{retrieve, Example, RetrievalBudget, RetrieveError, TableCandidate};
-use crate::validate::{validate, DraftSql, Refusal, ValidatedQuery, Violation};
+use crate::validate::{validate, DraftSql, Governance, Refusal, ValidatedQuery, Violation};
 use crate::vector_store::{QdrantEdgeStore, VectorStore, VectorStoreError};
-
-/// Who is asking. Roles and attributes arrive with API keys; until then every caller is the
-/// local analyst.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Principal {
-    pub name: String,
-}
-
-impl Principal {
-    pub fn local() -> Principal {
-        Principal { name: "local-analyst".to_string() }
-    }
-}
 
 /// Errors while opening a workspace.
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +35,9 @@ pub enum OpenError {
     NoWarehouse(String),
     #[error(transparent)]
     Catalog(#[from] CatalogError),
+    /// The policy names tables, columns or tags the catalog does not have.
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
     #[error(transparent)]
     History(#[from] HistoryError),
     #[error(transparent)]
@@ -66,6 +58,9 @@ pub enum AskError {
     /// The question is empty or too long.
     #[error("{0}")]
     InvalidQuestion(String),
+    /// The principal's role has no policy, so nothing may be read.
+    #[error("role '{role}' is not defined; defined roles: {defined}")]
+    UnknownRole { role: String, defined: String },
     /// The SQL (written by the model or sent by the caller) was refused by the validator.
     #[error("the query was refused: {refusal}")]
     Refused { sql: String, refusal: Refusal },
@@ -116,6 +111,8 @@ pub struct Answer {
     pub examples: Vec<Example>,
     pub result: ResultSet,
     pub warnings: Vec<Violation>,
+    /// How the role's policy shaped the SQL: masked columns, row filters, row cap.
+    pub governance: Governance,
     /// Earlier attempts that were refused or failed and then repaired.
     pub repairs: Vec<RepairNote>,
     pub model: String,
@@ -136,6 +133,8 @@ pub struct SqlAnswer {
     pub tables: Vec<TableUse>,
     pub result: ResultSet,
     pub warnings: Vec<Violation>,
+    /// How the role's policy shaped the SQL: masked columns, row filters, row cap.
+    pub governance: Governance,
     pub timings: Timings,
 }
 
@@ -179,6 +178,7 @@ impl Quarry {
             crate::demo::create(&config.warehouse, &config.history, crate::demo::DEFAULT_SEED)?;
         }
         let catalog = Catalog::load(&config.warehouse, &config.governance)?;
+        config.policy.check_catalog(&catalog)?;
         let history = if config.history.is_file() || config.demo {
             History::load(&config.history, &catalog)?
         } else {
@@ -218,6 +218,14 @@ impl Quarry {
     /// The model in use, or "none" when opened without one.
     pub fn model_id(&self) -> &str {
         self.llm.as_deref().map(|llm| llm.model_id()).unwrap_or("none")
+    }
+
+    /// The policy of the principal's role.
+    fn policy_for(&self, principal: &Principal) -> Result<&Policy, AskError> {
+        self.config.policy.get(&principal.role).ok_or_else(|| AskError::UnknownRole {
+            role: principal.role.clone(),
+            defined: self.config.policy.roles().map(|p| p.role().to_string()).collect::<Vec<_>>().join(", "),
+        })
     }
 
     /// The tables a query reads; `candidates` are retrieval's picks when a model wrote the SQL.
@@ -262,7 +270,8 @@ impl Quarry {
     /// Answers a question in plain language.
     pub fn ask(&self, question: &str, principal: &Principal) -> Result<Answer, AskError> {
         let started = Instant::now();
-        let outcome = self.ask_inner(question);
+        let outcome =
+            self.policy_for(principal).and_then(|policy| self.ask_inner(question, principal, policy));
         let total_ms = started.elapsed().as_millis() as u64;
         let (audit_outcome, sql, rows, detail) = match &outcome {
             Ok(a) => (
@@ -273,6 +282,7 @@ impl Quarry {
                     "tables": a.tables.iter().map(|t| &t.name).collect::<Vec<_>>(),
                     "repairs": a.repairs.len(),
                     "model": a.model,
+                    "governance": a.governance,
                     "timings": a.timings,
                 }),
             ),
@@ -285,10 +295,14 @@ impl Quarry {
             Err(AskError::Execution { sql, source }) => {
                 (Outcome::Failed, Some(sql.clone()), None, serde_json::json!({ "error": source.to_string() }))
             }
+            Err(e @ AskError::UnknownRole { .. }) => {
+                (Outcome::Refused, None, None, serde_json::json!({ "error": e.to_string() }))
+            }
             Err(e) => (Outcome::Failed, None, None, serde_json::json!({ "error": e.to_string() })),
         };
         self.metadata.audit(&AuditRecord {
             principal: principal.name.clone(),
+            role: principal.role.clone(),
             kind: AuditKind::Ask,
             question: Some(question.to_string()),
             sql,
@@ -303,16 +317,17 @@ impl Quarry {
         })
     }
 
-    fn ask_inner(&self, question: &str) -> Result<Answer, AskError> {
+    fn ask_inner(&self, question: &str, principal: &Principal, policy: &Policy) -> Result<Answer, AskError> {
         self.check_question(question)?;
+        // The model is shown only what the role may read.
+        let visible = policy.visible_catalog(&self.catalog);
         let question = question.trim();
         let mut timings = Timings::default();
         let budget = RetrievalBudget {
             tables: self.config.retrieval_tables,
             examples: self.config.retrieval_examples,
         };
-        let retrieved =
-            retrieve(question, &self.catalog, self.embedder.as_ref(), self.store.as_ref(), budget)?;
+        let retrieved = retrieve(question, &visible, self.embedder.as_ref(), self.store.as_ref(), budget)?;
         timings.embed_ms = retrieved.embed_ms;
         timings.retrieve_ms = retrieved.search_ms;
 
@@ -323,7 +338,7 @@ impl Quarry {
         let mut failed: Vec<FailedAttempt> = Vec::new();
         let mut last_error = None;
         for _attempt in 0..=self.config.max_repairs {
-            let chat = prompt::build(question, &retrieved, &self.catalog, &today, &failed);
+            let chat = prompt::build(question, &retrieved, &visible, &today, &failed);
             tracing::debug!(system = %chat.system, user = %chat.user, "prompt");
             let stage = Instant::now();
             let generation = llm.generate(&chat, &params)?;
@@ -333,10 +348,14 @@ impl Quarry {
 
             let draft = prompt::extract_sql(&generation.text);
             let stage = Instant::now();
-            let verdict = validate(&draft, &self.catalog);
+            let verdict = validate(&draft, &self.catalog, policy, principal);
             timings.validate_ms += stage.elapsed().as_millis() as u64;
             let query = match verdict {
                 Ok(query) => query,
+                // A policy refusal is final: a repair round would search for a way around it.
+                Err(refusal) if refusal.is_policy() => {
+                    return Err(AskError::Refused { sql: draft.text().to_string(), refusal });
+                }
                 Err(refusal) => {
                     failed.push(FailedAttempt {
                         sql: draft.text().to_string(),
@@ -359,6 +378,7 @@ impl Quarry {
                         examples: retrieved.examples.clone(),
                         result,
                         warnings: query.warnings().to_vec(),
+                        governance: query.governance().clone(),
                         repairs: failed
                             .into_iter()
                             .map(|f| RepairNote { sql: f.sql, error: f.error })
@@ -379,19 +399,26 @@ impl Quarry {
     /// Validates and runs SQL written by a user or a tool.
     pub fn run_sql(&self, sql: &str, principal: &Principal) -> Result<SqlAnswer, AskError> {
         let started = Instant::now();
-        let outcome = self.run_sql_inner(sql);
+        let outcome =
+            self.policy_for(principal).and_then(|policy| self.run_sql_inner(sql, principal, policy));
         let total_ms = started.elapsed().as_millis() as u64;
         let (audit_outcome, rows, detail) = match &outcome {
-            Ok(a) => {
-                (Outcome::Answered, Some(a.result.rows.len()), serde_json::json!({ "timings": a.timings }))
-            }
+            Ok(a) => (
+                Outcome::Answered,
+                Some(a.result.rows.len()),
+                serde_json::json!({ "executed": a.sql, "governance": a.governance, "timings": a.timings }),
+            ),
             Err(AskError::Refused { refusal, .. }) => {
                 (Outcome::Refused, None, serde_json::json!({ "violations": refusal.violations }))
+            }
+            Err(e @ AskError::UnknownRole { .. }) => {
+                (Outcome::Refused, None, serde_json::json!({ "error": e.to_string() }))
             }
             Err(e) => (Outcome::Failed, None, serde_json::json!({ "error": e.to_string() })),
         };
         self.metadata.audit(&AuditRecord {
             principal: principal.name.clone(),
+            role: principal.role.clone(),
             kind: AuditKind::Sql,
             question: None,
             sql: Some(sql.to_string()),
@@ -406,11 +433,16 @@ impl Quarry {
         })
     }
 
-    fn run_sql_inner(&self, sql: &str) -> Result<SqlAnswer, AskError> {
+    fn run_sql_inner(
+        &self,
+        sql: &str,
+        principal: &Principal,
+        policy: &Policy,
+    ) -> Result<SqlAnswer, AskError> {
         let mut timings = Timings::default();
         let draft = DraftSql::new(sql);
         let stage = Instant::now();
-        let query = validate(&draft, &self.catalog)
+        let query = validate(&draft, &self.catalog, policy, principal)
             .map_err(|refusal| AskError::Refused { sql: sql.to_string(), refusal })?;
         timings.validate_ms = stage.elapsed().as_millis() as u64;
         let stage = Instant::now();
@@ -424,6 +456,7 @@ impl Quarry {
             tables: self.table_uses(&query, None),
             result,
             warnings: query.warnings().to_vec(),
+            governance: query.governance().clone(),
             timings,
         })
     }

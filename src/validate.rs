@@ -1,30 +1,51 @@
 //! The validator: it turns untrusted SQL (`DraftSql`: LLM output, or SQL from a user or tool)
 //! into a `ValidatedQuery`, the only form of SQL the executor accepts, or refuses with every
-//! violation it found. It is pure — no IO — a function of (SQL text, catalog); policy (roles,
-//! PII tags, row filters) will come as a further argument and a further stage, after names are
-//! resolved, without changing the stages below.
+//! violation it found. It is pure — no IO — a function of (SQL text, catalog, policy,
+//! principal).
 //!
 //! Stages, in order: size -> parse (SQLite dialect) -> depth (a bounded walk, before any
 //! unbounded one) -> read-only and function checks (a walk of the whole tree) -> name
-//! resolution (a scoped walk, as a database resolves tables and columns) -> rendering, where the
-//! statement to run is printed from the checked tree and must parse back to the same tree.
-//! It does not execute SQL, rank tables or decide what a principal may see.
+//! resolution with the policy (a scoped walk, as a database resolves tables and columns, that
+//! also tracks which governed catalog columns each value derives from) -> rewriting (row
+//! filters and masks, the row cap) -> rendering, where the statement to run is printed from the
+//! checked and rewritten tree and must parse back to the same tree.
+//!
+//! Policy, per role (see `policy`):
+//! - a table the role may not read (tier, `tables_denied`) is refused as `table_not_allowed`;
+//!   a deprecated table is refused (`deprecated_table`) or warned about, naming its replacement;
+//! - a column with a deny tag is refused (`forbidden_column`) wherever its values are used: a
+//!   reference in any clause, or a `*` that carries it into the result, into a comparison
+//!   (DISTINCT, UNION/INTERSECT/EXCEPT, USING, NATURAL, IN, scalar subqueries) or into ORDER
+//!   BY / GROUP BY by position. Lineage is tracked through CTEs, derived tables and set
+//!   operations, so a column renamed by a CTE is still the column it came from. A `*` whose
+//!   values are never used (`WITH c AS (SELECT * FROM users) SELECT user_id FROM c`) passes;
+//!   the executor reads denied columns as NULL anyway;
+//! - a table with row filters or masked columns is read, at every place it is read, through
+//!   `(SELECT ... FROM main.t WHERE <predicate>) AS <alias>`: masked columns are the constant
+//!   `'***'` there, so every clause (WHERE and JOIN included) sees the mask, never the value;
+//!   predicate parameters are string-literal nodes, never spliced text;
+//! - the outermost LIMIT is lowered to the row cap, or added.
+//!
+//! It does not execute SQL, rank tables or authenticate anyone.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::ControlFlow;
+use std::sync::OnceLock;
 
 use serde::Serialize;
 use sqlparser::ast::{
-    Cte, Expr, Function, GroupByExpr, Ident, InTarget, JoinConstraint, JoinOperator, LimitClause,
-    NamedWindowExpr, ObjectName, ObjectNamePart, OrderBy, OrderByExpr, OrderByKind, Query, Select,
-    SelectItem, SelectItemQualifiedWildcardKind, SetExpr, Statement, TableFactor, TableWithJoins, Value,
-    Values, Visit, VisitMut, Visitor, VisitorMut, WildcardAdditionalOptions,
+    BinaryOperator, Cte, Distinct, Expr, Function, GroupByExpr, Ident, InTarget, JoinConstraint,
+    JoinOperator, LimitClause, NamedWindowExpr, ObjectName, ObjectNamePart, OrderBy, OrderByExpr,
+    OrderByKind, Query, Select, SelectItem, SelectItemQualifiedWildcardKind, SetExpr, SetOperator,
+    SetQuantifier, Statement, TableAlias, TableFactor, TableWithJoins, UnaryOperator, Value, Values, Visit,
+    VisitMut, Visitor, VisitorMut, WildcardAdditionalOptions,
 };
 use sqlparser::dialect::SQLiteDialect;
 use sqlparser::parser::{Parser, ParserError};
 use sqlparser::tokenizer::{Token, Tokenizer};
 
 use crate::catalog::{closest, suggestion, Catalog};
+use crate::policy::{ColumnRule, DeprecatedRule, Policy, Principal, TableDenial, MASK};
 
 /// SQL text nobody has checked yet: LLM output, or SQL from a user or tool.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,10 +67,13 @@ pub struct ValidatedQuery {
     sql: String,
     tables: Vec<String>,
     warnings: Vec<Violation>,
+    governance: Governance,
+    hidden_columns: Vec<(String, String)>,
 }
 
 impl ValidatedQuery {
-    /// The statement to execute, printed from the checked tree: what runs is what was checked.
+    /// The statement to execute, printed from the checked and rewritten tree: what runs is what
+    /// was checked, with the role's row filters, masks and row cap applied.
     pub fn sql(&self) -> &str {
         &self.sql
     }
@@ -59,10 +83,35 @@ impl ValidatedQuery {
         &self.tables
     }
 
-    /// Findings that do not block the query.
+    /// Findings that do not block the query (a deprecated table, a masked column).
     pub fn warnings(&self) -> &[Violation] {
         &self.warnings
     }
+
+    /// How the role's policy shaped the query.
+    pub fn governance(&self) -> &Governance {
+        &self.governance
+    }
+
+    /// (table, column) pairs of the tables read that the role may not read: the executor has
+    /// SQLite read them as NULL, a second wall behind the validator.
+    pub fn hidden_columns(&self) -> &[(String, String)] {
+        &self.hidden_columns
+    }
+}
+
+/// What the policy did to a query that passed, for the answer and the audit log.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct Governance {
+    /// The role whose policy was applied.
+    pub role: String,
+    /// Result columns whose values derive from a masked column (they hold `'***'`, or a value
+    /// computed from it).
+    pub masked_columns: Vec<String>,
+    /// Row filters applied, with bound values: `orders: country_code = 'DE'`.
+    pub row_filters: Vec<String>,
+    /// The row cap applied to the outermost LIMIT.
+    pub row_cap: Option<u64>,
 }
 
 /// One thing wrong with a draft, said so that a person (or the LLM) can fix it.
@@ -103,6 +152,15 @@ pub enum ViolationCode {
     UnknownColumn,
     /// A column that several tables in scope have.
     AmbiguousColumn,
+    /// Policy: a table the role may not read (tier, denied table, or a row filter whose
+    /// attribute the principal lacks).
+    TableNotAllowed,
+    /// Policy: a column with a tag the role may not read.
+    ForbiddenColumn,
+    /// Policy: a deprecated table; a refusal or, when the role is only warned, a warning.
+    DeprecatedTable,
+    /// Policy (warning only): a column the role reads masked.
+    MaskedColumn,
 }
 
 impl ViolationCode {
@@ -120,7 +178,23 @@ impl ViolationCode {
             ViolationCode::UnknownTable => "unknown_table",
             ViolationCode::UnknownColumn => "unknown_column",
             ViolationCode::AmbiguousColumn => "ambiguous_column",
+            ViolationCode::TableNotAllowed => "table_not_allowed",
+            ViolationCode::ForbiddenColumn => "forbidden_column",
+            ViolationCode::DeprecatedTable => "deprecated_table",
+            ViolationCode::MaskedColumn => "masked_column",
         }
+    }
+
+    /// Whether the code is a policy decision: a refusal with it is final, never repaired
+    /// (a repair would be a search for a way around the policy).
+    pub fn is_policy(self) -> bool {
+        matches!(
+            self,
+            ViolationCode::TableNotAllowed
+                | ViolationCode::ForbiddenColumn
+                | ViolationCode::DeprecatedTable
+                | ViolationCode::MaskedColumn
+        )
     }
 }
 
@@ -129,6 +203,13 @@ impl ViolationCode {
 #[error("query refused: {}", list_messages(.violations))]
 pub struct Refusal {
     pub violations: Vec<Violation>,
+}
+
+impl Refusal {
+    /// Whether any violation is a policy decision (see `ViolationCode::is_policy`).
+    pub fn is_policy(&self) -> bool {
+        self.violations.iter().any(|v| v.code.is_policy())
+    }
 }
 
 fn list_messages(violations: &[Violation]) -> String {
@@ -151,37 +232,84 @@ impl Default for Limits {
     }
 }
 
-/// Checks `draft` against `catalog` with the default limits.
-pub fn validate(draft: &DraftSql, catalog: &Catalog) -> Result<ValidatedQuery, Refusal> {
-    validate_with(draft, catalog, &Limits::default())
+/// Checks `draft` for `principal` under `policy`, with the default limits.
+pub fn validate(
+    draft: &DraftSql,
+    catalog: &Catalog,
+    policy: &Policy,
+    principal: &Principal,
+) -> Result<ValidatedQuery, Refusal> {
+    validate_with(draft, catalog, policy, principal, &Limits::default())
 }
 
-/// Checks `draft` against `catalog`: a `ValidatedQuery` to run, or every violation found.
+/// Checks `draft` against `catalog` for `principal` under `policy`: a `ValidatedQuery` to run
+/// (rewritten for the policy), or every violation found.
 pub fn validate_with(
     draft: &DraftSql,
     catalog: &Catalog,
+    policy: &Policy,
+    principal: &Principal,
     limits: &Limits,
 ) -> Result<ValidatedQuery, Refusal> {
     let text = draft.text();
     check_size(text, limits)?;
     let statements = parse(text, limits)?;
-    let query = single_query(statements, text)?;
+    let mut query = single_query(statements, text)?;
+    let _ = VisitMut::visit(&mut query, &mut InTableExpander);
 
     let mut safety = SafetyCheck::default();
     let _ = query.visit(&mut safety);
-    let mut resolver = Resolver::new(catalog);
-    resolver.resolve_query(&query, None);
+    let mut resolver = Resolver::new(catalog, policy, principal);
+    let outputs = resolver.resolve_query(&query, None);
+    resolver.consume_outputs(&outputs, None);
 
     let mut violations = safety.violations;
     violations.append(&mut resolver.violations);
     if violations.is_empty() && resolver.relations_resolved != safety.relations_seen {
         violations.push(unsupported(&query.to_string()));
     }
+    if violations.is_empty() && policy.restricts_columns() {
+        if let Some(fragment) = resolver.unknown_lookup.take() {
+            violations.push(violation(
+                ViolationCode::ParseError,
+                format!(
+                    "the validator cannot tell which columns '{fragment}' reads, so it cannot apply \
+                     the column rules of role '{}'",
+                    policy.role()
+                ),
+                fragment,
+                "name the columns of CTEs and subqueries explicitly; avoid * over recursive CTEs",
+            ));
+        }
+    }
     if !violations.is_empty() {
         return Err(Refusal { violations: deduplicated(violations) });
     }
+    let masked_columns = outputs
+        .iter()
+        .flatten()
+        .filter(|col| col.sources.iter().any(|&s| matches!(resolver.governed[s].rule, ColumnRule::Mask(_))))
+        .map(|col| col.name.clone())
+        .collect();
+    let mut governance = Governance {
+        role: policy.role().to_string(),
+        masked_columns,
+        row_filters: resolver.applied_filters(),
+        row_cap: None,
+    };
+    rewrite_views(&mut query, &resolver.rewrite_sites, &resolver.reads);
+    if let Some(cap) = policy.row_cap() {
+        apply_row_cap(&mut query, cap);
+        governance.row_cap = Some(cap);
+    }
     let sql = render(&query, limits)?;
-    Ok(ValidatedQuery { sql, tables: resolver.tables.into_iter().collect(), warnings: Vec::new() })
+    Ok(ValidatedQuery {
+        sql,
+        hidden_columns: resolver.hidden_columns(),
+        tables: resolver.tables.into_iter().collect(),
+        warnings: deduplicated(resolver.warnings),
+        governance,
+    })
 }
 
 // --- size, parse, depth --------------------------------------------------------------------------
@@ -635,6 +763,14 @@ impl Visitor for SafetyCheck {
             Expr::In { target: InTarget::Table { name, args: Some(_) }, .. } => {
                 self.table_function(&name.to_string(), expr.to_string());
             }
+            Expr::Value(value) if matches!(value.value, Value::Placeholder(_)) => {
+                self.violations.push(violation(
+                    ViolationCode::ParseError,
+                    format!("'{value}' is a parameter, and nothing binds parameters here"),
+                    value.to_string(),
+                    "write the value itself, e.g. 'DE' or 42",
+                ));
+            }
             _ => {}
         }
         ControlFlow::Continue(())
@@ -642,6 +778,40 @@ impl Visitor for SafetyCheck {
 }
 
 // --- name resolution -----------------------------------------------------------------------------
+
+/// The governed catalog columns (denied or masked for the role) a value derives from, as
+/// indices into `Resolver::governed`. Empty for nearly every value, so cheap to carry.
+type Sources = Vec<usize>;
+
+fn add_sources(into: &mut Sources, more: &[usize]) {
+    for source in more {
+        if !into.contains(source) {
+            into.push(*source);
+        }
+    }
+}
+
+/// A column of a relation or of a result: its name, and the governed columns its values
+/// derive from.
+#[derive(Debug, Clone)]
+struct Col {
+    name: String,
+    sources: Sources,
+}
+
+impl Col {
+    fn named(name: impl Into<String>) -> Col {
+        Col { name: name.into(), sources: Vec::new() }
+    }
+}
+
+fn find_col<'a>(columns: &'a [Col], name: &str) -> Option<&'a Col> {
+    columns.iter().find(|c| c.name.eq_ignore_ascii_case(name))
+}
+
+fn col_names(columns: &[Col]) -> Vec<String> {
+    columns.iter().map(|c| c.name.clone()).collect()
+}
 
 /// A relation visible in a FROM clause: a catalog table, a CTE or a subquery.
 struct Relation {
@@ -651,31 +821,33 @@ struct Relation {
     catalog_table: Option<String>,
     /// Whether an alias hides the table's own name.
     aliased: bool,
-    /// Its column names; `None` when they cannot be known, and then any column is accepted.
-    columns: Option<Vec<String>>,
+    /// Whether the role reads this table through a rewrite (row filter or masks): it then has
+    /// no rowid and no schema-qualified column names.
+    rewritten: bool,
+    /// Its columns; `None` when they cannot be known, and then any column is accepted.
+    columns: Option<Vec<Col>>,
     /// Columns merged into an earlier relation by USING or NATURAL: not found unqualified.
     merged: Vec<String>,
 }
 
-enum Lookup {
-    Found,
+enum Lookup<'r> {
+    Found(&'r Col),
     Missing,
     Unknown,
 }
 
 impl Relation {
     /// A relation that is not a catalog table (a CTE, a subquery), or not yet known to be one.
-    fn new(name: Option<String>, columns: Option<Vec<String>>) -> Self {
-        Relation { name, catalog_table: None, aliased: false, columns, merged: Vec::new() }
+    fn new(name: Option<String>, columns: Option<Vec<Col>>) -> Self {
+        Relation { name, catalog_table: None, aliased: false, rewritten: false, columns, merged: Vec::new() }
     }
 
-    fn lookup(&self, column: &str, qualified: bool) -> Lookup {
+    fn lookup(&self, column: &str, qualified: bool) -> Lookup<'_> {
         let Some(columns) = &self.columns else { return Lookup::Unknown };
         let merged = !qualified && contains(&self.merged, column);
-        if contains(columns, column) && !merged {
-            Lookup::Found
-        } else {
-            Lookup::Missing
+        match find_col(columns, column) {
+            Some(col) if !merged => Lookup::Found(col),
+            _ => Lookup::Missing,
         }
     }
 
@@ -696,46 +868,272 @@ fn contains(names: &[String], name: &str) -> bool {
 #[derive(Default)]
 struct Scope {
     relations: Vec<Relation>,
-    output_aliases: Vec<String>,
+    output_aliases: Vec<Col>,
     /// Where aliases may be used (WHERE, GROUP BY, HAVING, ORDER BY), when no column matches.
     aliases_visible: bool,
     /// Where aliases win over columns (ORDER BY).
     aliases_first: bool,
 }
 
+/// Where a CTE is in its definition. SQLite lets a CTE read every CTE of its WITH clause;
+/// reading one defined later is refused, since its columns are not known yet.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum CteState {
+    Declared,
+    Defining,
+    Defined,
+}
+
 /// A CTE in scope; columns are `None` while its recursive body is being resolved.
 struct CteDefinition {
     name: String,
-    columns: Option<Vec<String>>,
+    columns: Option<Vec<Col>>,
+    state: CteState,
+    /// Whether its body read it (recursion).
+    recursive: bool,
+}
+
+/// A catalog column the role may not read or reads masked.
+struct Governed {
+    table: String,
+    column: String,
+    rule: ColumnRule,
+}
+
+/// How the role reads one catalog table.
+struct TableRead {
+    columns: Vec<Col>,
+    /// Columns the role may not read.
+    denied: Vec<String>,
+    /// The derived table that replaces every read of it, if the role needs one.
+    view: Option<View>,
+}
+
+/// What replaces `t [AS a]` for a role: `(SELECT <columns> FROM main.t WHERE <predicate>) AS a`.
+struct View {
+    table: String,
+    /// Every column in table order, and whether it is masked.
+    columns: Vec<(String, bool)>,
+    /// The role's row filters on the table, parameters bound, joined with AND.
+    predicate: Option<Expr>,
 }
 
 struct Resolver<'c> {
     catalog: &'c Catalog,
+    policy: &'c Policy,
+    principal: &'c Principal,
     ctes: Vec<CteDefinition>,
     scopes: Vec<Scope>,
     tables: BTreeSet<String>,
     relations_resolved: usize,
     violations: Vec<Violation>,
+    warnings: Vec<Violation>,
+    governed: Vec<Governed>,
+    /// Governed columns already reported (denied) or noted (masked), once per query.
+    reported: BTreeSet<usize>,
+    /// How each catalog table read is read, by lower-cased name.
+    reads: BTreeMap<String, TableRead>,
+    /// FROM items (by address in the checked tree) that read a table through a view.
+    rewrite_sites: HashMap<usize, String>,
+    /// The first reference whose columns could not be known.
+    unknown_lookup: Option<String>,
 }
 
-/// Output column names of a query; `None` when they cannot be known.
-type Outputs = Option<Vec<String>>;
+/// Output columns of a query; `None` when they cannot be known.
+type Outputs = Option<Vec<Col>>;
 
 impl<'c> Resolver<'c> {
-    fn new(catalog: &'c Catalog) -> Self {
+    fn new(catalog: &'c Catalog, policy: &'c Policy, principal: &'c Principal) -> Self {
         Resolver {
             catalog,
+            policy,
+            principal,
             ctes: Vec::new(),
             scopes: Vec::new(),
             tables: BTreeSet::new(),
             relations_resolved: 0,
             violations: Vec::new(),
+            warnings: Vec::new(),
+            governed: Vec::new(),
+            reported: BTreeSet::new(),
+            reads: BTreeMap::new(),
+            rewrite_sites: HashMap::new(),
+            unknown_lookup: None,
         }
     }
 
     fn unsupported(&mut self, fragment: String) {
         self.violations.push(unsupported(&fragment));
     }
+
+    fn unknown(&mut self, fragment: impl FnOnce() -> String) {
+        if self.unknown_lookup.is_none() {
+            self.unknown_lookup = Some(excerpt(&fragment(), 60));
+        }
+    }
+
+    // --- policy ----------------------------------------------------------------------------------
+
+    /// Values derived from `sources` are used at `fragment`: a denied column is refused, a
+    /// masked one noted; each once per query.
+    fn consume(&mut self, sources: &[usize], fragment: &str) {
+        for &id in sources {
+            if !self.reported.insert(id) {
+                continue;
+            }
+            let governed = &self.governed[id];
+            let role = self.policy.role();
+            let column = format!("{}.{}", governed.table, governed.column);
+            match &governed.rule {
+                ColumnRule::Deny(tag) => self.violations.push(violation(
+                    ViolationCode::ForbiddenColumn,
+                    format!("{column} is tagged '{tag}': role '{role}' may not read it"),
+                    excerpt(fragment, 60),
+                    format!(
+                        "leave {column} out of the query everywhere (select list, *, joins, filters, \
+                         grouping, ordering); list the columns you need instead of *"
+                    ),
+                )),
+                ColumnRule::Mask(tag) => self.warnings.push(violation(
+                    ViolationCode::MaskedColumn,
+                    format!("{column} is tagged '{tag}' and masked for role '{role}': it reads as '{MASK}'"),
+                    excerpt(fragment, 60),
+                    "filters, joins and functions on it see the mask, not the value",
+                )),
+                ColumnRule::Read => {}
+            }
+        }
+    }
+
+    /// Every value of `outputs` is used (the result, DISTINCT, a set operation, a subquery in an
+    /// expression); `fragment` names where, else each column's name does.
+    fn consume_outputs(&mut self, outputs: &Outputs, fragment: Option<&str>) {
+        match outputs {
+            Some(columns) => {
+                for col in columns {
+                    if !col.sources.is_empty() {
+                        self.consume(&col.sources, fragment.unwrap_or(&col.name));
+                    }
+                }
+            }
+            None => self.unknown(|| fragment.unwrap_or("*").to_string()),
+        }
+    }
+
+    /// How the role reads a catalog table; the first time, table-level rules are checked.
+    fn read_table(&mut self, table_key: &str, written: &str) {
+        if self.reads.contains_key(table_key) {
+            return;
+        }
+        let Some(table) = self.catalog.table(table_key) else { return };
+        let role = self.policy.role().to_string();
+        match self.policy.table_denial(table) {
+            None => {}
+            Some(TableDenial::Listed) => self.violations.push(violation(
+                ViolationCode::TableNotAllowed,
+                format!("role '{role}' may not read table '{}'", table.name),
+                written,
+                "answer from other tables, or ask a data steward for access",
+            )),
+            Some(TableDenial::Tier(tier)) => {
+                let tier = tier.map_or_else(|| "no tier".to_string(), |t| t.to_string());
+                self.violations.push(violation(
+                    ViolationCode::TableNotAllowed,
+                    format!(
+                        "role '{role}' may not read table '{}' ({tier}): it reads tiers {}",
+                        table.name,
+                        self.policy.tiers_label()
+                    ),
+                    written,
+                    "use a certified table that holds the same data, or ask a data steward for access",
+                ))
+            }
+        }
+        if let Some(deprecation) = &table.deprecated {
+            let message =
+                format!("table '{}' is deprecated: use '{}' instead", table.name, deprecation.replacement);
+            let hint = if deprecation.note.is_empty() {
+                format!("read {} instead", deprecation.replacement)
+            } else {
+                format!("read {} instead. {}", deprecation.replacement, deprecation.note)
+            };
+            let finding = violation(ViolationCode::DeprecatedTable, message, written, hint);
+            match self.policy.deprecated() {
+                DeprecatedRule::Refuse => self.violations.push(finding),
+                DeprecatedRule::Warn => self.warnings.push(finding),
+            }
+        }
+        let mut columns = Vec::with_capacity(table.columns.len());
+        let mut denied = Vec::new();
+        let mut masked_any = false;
+        let mut view_columns = Vec::with_capacity(table.columns.len());
+        for column in &table.columns {
+            let rule = self.policy.column_rule(column);
+            let mut col = Col::named(column.name.clone());
+            match &rule {
+                ColumnRule::Read => {}
+                ColumnRule::Deny(_) => denied.push(column.name.clone()),
+                ColumnRule::Mask(_) => masked_any = true,
+            }
+            view_columns.push((column.name.clone(), matches!(rule, ColumnRule::Mask(_))));
+            if rule != ColumnRule::Read {
+                col.sources.push(self.governed.len());
+                self.governed.push(Governed { table: table.name.clone(), column: column.name.clone(), rule });
+            }
+            columns.push(col);
+        }
+        let mut predicate: Option<Expr> = None;
+        for filter in self.policy.row_filters_for(&table.name) {
+            match filter.bind(self.principal) {
+                Ok(bound) => {
+                    predicate = Some(match predicate.take() {
+                        None => bound,
+                        Some(left) => Expr::BinaryOp {
+                            left: Box::new(nested(left)),
+                            op: BinaryOperator::And,
+                            right: Box::new(nested(bound)),
+                        },
+                    });
+                }
+                Err(attribute) => self.violations.push(violation(
+                    ViolationCode::TableNotAllowed,
+                    format!(
+                        "role '{role}' reads table '{}' filtered by :principal.{attribute}, and principal \
+                         '{}' has no attribute '{attribute}'",
+                        table.name, self.principal.name
+                    ),
+                    written,
+                    format!("give the principal the attribute '{attribute}', or use another role"),
+                )),
+            }
+        }
+        let view = (masked_any || predicate.is_some()).then(|| View {
+            table: table.name.clone(),
+            columns: view_columns,
+            predicate,
+        });
+        self.reads.insert(table_key.to_string(), TableRead { columns, denied, view });
+    }
+
+    /// Row filters applied to the tables read, as bound.
+    fn applied_filters(&self) -> Vec<String> {
+        self.reads
+            .values()
+            .filter_map(|read| read.view.as_ref())
+            .filter_map(|view| view.predicate.as_ref().map(|p| format!("{}: {p}", view.table)))
+            .collect()
+    }
+
+    fn hidden_columns(&self) -> Vec<(String, String)> {
+        let mut hidden = Vec::new();
+        for (key, read) in &self.reads {
+            let table = self.catalog.table(key).map_or_else(|| key.clone(), |t| t.name.clone());
+            hidden.extend(read.denied.iter().map(|c| (table.clone(), c.clone())));
+        }
+        hidden
+    }
+
+    // --- queries ---------------------------------------------------------------------------------
 
     /// Resolves a query; `fill_cte` names the CTE whose columns its first branch defines.
     fn resolve_query(&mut self, query: &Query, fill_cte: Option<usize>) -> Outputs {
@@ -750,7 +1148,24 @@ impl<'c> Resolver<'c> {
         let ctes_before = self.ctes.len();
         if let Some(with) = &query.with {
             for cte in &with.cte_tables {
-                self.define_cte(cte);
+                let name = cte.alias.name.value.clone();
+                if self.ctes[ctes_before..].iter().any(|c| c.name.eq_ignore_ascii_case(&name)) {
+                    self.violations.push(violation(
+                        ViolationCode::ParseError,
+                        format!("the WITH clause defines '{name}' twice"),
+                        name.clone(),
+                        "give each CTE its own name",
+                    ));
+                }
+                self.ctes.push(CteDefinition {
+                    name,
+                    columns: None,
+                    state: CteState::Declared,
+                    recursive: false,
+                });
+            }
+            for (i, cte) in with.cte_tables.iter().enumerate() {
+                self.define_cte(cte, ctes_before + i);
             }
         }
         let outputs = match query.body.as_ref() {
@@ -787,47 +1202,121 @@ impl<'c> Resolver<'c> {
         outputs
     }
 
-    fn define_cte(&mut self, cte: &Cte) {
+    fn define_cte(&mut self, cte: &Cte, index: usize) {
         if cte.from.is_some() {
             self.unsupported(cte.to_string());
         }
         let explicit: Vec<String> = cte.alias.columns.iter().map(|c| c.name.value.clone()).collect();
-        let pending = explicit.is_empty();
-        let columns = if pending { None } else { Some(explicit) };
-        self.ctes.push(CteDefinition { name: cte.alias.name.value.clone(), columns });
-        let index = self.ctes.len() - 1;
-        // Visible in its own body: SQLite reads a self-reference as recursion.
-        let outputs = self.resolve_query(&cte.query, pending.then_some(index));
-        if pending {
-            if let Some(definition) = self.ctes.get_mut(index) {
-                definition.columns = outputs;
+        if let Some(definition) = self.ctes.get_mut(index) {
+            definition.state = CteState::Defining;
+            if !explicit.is_empty() {
+                definition.columns = Some(explicit.iter().map(Col::named).collect());
             }
+        }
+        // Visible in its own body: SQLite reads a self-reference as recursion. A recursive body
+        // is resolved again while its columns gain sources, so that a governed column that
+        // enters through the recursive branch is seen wherever the recursion reads it.
+        let relations_resolved = self.relations_resolved;
+        let mut outputs = self.resolve_query(&cte.query, Some(index));
+        for _round in 0..8 {
+            let before = self.cte_sources(index);
+            self.set_cte_columns(index, &explicit, &outputs);
+            let recursive = self.ctes.get(index).is_some_and(|d| d.recursive);
+            if !recursive || self.cte_sources(index) == before {
+                break;
+            }
+            let counted = self.relations_resolved;
+            outputs = self.resolve_query(&cte.query, None);
+            self.relations_resolved = counted;
+        }
+        debug_assert!(self.relations_resolved >= relations_resolved);
+        if let Some(definition) = self.ctes.get_mut(index) {
+            definition.state = CteState::Defined;
         }
     }
 
-    fn fill_cte_columns(&mut self, fill_cte: Option<usize>, outputs: &Outputs) {
-        if let Some(definition) = fill_cte.and_then(|index| self.ctes.get_mut(index)) {
-            if definition.columns.is_none() {
-                definition.columns = outputs.clone();
+    fn cte_sources(&self, index: usize) -> Vec<Sources> {
+        self.ctes
+            .get(index)
+            .and_then(|d| d.columns.as_ref())
+            .map(|columns| columns.iter().map(|c| c.sources.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    /// The CTE's columns: explicit names (or its outputs' names), with the outputs' sources
+    /// added to those it had.
+    fn set_cte_columns(&mut self, index: usize, explicit: &[String], outputs: &Outputs) {
+        let Some(definition) = self.ctes.get_mut(index) else { return };
+        let Some(outputs) = outputs else {
+            if explicit.is_empty() {
+                definition.columns = None;
             }
-        }
+            return;
+        };
+        let names: Vec<String> = if explicit.is_empty() { col_names(outputs) } else { explicit.to_vec() };
+        let previous = definition.columns.take().unwrap_or_default();
+        let columns = names
+            .into_iter()
+            .enumerate()
+            .map(|(i, name)| {
+                let mut sources = previous.get(i).map(|c| c.sources.clone()).unwrap_or_default();
+                if let Some(output) = outputs.get(i) {
+                    add_sources(&mut sources, &output.sources);
+                }
+                Col { name, sources }
+            })
+            .collect();
+        definition.columns = Some(columns);
+    }
+
+    fn fill_cte_columns(&mut self, fill_cte: Option<usize>, outputs: &Outputs) {
+        let Some(index) = fill_cte else { return };
+        let explicit: Vec<String> = match self.ctes.get(index) {
+            Some(CteDefinition { columns: Some(columns), .. }) => col_names(columns),
+            Some(_) => Vec::new(),
+            None => return,
+        };
+        self.set_cte_columns(index, &explicit, outputs);
     }
 
     fn resolve_set_expr(&mut self, body: &SetExpr, fill_cte: Option<usize>) -> Outputs {
         let outputs = match body {
             SetExpr::Select(select) => self.resolve_select(select, None),
             SetExpr::Query(query) => return self.resolve_query(query, fill_cte),
-            SetExpr::SetOperation { left, right, .. } => {
-                let outputs = self.resolve_set_expr(left, fill_cte);
-                self.resolve_set_expr(right, None);
+            SetExpr::SetOperation { left, right, op, set_quantifier } => {
+                let mut outputs = self.resolve_set_expr(left, fill_cte);
+                let right_outputs = self.resolve_set_expr(right, None);
+                // Every operation but UNION ALL compares whole rows.
+                let compares =
+                    !(matches!(op, SetOperator::Union) && matches!(set_quantifier, SetQuantifier::All));
+                if compares {
+                    let fragment = format!("{op} {set_quantifier}");
+                    self.consume_outputs(&outputs, Some(fragment.trim()));
+                    self.consume_outputs(&right_outputs, Some(fragment.trim()));
+                }
+                match (&mut outputs, &right_outputs) {
+                    (Some(left_columns), Some(right_columns)) => {
+                        for (left, right) in left_columns.iter_mut().zip(right_columns) {
+                            add_sources(&mut left.sources, &right.sources);
+                        }
+                    }
+                    (Some(_), None) => outputs = None,
+                    _ => {}
+                }
                 return outputs;
             }
             SetExpr::Values(values) => {
                 let width = values.rows.first().map_or(0, |row| row.content.len());
+                let mut columns: Vec<Col> = (1..=width).map(|i| Col::named(format!("column{i}"))).collect();
                 for row in &values.rows {
-                    self.walk(&row.content);
+                    for (i, expr) in row.content.iter().enumerate() {
+                        let sources = self.walk(expr);
+                        if let Some(col) = columns.get_mut(i) {
+                            add_sources(&mut col.sources, &sources);
+                        }
+                    }
                 }
-                Some((1..=width).map(|i| format!("column{i}")).collect())
+                Some(columns)
             }
             // Refused by the read-only check.
             SetExpr::Insert(_)
@@ -852,7 +1341,7 @@ impl<'c> Resolver<'c> {
             || select.qualify.is_some()
             || select.value_table_mode.is_some()
             || !matches!(select.flavor, sqlparser::ast::SelectFlavor::Standard)
-            || matches!(select.distinct, Some(sqlparser::ast::Distinct::On(_)));
+            || matches!(select.distinct, Some(Distinct::On(_)));
         if exotic {
             self.unsupported(select.to_string());
         }
@@ -861,13 +1350,16 @@ impl<'c> Resolver<'c> {
             self.add_table_with_joins(table);
         }
         let outputs = self.resolve_projection(&select.projection);
-        let output_count = outputs.as_ref().map(Vec::len);
+        if matches!(select.distinct, Some(Distinct::Distinct)) {
+            self.consume_outputs(&outputs, Some("DISTINCT"));
+        }
         if let Some(scope) = self.scopes.last_mut() {
             scope.output_aliases = select
                 .projection
                 .iter()
-                .filter_map(|item| match item {
-                    SelectItem::ExprWithAlias { alias, .. } => Some(alias.value.clone()),
+                .zip(outputs.iter().flatten())
+                .filter_map(|(item, col)| match item {
+                    SelectItem::ExprWithAlias { .. } => Some(col.clone()),
                     _ => None,
                 })
                 .collect();
@@ -880,7 +1372,7 @@ impl<'c> Resolver<'c> {
                     self.unsupported(select.group_by.to_string());
                 }
                 for expr in exprs {
-                    self.resolve_position_or_expr(expr, output_count, "GROUP BY");
+                    self.resolve_position_or_expr(expr, &outputs, "GROUP BY");
                 }
             }
             GroupByExpr::All(_) => self.unsupported(select.group_by.to_string()),
@@ -896,7 +1388,7 @@ impl<'c> Resolver<'c> {
                 scope.aliases_first = true;
             }
             for item in self.order_by_items(order_by) {
-                self.resolve_position_or_expr(&item.expr, output_count, "ORDER BY");
+                self.resolve_position_or_expr(&item.expr, &outputs, "ORDER BY");
             }
         }
         self.scopes.pop();
@@ -921,18 +1413,27 @@ impl<'c> Resolver<'c> {
         }
     }
 
-    /// `ORDER BY 2` / `GROUP BY 1` name a result column by position; anything else is an
-    /// expression.
-    fn resolve_position_or_expr(&mut self, expr: &Expr, output_count: Option<usize>, clause: &str) {
+    /// `ORDER BY 2` / `GROUP BY 1` name a result column by position (its values are used);
+    /// anything else is an expression.
+    fn resolve_position_or_expr(&mut self, expr: &Expr, outputs: &Outputs, clause: &str) {
         if let Some(position) = position(expr) {
-            if output_count.is_some_and(|count| position == 0 || position > count) {
-                let count = output_count.unwrap_or_default();
-                self.violations.push(violation(
-                    ViolationCode::UnknownColumn,
-                    format!("{clause} {position} is out of range: the query has {count} result column(s)"),
-                    expr.to_string(),
-                    format!("use a position between 1 and {count}, or name the column"),
-                ));
+            match outputs {
+                Some(columns) if position == 0 || position > columns.len() => {
+                    let count = columns.len();
+                    self.violations.push(violation(
+                        ViolationCode::UnknownColumn,
+                        format!(
+                            "{clause} {position} is out of range: the query has {count} result column(s)"
+                        ),
+                        expr.to_string(),
+                        format!("use a position between 1 and {count}, or name the column"),
+                    ));
+                }
+                Some(columns) => {
+                    let sources = columns[position - 1].sources.clone();
+                    self.consume(&sources, &format!("{clause} {position}"));
+                }
+                None => self.unknown(|| format!("{clause} {position}")),
             }
             return;
         }
@@ -942,14 +1443,14 @@ impl<'c> Resolver<'c> {
     fn resolve_projection(&mut self, projection: &[SelectItem]) -> Outputs {
         let mut outputs = Some(Vec::new());
         for item in projection {
-            let names: Outputs = match item {
+            let columns: Outputs = match item {
                 SelectItem::UnnamedExpr(expr) => {
-                    self.walk(expr);
-                    Some(vec![output_name(expr)])
+                    let sources = self.walk(expr);
+                    Some(vec![Col { name: output_name(expr), sources }])
                 }
                 SelectItem::ExprWithAlias { expr, alias } => {
-                    self.walk(expr);
-                    Some(vec![alias.value.clone()])
+                    let sources = self.walk(expr);
+                    Some(vec![Col { name: alias.value.clone(), sources }])
                 }
                 SelectItem::Wildcard(options) => {
                     self.check_wildcard_options(options);
@@ -972,9 +1473,9 @@ impl<'c> Resolver<'c> {
                     None
                 }
             };
-            outputs = match (outputs, names) {
-                (Some(mut all), Some(names)) => {
-                    all.extend(names);
+            outputs = match (outputs, columns) {
+                (Some(mut all), Some(columns)) => {
+                    all.extend(columns);
                     Some(all)
                 }
                 _ => None,
@@ -1009,8 +1510,11 @@ impl<'c> Resolver<'c> {
         }
         let mut columns = Vec::new();
         for relation in &scope.relations {
-            let known = relation.columns.as_ref()?;
-            columns.extend(known.iter().filter(|c| !contains(&relation.merged, c)).cloned());
+            let Some(known) = relation.columns.as_ref() else {
+                self.unknown(|| item.to_string());
+                return None;
+            };
+            columns.extend(known.iter().filter(|c| !contains(&relation.merged, &c.name)).cloned());
         }
         Some(columns)
     }
@@ -1027,7 +1531,11 @@ impl<'c> Resolver<'c> {
             _ => None,
         };
         match found {
-            Some(columns) => columns,
+            Some(Some(columns)) => Some(columns),
+            Some(None) => {
+                self.unknown(|| format!("{name}.*"));
+                None
+            }
             None => {
                 let fragment = format!("{name}.*");
                 self.unknown_relation(&name.to_string(), fragment);
@@ -1039,7 +1547,7 @@ impl<'c> Resolver<'c> {
     /// Output names and expressions of every branch of a compound select: what its ORDER BY may
     /// name.
     fn resolve_compound_order_by(&mut self, order_by: &OrderBy, body: &SetExpr, outputs: &Outputs) {
-        let mut names: Vec<String> = outputs.clone().unwrap_or_default();
+        let mut names: Vec<String> = outputs.as_deref().map(col_names).unwrap_or_default();
         let mut expressions: Vec<String> = Vec::new();
         let mut pending = vec![body];
         while let Some(node) = pending.pop() {
@@ -1066,19 +1574,33 @@ impl<'c> Resolver<'c> {
                 _ => {}
             }
         }
-        let output_count = outputs.as_ref().map(Vec::len);
-        let columns = if outputs.is_some() { Some(names.clone()) } else { None };
+        let columns = outputs.clone().map(|mut columns| {
+            columns.extend(names.iter().skip(columns.len()).map(Col::named));
+            columns
+        });
         self.scopes.push(Scope { relations: vec![Relation::new(None, columns)], ..Scope::default() });
         for item in self.order_by_items(order_by) {
-            let matches_output = match &item.expr {
-                Expr::Identifier(ident) => contains(&names, &ident.value),
-                Expr::CompoundIdentifier(idents) => {
-                    idents.last().is_some_and(|ident| contains(&names, &ident.value))
-                }
-                other => expressions.contains(&other.to_string()),
+            let matched_name = match &item.expr {
+                Expr::Identifier(ident) => Some(ident.value.as_str()),
+                Expr::CompoundIdentifier(idents) => idents.last().map(|ident| ident.value.as_str()),
+                _ => None,
             };
-            if !matches_output {
-                self.resolve_position_or_expr(&item.expr, output_count, "ORDER BY");
+            let matches_output = match matched_name {
+                Some(name) => contains(&names, name),
+                None => expressions.contains(&item.expr.to_string()),
+            };
+            if matches_output {
+                // Sorting reads the values of the column it names.
+                let sources = match (matched_name, outputs) {
+                    (Some(name), Some(columns)) => match find_col(columns, name) {
+                        Some(col) => col.sources.clone(),
+                        None => columns.iter().flat_map(|c| c.sources.iter().copied()).collect(),
+                    },
+                    _ => Vec::new(),
+                };
+                self.consume(&sources, &item.expr.to_string());
+            } else {
+                self.resolve_position_or_expr(&item.expr, outputs, "ORDER BY");
             }
         }
         self.scopes.pop();
@@ -1116,7 +1638,9 @@ impl<'c> Resolver<'c> {
                 }
             };
             match constraint {
-                JoinConstraint::On(expr) => self.walk(expr),
+                JoinConstraint::On(expr) => {
+                    self.walk(expr);
+                }
                 JoinConstraint::Using(columns) => {
                     let names: Vec<String> = columns
                         .iter()
@@ -1141,28 +1665,43 @@ impl<'c> Resolver<'c> {
         let mut shared = Vec::new();
         for relation in right {
             for column in relation.columns.iter().flatten() {
-                if left.iter().any(|l| matches!(l.lookup(column, false), Lookup::Found))
-                    && !contains(&shared, column)
+                if left.iter().any(|l| matches!(l.lookup(&column.name, false), Lookup::Found(_)))
+                    && !contains(&shared, &column.name)
                 {
-                    shared.push(column.clone());
+                    shared.push(column.name.clone());
                 }
             }
         }
         shared
     }
 
-    /// USING / NATURAL: each column must be on both sides; the right side's copy is merged away.
+    /// USING / NATURAL: each column must be on both sides, and both sides' values are compared;
+    /// the right side's copy is merged away.
     fn merge_join_columns(&mut self, earlier: usize, columns: &[String], fragment: &str) {
         let Some(scope) = self.scopes.last_mut() else { return };
         let split = earlier.min(scope.relations.len());
         let mut missing = Vec::new();
+        let mut compared = Vec::new();
         {
             let (left, right) = scope.relations.split_at(split);
             for column in columns {
-                let has = |side: &[Relation]| {
-                    side.iter().any(|r| !matches!(r.lookup(column, false), Lookup::Missing))
+                let mut has = |side: &[Relation]| {
+                    let mut found = false;
+                    for relation in side {
+                        match relation.lookup(column, false) {
+                            Lookup::Found(col) => {
+                                add_sources(&mut compared, &col.sources);
+                                found = true;
+                            }
+                            Lookup::Unknown => found = true,
+                            Lookup::Missing => {}
+                        }
+                    }
+                    found
                 };
-                if !has(left) || !has(right) {
+                let on_left = has(left);
+                let on_right = has(right);
+                if !on_left || !on_right {
                     missing.push(column.clone());
                 }
             }
@@ -1170,6 +1709,7 @@ impl<'c> Resolver<'c> {
         for relation in &mut scope.relations[split..] {
             relation.merged.extend(columns.iter().cloned());
         }
+        self.consume(&compared, fragment);
         for column in missing {
             self.violations.push(violation(
                 ViolationCode::UnknownColumn,
@@ -1202,7 +1742,7 @@ impl<'c> Resolver<'c> {
                     || json_path.is_some()
                     || sample.is_some()
                     || inheritance.is_some()
-                    || alias.as_ref().is_some_and(|a| !a.columns.is_empty());
+                    || alias.as_ref().is_some_and(|a| !a.columns.is_empty() || a.at.is_some());
                 if exotic {
                     self.unsupported(factor.to_string());
                 }
@@ -1214,6 +1754,10 @@ impl<'c> Resolver<'c> {
                 } else {
                     self.resolve_relation_name(name)
                 };
+                if relation.rewritten {
+                    let table = relation.catalog_table.as_deref().unwrap_or_default().to_lowercase();
+                    self.rewrite_sites.insert(factor as *const TableFactor as usize, table);
+                }
                 if let Some(alias_name) = alias_name {
                     relation.name = Some(alias_name);
                     relation.aliased = true;
@@ -1221,7 +1765,7 @@ impl<'c> Resolver<'c> {
                 self.add_relation(relation);
             }
             TableFactor::Derived { lateral, subquery, alias, sample } => {
-                if *lateral || sample.is_some() {
+                if *lateral || sample.is_some() || alias.as_ref().is_some_and(|a| a.at.is_some()) {
                     self.unsupported(factor.to_string());
                 }
                 // A subquery in FROM does not see its sibling tables, only enclosing queries.
@@ -1229,7 +1773,20 @@ impl<'c> Resolver<'c> {
                 let outputs = self.resolve_query(subquery, None);
                 self.scopes.extend(siblings);
                 let columns = match alias.as_ref().filter(|a| !a.columns.is_empty()) {
-                    Some(a) => Some(a.columns.iter().map(|c| c.name.value.clone()).collect()),
+                    Some(a) => Some(
+                        a.columns
+                            .iter()
+                            .enumerate()
+                            .map(|(i, c)| Col {
+                                name: c.name.value.clone(),
+                                sources: outputs
+                                    .as_ref()
+                                    .and_then(|o| o.get(i))
+                                    .map(|o| o.sources.clone())
+                                    .unwrap_or_default(),
+                            })
+                            .collect(),
+                    ),
                     None => outputs,
                 };
                 let mut relation = Relation::new(alias.as_ref().map(|a| a.name.value.clone()), columns);
@@ -1253,9 +1810,24 @@ impl<'c> Resolver<'c> {
         let mut relation = Relation::new(parts.last().map(|i| i.value.clone()), None);
         let table_name = match parts.as_slice() {
             [table] => {
-                let cte = self.ctes.iter().rev().find(|c| c.name.eq_ignore_ascii_case(&table.value));
+                let cte = self.ctes.iter_mut().rev().find(|c| c.name.eq_ignore_ascii_case(&table.value));
                 if let Some(cte) = cte {
-                    relation.columns = cte.columns.clone();
+                    match cte.state {
+                        CteState::Declared => {
+                            let cte_name = cte.name.clone();
+                            self.violations.push(violation(
+                                ViolationCode::UnknownTable,
+                                format!("CTE '{cte_name}' is read before the WITH clause defines it"),
+                                name.to_string(),
+                                format!("define '{cte_name}' before the CTEs that read it"),
+                            ));
+                        }
+                        CteState::Defining => {
+                            cte.recursive = true;
+                            relation.columns = cte.columns.clone();
+                        }
+                        CteState::Defined => relation.columns = cte.columns.clone(),
+                    }
                     return relation;
                 }
                 table
@@ -1286,9 +1858,14 @@ impl<'c> Resolver<'c> {
         }
         match self.catalog.table(&table_name.value) {
             Some(table) => {
+                let key = table.name.to_lowercase();
                 self.tables.insert(table.name.clone());
                 relation.catalog_table = Some(table.name.clone());
-                relation.columns = Some(table.columns.iter().map(|c| c.name.clone()).collect());
+                self.read_table(&key, &name.to_string());
+                if let Some(read) = self.reads.get(&key) {
+                    relation.columns = Some(read.columns.clone());
+                    relation.rewritten = read.view.is_some();
+                }
             }
             None => self.unknown_table(name, &table_name.value),
         }
@@ -1310,68 +1887,118 @@ impl<'c> Resolver<'c> {
     // --- columns ---------------------------------------------------------------------------------
 
     /// Resolves every column reference and subquery of an expression (or any node holding
-    /// expressions) in the current scopes.
-    fn walk<T: Visit>(&mut self, node: &T) {
-        let mut walker = ExpressionWalker { resolver: self, queries_entered: 0 };
+    /// expressions) in the current scopes; returns the governed columns its value derives from.
+    fn walk<T: Visit>(&mut self, node: &T) -> Sources {
+        let mut walker = ExpressionWalker {
+            resolver: self,
+            queries_entered: 0,
+            sources: Vec::new(),
+            exists_pending: false,
+        };
         let _ = node.visit(&mut walker);
+        walker.sources
     }
 
-    fn resolve_column(&mut self, idents: &[Ident]) {
+    fn resolve_column(&mut self, idents: &[Ident]) -> Sources {
         match idents {
             [column] => self.resolve_unqualified(column),
             [table, column] => self.resolve_qualified(None, table, column, idents),
             [schema, table, column] => self.resolve_qualified(Some(schema), table, column, idents),
-            _ => self.violations.push(violation(
-                ViolationCode::UnknownColumn,
-                format!("'{}' has too many parts for a column", join_idents(idents)),
-                join_idents(idents),
-                "write column or table.column",
-            )),
+            _ => {
+                self.violations.push(violation(
+                    ViolationCode::UnknownColumn,
+                    format!("'{}' has too many parts for a column", join_idents(idents)),
+                    join_idents(idents),
+                    "write column or table.column",
+                ));
+                Vec::new()
+            }
         }
     }
 
-    fn resolve_unqualified(&mut self, ident: &Ident) {
+    fn rowid_unavailable(&mut self, table: &str, fragment: String) {
+        self.violations.push(violation(
+            ViolationCode::UnknownColumn,
+            format!(
+                "rowid is not available on '{table}' for role '{}', which reads it through a row filter or masks",
+                self.policy.role()
+            ),
+            fragment,
+            "use the table's primary key instead of rowid",
+        ));
+    }
+
+    fn resolve_unqualified(&mut self, ident: &Ident) -> Sources {
         let column = ident.value.as_str();
         let innermost = self.scopes.len().saturating_sub(1);
+        let mut resolved: Option<Sources> = None;
+        let mut rowid_on: Option<String> = None;
+        let mut ambiguous: Option<Vec<String>> = None;
         for (depth, scope) in self.scopes.iter().enumerate().rev() {
             let aliases_here = depth == innermost && scope.aliases_visible;
-            if aliases_here && scope.aliases_first && contains(&scope.output_aliases, column) {
-                return;
+            if aliases_here && scope.aliases_first {
+                if let Some(alias) = find_col(&scope.output_aliases, column) {
+                    return alias.sources.clone();
+                }
             }
-            let mut found: Vec<&Relation> = Vec::new();
+            let mut found: Vec<(&Relation, &Col)> = Vec::new();
             let mut unknown = false;
             for relation in &scope.relations {
                 match relation.lookup(column, false) {
-                    Lookup::Found => found.push(relation),
+                    Lookup::Found(col) => found.push((relation, col)),
                     Lookup::Unknown => unknown = true,
                     Lookup::Missing => {}
                 }
             }
             if found.len() > 1 {
-                let names: Vec<&str> = found.iter().map(|r| r.label()).collect();
-                let qualified: Vec<String> = names.iter().map(|n| format!("{n}.{column}")).collect();
-                self.violations.push(violation(
-                    ViolationCode::AmbiguousColumn,
-                    format!("column '{column}' is ambiguous: it is in {}", names.join(" and ")),
-                    ident.to_string(),
-                    format!("qualify it: {}", qualified.join(" or ")),
-                ));
-                return;
+                ambiguous = Some(found.iter().map(|(r, _)| r.label().to_string()).collect());
+                break;
             }
-            if found.len() == 1 || unknown {
-                return;
+            if let Some((_, col)) = found.first() {
+                resolved = Some(col.sources.clone());
+                break;
             }
-            let rowid_tables = scope.relations.iter().filter(|r| r.catalog_table.is_some()).count();
-            if is_rowid(column) && rowid_tables == 1 {
-                return;
+            if unknown {
+                resolved = Some(Vec::new());
+                self.unknown_lookup.get_or_insert_with(|| ident.to_string());
+                break;
             }
-            if aliases_here && contains(&scope.output_aliases, column) {
-                return;
+            let rowid_tables: Vec<&Relation> =
+                scope.relations.iter().filter(|r| r.catalog_table.is_some()).collect();
+            if is_rowid(column) && rowid_tables.len() == 1 {
+                if rowid_tables[0].rewritten {
+                    rowid_on = rowid_tables[0].catalog_table.clone();
+                }
+                resolved = Some(Vec::new());
+                break;
             }
+            if aliases_here {
+                if let Some(alias) = find_col(&scope.output_aliases, column) {
+                    resolved = Some(alias.sources.clone());
+                    break;
+                }
+            }
+        }
+        if let Some(names) = ambiguous {
+            let qualified: Vec<String> = names.iter().map(|n| format!("{n}.{column}")).collect();
+            self.violations.push(violation(
+                ViolationCode::AmbiguousColumn,
+                format!("column '{column}' is ambiguous: it is in {}", names.join(" and ")),
+                ident.to_string(),
+                format!("qualify it: {}", qualified.join(" or ")),
+            ));
+            return Vec::new();
+        }
+        if let Some(table) = rowid_on {
+            self.rowid_unavailable(&table, ident.to_string());
+        }
+        if let Some(sources) = resolved {
+            self.consume(&sources, &ident.to_string());
+            return sources;
         }
         if ident.quote_style == Some('"') {
             // SQLite reads a double-quoted word that names no column as a string literal.
-            return;
+            return Vec::new();
         }
         let visible = self.visible_columns();
         let hint = match closest(column, visible.iter().map(|(_, c)| c.as_str())) {
@@ -1392,9 +2019,16 @@ impl<'c> Resolver<'c> {
             ident.to_string(),
             hint,
         ));
+        Vec::new()
     }
 
-    fn resolve_qualified(&mut self, schema: Option<&Ident>, table: &Ident, column: &Ident, idents: &[Ident]) {
+    fn resolve_qualified(
+        &mut self,
+        schema: Option<&Ident>,
+        table: &Ident,
+        column: &Ident,
+        idents: &[Ident],
+    ) -> Sources {
         let fragment = join_idents(idents);
         if let Some(schema) = schema {
             if !schema.value.eq_ignore_ascii_case("main") {
@@ -1404,7 +2038,7 @@ impl<'c> Resolver<'c> {
                     fragment,
                     "drop the schema prefix",
                 ));
-                return;
+                return Vec::new();
             }
         }
         let relation = self.scopes.iter().rev().find_map(|scope| {
@@ -1414,29 +2048,60 @@ impl<'c> Resolver<'c> {
         });
         let Some(relation) = relation else {
             self.unknown_relation(&table.value, fragment);
-            return;
+            return Vec::new();
         };
-        if !matches!(relation.lookup(&column.value, true), Lookup::Missing)
-            || (is_rowid(&column.value) && relation.catalog_table.is_some())
-        {
-            return;
-        }
+        let rewritten = relation.rewritten.then(|| relation.label().to_string());
+        let outcome = match relation.lookup(&column.value, true) {
+            Lookup::Found(col) => Ok(col.sources.clone()),
+            Lookup::Unknown => Err(true),
+            Lookup::Missing if is_rowid(&column.value) && relation.catalog_table.is_some() => Ok(Vec::new()),
+            Lookup::Missing => Err(false),
+        };
         let label = relation.label().to_string();
-        let columns = relation.columns.clone().unwrap_or_default();
-        let hint = match (
-            closest(&column.value, columns.iter().map(String::as_str)),
-            self.found_elsewhere(&column.value),
-        ) {
-            (_, Some(elsewhere)) => elsewhere,
-            (Some(near), None) => format!("did you mean '{label}.{near}'?"),
-            (None, None) => format!("columns of {label}: {}", list_names(&columns)),
-        };
-        self.violations.push(violation(
-            ViolationCode::UnknownColumn,
-            format!("{label} has no column '{}'", column.value),
-            fragment,
-            hint,
-        ));
+        let columns = relation.columns.as_deref().map(col_names).unwrap_or_default();
+        match outcome {
+            Ok(sources) => {
+                if let Some(table) = rewritten {
+                    if schema.is_some() {
+                        self.violations.push(violation(
+                            ViolationCode::UnknownColumn,
+                            format!(
+                                "'{fragment}': role '{}' reads '{table}' through a row filter or masks, \
+                                 where a schema-qualified column name does not resolve",
+                                self.policy.role()
+                            ),
+                            fragment.clone(),
+                            format!("write {table}.{}", column.value),
+                        ));
+                    } else if is_rowid(&column.value) && !contains(&columns, &column.value) {
+                        self.rowid_unavailable(&table, fragment.clone());
+                    }
+                }
+                self.consume(&sources, &fragment);
+                sources
+            }
+            Err(true) => {
+                self.unknown_lookup.get_or_insert_with(|| fragment.clone());
+                Vec::new()
+            }
+            Err(false) => {
+                let hint = match (
+                    closest(&column.value, columns.iter().map(String::as_str)),
+                    self.found_elsewhere(&column.value),
+                ) {
+                    (_, Some(elsewhere)) => elsewhere,
+                    (Some(near), None) => format!("did you mean '{label}.{near}'?"),
+                    (None, None) => format!("columns of {label}: {}", list_names(&columns)),
+                };
+                self.violations.push(violation(
+                    ViolationCode::UnknownColumn,
+                    format!("{label} has no column '{}'", column.value),
+                    fragment,
+                    hint,
+                ));
+                Vec::new()
+            }
+        }
     }
 
     /// Where a column the query reached for does exist: in another relation of the query, or
@@ -1498,14 +2163,15 @@ impl<'c> Resolver<'c> {
         for scope in self.scopes.iter().rev() {
             for relation in &scope.relations {
                 for column in relation.columns.iter().flatten() {
-                    visible.push((relation.label().to_string(), column.clone()));
+                    visible.push((relation.label().to_string(), column.name.clone()));
                 }
             }
         }
         visible
     }
 
-    /// `x IN table`: SQLite reads it as `x IN (SELECT * FROM table)`.
+    /// `x IN table(args)`: a table-valued function, refused by the function check. (`x IN
+    /// table` was rewritten to `x IN (SELECT * FROM table)` before resolution.)
     fn resolve_in_table(&mut self, name: &ObjectName, has_args: bool) {
         if has_args {
             self.relations_resolved += 1;
@@ -1516,10 +2182,14 @@ impl<'c> Resolver<'c> {
 }
 
 /// Walks expressions for the resolver: column references are resolved in its scopes; a nested
-/// query is handed back to it whole, so that it gets its own scope.
+/// query is handed back to it whole, so that it gets its own scope. Collects the governed
+/// columns the expression's value derives from.
 struct ExpressionWalker<'r, 'c> {
     resolver: &'r mut Resolver<'c>,
     queries_entered: usize,
+    sources: Sources,
+    /// The next query is the subquery of EXISTS, whose result columns are never read.
+    exists_pending: bool,
 }
 
 impl Visitor for ExpressionWalker<'_, '_> {
@@ -1527,7 +2197,15 @@ impl Visitor for ExpressionWalker<'_, '_> {
 
     fn pre_visit_query(&mut self, query: &Query) -> ControlFlow<()> {
         if self.queries_entered == 0 {
-            self.resolver.resolve_query(query, None);
+            let outputs = self.resolver.resolve_query(query, None);
+            if !std::mem::take(&mut self.exists_pending) {
+                // A scalar, IN, ANY or row-value subquery: its values are used.
+                let fragment = excerpt(&query.to_string(), 60);
+                self.resolver.consume_outputs(&outputs, Some(&fragment));
+                for col in outputs.iter().flatten() {
+                    add_sources(&mut self.sources, &col.sources);
+                }
+            }
         }
         self.queries_entered += 1;
         ControlFlow::Continue(())
@@ -1543,15 +2221,282 @@ impl Visitor for ExpressionWalker<'_, '_> {
             return ControlFlow::Continue(());
         }
         match expr {
-            Expr::Identifier(ident) => self.resolver.resolve_column(std::slice::from_ref(ident)),
-            Expr::CompoundIdentifier(idents) => self.resolver.resolve_column(idents),
+            Expr::Identifier(ident) => {
+                let sources = self.resolver.resolve_column(std::slice::from_ref(ident));
+                add_sources(&mut self.sources, &sources);
+            }
+            Expr::CompoundIdentifier(idents) => {
+                let sources = self.resolver.resolve_column(idents);
+                add_sources(&mut self.sources, &sources);
+            }
             Expr::In { target: InTarget::Table { name, args }, .. } => {
                 self.resolver.resolve_in_table(name, args.is_some());
             }
+            Expr::Exists { .. } => self.exists_pending = true,
             _ => {}
         }
         ControlFlow::Continue(())
     }
+}
+
+// --- rewriting: row filters, masks, row cap ------------------------------------------------------
+
+/// A query parsed once from constant text, as a template for AST surgery: no SQL text is ever
+/// assembled from parts.
+fn template(sql: &'static str, cell: &'static OnceLock<Option<Query>>) -> Option<Query> {
+    cell.get_or_init(|| match Parser::parse_sql(&SQLiteDialect {}, sql) {
+        Ok(mut statements) => match statements.pop() {
+            Some(Statement::Query(query)) => Some(*query),
+            _ => None,
+        },
+        Err(_) => None,
+    })
+    .clone()
+}
+
+/// `SELECT * FROM t`, with `t` and the select list to replace.
+fn select_star_template() -> Option<Query> {
+    static CELL: OnceLock<Option<Query>> = OnceLock::new();
+    template("SELECT * FROM t", &CELL)
+}
+
+fn template_select(query: &mut Query) -> Option<&mut Select> {
+    match query.body.as_mut() {
+        SetExpr::Select(select) => Some(select),
+        _ => None,
+    }
+}
+
+/// `x IN t` reads as `x IN (SELECT * FROM t)` in SQLite; written that way, the table read is a
+/// FROM item like any other (row filters and masks apply to it).
+struct InTableExpander;
+
+impl VisitorMut for InTableExpander {
+    type Break = ();
+
+    fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        if let Expr::In { target, .. } = expr {
+            if let InTarget::Table { name, args: None } = target {
+                if let Some(mut query) = select_star_template() {
+                    if let Some(TableFactor::Table { name: from, .. }) =
+                        template_select(&mut query).and_then(|s| s.from.first_mut()).map(|f| &mut f.relation)
+                    {
+                        *from = name.clone();
+                        *target = InTarget::Subquery(Box::new(query));
+                    }
+                }
+            }
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// Lists the FROM-item tables of a tree in visiting order, by address.
+struct FactorLister {
+    addresses: Vec<usize>,
+}
+
+impl Visitor for FactorLister {
+    type Break = ();
+    fn pre_visit_table_factor(&mut self, factor: &TableFactor) -> ControlFlow<()> {
+        if matches!(factor, TableFactor::Table { .. }) {
+            self.addresses.push(factor as *const TableFactor as usize);
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// Replaces, after visiting it, each planned FROM-item table by its view; the new subtree is not
+/// visited, so the numbering of the original tables holds.
+struct ViewRewriter<'v> {
+    plan: Vec<Option<&'v View>>,
+    next: usize,
+    open: Vec<usize>,
+}
+
+impl VisitorMut for ViewRewriter<'_> {
+    type Break = ();
+
+    fn pre_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
+        if matches!(factor, TableFactor::Table { .. }) {
+            self.open.push(self.next);
+            self.next += 1;
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
+        if matches!(factor, TableFactor::Table { .. }) {
+            let index = self.open.pop().unwrap_or(usize::MAX);
+            if let Some(Some(view)) = self.plan.get(index) {
+                if let Some(derived) = view.derived_table(factor) {
+                    *factor = derived;
+                }
+            }
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// Rewrites every FROM item the resolver marked (by address in this same, unchanged tree).
+fn rewrite_views(query: &mut Query, sites: &HashMap<usize, String>, reads: &BTreeMap<String, TableRead>) {
+    if sites.is_empty() {
+        return;
+    }
+    let mut lister = FactorLister { addresses: Vec::new() };
+    let _ = Visit::visit(&*query, &mut lister);
+    let plan = lister
+        .addresses
+        .iter()
+        .map(|address| sites.get(address).and_then(|table| reads.get(table)).and_then(|r| r.view.as_ref()))
+        .collect();
+    let mut rewriter = ViewRewriter { plan, next: 0, open: Vec::new() };
+    let _ = VisitMut::visit(query, &mut rewriter);
+}
+
+fn quoted(name: &str) -> Ident {
+    Ident::with_quote('"', name)
+}
+
+fn nested(expr: Expr) -> Expr {
+    Expr::Nested(Box::new(expr))
+}
+
+impl View {
+    /// `(SELECT <columns> FROM main."t" WHERE <predicate>) AS <alias or t>` for the FROM item
+    /// `t [AS alias]`.
+    fn derived_table(&self, original: &TableFactor) -> Option<TableFactor> {
+        let TableFactor::Table { name, alias, .. } = original else { return None };
+        let alias_name = match alias {
+            Some(alias) => alias.name.clone(),
+            None => name_parts(name).pop()?,
+        };
+        let mut inner = original.clone();
+        if let TableFactor::Table { name, alias, .. } = &mut inner {
+            *name = ObjectName::from(vec![Ident::new("main"), quoted(&self.table)]);
+            *alias = None;
+        }
+        let mut query = select_star_template()?;
+        let select = template_select(&mut query)?;
+        select.from.first_mut()?.relation = inner;
+        if self.columns.iter().any(|(_, masked)| *masked) {
+            select.projection = self
+                .columns
+                .iter()
+                .map(|(column, masked)| {
+                    if *masked {
+                        SelectItem::ExprWithAlias {
+                            expr: Expr::value(Value::SingleQuotedString(MASK.to_string())),
+                            alias: quoted(column),
+                        }
+                    } else {
+                        SelectItem::UnnamedExpr(Expr::Identifier(quoted(column)))
+                    }
+                })
+                .collect();
+        }
+        select.selection = self.predicate.clone();
+        Some(TableFactor::Derived {
+            lateral: false,
+            subquery: Box::new(query),
+            alias: Some(TableAlias { explicit: true, name: alias_name, columns: Vec::new(), at: None }),
+            sample: None,
+        })
+    }
+}
+
+/// The value of an integer literal (`5`, `-1`, `(5)`), if it is one.
+fn integer_literal(expr: &Expr) -> Option<i128> {
+    match expr {
+        Expr::Value(value) => match &value.value {
+            Value::Number(digits, _) => digits.parse().ok(),
+            _ => None,
+        },
+        Expr::UnaryOp { op: UnaryOperator::Minus, expr } => integer_literal(expr).map(|n| -n),
+        Expr::UnaryOp { op: UnaryOperator::Plus, expr } => integer_literal(expr),
+        Expr::Nested(inner) => integer_literal(inner),
+        _ => None,
+    }
+}
+
+/// Lowers the outermost LIMIT to `cap` (a negative LIMIT means none in SQLite), or adds it.
+/// A LIMIT that is not an integer literal stays, and the query is wrapped in
+/// `SELECT * FROM (...) LIMIT cap`, so that the smaller of the two applies.
+fn apply_row_cap(query: &mut Query, cap: u64) {
+    let cap_expr = || Expr::value(Value::Number(cap.to_string(), false));
+    let within = |expr: &Expr| integer_literal(expr).map(|n| n >= 0 && n <= i128::from(cap));
+    let limit = match &mut query.limit_clause {
+        None => {
+            query.limit_clause = Some(LimitClause::LimitOffset {
+                limit: Some(cap_expr()),
+                offset: None,
+                limit_by: Vec::new(),
+            });
+            return;
+        }
+        Some(LimitClause::LimitOffset { limit: None, .. }) => {
+            if let Some(LimitClause::LimitOffset { limit, .. }) = &mut query.limit_clause {
+                *limit = Some(cap_expr());
+            }
+            return;
+        }
+        Some(LimitClause::LimitOffset { limit: Some(limit), .. }) => limit,
+        Some(LimitClause::OffsetCommaLimit { limit, .. }) => limit,
+    };
+    match within(limit) {
+        Some(true) => {}
+        Some(false) => *limit = cap_expr(),
+        None => {
+            let Some(mut outer) = select_star_template() else { return };
+            let Some(select) = template_select(&mut outer) else { return };
+            let Some(from) = select.from.first_mut() else { return };
+            let inner = std::mem::replace(query, empty_query());
+            from.relation =
+                TableFactor::Derived { lateral: false, subquery: Box::new(inner), alias: None, sample: None };
+            outer.limit_clause = Some(LimitClause::LimitOffset {
+                limit: Some(cap_expr()),
+                offset: None,
+                limit_by: Vec::new(),
+            });
+            *query = outer;
+        }
+    }
+}
+
+fn empty_query() -> Query {
+    Query {
+        with: None,
+        body: Box::new(empty_set_expr()),
+        order_by: None,
+        limit_clause: None,
+        fetch: None,
+        locks: Vec::new(),
+        for_clause: None,
+        settings: None,
+        format_clause: None,
+        pipe_operators: Vec::new(),
+    }
+}
+
+/// Problems with a row-filter predicate on `table`, its parameters bound: it must read only
+/// columns of that table and allowed functions. Used when the policy is loaded.
+pub(crate) fn check_row_filter(catalog: &Catalog, table: &str, predicate: &Expr) -> Vec<Violation> {
+    let Some(mut query) = select_star_template() else { return Vec::new() };
+    if let Some(select) = template_select(&mut query) {
+        if let Some(TableFactor::Table { name, .. }) = select.from.first_mut().map(|f| &mut f.relation) {
+            *name = ObjectName::from(vec![quoted(table)]);
+        }
+        select.selection = Some(predicate.clone());
+    }
+    let mut safety = SafetyCheck::default();
+    let _ = query.visit(&mut safety);
+    let policy = Policy::unrestricted();
+    let principal = Principal::new("policy-check", policy.role());
+    let mut resolver = Resolver::new(catalog, &policy, &principal);
+    resolver.resolve_query(&query, None);
+    let mut violations = safety.violations;
+    violations.append(&mut resolver.violations);
+    violations
 }
 
 // --- small helpers -------------------------------------------------------------------------------
@@ -1704,15 +2649,19 @@ mod tests {
         ])
     }
 
+    fn anyone() -> Principal {
+        Principal::new("test", "unrestricted")
+    }
+
     fn codes(sql: &str) -> Vec<&'static str> {
-        match validate(&DraftSql::new(sql), &shop()) {
+        match validate(&DraftSql::new(sql), &shop(), &Policy::unrestricted(), &anyone()) {
             Ok(_) => Vec::new(),
             Err(refusal) => refusal.violations.iter().map(|v| v.code.as_str()).collect(),
         }
     }
 
     fn refusal(sql: &str) -> Vec<Violation> {
-        match validate(&DraftSql::new(sql), &shop()) {
+        match validate(&DraftSql::new(sql), &shop(), &Policy::unrestricted(), &anyone()) {
             Ok(query) => panic!("expected a refusal for {sql}, got {}", query.sql()),
             Err(refusal) => refusal.violations,
         }
@@ -1723,7 +2672,8 @@ mod tests {
             .iter()
             .filter(|(sql, expected)| codes(sql) != *expected)
             .map(|(sql, expected)| {
-                let got = validate(&DraftSql::new(*sql), &shop()).map(|q| q.sql().to_string());
+                let got = validate(&DraftSql::new(*sql), &shop(), &Policy::unrestricted(), &anyone())
+                    .map(|q| q.sql().to_string());
                 format!("{sql}\n   expected {expected:?}, got {got:#?}")
             })
             .collect();
@@ -1887,10 +2837,18 @@ mod tests {
     fn size_limit() {
         let limits = Limits { max_sql_bytes: 30, max_depth: 40 };
         let long = "SELECT email FROM users WHERE email = 'a very long literal'";
-        let refused = validate_with(&DraftSql::new(long), &shop(), &limits);
+        let refused =
+            validate_with(&DraftSql::new(long), &shop(), &Policy::unrestricted(), &anyone(), &limits);
         let codes: Vec<_> = refused.err().into_iter().flat_map(|r| r.violations).map(|v| v.code).collect();
         assert_eq!(codes, [ViolationCode::TooLarge]);
-        assert!(validate_with(&DraftSql::new("SELECT 1"), &shop(), &limits).is_ok());
+        assert!(validate_with(
+            &DraftSql::new("SELECT 1"),
+            &shop(),
+            &Policy::unrestricted(),
+            &anyone(),
+            &limits
+        )
+        .is_ok());
     }
 
     /// Valid SQL up to the size limit that nests far deeper than the depth limit.
@@ -1957,7 +2915,8 @@ mod tests {
             ("SELECT email FROM main.users WHERE country_code IN (SELECT country_code FROM countries)", &["countries", "users"]),
         ];
         for (sql, expected) in cases {
-            let query = validate(&DraftSql::new(*sql), &shop()).unwrap_or_else(|r| panic!("{sql}: {r}"));
+            let query = validate(&DraftSql::new(*sql), &shop(), &Policy::unrestricted(), &anyone())
+                .unwrap_or_else(|r| panic!("{sql}: {r}"));
             assert_eq!(query.tables(), *expected, "{sql}");
             assert!(query.warnings().is_empty());
         }
@@ -1968,8 +2927,10 @@ mod tests {
         let sql = "with b as (select user_id, total_amount from orders where total_amount > 1) \
                    select u.email, \"France\", 'it''s', b.total_amount from users u \
                    join b using (user_id) where u.email like '%x%' order by 2 desc limit 3";
-        let query = validate(&DraftSql::new(sql), &shop()).unwrap_or_else(|r| panic!("{r}"));
-        let again = validate(&DraftSql::new(query.sql()), &shop()).unwrap_or_else(|r| panic!("{r}"));
+        let query = validate(&DraftSql::new(sql), &shop(), &Policy::unrestricted(), &anyone())
+            .unwrap_or_else(|r| panic!("{r}"));
+        let again = validate(&DraftSql::new(query.sql()), &shop(), &Policy::unrestricted(), &anyone())
+            .unwrap_or_else(|r| panic!("{r}"));
         assert_eq!(again.sql(), query.sql());
         let original = Parser::parse_sql(&SQLiteDialect {}, sql).ok();
         let rendered = Parser::parse_sql(&SQLiteDialect {}, query.sql()).ok();
@@ -2001,51 +2962,12 @@ mod tests {
 
     // --- Spider dev: every gold query is valid SQLite and must pass --------------------------
 
-    fn spider_catalogs(dir: &str) -> std::collections::HashMap<String, Catalog> {
-        let text = std::fs::read_to_string(format!("{dir}/tables.json")).unwrap_or_else(|e| {
-            panic!("Spider schemas missing at {dir}/tables.json ({e}); run scripts/fetch-assets.sh")
-        });
-        let databases: serde_json::Value =
-            serde_json::from_str(&text).unwrap_or_else(|e| panic!("tables.json: {e}"));
-        let mut catalogs = std::collections::HashMap::new();
-        for db in databases.as_array().into_iter().flatten() {
-            let names: Vec<&str> = db["table_names_original"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|n| n.as_str())
-                .collect();
-            let mut tables: Vec<Table> = names.iter().map(|n| table(n, &[])).collect();
-            let types = db["column_types"].as_array().cloned().unwrap_or_default();
-            for (i, column) in db["column_names_original"].as_array().into_iter().flatten().enumerate() {
-                let (Some(index), Some(name)) = (column[0].as_i64(), column[1].as_str()) else { continue };
-                let Some(table) = usize::try_from(index).ok().and_then(|i| tables.get_mut(i)) else {
-                    continue;
-                };
-                let mut column = table_column(name);
-                column.data_type = types.get(i).and_then(|t| t.as_str()).unwrap_or("text").to_string();
-                table.columns.push(column);
-            }
-            let id = db["db_id"].as_str().unwrap_or_default().to_string();
-            catalogs.insert(id, Catalog::from_tables(tables));
-        }
-        catalogs
-    }
-
-    fn table_column(name: &str) -> Column {
-        Column {
-            name: name.to_string(),
-            data_type: String::new(),
-            description: String::new(),
-            tags: Vec::new(),
-            sample_values: Vec::new(),
-        }
-    }
-
     #[test]
     fn spider_dev_gold_queries_pass() {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/spider");
-        let catalogs = spider_catalogs(dir);
+        let catalogs =
+            crate::catalog::spider::load_catalogs(std::path::Path::new(&format!("{dir}/tables.json")))
+                .unwrap_or_else(|e| panic!("{e}; run scripts/fetch-assets.sh"));
         let text = std::fs::read_to_string(format!("{dir}/dev.json")).unwrap_or_else(|e| {
             panic!("Spider dev set missing at {dir}/dev.json ({e}); run scripts/fetch-assets.sh")
         });
@@ -2060,7 +2982,7 @@ mod tests {
                 failures.push(format!("[{db}] no schema"));
                 continue;
             };
-            if let Err(refusal) = validate(&DraftSql::new(sql), catalog) {
+            if let Err(refusal) = validate(&DraftSql::new(sql), catalog, &Policy::unrestricted(), &anyone()) {
                 failures.push(format!("[{db}] {sql}\n    {refusal}"));
             }
         }
@@ -2076,5 +2998,179 @@ mod tests {
             examples.len(),
             failures.join("\n")
         );
+    }
+
+    // --- policy ----------------------------------------------------------------------------------
+
+    /// The shop with governance: users.email is pii, countries is tier 2, legacy_users is
+    /// deprecated tier 3.
+    fn governed_shop() -> Catalog {
+        let mut users = table("users", &["user_id", "email", "country_code", "signup_date"]);
+        users.tier = Some(crate::catalog::Tier::Certified);
+        users.columns[1].tags = vec!["pii".to_string()];
+        let mut orders = table("orders", &["order_id", "user_id", "total_amount", "country_code"]);
+        orders.tier = Some(crate::catalog::Tier::Certified);
+        let mut countries = table("countries", &["country_code", "country_name"]);
+        countries.tier = Some(crate::catalog::Tier::Team);
+        let mut legacy = table("legacy_users", &["id", "mail"]);
+        legacy.tier = Some(crate::catalog::Tier::Staging);
+        legacy.deprecated =
+            Some(crate::catalog::Deprecation { replacement: "users".to_string(), note: String::new() });
+        Catalog::from_tables(vec![users, orders, countries, legacy])
+    }
+
+    fn roles() -> crate::policy::PolicySet {
+        let text = r#"
+            [roles.analyst]
+            deny_tags = ["pii"]
+            row_cap = 100
+            [roles.steward]
+            mask_tags = ["pii"]
+            [roles.regional]
+            tiers = [1]
+            deprecated = "refuse"
+            [[roles.regional.row_filters]]
+            table = "orders"
+            predicate = "country_code = :principal.country"
+        "#;
+        let section = toml::from_str(text).unwrap_or_else(|e| panic!("{e}"));
+        crate::policy::PolicySet::from_config(section).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn governed(sql: &str, role: &str) -> Result<ValidatedQuery, Refusal> {
+        let roles = roles();
+        let policy = roles.get(role).unwrap_or_else(|| panic!("no role {role}"));
+        let principal = Principal::new("test", role).with_attribute("country", "FR");
+        validate(&DraftSql::new(sql), &governed_shop(), policy, &principal)
+    }
+
+    fn governed_sql(sql: &str, role: &str) -> String {
+        governed(sql, role).map(|q| q.sql().to_string()).unwrap_or_else(|r| panic!("{sql}: {r}"))
+    }
+
+    #[test]
+    fn row_filters_wrap_every_read_of_the_table() {
+        assert_eq!(
+            governed_sql("SELECT count(*) FROM orders o JOIN orders ON o.user_id = orders.user_id", "regional"),
+            "SELECT count(*) FROM (SELECT * FROM main.\"orders\" WHERE country_code = 'FR') AS o \
+             JOIN (SELECT * FROM main.\"orders\" WHERE country_code = 'FR') AS orders ON o.user_id = orders.user_id"
+        );
+        assert_eq!(
+            governed_sql(
+                "WITH a AS (SELECT user_id FROM orders) SELECT 1 WHERE 2 IN (SELECT user_id FROM a) AND 3 IN orders",
+                "regional"
+            ),
+            "WITH a AS (SELECT user_id FROM (SELECT * FROM main.\"orders\" WHERE country_code = 'FR') AS orders) \
+             SELECT 1 WHERE 2 IN (SELECT user_id FROM a) \
+             AND 3 IN (SELECT * FROM (SELECT * FROM main.\"orders\" WHERE country_code = 'FR') AS orders)"
+        );
+        let query = governed("SELECT count(*) FROM orders", "regional").unwrap_or_else(|r| panic!("{r}"));
+        assert_eq!(query.governance().row_filters, ["orders: country_code = 'FR'"]);
+        // A CTE named like the table is not the table.
+        assert_eq!(
+            governed_sql("WITH orders AS (SELECT 1 AS x) SELECT x FROM orders", "regional"),
+            "WITH orders AS (SELECT 1 AS x) SELECT x FROM orders"
+        );
+    }
+
+    #[test]
+    fn masks_replace_the_column_where_the_table_is_read() {
+        let query = governed("SELECT u.email, user_id FROM users u WHERE email LIKE '%x'", "steward")
+            .unwrap_or_else(|r| panic!("{r}"));
+        assert_eq!(
+            query.sql(),
+            "SELECT u.email, user_id FROM (SELECT \"user_id\", '***' AS \"email\", \"country_code\", \
+             \"signup_date\" FROM main.\"users\") AS u WHERE email LIKE '%x'"
+        );
+        assert_eq!(query.governance().masked_columns, ["email"]);
+        let codes: Vec<&str> = query.warnings().iter().map(|w| w.code.as_str()).collect();
+        assert_eq!(codes, ["masked_column"]);
+        assert_eq!(query.hidden_columns(), &[] as &[(String, String)]);
+        let analyst = governed("SELECT user_id FROM users", "analyst").unwrap_or_else(|r| panic!("{r}"));
+        assert_eq!(analyst.hidden_columns(), [("users".to_string(), "email".to_string())]);
+    }
+
+    #[test]
+    fn the_row_cap_lowers_the_outermost_limit_and_never_raises_it() {
+        for (sql, expected) in [
+            ("SELECT user_id FROM users", "SELECT user_id FROM users LIMIT 100"),
+            ("SELECT user_id FROM users LIMIT 5", "SELECT user_id FROM users LIMIT 5"),
+            ("SELECT user_id FROM users LIMIT 5000", "SELECT user_id FROM users LIMIT 100"),
+            ("SELECT user_id FROM users LIMIT -1", "SELECT user_id FROM users LIMIT 100"),
+            ("SELECT user_id FROM users LIMIT 5 OFFSET 10", "SELECT user_id FROM users LIMIT 5 OFFSET 10"),
+            ("SELECT user_id FROM users LIMIT 10, 5000", "SELECT user_id FROM users LIMIT 10, 100"),
+            (
+                "SELECT user_id FROM users UNION SELECT user_id FROM orders ORDER BY 1",
+                "SELECT user_id FROM users UNION SELECT user_id FROM orders ORDER BY 1 LIMIT 100",
+            ),
+            (
+                "SELECT user_id FROM (SELECT user_id FROM users LIMIT 5000) LIMIT 7",
+                "SELECT user_id FROM (SELECT user_id FROM users LIMIT 5000) LIMIT 7",
+            ),
+            (
+                "SELECT user_id FROM users LIMIT (SELECT 5000)",
+                "SELECT * FROM (SELECT user_id FROM users LIMIT (SELECT 5000)) LIMIT 100",
+            ),
+        ] {
+            assert_eq!(governed_sql(sql, "analyst"), expected, "{sql}");
+        }
+        let query = governed("SELECT 1", "analyst").unwrap_or_else(|r| panic!("{r}"));
+        assert_eq!(query.governance().row_cap, Some(100));
+    }
+
+    #[test]
+    fn policy_verdicts() {
+        let codes = |sql: &str, role: &str| -> Vec<&'static str> {
+            match governed(sql, role) {
+                Ok(_) => Vec::new(),
+                Err(refusal) => refusal.violations.iter().map(|v| v.code.as_str()).collect(),
+            }
+        };
+        assert_eq!(codes("SELECT email FROM users", "analyst"), ["forbidden_column"]);
+        assert_eq!(codes("SELECT email, email AS e FROM users", "analyst"), ["forbidden_column"]);
+        assert_eq!(codes("SELECT email FROM users", "steward"), Vec::<&str>::new());
+        assert_eq!(codes("SELECT * FROM countries", "regional"), ["table_not_allowed"]);
+        assert_eq!(
+            codes("SELECT id FROM legacy_users", "regional"),
+            ["table_not_allowed", "deprecated_table"]
+        );
+        assert_eq!(codes("SELECT id FROM legacy_users", "analyst"), Vec::<&str>::new());
+        let warned = governed("SELECT id FROM legacy_users", "analyst").unwrap_or_else(|r| panic!("{r}"));
+        assert_eq!(warned.warnings()[0].code, ViolationCode::DeprecatedTable);
+        assert!(warned.warnings()[0].message.contains("use 'users'"), "{:?}", warned.warnings());
+        let refusal = governed("SELECT u.email FROM users u", "analyst").err().map(|r| r.violations);
+        let first = refusal.as_deref().and_then(|v| v.first()).cloned();
+        let first = first.unwrap_or_else(|| panic!("expected a refusal"));
+        assert_eq!(first.fragment, "u.email");
+        assert!(first.message.contains("users.email") && first.message.contains("'pii'"), "{first:?}");
+        assert!(ViolationCode::ForbiddenColumn.is_policy() && !ViolationCode::UnknownColumn.is_policy());
+        // Without the attribute its filter reads, the table cannot be read.
+        let roles = roles();
+        let regional = roles.get("regional").unwrap_or_else(|| panic!("no role"));
+        let nobody = Principal::new("test", "regional");
+        let refused = validate(&DraftSql::new("SELECT 1 FROM orders"), &governed_shop(), regional, &nobody);
+        let refused = refused.err().map(|r| r.violations).unwrap_or_default();
+        assert_eq!(refused.len(), 1);
+        assert_eq!(refused[0].code, ViolationCode::TableNotAllowed);
+        assert!(refused[0].message.contains("no attribute 'country'"), "{refused:?}");
+    }
+
+    #[test]
+    fn row_filter_predicates_are_checked_against_the_catalog() {
+        let filter = |predicate: &str| {
+            let expr = Parser::new(&SQLiteDialect {})
+                .try_with_sql(predicate)
+                .and_then(|mut p| p.parse_expr())
+                .unwrap_or_else(|e| panic!("{e}"));
+            check_row_filter(&governed_shop(), "orders", &expr)
+                .iter()
+                .map(|v| v.code.as_str())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(filter("country_code = 'FR' AND total_amount > 0"), Vec::<&str>::new());
+        assert_eq!(filter("orders.country_code = 'FR'"), Vec::<&str>::new());
+        assert_eq!(filter("country = 'FR'"), ["unknown_column"]);
+        assert_eq!(filter("users.country_code = 'FR'"), ["unknown_table"]);
+        assert_eq!(filter("load_extension('x') = 1"), ["forbidden_function"]);
     }
 }

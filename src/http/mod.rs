@@ -112,6 +112,9 @@ impl IntoResponse for ApiError {
                 AskError::InvalidQuestion(message) => {
                     (StatusCode::BAD_REQUEST, body("invalid_question", message))
                 }
+                e @ AskError::UnknownRole { .. } => {
+                    (StatusCode::FORBIDDEN, body("unknown_role", e.to_string()))
+                }
                 AskError::Refused { sql, refusal } => (
                     StatusCode::UNPROCESSABLE_ENTITY,
                     ErrorBody {

@@ -1,11 +1,28 @@
 //! The `quarry` binary: exit codes and messages for good and bad input.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::{Mutex, OnceLock};
 
 use crate::support::{config_for, repo_root, shared_workspace};
 
+/// A copy of the shared demo workspace for the CLI's processes: the vector index allows one
+/// process at a time, and the tests' in-process workspace holds the shared one's.
+fn cli_workspace() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = tempfile::Builder::new().prefix("quarry-cli-").tempdir().expect("temp dir").keep();
+        for file in ["warehouse.sqlite", "history.jsonl"] {
+            std::fs::copy(shared_workspace().join(file), dir.join(file)).expect("copy the demo workspace");
+        }
+        dir
+    })
+}
+
 fn quarry(workspace: &Path, args: &[&str], extra_env: &[(&str, &str)]) -> Output {
+    // One quarry process at a time: each opens the workspace's vector index.
+    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let config = config_for(workspace);
     let mut command = Command::new(env!("CARGO_BIN_EXE_quarry"));
     command
@@ -28,7 +45,7 @@ fn text(output: &Output) -> String {
 #[test]
 fn sql_prints_rows_and_exits_zero() {
     let out = quarry(
-        shared_workspace(),
+        cli_workspace(),
         &["sql", "SELECT region, COUNT(*) AS n FROM countries GROUP BY region ORDER BY region"],
         &[],
     );
@@ -39,14 +56,14 @@ fn sql_prints_rows_and_exits_zero() {
 
 #[test]
 fn refused_sql_exits_3_with_the_violation() {
-    let out = quarry(shared_workspace(), &["sql", "UPDATE users SET plan = 'pro'"], &[]);
+    let out = quarry(cli_workspace(), &["sql", "UPDATE users SET plan = 'pro'"], &[]);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     assert!(text(&out).contains("not_read_only"), "{}", text(&out));
 }
 
 #[test]
 fn sql_json_output_is_machine_readable() {
-    let out = quarry(shared_workspace(), &["sql", "--json", "SELECT COUNT(*) AS n FROM countries"], &[]);
+    let out = quarry(cli_workspace(), &["sql", "--json", "SELECT COUNT(*) AS n FROM countries"], &[]);
     assert!(out.status.success(), "{}", text(&out));
     let value: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(value["result"]["rows"][0][0], 12);
@@ -54,11 +71,8 @@ fn sql_json_output_is_machine_readable() {
 
 #[test]
 fn a_missing_model_file_is_a_clear_error() {
-    let out = quarry(
-        shared_workspace(),
-        &["ask", "how many users?"],
-        &[("QUARRY_MODEL", "/nonexistent/model.gguf")],
-    );
+    let out =
+        quarry(cli_workspace(), &["ask", "how many users?"], &[("QUARRY_MODEL", "/nonexistent/model.gguf")]);
     assert_eq!(out.status.code(), Some(1));
     let message = text(&out);
     assert!(message.contains("/nonexistent/model.gguf") && message.contains("make assets"), "{message}");
@@ -69,7 +83,7 @@ fn a_missing_model_file_is_a_clear_error() {
 fn a_port_in_use_is_a_clear_error() {
     let busy = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = busy.local_addr().expect("addr").port().to_string();
-    let out = quarry(shared_workspace(), &["serve", "--port", &port], &[]);
+    let out = quarry(cli_workspace(), &["serve", "--port", &port], &[]);
     assert_eq!(out.status.code(), Some(1));
     let message = text(&out);
     assert!(message.contains(&port) && message.contains("--port"), "{message}");
@@ -77,7 +91,7 @@ fn a_port_in_use_is_a_clear_error() {
 
 #[test]
 fn bad_config_values_are_named() {
-    let out = quarry(shared_workspace(), &["sql", "SELECT 1"], &[("QUARRY_PORT", "eighty")]);
+    let out = quarry(cli_workspace(), &["sql", "SELECT 1"], &[("QUARRY_PORT", "eighty")]);
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out).contains("QUARRY_PORT=eighty"), "{}", text(&out));
 }
@@ -92,4 +106,35 @@ fn demo_and_index_are_idempotent() {
     assert!(String::from_utf8_lossy(&first.stdout).contains("rebuilt"), "{}", text(&first));
     let second = quarry(dir.path(), &["index"], &[]);
     assert!(String::from_utf8_lossy(&second.stdout).contains("already up to date"), "{}", text(&second));
+}
+
+#[test]
+fn role_and_attributes_select_the_policy() {
+    let sql = "SELECT country_code, COUNT(*) AS n FROM orders GROUP BY country_code";
+    let out =
+        quarry(cli_workspace(), &["sql", "--role", "regional_analyst", "--attr", "country=DE", sql], &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("DE") && stdout.contains("(1 row)"), "{stdout}");
+    assert!(stdout.contains("row filter (regional_analyst): orders: country_code = 'DE'"), "{stdout}");
+
+    let out = quarry(cli_workspace(), &["sql", "--role", "regional_analyst", sql], &[]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(text(&out).contains("table_not_allowed") && text(&out).contains("'country'"), "{}", text(&out));
+
+    let out = quarry(cli_workspace(), &["sql", "SELECT email FROM users"], &[]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(text(&out).contains("forbidden_column"), "{}", text(&out));
+
+    let out = quarry(cli_workspace(), &["sql", "--role", "steward", "SELECT email FROM users LIMIT 1"], &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("***"), "{}", text(&out));
+
+    let out = quarry(cli_workspace(), &["sql", "--role", "intern", "SELECT 1"], &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("role 'intern' is not defined"), "{}", text(&out));
+
+    let out = quarry(cli_workspace(), &["sql", "--attr", "country", "SELECT 1"], &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("KEY=VALUE"), "{}", text(&out));
 }

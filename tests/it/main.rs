@@ -3,8 +3,10 @@
 //! Fast tests use the real embedder, Qdrant Edge and SQLite with a scripted LLM. Tests with the
 //! real model run when `QUARRY_E2E=1` (`make test` and CI set it).
 
+mod adversarial;
 mod cli;
 mod demo;
 mod e2e;
 mod http;
+mod policy;
 mod support;

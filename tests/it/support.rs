@@ -7,17 +7,30 @@ use quarry::config::Config;
 use quarry::embed::Embedder;
 use quarry::llm::{Llm, ScriptedLlm};
 use quarry::pipeline::{load_default_embedder, load_default_llm, Quarry};
+use quarry::policy::PolicySet;
 
 pub fn repo_root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// A config for a workspace folder, with the repository's demo governance files.
+/// A config for a workspace folder, with the repository's demo governance files and the demo
+/// roles of its `quarry.toml`.
 pub fn config_for(workspace: &Path) -> Config {
     let mut config = Config::for_workspace(workspace);
     config.governance = repo_root().join("schemas/demo");
     config.threads = 2;
+    config.policy = demo_policy();
     config
+}
+
+/// The roles of the repository's `quarry.toml` (analyst, steward, admin, regional_analyst).
+pub fn demo_policy() -> PolicySet {
+    static POLICY: OnceLock<PolicySet> = OnceLock::new();
+    POLICY
+        .get_or_init(|| {
+            Config::load(Some(&repo_root().join("quarry.toml"))).expect("quarry.toml loads").policy
+        })
+        .clone()
 }
 
 /// The demo workspace shared by all tests in this run (created once, read-only afterwards).
@@ -53,6 +66,9 @@ pub const SCRIPT: &[(&str, &str)] = &[
     // The repair round replies to the failed attempt with its error: answer it correctly.
     ("no table in scope has a column 'nonexistent_column'", "SELECT COUNT(*) AS orders FROM orders"),
     ("count the orders with a typo first", "SELECT nonexistent_column FROM orders"),
+    // A policy refusal is final. Were it repaired, this rule would answer the repair turn.
+    ("may not read it", "SELECT COUNT(*) AS n FROM users"),
+    ("list the e-mail address of every user", "SELECT user_id, email FROM users"),
 ];
 
 /// The shared demo workspace opened with the scripted model (one instance per test run).
