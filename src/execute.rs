@@ -170,3 +170,60 @@ fn json_value(value: ValueRef<'_>) -> Value {
         ValueRef::Blob(b) => Value::String(format!("<{} bytes>", b.len())),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::validate::unchecked_for_tests;
+
+    /// The walls hold even for SQL the validator never saw.
+    #[test]
+    fn the_second_wall_holds_without_the_validator() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("w.sqlite");
+        let conn = Connection::open(&path).unwrap_or_else(|e| panic!("{e}"));
+        conn.execute_batch(
+            "CREATE TABLE users (id INTEGER, email TEXT); INSERT INTO users VALUES (1, 'a@example.com');
+             CREATE TABLE secret (x TEXT); INSERT INTO secret VALUES ('s');",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        drop(conn);
+        let executor = Executor::new(&path, Duration::from_secs(5), 10);
+        let run = |sql: &str, tables: &[&str], hidden: &[(&str, &str)]| {
+            executor.run(&unchecked_for_tests(sql, tables, hidden)).map(|r| r.rows)
+        };
+        let denied = |result: &Result<Vec<Vec<Value>>, ExecuteError>| matches!(result, Err(ExecuteError::Database(message)) if message.contains("prohibited"));
+        // Only the tables the validator approved.
+        let read = run("SELECT x FROM secret", &["users"], &[]);
+        assert!(denied(&read), "{read:?}");
+        let read = run("SELECT id FROM users WHERE id IN (SELECT x FROM secret)", &["users"], &[]);
+        assert!(denied(&read), "{read:?}");
+        assert_eq!(run("SELECT x FROM secret", &["secret"], &[]).ok(), Some(vec![vec![Value::from("s")]]));
+        // Denied columns read as NULL, wherever they are read.
+        let hidden = [("users", "email")];
+        assert_eq!(
+            run("SELECT id, email FROM users WHERE email IS NULL", &["users"], &hidden).ok(),
+            Some(vec![vec![Value::from(1), Value::Null]])
+        );
+        assert_eq!(
+            run("WITH c AS (SELECT * FROM users) SELECT * FROM c", &["users"], &hidden).ok(),
+            Some(vec![vec![Value::from(1), Value::Null]])
+        );
+        // A CTE named like a table, and count(*), read no table value.
+        assert!(run("WITH secret AS (SELECT 1 AS x) SELECT count(*) FROM secret", &[], &[]).is_ok());
+        // No system tables, writes, attachments, settings or unknown functions.
+        for sql in [
+            "SELECT name FROM sqlite_master",
+            "SELECT count(*) FROM sqlite_master",
+            "DELETE FROM users",
+            "ATTACH DATABASE ':memory:' AS other",
+            "PRAGMA query_only = 0",
+            "SELECT load_extension('x')",
+        ] {
+            assert!(run(sql, &["users", "sqlite_master"], &[]).is_err(), "{sql}");
+        }
+        // A value larger than the limit is an error, not memory.
+        let big = run("SELECT length(printf('%.*c', 20000000, 'x'))", &[], &[]);
+        assert!(matches!(big, Err(ExecuteError::Database(_))), "{big:?}");
+    }
+}

@@ -100,6 +100,18 @@ impl ValidatedQuery {
     }
 }
 
+/// A `ValidatedQuery` that nothing checked, for the executor's tests of its own walls.
+#[cfg(test)]
+pub(crate) fn unchecked_for_tests(sql: &str, tables: &[&str], hidden: &[(&str, &str)]) -> ValidatedQuery {
+    ValidatedQuery {
+        sql: sql.to_string(),
+        tables: tables.iter().map(|t| t.to_string()).collect(),
+        warnings: Vec::new(),
+        governance: Governance::default(),
+        hidden_columns: hidden.iter().map(|(t, c)| (t.to_string(), c.to_string())).collect(),
+    }
+}
+
 /// What the policy did to a query that passed, for the answer and the audit log.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
 pub struct Governance {
