@@ -949,6 +949,8 @@ struct Resolver<'c> {
     rewrite_sites: HashMap<usize, String>,
     /// The first reference whose columns could not be known.
     unknown_lookup: Option<String>,
+    /// Re-resolutions of recursive CTE bodies still allowed for this query.
+    recursion_rounds_left: usize,
 }
 
 /// Output columns of a query; `None` when they cannot be known.
@@ -971,6 +973,7 @@ impl<'c> Resolver<'c> {
             reads: BTreeMap::new(),
             rewrite_sites: HashMap::new(),
             unknown_lookup: None,
+            recursion_rounds_left: 16,
         }
     }
 
@@ -1228,20 +1231,30 @@ impl<'c> Resolver<'c> {
         // Visible in its own body: SQLite reads a self-reference as recursion. A recursive body
         // is resolved again while its columns gain sources, so that a governed column that
         // enters through the recursive branch is seen wherever the recursion reads it.
-        let relations_resolved = self.relations_resolved;
+        // Sources only grow, so this ends; a budget per query bounds the work of nested
+        // recursive CTEs, and running out of it refuses the query (fail closed).
         let mut outputs = self.resolve_query(&cte.query, Some(index));
-        for _round in 0..8 {
+        loop {
             let before = self.cte_sources(index);
             self.set_cte_columns(index, &explicit, &outputs);
             let recursive = self.ctes.get(index).is_some_and(|d| d.recursive);
             if !recursive || self.cte_sources(index) == before {
                 break;
             }
+            if self.recursion_rounds_left == 0 {
+                self.violations.push(violation(
+                    ViolationCode::ParseError,
+                    "the recursive CTEs are too intricate to trace which columns they carry",
+                    excerpt(&cte.to_string(), 60),
+                    "simplify the recursion: fewer nested recursive CTEs, explicit column lists",
+                ));
+                break;
+            }
+            self.recursion_rounds_left -= 1;
             let counted = self.relations_resolved;
             outputs = self.resolve_query(&cte.query, None);
             self.relations_resolved = counted;
         }
-        debug_assert!(self.relations_resolved >= relations_resolved);
         if let Some(definition) = self.ctes.get_mut(index) {
             definition.state = CteState::Defined;
         }
