@@ -174,6 +174,11 @@ impl Config {
         Ok(config)
     }
 
+    /// Quarry's own database in the workspace: audit log, catalog revisions, API keys.
+    pub fn metadata_db(&self) -> PathBuf {
+        self.workspace.join("quarry.db")
+    }
+
     /// Defaults for a workspace folder (used by tests and by `Config::load`).
     pub fn for_workspace(workspace: &Path) -> Config {
         let mut config = Config::from_file(File::default(), Path::new(""));

@@ -65,16 +65,62 @@ pub fn table_document(table: &Table) -> String {
 }
 
 fn table_payload(table: &Table) -> Map<String, Value> {
-    let payload = json!({
+    object(json!({
         "table": table.name,
         "tier": table.tier.map(|t| t.number()).unwrap_or(0),
         "deprecated": table.deprecated.is_some(),
         "domain": table.domain.clone().unwrap_or_default(),
-    });
-    match payload {
+    }))
+}
+
+/// The map of a JSON object (empty for anything else).
+pub fn object(value: Value) -> Map<String, Value> {
+    match value {
         Value::Object(map) => map,
         _ => Map::new(),
     }
+}
+
+/// A table's point id: stable across catalog changes, so one table can be re-indexed alone.
+fn table_point_id(table: &Table) -> u64 {
+    let digest = Sha256::digest(table.name.to_lowercase().as_bytes());
+    u64::from_le_bytes(digest[..8].try_into().unwrap_or_default()) >> 1
+}
+
+/// A fingerprint of everything indexing embeds: the model, the documents, the history's SQL.
+fn fingerprint(catalog: &Catalog, history: &History, embedder: &dyn Embedder) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(embedder.model_id());
+    let table_docs = catalog.tables().map(table_document);
+    let query_docs = history.queries.iter().map(|q| q.intent_text());
+    for doc in table_docs.chain(query_docs) {
+        hasher.update((doc.len() as u64).to_le_bytes());
+        hasher.update(doc);
+    }
+    for q in &history.queries {
+        hasher.update(&q.logged.sql);
+    }
+    format!("{:x}", hasher.finalize())
+}
+
+/// Re-embeds one table's document after a steward edit, so the next question sees it, and
+/// records the new fingerprint (the rest of the index is unchanged).
+pub fn reindex_table(
+    catalog: &Catalog,
+    table: &Table,
+    history: &History,
+    embedder: &dyn Embedder,
+    store: &dyn VectorStore,
+    fingerprint_file: &Path,
+) -> Result<(), IndexError> {
+    let vector = embedder.embed(&[table_document(table)])?.pop().unwrap_or_default();
+    store.upsert(
+        Collection::Tables,
+        vec![Point { id: table_point_id(table), vector, payload: table_payload(table) }],
+    )?;
+    let fingerprint = fingerprint(catalog, history, embedder);
+    std::fs::write(fingerprint_file, fingerprint)
+        .map_err(|source| IndexError::Fingerprint { path: fingerprint_file.display().to_string(), source })
 }
 
 /// Makes sure the vector store holds the current catalog and history.
@@ -89,17 +135,7 @@ pub fn ensure_index(
     let tables: Vec<&Table> = catalog.tables().collect();
     let table_docs: Vec<String> = tables.iter().map(|t| table_document(t)).collect();
     let query_docs: Vec<String> = history.queries.iter().map(|q| q.intent_text()).collect();
-
-    let mut hasher = Sha256::new();
-    hasher.update(embedder.model_id());
-    for doc in table_docs.iter().chain(&query_docs) {
-        hasher.update((doc.len() as u64).to_le_bytes());
-        hasher.update(doc);
-    }
-    for q in &history.queries {
-        hasher.update(&q.logged.sql);
-    }
-    let fingerprint = format!("{:x}", hasher.finalize());
+    let fingerprint = fingerprint(catalog, history, embedder);
     let up_to_date = std::fs::read_to_string(fingerprint_file).is_ok_and(|f| f.trim() == fingerprint)
         && store.count(Collection::Tables)? == tables.len()
         && store.count(Collection::Queries)? == history.queries.len();
@@ -118,8 +154,7 @@ pub fn ensure_index(
     let points = tables
         .iter()
         .zip(vectors)
-        .enumerate()
-        .map(|(i, (table, vector))| Point { id: i as u64, vector, payload: table_payload(table) })
+        .map(|(table, vector)| Point { id: table_point_id(table), vector, payload: table_payload(table) })
         .collect();
     store.replace_all(Collection::Tables, points)?;
 
@@ -130,18 +165,14 @@ pub fn ensure_index(
         .zip(vectors)
         .enumerate()
         .map(|(i, (query, vector))| {
-            let payload = json!({
+            let payload = object(json!({
                 "line": query.line,
                 "label": query.label(),
                 "sql": query.logged.sql,
                 "author": query.logged.author,
                 "timestamp": query.logged.timestamp,
                 "tables": query.tables,
-            });
-            let payload = match payload {
-                Value::Object(map) => map,
-                _ => Map::new(),
-            };
+            }));
             Point { id: i as u64, vector, payload }
         })
         .collect();

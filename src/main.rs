@@ -9,7 +9,9 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use quarry::config::Config;
 use quarry::execute::ResultSet;
-use quarry::pipeline::{load_default_embedder, load_default_llm, AskError, Principal, Quarry};
+use quarry::keys;
+use quarry::metadata::{AuditFilter, AuditKind, Metadata, StoredKey};
+use quarry::pipeline::{load_catalog, load_default_embedder, load_default_llm, AskError, Principal, Quarry};
 use quarry::validate::{Governance, Violation};
 
 #[derive(Parser)]
@@ -68,10 +70,142 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Manage API keys (HTTP callers authenticate with `Authorization: Bearer <key>`).
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// The audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// The catalog: check the governance files, export the catalog in force as files.
+    Catalog {
+        #[command(subcommand)]
+        command: CatalogCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create a key for a principal; the key is printed once. Takes the global --role (required)
+    /// and --attr flags, e.g. `quarry keys create --name ana --role regional_analyst --attr country=DE`.
+    Create {
+        /// The principal's name, as it appears in the audit log.
+        #[arg(long)]
+        name: String,
+    },
+    /// List keys (never the keys themselves).
+    List,
+    /// Revoke the active key of a principal.
+    Revoke { name: String },
+    /// (Re)create one demo key per role and print them.
+    Demo,
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Print audit records as JSON lines, newest first.
+    Export {
+        #[arg(long)]
+        principal: Option<String>,
+        /// ask, sql or edit.
+        #[arg(long)]
+        kind: Option<String>,
+        /// From this date or timestamp (inclusive), e.g. 2026-11-01.
+        #[arg(long)]
+        since: Option<String>,
+        /// Before this date or timestamp.
+        #[arg(long)]
+        until: Option<String>,
+        #[arg(long, default_value_t = 100_000)]
+        limit: usize,
+    },
+}
+
+#[derive(Subcommand)]
+enum CatalogCommand {
+    /// Load the governance files and steward edits, check them against the warehouse and the
+    /// role policies, and report conflicts.
+    Check,
+    /// Write the catalog in force (files plus steward edits) as governance files to DIR.
+    Export {
+        #[arg(long)]
+        dir: PathBuf,
+    },
 }
 
 /// Exit code when the validator refused the query.
 const EXIT_REFUSED: u8 = 3;
+/// Exit code of `quarry catalog check` when steward edits conflict with the files.
+const EXIT_CONFLICTS: u8 = 4;
+
+/// `quarry keys ...`: needs only the metadata database.
+fn keys(
+    config: &Config,
+    command: KeysCommand,
+    role: Option<String>,
+    attributes: Vec<(String, String)>,
+) -> Result<ExitCode> {
+    let metadata = Metadata::open(&config.metadata_db())?;
+    let operator = format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "local".into()));
+    match command {
+        KeysCommand::Create { name } => {
+            let role = role.context("give the key's role with --role (e.g. --role analyst)")?;
+            let (stored, key) = keys::create(
+                &metadata,
+                &config.policy,
+                &name,
+                &role,
+                attributes.into_iter().collect(),
+                &operator,
+            )?;
+            eprintln!("created key for {} (role {}); it is shown only now:", stored.name, stored.role);
+            println!("{key}");
+        }
+        KeysCommand::List => {
+            for key in metadata.keys()? {
+                let attrs: Vec<String> = key.attributes.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                println!(
+                    "{:<24} {:<18} {:<12} {:<20} created {} by {}{}",
+                    key.name,
+                    key.role,
+                    format!("{}…", key.prefix),
+                    attrs.join(","),
+                    key.created_at,
+                    key.created_by,
+                    key.revoked_at.map(|at| format!(", REVOKED {at}")).unwrap_or_default()
+                );
+            }
+        }
+        KeysCommand::Revoke { name } => {
+            if !keys::revoke(&metadata, &name, &operator)? {
+                anyhow::bail!("no active key is named '{name}'; `quarry keys list` shows them");
+            }
+            println!("revoked the key of {name}");
+        }
+        KeysCommand::Demo => print_demo_keys(config, &keys::create_demo_keys(&metadata, &config.policy)?)?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints demo keys and keeps them in `<workspace>/demo-keys.txt` (owner-only) for later.
+fn print_demo_keys(config: &Config, created: &[(StoredKey, String)]) -> Result<()> {
+    let mut text = String::from("# Demo API keys, one per role (quarry keys demo re-creates them).\n");
+    for (stored, key) in created {
+        text.push_str(&format!("{:<26} {key}\n", stored.name));
+    }
+    let path = config.workspace.join("demo-keys.txt");
+    std::fs::write(&path, &text).with_context(|| format!("writing {}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
+    }
+    println!("{text}(kept in {})", path.display());
+    Ok(())
+}
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
@@ -118,6 +252,9 @@ fn principal(cli_role: Option<String>, attributes: Vec<(String, String)>) -> Pri
 
 fn run(cli: Cli) -> Result<ExitCode> {
     let mut config = Config::load(cli.config.as_deref())?;
+    if let Command::Keys { command } = cli.command {
+        return keys(&config, command, cli.role, cli.attributes);
+    }
     let principal = principal(cli.role, cli.attributes);
     match cli.command {
         Command::Serve { port, host } => {
@@ -173,7 +310,65 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 config.history.display(),
                 summary.history_queries
             );
+            let metadata = Metadata::open(&config.metadata_db())?;
+            print_demo_keys(&config, &keys::create_demo_keys(&metadata, &config.policy)?)?;
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Keys { .. } => unreachable!("handled above"),
+        Command::Audit { command: AuditCommand::Export { principal, kind, since, until, limit } } => {
+            let metadata = Metadata::open(&config.metadata_db())?;
+            let kind = match kind.as_deref() {
+                None => None,
+                Some(text) => Some(
+                    AuditKind::parse(text)
+                        .with_context(|| format!("--kind '{text}' is not one of: ask, sql, edit"))?,
+                ),
+            };
+            let filter = AuditFilter { principal, kind, since, until, limit };
+            for record in metadata.search_audit(&filter)? {
+                println!("{}", serde_json::to_string(&record)?);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Catalog { command } => {
+            let metadata = Metadata::open(&config.metadata_db())?;
+            let loaded = load_catalog(&config, &metadata).context("loading the catalog")?;
+            match command {
+                CatalogCommand::Check => {
+                    let tables = loaded.catalog.tables().count();
+                    let documented = loaded.catalog.tables().filter(|t| !t.description.is_empty()).count();
+                    println!(
+                        "catalog ok: {tables} tables ({documented} described), {} glossary terms, governance from {}",
+                        loaded.catalog.glossary().len(),
+                        config.governance.display()
+                    );
+                    for conflict in &loaded.conflicts {
+                        println!(
+                            "conflict: {} '{}' (revision {} by {} at {}): {}",
+                            conflict.target_kind,
+                            conflict.target,
+                            conflict.revision,
+                            conflict.edited_by,
+                            conflict.edited_at,
+                            conflict.message
+                        );
+                    }
+                    Ok(if loaded.conflicts.is_empty() {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::from(EXIT_CONFLICTS)
+                    })
+                }
+                CatalogCommand::Export { dir } => {
+                    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+                    for (name, text) in quarry::catalog::governance::export(&loaded.catalog) {
+                        let path = dir.join(&name);
+                        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+                        println!("wrote {}", path.display());
+                    }
+                    Ok(ExitCode::SUCCESS)
+                }
+            }
         }
         Command::Index => {
             let quarry = open_without_llm(config)?;
@@ -303,9 +498,21 @@ fn serve(config: Config) -> Result<ExitCode> {
                 "cannot listen on {address}: is another server using it? Pass --port N or set QUARRY_PORT"
             )
         })?;
+        let demo = config.demo;
         let quarry =
             tokio::task::spawn_blocking(move || open(config)).await.context("opening the workspace")??;
-        eprintln!("Quarry is serving http://{address} (model {})", quarry.model_id());
+        let active_keys = quarry.metadata().keys()?.iter().filter(|k| k.revoked_at.is_none()).count();
+        let mut open_url = format!("http://{address}");
+        if demo && active_keys == 0 {
+            let created = keys::create_demo_keys(quarry.metadata(), &quarry.config().policy)?;
+            print_demo_keys(quarry.config(), &created)?;
+            if let Some((_, key)) = created.iter().find(|(k, _)| k.role == "analyst") {
+                open_url = format!("http://{address}/#key={key}");
+            }
+        } else if active_keys == 0 {
+            eprintln!("no API keys yet: create one with `quarry keys create --name <you> --role analyst`");
+        }
+        eprintln!("Quarry is serving {open_url} (model {})", quarry.model_id());
         let app = quarry::http::app(Arc::new(quarry));
         axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await.context("serving")?;
         Ok(ExitCode::SUCCESS)

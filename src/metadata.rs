@@ -1,18 +1,21 @@
-//! App metadata: Quarry's own SQLite database (audit log now; catalog edits, history and
-//! feedback later), created and upgraded by the SQL files in `migrations/`.
+//! App metadata: Quarry's own SQLite database (audit log, catalog revisions, API keys; history
+//! and feedback later), created and upgraded by the SQL files in `migrations/`.
 //!
 //! It never touches the warehouse; the warehouse is read only through `execute`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use rusqlite::{params, Connection};
+use std::collections::BTreeMap;
+
+use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
 /// Migrations in order; each runs once, in its own transaction.
 const MIGRATIONS: &[(&str, &str)] = &[
     ("0001_audit", include_str!("../migrations/0001_audit.sql")),
     ("0002_audit_role", include_str!("../migrations/0002_audit_role.sql")),
+    ("0003_catalog_revisions_and_keys", include_str!("../migrations/0003_catalog_revisions_and_keys.sql")),
 ];
 
 /// Errors from the metadata database.
@@ -24,6 +27,9 @@ pub enum MetadataError {
     /// The database was written by a newer Quarry.
     #[error("the metadata database {path} has migration '{migration}', unknown to this version of Quarry; upgrade Quarry")]
     NewerSchema { path: PathBuf, migration: String },
+    /// An active API key already has that name.
+    #[error("an active API key is already named '{0}'; revoke it first (`quarry keys revoke {0}`) or pick another name")]
+    KeyNameTaken(String),
     /// A read or write failed.
     #[error("metadata database error: {0}")]
     Query(#[from] rusqlite::Error),
@@ -35,6 +41,19 @@ pub enum MetadataError {
 pub enum AuditKind {
     Ask,
     Sql,
+    /// A change: a catalog edit, an API key created or revoked.
+    Edit,
+}
+
+impl AuditKind {
+    pub fn parse(text: &str) -> Option<AuditKind> {
+        match text {
+            "ask" => Some(AuditKind::Ask),
+            "sql" => Some(AuditKind::Sql),
+            "edit" => Some(AuditKind::Edit),
+            _ => None,
+        }
+    }
 }
 
 /// How a request ended.
@@ -74,6 +93,118 @@ pub struct StoredAudit {
     pub outcome: String,
     pub row_count: Option<i64>,
     pub duration_ms: i64,
+    pub detail: serde_json::Value,
+}
+
+/// Which audit records to read; every field narrows the search.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub principal: Option<String>,
+    pub kind: Option<AuditKind>,
+    /// Inclusive lower bound, an ISO date or timestamp (`2026-11-01`, `2026-11-01T08:00:00Z`).
+    pub since: Option<String>,
+    /// Exclusive upper bound, same format.
+    pub until: Option<String>,
+    /// Most records returned, newest first.
+    pub limit: usize,
+}
+
+/// What a catalog revision changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RevisionTarget {
+    Table,
+    Glossary,
+}
+
+/// A steward edit to record.
+#[derive(Debug, Clone)]
+pub struct NewRevision {
+    pub principal: String,
+    pub role: String,
+    pub target_kind: RevisionTarget,
+    /// The table or term, lower-cased.
+    pub target: String,
+    pub before: Option<serde_json::Value>,
+    pub after: serde_json::Value,
+    pub base_hash: String,
+    pub comment: String,
+}
+
+/// A recorded steward edit.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Revision {
+    pub id: i64,
+    pub at: String,
+    pub principal: String,
+    pub role: String,
+    pub target_kind: String,
+    pub target: String,
+    pub before: Option<serde_json::Value>,
+    pub after: serde_json::Value,
+    #[serde(skip)]
+    pub base_hash: String,
+    pub comment: String,
+}
+
+/// An API key to store (its hash, never the key).
+#[derive(Debug, Clone)]
+pub struct NewKey {
+    pub name: String,
+    pub role: String,
+    pub attributes: BTreeMap<String, String>,
+    pub prefix: String,
+    pub hash: String,
+    pub created_by: String,
+}
+
+/// A stored API key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StoredKey {
+    pub id: i64,
+    pub name: String,
+    pub role: String,
+    pub attributes: BTreeMap<String, String>,
+    /// The first characters of the key, to tell keys apart.
+    pub prefix: String,
+    pub created_at: String,
+    pub created_by: String,
+    pub revoked_at: Option<String>,
+}
+
+const KEY_COLUMNS: &str = "id, name, role, attributes, key_prefix, created_at, created_by, revoked_at";
+
+fn key_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredKey> {
+    let attributes: String = r.get(3)?;
+    Ok(StoredKey {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        role: r.get(2)?,
+        attributes: serde_json::from_str(&attributes).unwrap_or_default(),
+        prefix: r.get(4)?,
+        created_at: r.get(5)?,
+        created_by: r.get(6)?,
+        revoked_at: r.get(7)?,
+    })
+}
+
+const REVISION_COLUMNS: &str =
+    "id, at, principal, role, target_kind, target, before, after, base_hash, comment";
+
+fn revision_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Revision> {
+    let json = |text: Option<String>| text.and_then(|t| serde_json::from_str(&t).ok());
+    Ok(Revision {
+        id: r.get(0)?,
+        at: r.get(1)?,
+        principal: r.get(2)?,
+        role: r.get(3)?,
+        target_kind: r.get(4)?,
+        target: r.get(5)?,
+        before: json(r.get(6)?),
+        after: json(r.get(7)?).unwrap_or_default(),
+        base_hash: r.get(8)?,
+        comment: r.get(9)?,
+    })
 }
 
 /// The metadata database.
@@ -101,8 +232,175 @@ impl Metadata {
 
     /// Appends one record to the audit log.
     pub fn audit(&self, record: &AuditRecord) -> Result<i64, MetadataError> {
+        insert_audit(&self.conn(), record)
+    }
+
+    /// The most recent audit records, newest first.
+    pub fn recent_audit(&self, limit: usize) -> Result<Vec<StoredAudit>, MetadataError> {
+        self.search_audit(&AuditFilter { limit, ..AuditFilter::default() })
+    }
+
+    /// Audit records matching `filter`, newest first.
+    pub fn search_audit(&self, filter: &AuditFilter) -> Result<Vec<StoredAudit>, MetadataError> {
         let conn = self.conn();
-        conn.execute(
+        let mut stmt = conn.prepare(
+            "SELECT id, at, principal, kind, question, sql, outcome, row_count, duration_ms, role, detail
+             FROM audit_log
+             WHERE (?1 IS NULL OR principal = ?1) AND (?2 IS NULL OR kind = ?2)
+               AND (?3 IS NULL OR at >= ?3) AND (?4 IS NULL OR at < ?4)
+             ORDER BY id DESC LIMIT ?5",
+        )?;
+        let rows = stmt.query_map(
+            params![
+                filter.principal,
+                filter.kind.as_ref().map(enum_str),
+                filter.since,
+                filter.until,
+                filter.limit as i64
+            ],
+            audit_row,
+        )?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Records a steward edit and its audit record, both or neither.
+    pub fn record_revision(&self, revision: &NewRevision, audit: &AuditRecord) -> Result<i64, MetadataError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute(
+            "INSERT INTO catalog_revisions (principal, role, target_kind, target, before, after, base_hash, comment)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                revision.principal,
+                revision.role,
+                enum_str(&revision.target_kind),
+                revision.target,
+                revision.before.as_ref().map(|v| v.to_string()),
+                revision.after.to_string(),
+                revision.base_hash,
+                revision.comment,
+            ],
+        )?;
+        let id = tx.last_insert_rowid();
+        let mut audit = audit.clone();
+        if let serde_json::Value::Object(detail) = &mut audit.detail {
+            detail.insert("revision".into(), id.into());
+        }
+        insert_audit(&tx, &audit)?;
+        tx.commit()?;
+        Ok(id)
+    }
+
+    /// Revisions of one target, newest first.
+    pub fn revisions(&self, kind: RevisionTarget, target: &str) -> Result<Vec<Revision>, MetadataError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {REVISION_COLUMNS} FROM catalog_revisions WHERE target_kind = ?1 AND target = ?2 ORDER BY id DESC"
+        ))?;
+        let rows = stmt.query_map(params![enum_str(&kind), target.to_lowercase()], revision_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The newest revision of every target, oldest target first.
+    pub fn latest_revisions(&self) -> Result<Vec<Revision>, MetadataError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {REVISION_COLUMNS} FROM catalog_revisions WHERE id IN
+               (SELECT max(id) FROM catalog_revisions GROUP BY target_kind, target) ORDER BY id"
+        ))?;
+        let rows = stmt.query_map([], revision_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Stores a new API key (its hash) and audits it.
+    pub fn create_key(&self, key: &NewKey, audit: &AuditRecord) -> Result<StoredKey, MetadataError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let taken: Option<i64> = tx
+            .query_row("SELECT id FROM api_keys WHERE name = ?1 AND revoked_at IS NULL", [&key.name], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        if taken.is_some() {
+            return Err(MetadataError::KeyNameTaken(key.name.clone()));
+        }
+        tx.execute(
+            "INSERT INTO api_keys (name, role, attributes, key_prefix, key_hash, created_by)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                key.name,
+                key.role,
+                serde_json::to_string(&key.attributes).unwrap_or_else(|_| "{}".into()),
+                key.prefix,
+                key.hash,
+                key.created_by
+            ],
+        )?;
+        let id = tx.last_insert_rowid();
+        insert_audit(&tx, audit)?;
+        let stored =
+            tx.query_row(&format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE id = ?1"), [id], key_row)?;
+        tx.commit()?;
+        Ok(stored)
+    }
+
+    /// Every API key, active and revoked, oldest first.
+    pub fn keys(&self) -> Result<Vec<StoredKey>, MetadataError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!("SELECT {KEY_COLUMNS} FROM api_keys ORDER BY id"))?;
+        let rows = stmt.query_map([], key_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Revokes the active key of that name and audits it; false when there is none.
+    pub fn revoke_key(&self, name: &str, audit: &AuditRecord) -> Result<bool, MetadataError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let changed = tx.execute(
+            "UPDATE api_keys SET revoked_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+             WHERE name = ?1 AND revoked_at IS NULL",
+            [name],
+        )?;
+        if changed > 0 {
+            insert_audit(&tx, audit)?;
+        }
+        tx.commit()?;
+        Ok(changed > 0)
+    }
+
+    /// The active key with this hash.
+    pub fn active_key(&self, hash: &str) -> Result<Option<StoredKey>, MetadataError> {
+        let conn = self.conn();
+        let key = conn
+            .query_row(
+                &format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE key_hash = ?1 AND revoked_at IS NULL"),
+                [hash],
+                key_row,
+            )
+            .optional()?;
+        Ok(key)
+    }
+}
+
+fn audit_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredAudit> {
+    let detail: String = r.get(10)?;
+    Ok(StoredAudit {
+        id: r.get(0)?,
+        at: r.get(1)?,
+        principal: r.get(2)?,
+        kind: r.get(3)?,
+        question: r.get(4)?,
+        sql: r.get(5)?,
+        outcome: r.get(6)?,
+        row_count: r.get(7)?,
+        duration_ms: r.get(8)?,
+        role: r.get(9)?,
+        detail: serde_json::from_str(&detail).unwrap_or_default(),
+    })
+}
+
+fn insert_audit(conn: &Connection, record: &AuditRecord) -> Result<i64, MetadataError> {
+    conn.execute(
             "INSERT INTO audit_log (principal, kind, question, sql, outcome, row_count, duration_ms, detail, role)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             params![
@@ -117,32 +415,7 @@ impl Metadata {
                 record.role,
             ],
         )?;
-        Ok(conn.last_insert_rowid())
-    }
-
-    /// The most recent audit records, newest first.
-    pub fn recent_audit(&self, limit: usize) -> Result<Vec<StoredAudit>, MetadataError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(
-            "SELECT id, at, principal, kind, question, sql, outcome, row_count, duration_ms, role
-             FROM audit_log ORDER BY id DESC LIMIT ?1",
-        )?;
-        let rows = stmt.query_map([limit as i64], |r| {
-            Ok(StoredAudit {
-                id: r.get(0)?,
-                at: r.get(1)?,
-                principal: r.get(2)?,
-                kind: r.get(3)?,
-                question: r.get(4)?,
-                sql: r.get(5)?,
-                outcome: r.get(6)?,
-                row_count: r.get(7)?,
-                duration_ms: r.get(8)?,
-                role: r.get(9)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
+    Ok(conn.last_insert_rowid())
 }
 
 fn enum_str<T: Serialize>(value: &T) -> String {

@@ -16,6 +16,7 @@ use sqlparser::ast::{AccessExpr, Expr, Query, Value, Visit, VisitMut, Visitor, V
 use sqlparser::dialect::SQLiteDialect;
 use sqlparser::parser::Parser;
 
+use crate::catalog::governance::is_tag;
 use crate::catalog::{suggestion, Catalog, Column, Table, Tier};
 
 /// Who is asking: a name for the audit log, a role that selects a `Policy`, and attributes
@@ -43,6 +44,43 @@ impl Principal {
     pub fn with_attribute(mut self, key: impl Into<String>, value: impl Into<String>) -> Principal {
         self.attributes.insert(key.into(), value.into());
         self
+    }
+}
+
+/// What a principal may do through Quarry, beyond reading data. Each role lists its actions in
+/// `actions`; without the key a role may ask, run SQL and read the catalog.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Ask questions in plain language.
+    Ask,
+    /// Run SQL (validated and governed like generated SQL).
+    Sql,
+    /// Browse and search the catalog and the query library.
+    ReadCatalog,
+    /// Edit table and column governance and the glossary (stewards).
+    EditCatalog,
+    /// Read the audit log.
+    ReadAudit,
+}
+
+impl Action {
+    pub const ALL: [Action; 5] =
+        [Action::Ask, Action::Sql, Action::ReadCatalog, Action::EditCatalog, Action::ReadAudit];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Ask => "ask",
+            Action::Sql => "sql",
+            Action::ReadCatalog => "read_catalog",
+            Action::EditCatalog => "edit_catalog",
+            Action::ReadAudit => "read_audit",
+        }
+    }
+
+    /// The actions of a role that does not list them.
+    fn defaults() -> BTreeSet<Action> {
+        BTreeSet::from([Action::Ask, Action::Sql, Action::ReadCatalog])
     }
 }
 
@@ -167,6 +205,7 @@ pub struct Policy {
     deprecated: DeprecatedRule,
     row_cap: Option<u64>,
     row_filters: Vec<RowFilter>,
+    actions: BTreeSet<Action>,
 }
 
 /// Why a role may not read a table.
@@ -191,11 +230,22 @@ impl Policy {
             deprecated: DeprecatedRule::Warn,
             row_cap: None,
             row_filters: Vec::new(),
+            actions: Action::defaults(),
         }
     }
 
     pub fn role(&self) -> &str {
         &self.role
+    }
+
+    /// Whether the role may do `action`.
+    pub fn allows(&self, action: Action) -> bool {
+        self.actions.contains(&action)
+    }
+
+    /// What the role may do, for messages and the API.
+    pub fn actions(&self) -> impl Iterator<Item = Action> + '_ {
+        self.actions.iter().copied()
     }
 
     pub fn deprecated(&self) -> DeprecatedRule {
@@ -441,16 +491,13 @@ impl Policy {
             deprecated: config.deprecated.unwrap_or_default(),
             row_cap: config.row_cap,
             row_filters,
+            actions: config.actions.map(|a| a.into_iter().collect()).unwrap_or_else(Action::defaults),
         })
     }
 }
 
 fn is_name(text: &str) -> bool {
     !text.is_empty() && text.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-}
-
-fn is_tag(text: &str) -> bool {
-    !text.is_empty() && text.chars().all(|c| c.is_ascii_alphanumeric() || "_-:.".contains(c))
 }
 
 fn is_attribute(text: &str) -> bool {
@@ -557,6 +604,9 @@ pub struct RoleConfig {
     pub row_cap: Option<u64>,
     #[serde(default)]
     pub row_filters: Vec<RowFilterConfig>,
+    /// What the role may do (`ask`, `sql`, `read_catalog`, `edit_catalog`, `read_audit`);
+    /// absent: ask, sql and read_catalog.
+    pub actions: Option<Vec<Action>>,
 }
 
 /// One `[[policy.roles.<role>.row_filters]]` entry, as written.
@@ -623,11 +673,8 @@ mod tests {
         let policy =
             role("deny_tags = [\"sensitive\"]\nmask_tags = [\"pii\"]").unwrap_or_else(|e| panic!("{e}"));
         let column = |tags: &[&str]| Column {
-            name: "c".into(),
-            data_type: "TEXT".into(),
-            description: String::new(),
             tags: tags.iter().map(|t| t.to_string()).collect(),
-            sample_values: Vec::new(),
+            ..Column::new("c", "TEXT")
         };
         assert_eq!(policy.column_rule(&column(&["pii", "sensitive"])), ColumnRule::Deny("sensitive".into()));
         assert_eq!(policy.column_rule(&column(&["pii"])), ColumnRule::Mask("pii".into()));

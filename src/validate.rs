@@ -2642,28 +2642,7 @@ mod tests {
     use crate::catalog::{Column, Table};
 
     fn table(name: &str, columns: &[&str]) -> Table {
-        Table {
-            name: name.to_string(),
-            description: String::new(),
-            tier: None,
-            owner: None,
-            domain: None,
-            freshness: None,
-            deprecated: None,
-            columns: columns
-                .iter()
-                .map(|c| Column {
-                    name: c.to_string(),
-                    data_type: "TEXT".to_string(),
-                    description: String::new(),
-                    tags: Vec::new(),
-                    sample_values: Vec::new(),
-                })
-                .collect(),
-            primary_key: Vec::new(),
-            foreign_keys: Vec::new(),
-            row_count: 0,
-        }
+        Table::new(name, columns.iter().map(|c| Column::new(*c, "TEXT")).collect())
     }
 
     fn shop() -> Catalog {

@@ -6,8 +6,9 @@ use axum::routing::post;
 use axum::{Json, Router};
 use serde::Deserialize;
 
+use super::auth::Caller;
 use super::{blocking, ApiError, AppState};
-use crate::pipeline::{Answer, Principal};
+use crate::pipeline::Answer;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -21,10 +22,11 @@ pub fn router() -> Router<AppState> {
 
 async fn ask(
     State(state): State<AppState>,
+    Caller(principal): Caller,
     body: Result<Json<AskRequest>, JsonRejection>,
 ) -> Result<Json<Answer>, ApiError> {
     let Json(request) = body?;
     let quarry = state.quarry.clone();
-    let answer = blocking(move || quarry.ask(&request.question, &Principal::local())).await?;
+    let answer = blocking(move || quarry.ask(&request.question, &principal)).await?;
     Ok(Json(answer))
 }

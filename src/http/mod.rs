@@ -1,10 +1,15 @@
-//! The HTTP surface: JSON under `/api/v1/...`, `/healthz`, and the web page at `/`.
+//! The HTTP surface: JSON under `/api/v1/...` (every route needs an API key, see `auth`),
+//! `/healthz`, and the web page at `/`.
 //!
 //! Only this layer knows status codes and wire types. Each resource module exposes a
 //! `router()`; they are merged here over one `AppState`, and every error becomes an `ApiError`.
 
 mod ask;
+mod audit;
+mod auth;
+mod catalog;
 mod health;
+mod search;
 mod sql;
 
 use std::sync::Arc;
@@ -16,7 +21,9 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
 
-use crate::pipeline::{AskError, Quarry};
+use crate::keys::AuthError;
+use crate::pipeline::{AccessError, AskError, CatalogRequestError, Quarry};
+use crate::stewardship::FieldError;
 use crate::validate::Violation;
 
 /// The state every handler shares.
@@ -34,7 +41,14 @@ pub fn app(quarry: Arc<Quarry>) -> Router {
     Router::new()
         .route("/", get(index))
         .merge(health::router())
-        .nest("/api/v1", ask::router().merge(sql::router()))
+        .nest(
+            "/api/v1",
+            ask::router()
+                .merge(sql::router())
+                .merge(catalog::router())
+                .merge(search::router())
+                .merge(audit::router()),
+        )
         .fallback(not_found)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
@@ -59,6 +73,9 @@ struct ErrorBody {
     sql: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     violations: Vec<Violation>,
+    /// Fields of the request that cannot be accepted, with the allowed values.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    fields: Vec<FieldError>,
 }
 
 /// Every way a request can fail, as the client sees it.
@@ -72,8 +89,12 @@ pub enum ApiError {
     TooLarge,
     /// No such route.
     NotFound,
+    /// No valid API key.
+    Unauthorized(AuthError),
     /// The pipeline refused or could not answer.
     Ask(AskError),
+    /// A catalog, search or audit request failed.
+    Catalog(CatalogRequestError),
     /// A blocking task failed unexpectedly.
     Internal(String),
 }
@@ -94,9 +115,31 @@ impl From<AskError> for ApiError {
     }
 }
 
+impl From<CatalogRequestError> for ApiError {
+    fn from(e: CatalogRequestError) -> Self {
+        ApiError::Catalog(e)
+    }
+}
+
+fn forbidden(e: AccessError) -> (StatusCode, ErrorBody) {
+    let code = match e {
+        AccessError::UnknownRole { .. } => "unknown_role",
+        AccessError::NotAllowed { .. } => "forbidden",
+    };
+    (StatusCode::FORBIDDEN, body(code, e.to_string()))
+}
+
+fn body(error: &'static str, message: String) -> ErrorBody {
+    ErrorBody { error, message, sql: None, violations: Vec::new(), fields: Vec::new() }
+}
+
+fn internal(what: &str, e: &dyn std::fmt::Display) -> (StatusCode, ErrorBody) {
+    tracing::error!("{what}: {e}");
+    (StatusCode::INTERNAL_SERVER_ERROR, body("internal", format!("{what} failed; see the server log")))
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = |error, message: String| ErrorBody { error, message, sql: None, violations: Vec::new() };
         let (status, body) = match self {
             ApiError::BadJson(message) => (StatusCode::BAD_REQUEST, body("bad_json", message)),
             ApiError::BadRequest(message) => (StatusCode::BAD_REQUEST, body("bad_request", message)),
@@ -106,15 +149,30 @@ impl IntoResponse for ApiError {
             ),
             ApiError::NotFound => (
                 StatusCode::NOT_FOUND,
-                body("not_found", "no such endpoint; see /api/v1/ask, /api/v1/sql, /healthz".into()),
+                body(
+                    "not_found",
+                    "no such endpoint; see /api/v1/ask, /api/v1/sql, /api/v1/catalog/tables, /api/v1/search/tables, /api/v1/audit, /healthz (README.md, \"HTTP API\")".into(),
+                ),
             ),
+            ApiError::Unauthorized(e) => (StatusCode::UNAUTHORIZED, body("unauthorized", e.to_string())),
+            ApiError::Catalog(e) => match e {
+                CatalogRequestError::Forbidden(e) => forbidden(e),
+                CatalogRequestError::NotFound(message) => (StatusCode::NOT_FOUND, body("not_found", message)),
+                CatalogRequestError::Invalid(fields) => (
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    ErrorBody {
+                        fields,
+                        ..body("invalid", "the request has fields that cannot be accepted; see fields".into())
+                    },
+                ),
+                CatalogRequestError::Metadata(e) => internal("the metadata database", &e),
+                CatalogRequestError::Retrieve(e) => internal("retrieval", &e),
+            },
             ApiError::Ask(e) => match e {
                 AskError::InvalidQuestion(message) => {
                     (StatusCode::BAD_REQUEST, body("invalid_question", message))
                 }
-                e @ AskError::UnknownRole { .. } => {
-                    (StatusCode::FORBIDDEN, body("unknown_role", e.to_string()))
-                }
+                AskError::Forbidden(e) => forbidden(e),
                 AskError::Refused { sql, refusal } => (
                     StatusCode::UNPROCESSABLE_ENTITY,
                     ErrorBody {
@@ -122,6 +180,7 @@ impl IntoResponse for ApiError {
                         message: "the query was refused by the validator; see violations".into(),
                         sql: Some(sql),
                         violations: refusal.violations,
+                        fields: Vec::new(),
                     },
                 ),
                 AskError::Execution { sql, source } => (
@@ -131,6 +190,7 @@ impl IntoResponse for ApiError {
                         message: source.to_string(),
                         sql: Some(sql),
                         violations: Vec::new(),
+                        fields: Vec::new(),
                     },
                 ),
                 AskError::Llm(e) => {
@@ -171,11 +231,11 @@ impl IntoResponse for ApiError {
 }
 
 /// Runs blocking pipeline work off the async threads.
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, AskError> + Send + 'static,
+async fn blocking<T: Send + 'static, E: Into<ApiError> + Send + 'static>(
+    work: impl FnOnce() -> Result<T, E> + Send + 'static,
 ) -> Result<T, ApiError> {
     match tokio::task::spawn_blocking(work).await {
-        Ok(result) => result.map_err(ApiError::from),
+        Ok(result) => result.map_err(Into::into),
         Err(e) => Err(ApiError::Internal(e.to_string())),
     }
 }

@@ -6,8 +6,9 @@ use axum::routing::post;
 use axum::{Json, Router};
 use serde::Deserialize;
 
+use super::auth::Caller;
 use super::{blocking, ApiError, AppState};
-use crate::pipeline::{Principal, SqlAnswer};
+use crate::pipeline::SqlAnswer;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -21,10 +22,11 @@ pub fn router() -> Router<AppState> {
 
 async fn run_sql(
     State(state): State<AppState>,
+    Caller(principal): Caller,
     body: Result<Json<SqlRequest>, JsonRejection>,
 ) -> Result<Json<SqlAnswer>, ApiError> {
     let Json(request) = body?;
     let quarry = state.quarry.clone();
-    let answer = blocking(move || quarry.run_sql(&request.sql, &Principal::local())).await?;
+    let answer = blocking(move || quarry.run_sql(&request.sql, &principal)).await?;
     Ok(Json(answer))
 }

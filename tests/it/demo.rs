@@ -7,7 +7,7 @@ use quarry::catalog::{Catalog, Tier};
 use quarry::history::History;
 use quarry::pipeline::Principal;
 
-use crate::support::{config_for, repo_root, scripted, shared_workspace};
+use crate::support::{config_for, scripted, shared_workspace};
 
 fn catalog() -> Catalog {
     let config = config_for(shared_workspace());
@@ -105,25 +105,5 @@ fn gold_answers_of_the_demo_questions_run_and_are_not_empty() {
             .run_sql(&case.gold, &Principal::local())
             .unwrap_or_else(|e| panic!("{}: {e}", case.question));
         assert!(!answer.result.rows.is_empty(), "{} returns no rows", case.question);
-    }
-}
-
-#[test]
-fn governance_errors_name_the_file_and_the_fix() {
-    let config = config_for(shared_workspace());
-    let mut catalog = Catalog::introspect(&config.warehouse).expect("introspect");
-    let path = repo_root().join("schemas/demo/broken.toml");
-    for (text, needle) in [
-        ("[tables.userz]\ndescription = \"x\"\n", "did you mean 'users'"),
-        (
-            "[tables.users]\ndescription = \"x\"\ncolumns.emial = { description = \"e\" }\n",
-            "did you mean 'email'",
-        ),
-        ("[tables.users]\ndescription = \"x\"\ntier = 7\n", "tier must be 1, 2 or 3"),
-        ("[tables.users]\ndescripton = \"x\"\n", "unknown field"),
-        ("[tables.users\n", "line 1"),
-    ] {
-        let err = catalog.apply_governance(&path, text).expect_err(text).to_string();
-        assert!(err.contains("broken.toml") && err.contains(needle), "{text:?} gave: {err}");
     }
 }

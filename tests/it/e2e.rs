@@ -69,9 +69,11 @@ async fn real_model_answers_over_http() {
             &Principal::local(),
         )
         .expect("gold runs");
+    let key = crate::support::api_key(&quarry, "analyst");
     let app = quarry::http::app(quarry);
     let request = Request::post("/api/v1/ask")
         .header("content-type", "application/json")
+        .header("authorization", format!("Bearer {key}"))
         .body(Body::from(r#"{"question": "How many distinct users were active on 2026-10-15?"}"#))
         .expect("request");
     let response = app.oneshot(request).await.expect("response");
@@ -81,4 +83,39 @@ async fn real_model_answers_over_http() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["result"]["rows"], serde_json::json!(gold.result.rows), "{body}");
     assert_eq!(body["tables"][0]["name"], "daily_active_users", "{body}");
+}
+
+/// A steward tags a column as personal data; the real model answering an analyst's question
+/// about it never returns its values (the column is hidden from the prompt, and SQL that
+/// reads it anyway is refused).
+#[test]
+fn real_model_never_returns_a_column_a_steward_just_tagged_pii() {
+    if !e2e_enabled() {
+        eprintln!("skipped: set QUARRY_E2E=1 to run tests with the real model");
+        return;
+    }
+    let dir = crate::support::private_workspace();
+    let mut config = crate::support::config_for(dir.path());
+    config.governance = dir.path().join("schemas");
+    let llm = quarry::pipeline::load_default_llm(&config).expect("model assets: run `make assets`");
+    let quarry = quarry::pipeline::Quarry::open(config, crate::support::embedder(), Some(llm))
+        .expect("open workspace");
+    let admin = Principal::new("admin", "admin");
+    let names = quarry.run_sql("SELECT product_name FROM products", &admin).expect("names").result.rows;
+    let names: Vec<serde_json::Value> = names.into_iter().flatten().collect();
+    assert!(!names.is_empty());
+    let body = serde_json::json!({
+        "columns": { "product_name": { "tags": ["pii"] } },
+        "comment": "product names carry supplier staff names"
+    });
+    quarry.edit_table(&Principal::new("sam", "steward"), "products", &body).expect("steward edit");
+
+    match quarry.ask("List the names of the products in the Toys category.", &Principal::local()) {
+        Ok(answer) => {
+            let leaked = answer.result.rows.iter().flatten().any(|cell| names.contains(cell));
+            assert!(!leaked, "a product name came back: {} -> {:?}", answer.sql, answer.result.rows);
+        }
+        // A refusal (policy or otherwise) returns no rows: nothing leaked either.
+        Err(other) => eprintln!("no answer: {other}"),
+    }
 }

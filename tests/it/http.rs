@@ -6,17 +6,24 @@ use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
-use crate::support::scripted;
+use crate::support::{api_key, scripted};
 
 async fn call(method: &str, path: &str, body: Option<&str>) -> (StatusCode, Value) {
-    let app = quarry::http::app(scripted());
+    call_raw(method, path, body.map(str::to_string)).await
+}
+
+/// A request as the analyst with a raw (possibly malformed) body.
+async fn call_raw(method: &str, path: &str, body: Option<String>) -> (StatusCode, Value) {
+    let quarry = scripted();
+    let key = api_key(&quarry, "analyst");
     let request = Request::builder()
         .method(method)
         .uri(path)
         .header("content-type", "application/json")
-        .body(body.map(|b| Body::from(b.to_string())).unwrap_or_else(Body::empty))
+        .header("authorization", format!("Bearer {key}"))
+        .body(body.map(Body::from).unwrap_or_else(Body::empty))
         .expect("request");
-    let response = app.oneshot(request).await.expect("response");
+    let response = quarry::http::app(quarry).oneshot(request).await.expect("response");
     let status = response.status();
     let bytes = response.into_body().collect().await.expect("body").to_bytes();
     let value =

@@ -4,6 +4,7 @@
 //! real model run when `QUARRY_E2E=1` (`make test` and CI set it).
 
 mod adversarial;
+mod catalog;
 mod cli;
 mod demo;
 mod e2e;

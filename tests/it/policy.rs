@@ -2,27 +2,16 @@
 //! never repaired, the model is shown only what the role may read, every request is audited
 //! with its role, and roles configured wrong fail loudly.
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
-use http_body_util::BodyExt;
+use axum::http::StatusCode;
 use quarry::catalog::Catalog;
 use quarry::config::Config;
-use quarry::pipeline::{AskError, Principal};
+use quarry::pipeline::{AccessError, AskError, Principal};
 use serde_json::{json, Value};
-use tower::ServiceExt;
 
-use crate::support::{config_for, demo_policy, repo_root, scripted, shared_workspace};
+use crate::support::{config_for, demo_policy, repo_root, request, scripted, shared_workspace, As};
 
 async fn post(path: &str, body: Value) -> (StatusCode, Value) {
-    let app = quarry::http::app(scripted());
-    let request = Request::post(path)
-        .header("content-type", "application/json")
-        .body(Body::from(body.to_string()))
-        .expect("request");
-    let response = app.oneshot(request).await.expect("response");
-    let status = response.status();
-    let bytes = response.into_body().collect().await.expect("body").to_bytes();
-    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    request(scripted(), As::Role("analyst"), "POST", path, Some(body)).await
 }
 
 fn codes(body: &Value) -> Vec<String> {
@@ -79,7 +68,10 @@ fn the_pipeline_applies_the_principals_role() {
     assert_eq!(answer.governance.masked_columns, ["email"]);
 
     let intern = Principal::new("test-intern", "intern");
-    assert!(matches!(quarry.run_sql("SELECT 1", &intern), Err(AskError::UnknownRole { .. })));
+    assert!(matches!(
+        quarry.run_sql("SELECT 1", &intern),
+        Err(AskError::Forbidden(AccessError::UnknownRole { .. }))
+    ));
 
     let records = quarry.metadata().recent_audit(1000).expect("audit");
     for (principal, role, outcome) in [

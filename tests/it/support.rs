@@ -1,7 +1,14 @@
 //! Shared fixtures: one demo workspace per test run, opened with a scripted or a real model.
 
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use tower::ServiceExt;
 
 use quarry::config::Config;
 use quarry::embed::Embedder;
@@ -99,4 +106,87 @@ pub fn real() -> Arc<Quarry> {
             Arc::new(Quarry::open(config, embedder(), Some(llm)).expect("open real workspace"))
         })
         .clone()
+}
+
+/// A fresh copy of the demo workspace (warehouse, query log, governance files) that a test may
+/// change: steward edits, key changes. Its governance folder is `<dir>/schemas`.
+pub fn private_workspace() -> tempfile::TempDir {
+    let dir = tempfile::Builder::new().prefix("quarry-private-").tempdir().expect("temp dir");
+    for file in ["warehouse.sqlite", "history.jsonl"] {
+        std::fs::copy(shared_workspace().join(file), dir.path().join(file)).expect("copy the demo workspace");
+    }
+    let schemas = dir.path().join("schemas");
+    std::fs::create_dir_all(&schemas).expect("schemas dir");
+    for entry in std::fs::read_dir(repo_root().join("schemas/demo")).expect("schemas/demo") {
+        let path = entry.expect("entry").path();
+        std::fs::copy(&path, schemas.join(path.file_name().expect("name"))).expect("copy governance file");
+    }
+    dir
+}
+
+/// Opens a private workspace with the scripted model.
+pub fn open_private(dir: &Path) -> Arc<Quarry> {
+    let mut config = config_for(dir);
+    config.governance = dir.join("schemas");
+    let llm: Arc<dyn Llm> = Arc::new(ScriptedLlm::new(SCRIPT.iter().copied()));
+    Arc::new(Quarry::open(config, embedder(), Some(llm)).expect("open private workspace"))
+}
+
+/// An API key of `role` for `quarry`'s workspace (created once per workspace and role; the
+/// principal is named `test-<role>`, with country=DE).
+pub fn api_key(quarry: &Quarry, role: &str) -> String {
+    static KEYS: OnceLock<Mutex<HashMap<(PathBuf, String), String>>> = OnceLock::new();
+    let mut keys = KEYS.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner());
+    keys.entry((quarry.config().workspace.clone(), role.to_string()))
+        .or_insert_with(|| {
+            let attributes = BTreeMap::from([("country".to_string(), "DE".to_string())]);
+            let (_, key) = quarry::keys::create(
+                quarry.metadata(),
+                &quarry.config().policy,
+                &format!("test-{role}"),
+                role,
+                attributes,
+                "tests",
+            )
+            .expect("create a test key");
+            key
+        })
+        .clone()
+}
+
+/// Who a test request claims to be.
+#[derive(Debug, Clone, Copy)]
+pub enum As<'a> {
+    /// No Authorization header.
+    Nobody,
+    /// A key that was never issued.
+    Forged,
+    /// A valid key of this role.
+    Role(&'a str),
+}
+
+/// One request through the real app (no port), as `who`; the JSON body of the answer.
+pub async fn request(
+    quarry: Arc<Quarry>,
+    who: As<'_>,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut builder = Request::builder().method(method).uri(path).header("content-type", "application/json");
+    match who {
+        As::Nobody => {}
+        As::Forged => builder = builder.header("authorization", format!("Bearer qk_{}", "0".repeat(64))),
+        As::Role(role) => {
+            builder = builder.header("authorization", format!("Bearer {}", api_key(&quarry, role)))
+        }
+    }
+    let body = body.map(|b| Body::from(b.to_string())).unwrap_or_else(Body::empty);
+    let response =
+        quarry::http::app(quarry).oneshot(builder.body(body).expect("request")).await.expect("response");
+    let status = response.status();
+    let bytes = response.into_body().collect().await.expect("body").to_bytes();
+    let value =
+        serde_json::from_slice(&bytes).unwrap_or_else(|_| json!({ "raw": String::from_utf8_lossy(&bytes) }));
+    (status, value)
 }

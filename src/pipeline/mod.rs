@@ -2,9 +2,15 @@
 //! retrieve -> prompt -> generate -> validate -> (repair) -> execute -> answer; SQL from a user
 //! or tool flows validate -> execute -> answer. Every request leaves an audit record.
 //!
-//! Stages never call each other; they are called from here, each timed.
+//! Stages never call each other; they are called from here, each timed. Catalog browsing,
+//! steward edits, search and the audit log are in `catalog_ops`.
 
-use std::sync::Arc;
+mod catalog_ops;
+
+pub use catalog_ops::{CatalogRequestError, EditOutcome, TableDetail, TableFilter, TableSummary};
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -18,9 +24,10 @@ use crate::index::{ensure_index, IndexError, IndexReport};
 use crate::llm::{GenerationParams, LlamaCppLlm, Llm, LlmError};
 use crate::metadata::{AuditKind, AuditRecord, Metadata, MetadataError, Outcome};
 pub use crate::policy::Principal;
-use crate::policy::{Policy, PolicyError};
+use crate::policy::{Action, Policy, PolicyError};
 use crate::prompt::{self, FailedAttempt};
 use crate::retrieve::{retrieve, Example, RetrievalBudget, RetrieveError, TableCandidate};
+use crate::stewardship::{Conflict, Usage};
 use crate::validate::{validate, DraftSql, Governance, Refusal, ValidatedQuery, Violation};
 use crate::vector_store::{QdrantEdgeStore, VectorStore, VectorStoreError};
 
@@ -58,9 +65,9 @@ pub enum AskError {
     /// The question is empty or too long.
     #[error("{0}")]
     InvalidQuestion(String),
-    /// The principal's role has no policy, so nothing may be read.
-    #[error("role '{role}' is not defined; defined roles: {defined}")]
-    UnknownRole { role: String, defined: String },
+    /// The principal's role has no policy, or its policy does not allow this action.
+    #[error(transparent)]
+    Forbidden(#[from] AccessError),
     /// The SQL (written by the model or sent by the caller) was refused by the validator.
     #[error("the query was refused: {refusal}")]
     Refused { sql: String, refusal: Refusal },
@@ -74,6 +81,27 @@ pub enum AskError {
     /// The audit record could not be written, so no answer is given.
     #[error("cannot write the audit record: {0}")]
     Audit(#[from] MetadataError),
+}
+
+/// Why a principal may not do something.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AccessError {
+    /// The role has no policy, so it may do nothing.
+    #[error("role '{role}' is not defined; defined roles: {defined}")]
+    UnknownRole { role: String, defined: String },
+    /// The role's policy does not list the action.
+    #[error("role '{role}' may not {}; roles that may: {allowed}", describe(*action))]
+    NotAllowed { role: String, action: Action, allowed: String },
+}
+
+fn describe(action: Action) -> &'static str {
+    match action {
+        Action::Ask => "ask questions",
+        Action::Sql => "run SQL",
+        Action::ReadCatalog => "read the catalog",
+        Action::EditCatalog => "edit the catalog",
+        Action::ReadAudit => "read the audit log",
+    }
 }
 
 /// Time spent in each stage, in milliseconds, and the model's token counts.
@@ -141,7 +169,19 @@ pub struct SqlAnswer {
 /// An open workspace: catalog, index, model, warehouse, metadata.
 pub struct Quarry {
     config: Config,
-    catalog: Catalog,
+    /// What the governance files say (revisions are laid over it).
+    files_catalog: Catalog,
+    /// The catalog in force: files plus steward edits. Replaced whole on each edit.
+    catalog: RwLock<Arc<Catalog>>,
+    /// Steward edits the files have since contradicted.
+    conflicts: RwLock<Vec<Conflict>>,
+    /// Serialises steward edits.
+    edit_lock: Mutex<()>,
+    history: History,
+    /// Per lower-cased table: how often past queries read it.
+    usage: BTreeMap<String, Usage>,
+    /// Per author of past queries: the latest timestamp.
+    last_active: BTreeMap<String, String>,
     embedder: Arc<dyn Embedder>,
     store: Arc<dyn VectorStore>,
     /// None when opened for SQL only (`quarry sql`, `quarry index`): asking then fails clearly.
@@ -163,6 +203,23 @@ pub fn load_default_embedder(config: &Config) -> Result<Arc<dyn Embedder>, Embed
     Ok(Arc::new(FastEmbedder::load(&model_dir, &runtime, config.threads)?))
 }
 
+/// The catalog of a workspace: what the files say, and what is in force with steward edits.
+pub struct LoadedCatalog {
+    pub files_catalog: Catalog,
+    pub catalog: Catalog,
+    /// Steward edits the files have since contradicted (the files won).
+    pub conflicts: Vec<Conflict>,
+}
+
+/// Loads the catalog in force: warehouse + governance files + steward revisions, checked
+/// against the role policies. No model is needed (`quarry catalog check` uses it alone).
+pub fn load_catalog(config: &Config, metadata: &Metadata) -> Result<LoadedCatalog, OpenError> {
+    let files_catalog = Catalog::load(&config.warehouse, &config.governance)?;
+    let (catalog, conflicts) = crate::stewardship::overlay(&files_catalog, &metadata.latest_revisions()?);
+    config.policy.check_catalog(&catalog)?;
+    Ok(LoadedCatalog { files_catalog, catalog, conflicts })
+}
+
 impl Quarry {
     /// Opens the workspace of `config`, creating the demo warehouse when configured and
     /// missing, and (re)indexing when the catalog or history changed.
@@ -177,13 +234,22 @@ impl Quarry {
             }
             crate::demo::create(&config.warehouse, &config.history, crate::demo::DEFAULT_SEED)?;
         }
-        let catalog = Catalog::load(&config.warehouse, &config.governance)?;
-        config.policy.check_catalog(&catalog)?;
+        let metadata = Metadata::open(&config.metadata_db())?;
+        let LoadedCatalog { files_catalog, catalog, conflicts } = load_catalog(&config, &metadata)?;
+        for conflict in &conflicts {
+            tracing::warn!(
+                "catalog conflict on {} '{}': {}",
+                conflict.target_kind,
+                conflict.target,
+                conflict.message
+            );
+        }
         let history = if config.history.is_file() || config.demo {
             History::load(&config.history, &catalog)?
         } else {
             History::default()
         };
+        let (usage, last_active) = catalog_ops::usage(&history);
         let store: Arc<dyn VectorStore> =
             Arc::new(QdrantEdgeStore::open(&config.workspace.join("vectors"), embedder.dimension())?);
         let index_report = ensure_index(
@@ -193,18 +259,44 @@ impl Quarry {
             store.as_ref(),
             &config.workspace.join("vectors").join("fingerprint"),
         )?;
-        let metadata = Metadata::open(&config.workspace.join("quarry.db"))?;
         let executor =
             Executor::new(&config.warehouse, Duration::from_millis(config.timeout_ms), config.row_cap);
-        Ok(Quarry { config, catalog, embedder, store, llm, executor, metadata, index_report })
+        Ok(Quarry {
+            config,
+            files_catalog,
+            catalog: RwLock::new(Arc::new(catalog)),
+            conflicts: RwLock::new(conflicts),
+            edit_lock: Mutex::new(()),
+            history,
+            usage,
+            last_active,
+            embedder,
+            store,
+            llm,
+            executor,
+            metadata,
+            index_report,
+        })
     }
 
     pub fn config(&self) -> &Config {
         &self.config
     }
 
-    pub fn catalog(&self) -> &Catalog {
-        &self.catalog
+    /// The catalog in force now (files plus steward edits).
+    pub fn catalog(&self) -> Arc<Catalog> {
+        match self.catalog.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Steward edits the governance files have since contradicted (the files won).
+    pub fn conflicts(&self) -> Vec<Conflict> {
+        match self.conflicts.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
     }
 
     pub fn metadata(&self) -> &Metadata {
@@ -220,20 +312,42 @@ impl Quarry {
         self.llm.as_deref().map(|llm| llm.model_id()).unwrap_or("none")
     }
 
-    /// The policy of the principal's role.
-    fn policy_for(&self, principal: &Principal) -> Result<&Policy, AskError> {
-        self.config.policy.get(&principal.role).ok_or_else(|| AskError::UnknownRole {
+    /// The policy of the principal's role, when it allows `action`.
+    pub fn authorize(&self, principal: &Principal, action: Action) -> Result<&Policy, AccessError> {
+        let roles = |keep: &dyn Fn(&Policy) -> bool| {
+            self.config
+                .policy
+                .roles()
+                .filter(|p| keep(p))
+                .map(|p| p.role().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let policy = self.config.policy.get(&principal.role).ok_or_else(|| AccessError::UnknownRole {
             role: principal.role.clone(),
-            defined: self.config.policy.roles().map(|p| p.role().to_string()).collect::<Vec<_>>().join(", "),
-        })
+            defined: roles(&|_| true),
+        })?;
+        if !policy.allows(action) {
+            return Err(AccessError::NotAllowed {
+                role: principal.role.clone(),
+                action,
+                allowed: roles(&|p| p.allows(action)),
+            });
+        }
+        Ok(policy)
     }
 
     /// The tables a query reads; `candidates` are retrieval's picks when a model wrote the SQL.
-    fn table_uses(&self, query: &ValidatedQuery, candidates: Option<&[TableCandidate]>) -> Vec<TableUse> {
+    fn table_uses(
+        &self,
+        catalog: &Catalog,
+        query: &ValidatedQuery,
+        candidates: Option<&[TableCandidate]>,
+    ) -> Vec<TableUse> {
         query
             .tables()
             .iter()
-            .filter_map(|name| self.catalog.table(name))
+            .filter_map(|name| catalog.table(name))
             .map(|t| TableUse {
                 name: t.name.clone(),
                 tier: t.tier.map(Tier::number),
@@ -270,8 +384,10 @@ impl Quarry {
     /// Answers a question in plain language.
     pub fn ask(&self, question: &str, principal: &Principal) -> Result<Answer, AskError> {
         let started = Instant::now();
-        let outcome =
-            self.policy_for(principal).and_then(|policy| self.ask_inner(question, principal, policy));
+        let outcome = self
+            .authorize(principal, Action::Ask)
+            .map_err(AskError::from)
+            .and_then(|policy| self.ask_inner(question, principal, policy));
         let total_ms = started.elapsed().as_millis() as u64;
         let (audit_outcome, sql, rows, detail) = match &outcome {
             Ok(a) => (
@@ -295,7 +411,7 @@ impl Quarry {
             Err(AskError::Execution { sql, source }) => {
                 (Outcome::Failed, Some(sql.clone()), None, serde_json::json!({ "error": source.to_string() }))
             }
-            Err(e @ AskError::UnknownRole { .. }) => {
+            Err(e @ AskError::Forbidden(_)) => {
                 (Outcome::Refused, None, None, serde_json::json!({ "error": e.to_string() }))
             }
             Err(e) => (Outcome::Failed, None, None, serde_json::json!({ "error": e.to_string() })),
@@ -319,15 +435,20 @@ impl Quarry {
 
     fn ask_inner(&self, question: &str, principal: &Principal, policy: &Policy) -> Result<Answer, AskError> {
         self.check_question(question)?;
+        // One snapshot of the catalog for the whole request, even if a steward edits meanwhile.
+        let catalog = self.catalog();
         // The model is shown only what the role may read.
-        let visible = policy.visible_catalog(&self.catalog);
+        let visible = policy.visible_catalog(&catalog);
         let question = question.trim();
         let mut timings = Timings::default();
         let budget = RetrievalBudget {
             tables: self.config.retrieval_tables,
             examples: self.config.retrieval_examples,
         };
-        let retrieved = retrieve(question, &visible, self.embedder.as_ref(), self.store.as_ref(), budget)?;
+        let mut retrieved =
+            retrieve(question, &visible, self.embedder.as_ref(), self.store.as_ref(), budget)?;
+        // Past queries the principal could not run are not shown to the model as examples.
+        self.keep_runnable_examples(&mut retrieved.examples, &catalog, policy, principal);
         timings.embed_ms = retrieved.embed_ms;
         timings.retrieve_ms = retrieved.search_ms;
 
@@ -348,7 +469,7 @@ impl Quarry {
 
             let draft = prompt::extract_sql(&generation.text);
             let stage = Instant::now();
-            let verdict = validate(&draft, &self.catalog, policy, principal);
+            let verdict = validate(&draft, &catalog, policy, principal);
             timings.validate_ms += stage.elapsed().as_millis() as u64;
             let query = match verdict {
                 Ok(query) => query,
@@ -373,7 +494,7 @@ impl Quarry {
                     return Ok(Answer {
                         question: question.to_string(),
                         sql: query.sql().to_string(),
-                        tables: self.table_uses(&query, Some(&retrieved.tables)),
+                        tables: self.table_uses(&catalog, &query, Some(&retrieved.tables)),
                         candidates: retrieved.tables.clone(),
                         examples: retrieved.examples.clone(),
                         result,
@@ -399,8 +520,10 @@ impl Quarry {
     /// Validates and runs SQL written by a user or a tool.
     pub fn run_sql(&self, sql: &str, principal: &Principal) -> Result<SqlAnswer, AskError> {
         let started = Instant::now();
-        let outcome =
-            self.policy_for(principal).and_then(|policy| self.run_sql_inner(sql, principal, policy));
+        let outcome = self
+            .authorize(principal, Action::Sql)
+            .map_err(AskError::from)
+            .and_then(|policy| self.run_sql_inner(sql, principal, policy));
         let total_ms = started.elapsed().as_millis() as u64;
         let (audit_outcome, rows, detail) = match &outcome {
             Ok(a) => (
@@ -411,7 +534,7 @@ impl Quarry {
             Err(AskError::Refused { refusal, .. }) => {
                 (Outcome::Refused, None, serde_json::json!({ "violations": refusal.violations }))
             }
-            Err(e @ AskError::UnknownRole { .. }) => {
+            Err(e @ AskError::Forbidden(_)) => {
                 (Outcome::Refused, None, serde_json::json!({ "error": e.to_string() }))
             }
             Err(e) => (Outcome::Failed, None, serde_json::json!({ "error": e.to_string() })),
@@ -442,7 +565,8 @@ impl Quarry {
         let mut timings = Timings::default();
         let draft = DraftSql::new(sql);
         let stage = Instant::now();
-        let query = validate(&draft, &self.catalog, policy, principal)
+        let catalog = self.catalog();
+        let query = validate(&draft, &catalog, policy, principal)
             .map_err(|refusal| AskError::Refused { sql: sql.to_string(), refusal })?;
         timings.validate_ms = stage.elapsed().as_millis() as u64;
         let stage = Instant::now();
@@ -453,7 +577,7 @@ impl Quarry {
         timings.execute_ms = stage.elapsed().as_millis() as u64;
         Ok(SqlAnswer {
             sql: query.sql().to_string(),
-            tables: self.table_uses(&query, None),
+            tables: self.table_uses(&catalog, &query, None),
             result,
             warnings: query.warnings().to_vec(),
             governance: query.governance().clone(),

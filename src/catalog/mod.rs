@@ -1,0 +1,552 @@
+//! The catalog: every table and column of the warehouse, as introspected from the source, with
+//! the governance metadata stewards wrote for it in `schemas/` (descriptions, tier, owner,
+//! tags, deprecation, glossary).
+//!
+//! It owns loading and merging those two sources and nothing else: it does not decide what a
+//! principal may read (that is `policy`), how tables rank (that is `retrieve`) or how steward
+//! edits are recorded (that is `stewardship`). The governance file format is in `governance`.
+
+pub mod governance;
+pub mod spider;
+
+pub use governance::{ColumnGovernance, TableGovernance};
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OpenFlags};
+use serde::{Deserialize, Serialize};
+
+/// Governance tier of a table; written as its number (1, 2, 3) in files, JSON and the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(into = "u8", try_from = "i64")]
+pub enum Tier {
+    /// Tier 1: certified, cross-team, the table to trust.
+    Certified,
+    /// Tier 2: owned by one team, maintained.
+    Team,
+    /// Tier 3: staging or legacy; use with care.
+    Staging,
+}
+
+impl Tier {
+    pub fn number(self) -> u8 {
+        match self {
+            Tier::Certified => 1,
+            Tier::Team => 2,
+            Tier::Staging => 3,
+        }
+    }
+
+    pub fn from_number(n: i64) -> Option<Tier> {
+        match n {
+            1 => Some(Tier::Certified),
+            2 => Some(Tier::Team),
+            3 => Some(Tier::Staging),
+            _ => None,
+        }
+    }
+}
+
+impl From<Tier> for u8 {
+    fn from(tier: Tier) -> u8 {
+        tier.number()
+    }
+}
+
+impl TryFrom<i64> for Tier {
+    type Error = String;
+
+    fn try_from(n: i64) -> Result<Tier, String> {
+        Tier::from_number(n).ok_or_else(|| format!("tier must be 1, 2 or 3, not {n}"))
+    }
+}
+
+impl fmt::Display for Tier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let label = match self {
+            Tier::Certified => "tier 1 (certified)",
+            Tier::Team => "tier 2 (team)",
+            Tier::Staging => "tier 3 (staging/legacy)",
+        };
+        f.write_str(label)
+    }
+}
+
+/// A deprecated table and what to use instead.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deprecation {
+    pub replacement: String,
+    #[serde(default)]
+    pub note: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Column {
+    pub name: String,
+    pub data_type: String,
+    pub description: String,
+    pub tags: Vec<String>,
+    /// The values a steward says the column may hold (empty: not stated).
+    pub allowed_values: Vec<String>,
+    /// Distinct values, when the column has only a few (useful in prompts).
+    pub sample_values: Vec<String>,
+}
+
+impl Column {
+    /// An undocumented column.
+    pub fn new(name: impl Into<String>, data_type: impl Into<String>) -> Column {
+        Column {
+            name: name.into(),
+            data_type: data_type.into(),
+            description: String::new(),
+            tags: Vec::new(),
+            allowed_values: Vec::new(),
+            sample_values: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ForeignKey {
+    pub column: String,
+    pub ref_table: String,
+    pub ref_column: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Table {
+    pub name: String,
+    pub description: String,
+    pub tier: Option<Tier>,
+    pub owner: Option<String>,
+    pub domain: Option<String>,
+    pub freshness: Option<String>,
+    pub deprecated: Option<Deprecation>,
+    pub columns: Vec<Column>,
+    pub primary_key: Vec<String>,
+    pub foreign_keys: Vec<ForeignKey>,
+    pub row_count: u64,
+    /// The latest date in the table (`YYYY-MM-DD`) and the column it was read from, when a
+    /// date column can tell: the warehouse's own record of when data last arrived.
+    pub last_change: Option<LastChange>,
+}
+
+/// The latest date found in a table's date column.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LastChange {
+    pub date: String,
+    pub column: String,
+}
+
+impl Table {
+    /// An undocumented, empty table with the given columns.
+    pub fn new(name: impl Into<String>, columns: Vec<Column>) -> Table {
+        Table {
+            name: name.into(),
+            description: String::new(),
+            tier: None,
+            owner: None,
+            domain: None,
+            freshness: None,
+            deprecated: None,
+            columns,
+            primary_key: Vec::new(),
+            foreign_keys: Vec::new(),
+            row_count: 0,
+            last_change: None,
+        }
+    }
+
+    /// What stewards say about this table (columns without any documentation left out).
+    pub fn governance(&self) -> TableGovernance {
+        TableGovernance {
+            description: self.description.clone(),
+            tier: self.tier,
+            owner: self.owner.clone(),
+            domain: self.domain.clone(),
+            freshness: self.freshness.clone(),
+            deprecated: self.deprecated.clone(),
+            columns: self
+                .columns
+                .iter()
+                .filter(|c| !c.description.is_empty() || !c.tags.is_empty() || !c.allowed_values.is_empty())
+                .map(|c| {
+                    let gov = ColumnGovernance {
+                        description: c.description.clone(),
+                        tags: c.tags.clone(),
+                        allowed_values: c.allowed_values.clone(),
+                    };
+                    (c.name.clone(), gov)
+                })
+                .collect(),
+        }
+    }
+
+    /// Replaces the governance of this table; columns the governance does not name are left
+    /// undocumented. Column names are matched case-insensitively; unknown ones are ignored
+    /// (callers check them first, see `Catalog::set_table_governance`).
+    fn set_governance(&mut self, governance: &TableGovernance) {
+        self.description = governance.description.clone();
+        self.tier = governance.tier;
+        self.owner = governance.owner.clone();
+        self.domain = governance.domain.clone();
+        self.freshness = governance.freshness.clone();
+        self.deprecated = governance.deprecated.clone();
+        for column in &mut self.columns {
+            let gov = governance
+                .columns
+                .iter()
+                .find(|(name, _)| name.eq_ignore_ascii_case(&column.name))
+                .map(|(_, gov)| gov.clone())
+                .unwrap_or_default();
+            column.description = gov.description;
+            column.tags = gov.tags;
+            column.allowed_values = gov.allowed_values;
+        }
+    }
+
+    /// Share of columns with a description, 0.0 to 1.0.
+    pub fn documentation(&self) -> f32 {
+        if self.columns.is_empty() {
+            return 0.0;
+        }
+        let described = self.columns.iter().filter(|c| !c.description.is_empty()).count();
+        described as f32 / self.columns.len() as f32
+    }
+
+    /// The column of that name, compared case-insensitively as SQL does.
+    pub fn column(&self, name: &str) -> Option<&Column> {
+        self.columns.iter().find(|c| c.name.eq_ignore_ascii_case(name))
+    }
+}
+
+/// A business term and where it lives in the warehouse.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GlossaryTerm {
+    pub term: String,
+    pub definition: String,
+    #[serde(default)]
+    pub tables: Vec<String>,
+}
+
+/// All tables of a warehouse with their governance metadata.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Catalog {
+    tables: BTreeMap<String, Table>,
+    glossary: Vec<GlossaryTerm>,
+    /// Tag -> meaning: the tags columns may carry.
+    tags: BTreeMap<String, String>,
+}
+
+/// Errors while building the catalog. Messages start with the file and, where known, the line.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    /// The warehouse could not be opened or introspected.
+    #[error("cannot read the warehouse {path}: {source}")]
+    Warehouse { path: PathBuf, source: rusqlite::Error },
+    /// A governance file could not be read.
+    #[error("cannot read governance file {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    /// A governance file is not valid TOML, does not follow the format, or names a table,
+    /// column, tag or term the catalog does not have.
+    #[error("{}: {message}", location(path, *line))]
+    Invalid { path: PathBuf, line: Option<usize>, message: String },
+}
+
+fn location(path: &Path, line: Option<usize>) -> String {
+    match line {
+        Some(line) => format!("{}:{line}", path.display()),
+        None => path.display().to_string(),
+    }
+}
+
+impl Catalog {
+    /// Introspects `warehouse` and merges the governance files of `governance_dir`
+    /// (every `*.toml` in it, in name order).
+    pub fn load(warehouse: &Path, governance_dir: &Path) -> Result<Catalog, CatalogError> {
+        let mut catalog = Catalog::introspect(warehouse)?;
+        governance::apply_dir(&mut catalog, governance_dir)?;
+        Ok(catalog)
+    }
+
+    /// Tables, columns, types, keys, row counts, low-cardinality samples and the latest date
+    /// of each table (where a date column tells) of a SQLite file.
+    pub fn introspect(warehouse: &Path) -> Result<Catalog, CatalogError> {
+        let err = |source| CatalogError::Warehouse { path: warehouse.to_path_buf(), source };
+        if !warehouse.is_file() {
+            return Err(err(rusqlite::Error::InvalidPath(warehouse.to_path_buf())));
+        }
+        let conn = Connection::open_with_flags(
+            warehouse,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(err)?;
+        let mut tables = BTreeMap::new();
+        for name in table_names(&conn).map_err(err)? {
+            let table = introspect_table(&conn, &name).map_err(err)?;
+            tables.insert(name.to_lowercase(), table);
+        }
+        Ok(Catalog { tables, glossary: Vec::new(), tags: governance::builtin_tags() })
+    }
+
+    /// Builds a catalog from tables already in memory (used for Spider schemas and tests).
+    pub fn from_tables(tables: Vec<Table>) -> Catalog {
+        Catalog {
+            tables: tables.into_iter().map(|t| (t.name.to_lowercase(), t)).collect(),
+            glossary: Vec::new(),
+            tags: governance::builtin_tags(),
+        }
+    }
+
+    /// The table of that name, compared case-insensitively.
+    pub fn table(&self, name: &str) -> Option<&Table> {
+        self.tables.get(&name.to_lowercase())
+    }
+
+    pub fn tables(&self) -> impl Iterator<Item = &Table> {
+        self.tables.values()
+    }
+
+    pub fn glossary(&self) -> &[GlossaryTerm] {
+        &self.glossary
+    }
+
+    /// The glossary term of that name, compared case-insensitively.
+    pub fn term(&self, term: &str) -> Option<&GlossaryTerm> {
+        self.glossary.iter().find(|g| g.term.eq_ignore_ascii_case(term))
+    }
+
+    /// The column tags stewards may use, with their meaning: the built-in ones and those
+    /// declared in `[tags]` of a governance file.
+    pub fn tag_vocabulary(&self) -> &BTreeMap<String, String> {
+        &self.tags
+    }
+
+    /// Names of all tables, for did-you-mean suggestions.
+    pub fn table_names(&self) -> impl Iterator<Item = &str> {
+        self.tables.values().map(|t| t.name.as_str())
+    }
+
+    /// Replaces what stewards say about one table. Fails, naming the problem, when the
+    /// governance names a column the table does not have, a tag outside the vocabulary, or a
+    /// replacement table that does not exist.
+    pub fn set_table_governance(&mut self, name: &str, governance: &TableGovernance) -> Result<(), String> {
+        self.check_table_governance(name, governance)?;
+        let table = self.tables.get_mut(&name.to_lowercase()).ok_or_else(|| format!("no table '{name}'"))?;
+        table.set_governance(governance);
+        Ok(())
+    }
+
+    fn check_table_governance(&self, name: &str, governance: &TableGovernance) -> Result<(), String> {
+        let table = self.table(name).ok_or_else(|| {
+            format!("table '{name}' is not in the warehouse{}", suggestion(name, self.table_names()))
+        })?;
+        for (column, gov) in &governance.columns {
+            if table.column(column).is_none() {
+                return Err(format!(
+                    "column '{column}' is not in table '{}'{}",
+                    table.name,
+                    suggestion(column, table.columns.iter().map(|c| c.name.as_str()))
+                ));
+            }
+            if let Some(tag) = gov.tags.iter().find(|t| !self.tags.contains_key(*t)) {
+                return Err(format!(
+                    "tag '{tag}' on column '{column}' is not in the tag vocabulary{}; known tags: {}",
+                    suggestion(tag, self.tags.keys().map(String::as_str)),
+                    self.tags.keys().cloned().collect::<Vec<_>>().join(", ")
+                ));
+            }
+        }
+        if let Some(dep) = &governance.deprecated {
+            if self.table(&dep.replacement).is_none() {
+                return Err(format!(
+                    "table '{}' is deprecated in favour of '{}', which is not in the warehouse{}",
+                    table.name,
+                    dep.replacement,
+                    suggestion(&dep.replacement, self.table_names())
+                ));
+            }
+            if dep.replacement.eq_ignore_ascii_case(&table.name) {
+                return Err(format!("table '{}' cannot be its own replacement", table.name));
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds or replaces a glossary term; every table it names must exist.
+    pub fn set_term(&mut self, term: GlossaryTerm) -> Result<(), String> {
+        if let Some(unknown) = term.tables.iter().find(|t| self.table(t).is_none()) {
+            return Err(format!(
+                "glossary term '{}' names unknown table '{unknown}'{}",
+                term.term,
+                suggestion(unknown, self.table_names())
+            ));
+        }
+        self.glossary.retain(|g| !g.term.eq_ignore_ascii_case(&term.term));
+        self.glossary.push(term);
+        self.glossary.sort_by_key(|g| g.term.to_lowercase());
+        Ok(())
+    }
+
+    /// The catalog with each table replaced by what `keep` returns for it (dropped on `None`);
+    /// glossary terms keep only the tables still there.
+    pub fn restricted(&self, keep: impl Fn(&Table) -> Option<Table>) -> Catalog {
+        let tables: BTreeMap<String, Table> =
+            self.tables.iter().filter_map(|(key, table)| keep(table).map(|t| (key.clone(), t))).collect();
+        let glossary = self
+            .glossary
+            .iter()
+            .map(|term| GlossaryTerm {
+                tables: term
+                    .tables
+                    .iter()
+                    .filter(|t| tables.contains_key(&t.to_lowercase()))
+                    .cloned()
+                    .collect(),
+                ..term.clone()
+            })
+            .collect();
+        Catalog { tables, glossary, tags: self.tags.clone() }
+    }
+}
+
+/// ", did you mean 'x'?" for the closest candidate, or "" when none is close.
+pub fn suggestion<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> String {
+    closest(name, candidates).map(|c| format!(" (did you mean '{c}'?)")).unwrap_or_default()
+}
+
+/// The candidate with the smallest edit distance to `name`, if it is reasonably close.
+pub fn closest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    let name = name.to_lowercase();
+    candidates
+        .map(|c| (edit_distance(&name, &c.to_lowercase()), c))
+        .filter(|(d, c)| *d <= (c.len().max(name.len()) / 2).max(2))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+fn table_names(conn: &Connection) -> rusqlite::Result<Vec<String>> {
+    let mut stmt = conn.prepare(
+        "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') \
+         AND name NOT LIKE 'sqlite_%' ORDER BY name",
+    )?;
+    let names = stmt.query_map([], |r| r.get(0))?.collect();
+    names
+}
+
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+fn introspect_table(conn: &Connection, name: &str) -> rusqlite::Result<Table> {
+    let q = quote_ident(name);
+    let mut columns = Vec::new();
+    let mut pk: Vec<(i64, String)> = Vec::new();
+    let mut stmt = conn.prepare(&format!("PRAGMA table_info({q})"))?;
+    let rows =
+        stmt.query_map([], |r| Ok((r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, i64>(5)?)))?;
+    for row in rows {
+        let (col, data_type, pk_index) = row?;
+        if pk_index > 0 {
+            pk.push((pk_index, col.clone()));
+        }
+        columns.push(Column::new(col, data_type));
+    }
+    pk.sort();
+    let mut foreign_keys = Vec::new();
+    let mut stmt = conn.prepare(&format!("PRAGMA foreign_key_list({q})"))?;
+    let rows = stmt.query_map([], |r| {
+        Ok((r.get::<_, String>(2)?, r.get::<_, String>(3)?, r.get::<_, Option<String>>(4)?))
+    })?;
+    for row in rows {
+        let (ref_table, column, ref_column) = row?;
+        foreign_keys.push(ForeignKey { column, ref_table, ref_column: ref_column.unwrap_or_default() });
+    }
+    let row_count: i64 = conn.query_row(&format!("SELECT count(*) FROM {q}"), [], |r| r.get(0))?;
+    for column in &mut columns {
+        if column.data_type.to_uppercase().contains("TEXT") && row_count > 0 {
+            column.sample_values = low_cardinality_values(conn, &q, &quote_ident(&column.name))?;
+        }
+    }
+    let last_change = if row_count > 0 { latest_date(conn, &q, &columns)? } else { None };
+    let mut table = Table::new(name, columns);
+    table.primary_key = pk.into_iter().map(|(_, c)| c).collect();
+    table.foreign_keys = foreign_keys;
+    table.row_count = row_count as u64;
+    table.last_change = last_change;
+    Ok(table)
+}
+
+/// Whether a column holds dates or timestamps, judging by its type or name.
+fn is_date_column(column: &Column) -> bool {
+    let t = column.data_type.to_uppercase();
+    let n = column.name.to_lowercase();
+    t.contains("DATE")
+        || t.contains("TIME")
+        || n.ends_with("_at")
+        || n.ends_with("date")
+        || n.ends_with("_day")
+        || n == "day"
+        || n.ends_with("_ts")
+}
+
+/// The latest ISO date among the table's date columns (values that do not start with
+/// `YYYY-MM-DD` are ignored; a date after today is not a sign of fresh data and is skipped).
+fn latest_date(conn: &Connection, table: &str, columns: &[Column]) -> rusqlite::Result<Option<LastChange>> {
+    let today = crate::calendar::today();
+    let mut latest: Option<LastChange> = None;
+    for column in columns.iter().filter(|c| is_date_column(c)) {
+        let c = quote_ident(&column.name);
+        let sql = format!(
+            "SELECT max(substr({c}, 1, 10)) FROM {table} WHERE typeof({c}) = 'text' \
+             AND {c} GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]*' AND substr({c}, 1, 10) <= ?1"
+        );
+        let value: Option<String> = conn.query_row(&sql, [&today], |r| r.get(0))?;
+        if let Some(date) = value {
+            if latest.as_ref().is_none_or(|l| date > l.date) {
+                latest = Some(LastChange { date, column: column.name.clone() });
+            }
+        }
+    }
+    Ok(latest)
+}
+
+/// Up to 12 distinct values, when the column has no more than that (else none).
+fn low_cardinality_values(conn: &Connection, table: &str, column: &str) -> rusqlite::Result<Vec<String>> {
+    const MAX: usize = 12;
+    let sql = format!(
+        "SELECT DISTINCT {column} FROM (SELECT {column} FROM {table} LIMIT 20000) \
+         WHERE {column} IS NOT NULL LIMIT {}",
+        MAX + 1
+    );
+    let mut stmt = conn.prepare(&sql)?;
+    let mut values: Vec<String> = stmt
+        .query_map([], |r| r.get::<_, rusqlite::types::Value>(0))?
+        .filter_map(|v| match v {
+            Ok(rusqlite::types::Value::Text(s)) if s.len() <= 40 => Some(Ok(s)),
+            Ok(_) => None,
+            Err(e) => Some(Err(e)),
+        })
+        .collect::<rusqlite::Result<_>>()?;
+    if values.len() > MAX {
+        return Ok(Vec::new());
+    }
+    values.sort();
+    Ok(values)
+}

@@ -1,0 +1,40 @@
+//! Spider schemas (`tables.json` of the Spider text-to-SQL benchmark) as catalogs, one per
+//! database: what the validator's Spider tests and benchmark check gold SQL against.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use super::{Catalog, CatalogError, Column, Table};
+
+/// One catalog per `db_id` of a `tables.json` file.
+pub fn load_catalogs(tables_json: &Path) -> Result<HashMap<String, Catalog>, CatalogError> {
+    let text = std::fs::read_to_string(tables_json)
+        .map_err(|source| CatalogError::Io { path: tables_json.to_path_buf(), source })?;
+    let format =
+        |message: String| CatalogError::Invalid { path: tables_json.to_path_buf(), line: None, message };
+    let databases: serde_json::Value = serde_json::from_str(&text).map_err(|e| format(e.to_string()))?;
+    let databases =
+        databases.as_array().ok_or_else(|| format("expected a JSON array of databases".into()))?;
+    let mut catalogs = HashMap::new();
+    for db in databases {
+        let mut tables: Vec<Table> = db["table_names_original"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|n| n.as_str())
+            .map(|name| Table::new(name, Vec::new()))
+            .collect();
+        let types = db["column_types"].as_array().cloned().unwrap_or_default();
+        for (i, column) in db["column_names_original"].as_array().into_iter().flatten().enumerate() {
+            let (Some(index), Some(name)) = (column[0].as_i64(), column[1].as_str()) else { continue };
+            let Some(table) = usize::try_from(index).ok().and_then(|i| tables.get_mut(i)) else {
+                continue;
+            };
+            let data_type = types.get(i).and_then(|t| t.as_str()).unwrap_or("text");
+            table.columns.push(Column::new(name, data_type));
+        }
+        let id = db["db_id"].as_str().unwrap_or_default().to_string();
+        catalogs.insert(id, Catalog::from_tables(tables));
+    }
+    Ok(catalogs)
+}

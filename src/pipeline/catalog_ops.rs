@@ -1,0 +1,581 @@
+//! Requests about the catalog rather than the data: browsing and search (`read_catalog`),
+//! steward edits of tables and the glossary (`edit_catalog`), and the audit log
+//! (`read_audit`). Each checks the principal's role first; each edit is a revision plus an
+//! audit record, swaps in the new catalog and re-indexes what changed.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use super::{AccessError, Principal, Quarry};
+use crate::catalog::{suggestion, Catalog, GlossaryTerm, Table};
+use crate::history::History;
+use crate::metadata::{
+    AuditFilter, AuditKind, AuditRecord, MetadataError, NewRevision, Outcome, Revision, RevisionTarget,
+    StoredAudit,
+};
+use crate::policy::{Action, Policy};
+use crate::retrieve::{retrieve, Example, RetrievalBudget, RetrieveError, TableCandidate};
+use crate::stewardship::{self, Conflict, FieldError, TablePatch, TableSignals, Usage};
+
+/// Why a catalog request got no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogRequestError {
+    #[error(transparent)]
+    Forbidden(#[from] AccessError),
+    /// No such table or term (for this role).
+    #[error("{0}")]
+    NotFound(String),
+    /// The request names a bad value; every problem is listed.
+    #[error("the request is not valid: {}", .0.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; "))]
+    Invalid(Vec<FieldError>),
+    #[error(transparent)]
+    Metadata(#[from] MetadataError),
+    #[error(transparent)]
+    Retrieve(#[from] RetrieveError),
+}
+
+fn invalid(field: &str, message: String, allowed: Vec<String>) -> CatalogRequestError {
+    CatalogRequestError::Invalid(vec![FieldError { field: field.to_string(), message, allowed }])
+}
+
+/// Which tables to list; every field narrows the list.
+#[derive(Debug, Clone, Default)]
+pub struct TableFilter {
+    /// Words that must all appear in the table's name, description, domain or columns.
+    pub q: Option<String>,
+    pub tier: Option<i64>,
+    pub domain: Option<String>,
+    /// Only tables with a column carrying this tag.
+    pub tag: Option<String>,
+}
+
+/// One line of the catalog listing.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TableSummary {
+    pub name: String,
+    pub description: String,
+    pub tier: Option<u8>,
+    pub owner: Option<String>,
+    pub domain: Option<String>,
+    pub deprecated_for: Option<String>,
+    pub row_count: u64,
+    /// Tags on any of its columns.
+    pub tags: Vec<String>,
+    pub documentation: f32,
+    pub usage_queries: usize,
+}
+
+/// Everything about one table: columns with tags and samples, signals, revisions, conflicts.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TableDetail {
+    pub table: Table,
+    pub signals: TableSignals,
+    /// Glossary terms computed from this table.
+    pub glossary: Vec<String>,
+    /// Steward edits of this table, newest first.
+    pub revisions: Vec<Revision>,
+    /// Set when the governance files overrode a steward edit of this table.
+    pub conflict: Option<Conflict>,
+}
+
+/// What an edit did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EditOutcome {
+    /// The revision recorded; `None` when the edit changed nothing.
+    pub revision: Option<i64>,
+    /// False when the vector index could not be updated (it is rebuilt at the next start).
+    pub reindexed: bool,
+    pub warnings: Vec<String>,
+}
+
+/// Per table: how often past queries read it; per author: their latest query.
+pub(super) fn usage(history: &History) -> (BTreeMap<String, Usage>, BTreeMap<String, String>) {
+    let mut usage: BTreeMap<String, Usage> = BTreeMap::new();
+    let mut authors: BTreeMap<String, BTreeSet<&str>> = BTreeMap::new();
+    let mut last_active: BTreeMap<String, String> = BTreeMap::new();
+    for query in &history.queries {
+        let at = &query.logged.timestamp;
+        for table in &query.tables {
+            let key = table.to_lowercase();
+            let entry = usage.entry(key.clone()).or_default();
+            entry.queries += 1;
+            if entry.last_used.as_ref().is_none_or(|last| at > last) {
+                entry.last_used = Some(at.clone());
+            }
+            authors.entry(key).or_default().insert(&query.logged.author);
+        }
+        let last = last_active.entry(query.logged.author.clone()).or_default();
+        if at > last {
+            last.clone_from(at);
+        }
+    }
+    for (table, authors) in authors {
+        if let Some(entry) = usage.get_mut(&table) {
+            entry.authors = authors.len();
+        }
+    }
+    (usage, last_active)
+}
+
+fn matches(table: &Table, words: &[String]) -> bool {
+    let mut haystack =
+        format!("{} {} {}", table.name, table.description, table.domain.as_deref().unwrap_or_default());
+    for column in &table.columns {
+        haystack.push_str(&format!(" {} {} {}", column.name, column.description, column.tags.join(" ")));
+    }
+    let haystack = haystack.to_lowercase();
+    words.iter().all(|w| haystack.contains(w.as_str()))
+}
+
+impl Quarry {
+    /// The tables `policy` may read, for browsing (all their columns shown, with tags, so that
+    /// a refusal can be understood).
+    fn readable<'c>(catalog: &'c Catalog, policy: &Policy) -> impl Iterator<Item = &'c Table> + 'c {
+        let policy = policy.clone();
+        catalog.tables().filter(move |t| policy.table_denial(t).is_none())
+    }
+
+    fn find_table(
+        &self,
+        catalog: &Catalog,
+        policy: &Policy,
+        name: &str,
+    ) -> Result<Table, CatalogRequestError> {
+        match catalog.table(name) {
+            Some(t) if policy.table_denial(t).is_none() => Ok(t.clone()),
+            _ => Err(CatalogRequestError::NotFound(format!(
+                "no table '{name}' in the catalog{}",
+                suggestion(name, Quarry::readable(catalog, policy).map(|t| t.name.as_str()))
+            ))),
+        }
+    }
+
+    /// The catalog listing, filtered.
+    pub fn list_tables(
+        &self,
+        principal: &Principal,
+        filter: &TableFilter,
+    ) -> Result<Vec<TableSummary>, CatalogRequestError> {
+        let policy = self.authorize(principal, Action::ReadCatalog)?;
+        let catalog = self.catalog();
+        if let Some(tier) = filter.tier {
+            if !(1..=3).contains(&tier) {
+                return Err(invalid(
+                    "tier",
+                    format!("{tier} is not a tier"),
+                    vec!["1".into(), "2".into(), "3".into()],
+                ));
+            }
+        }
+        if let Some(tag) = &filter.tag {
+            if !catalog.tag_vocabulary().contains_key(tag) {
+                return Err(invalid(
+                    "tag",
+                    format!(
+                        "'{tag}' is not a known tag{}",
+                        suggestion(tag, catalog.tag_vocabulary().keys().map(String::as_str))
+                    ),
+                    catalog.tag_vocabulary().keys().cloned().collect(),
+                ));
+            }
+        }
+        let words: Vec<String> =
+            filter.q.as_deref().unwrap_or_default().split_whitespace().map(str::to_lowercase).collect();
+        let summaries = Quarry::readable(&catalog, policy)
+            .filter(|t| filter.tier.is_none_or(|n| t.tier.map(|t| i64::from(t.number())) == Some(n)))
+            .filter(|t| {
+                filter
+                    .domain
+                    .as_ref()
+                    .is_none_or(|d| t.domain.as_deref().is_some_and(|own| own.eq_ignore_ascii_case(d)))
+            })
+            .filter(|t| filter.tag.as_ref().is_none_or(|tag| t.columns.iter().any(|c| c.tags.contains(tag))))
+            .filter(|t| matches(t, &words))
+            .map(|t| TableSummary {
+                name: t.name.clone(),
+                description: t.description.clone(),
+                tier: t.tier.map(|t| t.number()),
+                owner: t.owner.clone(),
+                domain: t.domain.clone(),
+                deprecated_for: t.deprecated.as_ref().map(|d| d.replacement.clone()),
+                row_count: t.row_count,
+                tags: t
+                    .columns
+                    .iter()
+                    .flat_map(|c| c.tags.iter().cloned())
+                    .collect::<BTreeSet<_>>()
+                    .into_iter()
+                    .collect(),
+                documentation: t.documentation(),
+                usage_queries: self.usage.get(&t.name.to_lowercase()).map(|u| u.queries).unwrap_or(0),
+            })
+            .collect();
+        Ok(summaries)
+    }
+
+    /// One table with its columns, signals, glossary terms, revisions and conflict.
+    pub fn table_detail(
+        &self,
+        principal: &Principal,
+        name: &str,
+    ) -> Result<TableDetail, CatalogRequestError> {
+        let policy = self.authorize(principal, Action::ReadCatalog)?;
+        let catalog = self.catalog();
+        let table = self.find_table(&catalog, policy, name)?;
+        self.detail(&catalog, table)
+    }
+
+    fn detail(&self, catalog: &Catalog, table: Table) -> Result<TableDetail, CatalogRequestError> {
+        let revisions = self.metadata.revisions(RevisionTarget::Table, &table.name.to_lowercase())?;
+        let owner_last_active =
+            table.owner.as_ref().and_then(|o| self.last_active.get(o)).map(String::as_str);
+        let signals = stewardship::signals(
+            &table,
+            catalog,
+            &self.usage,
+            owner_last_active,
+            revisions.first().map(|r| r.at.clone()),
+            &crate::calendar::today(),
+        );
+        let conflict = self
+            .conflicts()
+            .into_iter()
+            .find(|c| c.target_kind == "table" && c.target.eq_ignore_ascii_case(&table.name));
+        let glossary = catalog
+            .glossary()
+            .iter()
+            .filter(|g| g.tables.iter().any(|t| t.eq_ignore_ascii_case(&table.name)))
+            .map(|g| g.term.clone())
+            .collect();
+        Ok(TableDetail { table, signals, glossary, revisions, conflict })
+    }
+
+    /// Applies a steward's patch to one table (see `TablePatch` for the body).
+    pub fn edit_table(
+        &self,
+        principal: &Principal,
+        name: &str,
+        body: &Value,
+    ) -> Result<(EditOutcome, TableDetail), CatalogRequestError> {
+        let started = Instant::now();
+        let result = self.edit_table_inner(principal, name, body, started);
+        if let Err(e) = &result {
+            self.audit_refused_edit(principal, json!({ "action": "table_edit", "table": name }), e, started)?;
+        }
+        result
+    }
+
+    fn edit_table_inner(
+        &self,
+        principal: &Principal,
+        name: &str,
+        body: &Value,
+        started: Instant,
+    ) -> Result<(EditOutcome, TableDetail), CatalogRequestError> {
+        self.authorize(principal, Action::EditCatalog)?;
+        let patch = TablePatch::from_json(body).map_err(CatalogRequestError::Invalid)?;
+        let _edit = self.edit_lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let current = self.catalog();
+        let table = self.find_table(&current, &Policy::unrestricted(), name)?;
+        let before = table.governance();
+        let after = patch.apply(&current, &table).map_err(CatalogRequestError::Invalid)?;
+        if after == before {
+            let outcome =
+                EditOutcome { revision: None, reindexed: false, warnings: vec!["nothing changed".into()] };
+            return Ok((outcome, self.detail(&current, table)?));
+        }
+        let mut next = (*current).clone();
+        next.set_table_governance(&table.name, &after).map_err(|m| invalid("body", m, Vec::new()))?;
+        self.config.policy.check_catalog(&next).map_err(|e| {
+            invalid("columns", format!("the role policies in quarry.toml would break: {e}"), Vec::new())
+        })?;
+        let changed = changed_fields(&before, &after);
+        let revision = NewRevision {
+            principal: principal.name.clone(),
+            role: principal.role.clone(),
+            target_kind: RevisionTarget::Table,
+            target: table.name.to_lowercase(),
+            before: serde_json::to_value(&before).ok(),
+            after: serde_json::to_value(&after).unwrap_or_default(),
+            base_hash: stewardship::table_base_hash(&self.files_catalog, &table.name),
+            comment: patch.comment.clone(),
+        };
+        let audit = self.edit_audit(
+            principal,
+            json!({ "action": "table_edit", "table": table.name, "changed": changed, "comment": patch.comment }),
+            started,
+        );
+        let id = self.metadata.record_revision(&revision, &audit)?;
+        let edited = next.table(&table.name).cloned().unwrap_or(table);
+        let outcome = self.swap_in(next, "table", &edited.name, Some(&edited), id);
+        Ok((outcome, self.detail(&self.catalog(), edited)?))
+    }
+
+    /// Makes `next` the catalog in force, clears the target's conflict, and re-indexes the
+    /// edited table (when one was edited).
+    fn swap_in(
+        &self,
+        next: Catalog,
+        kind: &str,
+        target: &str,
+        table: Option<&Table>,
+        revision: i64,
+    ) -> EditOutcome {
+        let next = Arc::new(next);
+        match self.catalog.write() {
+            Ok(mut guard) => *guard = next.clone(),
+            Err(poisoned) => *poisoned.into_inner() = next.clone(),
+        }
+        match self.conflicts.write() {
+            Ok(mut guard) => {
+                guard.retain(|c| !(c.target_kind == kind && c.target.eq_ignore_ascii_case(target)))
+            }
+            Err(poisoned) => poisoned
+                .into_inner()
+                .retain(|c| !(c.target_kind == kind && c.target.eq_ignore_ascii_case(target))),
+        }
+        let mut outcome = EditOutcome { revision: Some(revision), reindexed: true, warnings: Vec::new() };
+        if let Some(table) = table {
+            let fingerprint = self.config.workspace.join("vectors").join("fingerprint");
+            if let Err(e) = crate::index::reindex_table(
+                &next,
+                table,
+                &self.history,
+                self.embedder.as_ref(),
+                self.store.as_ref(),
+                &fingerprint,
+            ) {
+                tracing::error!("re-indexing table {}: {e}", table.name);
+                // A stale fingerprint makes the next start rebuild the whole index.
+                let _ = std::fs::remove_file(&fingerprint);
+                outcome.reindexed = false;
+                outcome.warnings.push(format!(
+                    "the edit is saved, but the search index could not be updated ({e}); it is rebuilt at the next start"
+                ));
+            }
+        }
+        outcome
+    }
+
+    fn edit_audit(&self, principal: &Principal, detail: Value, started: Instant) -> AuditRecord {
+        AuditRecord {
+            principal: principal.name.clone(),
+            role: principal.role.clone(),
+            kind: AuditKind::Edit,
+            question: None,
+            sql: None,
+            outcome: Outcome::Answered,
+            row_count: None,
+            duration_ms: started.elapsed().as_millis() as u64,
+            detail,
+        }
+    }
+
+    fn audit_refused_edit(
+        &self,
+        principal: &Principal,
+        mut detail: Value,
+        error: &CatalogRequestError,
+        started: Instant,
+    ) -> Result<(), CatalogRequestError> {
+        if let Some(map) = detail.as_object_mut() {
+            map.insert("error".into(), error.to_string().into());
+        }
+        let mut record = self.edit_audit(principal, detail, started);
+        record.outcome = match error {
+            CatalogRequestError::Forbidden(_)
+            | CatalogRequestError::Invalid(_)
+            | CatalogRequestError::NotFound(_) => Outcome::Refused,
+            _ => Outcome::Failed,
+        };
+        self.metadata.audit(&record)?;
+        Ok(())
+    }
+
+    /// The glossary.
+    pub fn glossary(&self, principal: &Principal) -> Result<Vec<GlossaryTerm>, CatalogRequestError> {
+        let policy = self.authorize(principal, Action::ReadCatalog)?;
+        Ok(policy.visible_catalog(&self.catalog()).glossary().to_vec())
+    }
+
+    /// Defines or redefines a glossary term (body: `definition`, `tables`, `comment`).
+    pub fn put_term(
+        &self,
+        principal: &Principal,
+        term: &str,
+        body: &Value,
+    ) -> Result<(EditOutcome, GlossaryTerm), CatalogRequestError> {
+        let started = Instant::now();
+        let result = self.put_term_inner(principal, term, body, started);
+        if let Err(e) = &result {
+            self.audit_refused_edit(
+                principal,
+                json!({ "action": "glossary_edit", "term": term }),
+                e,
+                started,
+            )?;
+        }
+        result
+    }
+
+    fn put_term_inner(
+        &self,
+        principal: &Principal,
+        term: &str,
+        body: &Value,
+        started: Instant,
+    ) -> Result<(EditOutcome, GlossaryTerm), CatalogRequestError> {
+        self.authorize(principal, Action::EditCatalog)?;
+        let _edit = self.edit_lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let current = self.catalog();
+        let (after, comment) =
+            stewardship::term_from_json(term, body, &current).map_err(CatalogRequestError::Invalid)?;
+        let before = current.term(&after.term).cloned();
+        if before.as_ref() == Some(&after) {
+            let outcome =
+                EditOutcome { revision: None, reindexed: false, warnings: vec!["nothing changed".into()] };
+            return Ok((outcome, after));
+        }
+        let mut next = (*current).clone();
+        next.set_term(after.clone()).map_err(|m| invalid("tables", m, Vec::new()))?;
+        let revision = NewRevision {
+            principal: principal.name.clone(),
+            role: principal.role.clone(),
+            target_kind: RevisionTarget::Glossary,
+            target: after.term.to_lowercase(),
+            before: before.as_ref().and_then(|b| serde_json::to_value(b).ok()),
+            after: serde_json::to_value(&after).unwrap_or_default(),
+            base_hash: stewardship::term_base_hash(&self.files_catalog, &after.term),
+            comment: comment.clone(),
+        };
+        let audit = self.edit_audit(
+            principal,
+            json!({ "action": "glossary_edit", "term": after.term, "comment": comment }),
+            started,
+        );
+        let id = self.metadata.record_revision(&revision, &audit)?;
+        Ok((self.swap_in(next, "glossary", &after.term, None, id), after))
+    }
+
+    /// Tables ranked for a question, as `ask` would rank them, with evidence.
+    pub fn search_tables(
+        &self,
+        principal: &Principal,
+        q: &str,
+        limit: usize,
+    ) -> Result<Vec<TableCandidate>, CatalogRequestError> {
+        Ok(self.search(principal, q, limit, 0)?.0)
+    }
+
+    /// Past queries close to a question, among those the principal may run.
+    pub fn search_queries(
+        &self,
+        principal: &Principal,
+        q: &str,
+        limit: usize,
+    ) -> Result<Vec<Example>, CatalogRequestError> {
+        Ok(self.search(principal, q, 1, limit)?.1)
+    }
+
+    fn search(
+        &self,
+        principal: &Principal,
+        q: &str,
+        tables: usize,
+        examples: usize,
+    ) -> Result<(Vec<TableCandidate>, Vec<Example>), CatalogRequestError> {
+        let policy = self.authorize(principal, Action::ReadCatalog)?;
+        let q = q.trim();
+        if q.is_empty() || q.chars().count() > self.config.max_question_chars {
+            return Err(invalid(
+                "q",
+                format!("give a question or keywords of 1 to {} characters", self.config.max_question_chars),
+                Vec::new(),
+            ));
+        }
+        let catalog = self.catalog();
+        let visible = policy.visible_catalog(&catalog);
+        let mut retrieved = retrieve(
+            q,
+            &visible,
+            self.embedder.as_ref(),
+            self.store.as_ref(),
+            RetrievalBudget { tables, examples: examples.max(1) * 3 },
+        )?;
+        self.keep_runnable_examples(&mut retrieved.examples, &catalog, policy, principal);
+        retrieved.examples.truncate(examples);
+        Ok((retrieved.tables, retrieved.examples))
+    }
+
+    /// Drops past queries the principal could not run (they read tables or columns the role
+    /// may not read): they are not shown, and not used as examples in prompts.
+    pub(super) fn keep_runnable_examples(
+        &self,
+        examples: &mut Vec<Example>,
+        catalog: &Catalog,
+        policy: &Policy,
+        principal: &Principal,
+    ) {
+        examples.retain(|e| {
+            crate::validate::validate(&crate::validate::DraftSql::new(&e.sql), catalog, policy, principal)
+                .is_ok()
+        });
+    }
+
+    /// Audit records matching `filter` (admins).
+    pub fn audit_log(
+        &self,
+        principal: &Principal,
+        filter: &AuditFilter,
+    ) -> Result<Vec<StoredAudit>, CatalogRequestError> {
+        self.authorize(principal, Action::ReadAudit)?;
+        for (field, value) in [("since", &filter.since), ("until", &filter.until)] {
+            if let Some(value) = value {
+                if crate::calendar::day_number(value.get(..10).unwrap_or(value)).is_none() {
+                    return Err(invalid(
+                        field,
+                        format!("'{value}' is not a date or timestamp; use e.g. 2026-11-01 or 2026-11-01T08:00:00Z"),
+                        Vec::new(),
+                    ));
+                }
+            }
+        }
+        Ok(self.metadata.search_audit(filter)?)
+    }
+}
+
+/// Names of the fields an edit changed, e.g. `["description", "columns.email.tags"]`.
+fn changed_fields(
+    before: &crate::catalog::TableGovernance,
+    after: &crate::catalog::TableGovernance,
+) -> Vec<String> {
+    let mut changed = Vec::new();
+    let b = serde_json::to_value(before).unwrap_or_default();
+    let a = serde_json::to_value(after).unwrap_or_default();
+    for key in ["description", "tier", "owner", "domain", "freshness", "deprecated"] {
+        if b.get(key) != a.get(key) {
+            changed.push(key.to_string());
+        }
+    }
+    let columns: BTreeSet<&String> = before.columns.keys().chain(after.columns.keys()).collect();
+    for column in columns {
+        let (old, new) = (
+            before.columns.get(column).cloned().unwrap_or_default(),
+            after.columns.get(column).cloned().unwrap_or_default(),
+        );
+        if old.description != new.description {
+            changed.push(format!("columns.{column}.description"));
+        }
+        if old.tags != new.tags {
+            changed.push(format!("columns.{column}.tags"));
+        }
+        if old.allowed_values != new.allowed_values {
+            changed.push(format!("columns.{column}.allowed_values"));
+        }
+    }
+    changed
+}
