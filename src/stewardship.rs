@@ -283,7 +283,7 @@ impl TablePatch {
                 );
                 continue;
             };
-            let entry = gov.columns.entry(column.name.clone()).or_insert_with(ColumnGovernance::default);
+            let entry = gov.columns.entry(column.name.clone()).or_default();
             if let Some(description) = &patch.description {
                 entry.description = description.clone();
             }

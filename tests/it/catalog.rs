@@ -24,7 +24,7 @@ fn demo_catalog() -> Catalog {
 #[test]
 fn bad_governance_files_are_reported_with_file_line_and_fix() {
     let dir = repo_root().join("tests/data/governance");
-    let (mut cases, mut failures) = (0, Vec::<String>::new());
+    let mut cases = 0;
     for entry in std::fs::read_dir(&dir).expect("tests/data/governance") {
         let path = entry.expect("entry").path();
         if path.extension().is_none_or(|e| e != "toml") {
