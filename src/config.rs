@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+pub use crate::catalog::Source;
 use crate::policy::{PolicyError, PolicySection, PolicySet};
 
 /// Errors in the configuration.
@@ -31,8 +32,11 @@ pub enum ConfigError {
 pub struct Config {
     /// Folder for what Quarry writes: metadata database, vector index.
     pub workspace: PathBuf,
-    /// The SQLite warehouse that questions are answered from.
+    /// The SQLite warehouse that questions are answered from (source `main`).
     pub warehouse: PathBuf,
+    /// More SQLite warehouses, read beside the main one (`[[workspace.sources]]`); their tables
+    /// are named without a prefix (names are unique across sources) or as `<source>.<table>`.
+    pub sources: Vec<Source>,
     /// Folder of governance files (`*.toml`).
     pub governance: PathBuf,
     /// The analysts' query log (JSONL).
@@ -83,9 +87,18 @@ struct File {
 struct WorkspaceSection {
     dir: Option<PathBuf>,
     warehouse: Option<PathBuf>,
+    #[serde(default)]
+    sources: Vec<SourceSection>,
     governance: Option<PathBuf>,
     history: Option<PathBuf>,
     demo: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SourceSection {
+    name: String,
+    path: PathBuf,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -168,6 +181,26 @@ impl Config {
             Some(section) => PolicySet::from_config(section)
                 .map_err(|source| ConfigError::Policy { path: file.clone().unwrap_or_default(), source })?,
         };
+        let format =
+            |message: String| ConfigError::Format { path: file.clone().unwrap_or_default(), message };
+        let mut names = vec!["main".to_string()];
+        for source in &parsed.workspace.sources {
+            if !Source::is_name(&source.name) {
+                return Err(format(format!(
+                    "[[workspace.sources]]: '{}' is not a source name: use letters, digits and '_', starting with a letter",
+                    source.name
+                )));
+            }
+            if names.iter().any(|n| n.eq_ignore_ascii_case(&source.name))
+                || source.name.eq_ignore_ascii_case("temp")
+            {
+                return Err(format(format!(
+                    "[[workspace.sources]]: the name '{}' is taken (main, temp and every other source's name are)",
+                    source.name
+                )));
+            }
+            names.push(source.name.clone());
+        }
         let mut config = Config::from_file(parsed, &base);
         config.policy = policy;
         config.apply_env()?;
@@ -200,6 +233,12 @@ impl Config {
                 .warehouse
                 .map(resolve)
                 .unwrap_or_else(|| workspace.join("warehouse.sqlite")),
+            sources: file
+                .workspace
+                .sources
+                .into_iter()
+                .map(|s| Source { name: s.name, path: resolve(s.path) })
+                .collect(),
             governance: resolve(file.workspace.governance.unwrap_or_else(|| PathBuf::from("schemas/demo"))),
             history: file.workspace.history.map(resolve).unwrap_or_else(|| workspace.join("history.jsonl")),
             demo: file.workspace.demo.unwrap_or(true),
@@ -266,4 +305,35 @@ impl Config {
 
 fn default_threads() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().map_err(|source| ConfigError::Io { path: PathBuf::new(), source })?;
+        let path = dir.path().join("quarry.toml");
+        std::fs::write(&path, text).map_err(|source| ConfigError::Io { path: path.clone(), source })?;
+        Config::load(Some(&path))
+    }
+
+    #[test]
+    fn sources_are_resolved_and_their_names_checked() {
+        let config = load("[[workspace.sources]]\nname = \"finance\"\npath = \"data/finance.sqlite\"\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(config.sources.len(), 1);
+        assert!(
+            config.sources[0].path.ends_with("data/finance.sqlite") && config.sources[0].path.is_absolute()
+        );
+        for (text, needle) in [
+            ("[[workspace.sources]]\nname = \"main\"\npath = \"x\"\n", "is taken"),
+            ("[[workspace.sources]]\nname = \"a\"\npath = \"x\"\n[[workspace.sources]]\nname = \"A\"\npath = \"y\"\n", "is taken"),
+            ("[[workspace.sources]]\nname = \"fin ance\"\npath = \"x\"\n", "is not a source name"),
+            ("[[workspace.sources]]\nname = \"a\"\n", "missing field `path`"),
+        ] {
+            let message = load(text).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(message.contains(needle), "{text}: {message}");
+        }
+    }
 }

@@ -16,6 +16,7 @@ use rusqlite::{Connection, OpenFlags};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::catalog::Source;
 use crate::validate::{is_allowed_function, ValidatedQuery};
 
 /// Rows returned by a query, typed as JSON values.
@@ -42,17 +43,24 @@ pub enum ExecuteError {
     Database(String),
 }
 
-/// Runs validated queries on one SQLite warehouse.
+/// Runs validated queries on the SQLite warehouse and the other sources attached beside it.
 #[derive(Debug, Clone)]
 pub struct Executor {
     warehouse: PathBuf,
+    sources: Vec<Source>,
     timeout: Duration,
     row_cap: usize,
 }
 
 impl Executor {
     pub fn new(warehouse: &Path, timeout: Duration, row_cap: usize) -> Self {
-        Executor { warehouse: warehouse.to_path_buf(), timeout, row_cap: row_cap.max(1) }
+        Executor { warehouse: warehouse.to_path_buf(), sources: Vec::new(), timeout, row_cap: row_cap.max(1) }
+    }
+
+    /// Also reads these warehouses, attached read-only under their source names.
+    pub fn with_sources(mut self, sources: &[Source]) -> Self {
+        self.sources = sources.to_vec();
+        self
     }
 
     pub fn row_cap(&self) -> usize {
@@ -61,8 +69,13 @@ impl Executor {
 
     fn connect(&self, deadline: Instant, query: &ValidatedQuery) -> Result<Connection, ExecuteError> {
         let open_err = |source| ExecuteError::Open { path: self.warehouse.clone(), source };
-        if !self.warehouse.is_file() {
-            return Err(open_err(rusqlite::Error::InvalidPath(self.warehouse.clone())));
+        for path in std::iter::once(&self.warehouse).chain(self.sources.iter().map(|s| &s.path)) {
+            if !path.is_file() {
+                return Err(ExecuteError::Open {
+                    path: path.clone(),
+                    source: rusqlite::Error::InvalidPath(path.clone()),
+                });
+            }
         }
         let mut conn = Connection::open_with_flags(
             &self.warehouse,
@@ -70,6 +83,14 @@ impl Executor {
         )
         .map_err(open_err)?;
         conn.pragma_update(None, "query_only", true).map_err(open_err)?;
+        for source in &self.sources {
+            // Attached databases take the main connection's read-only flag. The source name
+            // was checked to be a plain identifier when the configuration was loaded.
+            let path = source.path.to_string_lossy();
+            conn.execute(&format!("ATTACH DATABASE ?1 AS \"{}\"", source.name), [path.as_ref()]).map_err(
+                |source_error| ExecuteError::Open { path: source.path.clone(), source: source_error },
+            )?;
+        }
         let walls = Walls {
             tables: query.tables().iter().map(|t| t.to_ascii_lowercase()).collect(),
             hidden: query

@@ -49,6 +49,9 @@ pub fn table_document(table: &Table) -> String {
     if let Some(domain) = &table.domain {
         doc.push_str(&format!(" Domain: {domain}."));
     }
+    if table.source != crate::catalog::MAIN_SOURCE {
+        doc.push_str(&format!(" Source: {}.", table.source));
+    }
     let columns: Vec<String> = table
         .columns
         .iter()

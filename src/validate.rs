@@ -924,6 +924,8 @@ struct TableRead {
 /// What replaces `t [AS a]` for a role: `(SELECT <columns> FROM main.t WHERE <predicate>) AS a`.
 struct View {
     table: String,
+    /// The source the table lives in, which prefixes it inside the derived table.
+    source: String,
     /// Every column in table order, and whether it is masked.
     columns: Vec<(String, bool)>,
     /// The role's row filters on the table, parameters bound, joined with AND.
@@ -1124,6 +1126,7 @@ impl<'c> Resolver<'c> {
         }
         let view = (masked_any || predicate.is_some()).then(|| View {
             table: table.name.clone(),
+            source: table.source.clone(),
             columns: view_columns,
             predicate,
         });
@@ -1857,13 +1860,20 @@ impl<'c> Resolver<'c> {
                 }
                 table
             }
-            [schema, table] if schema.value.eq_ignore_ascii_case("main") => table,
-            [schema, _] => {
+            [schema, table] if self.in_source(schema, table) => table,
+            [_, table] => {
+                let hint = match self.catalog.table(&table.value) {
+                    Some(t) => format!(
+                        "'{}' is in source '{}': write {}.{} or drop the prefix",
+                        t.name, t.source, t.source, t.name
+                    ),
+                    None => "drop the schema prefix and use a catalog table".to_string(),
+                };
                 self.violations.push(violation(
                     ViolationCode::UnknownTable,
-                    format!("schema '{}' is not available: only the main schema can be read", schema.value),
+                    format!("'{name}' is not a table: the sources are {}", self.catalog.sources().join(", ")),
                     name.to_string(),
-                    "drop the schema prefix and use a catalog table",
+                    hint,
                 ));
                 return relation;
             }
@@ -1895,6 +1905,15 @@ impl<'c> Resolver<'c> {
             None => self.unknown_table(name, &table_name.value),
         }
         relation
+    }
+
+    /// Whether `schema.table` names a catalog table of that source (`main` for the main
+    /// warehouse); an unknown table under `main` is reported as unknown, not as a bad schema.
+    fn in_source(&self, schema: &Ident, table: &Ident) -> bool {
+        match self.catalog.table(&table.value) {
+            Some(t) => t.source.eq_ignore_ascii_case(&schema.value),
+            None => schema.value.eq_ignore_ascii_case(crate::catalog::MAIN_SOURCE),
+        }
     }
 
     fn unknown_table(&mut self, name: &ObjectName, table: &str) {
@@ -2056,19 +2075,29 @@ impl<'c> Resolver<'c> {
     ) -> Sources {
         let fragment = join_idents(idents);
         if let Some(schema) = schema {
-            if !schema.value.eq_ignore_ascii_case("main") {
+            if !self.catalog.sources().iter().any(|s| s.eq_ignore_ascii_case(&schema.value)) {
                 self.violations.push(violation(
                     ViolationCode::UnknownTable,
-                    format!("schema '{}' is not available: only the main schema can be read", schema.value),
+                    format!(
+                        "schema '{}' is not available: the sources are {}",
+                        schema.value,
+                        self.catalog.sources().join(", ")
+                    ),
                     fragment,
                     "drop the schema prefix",
                 ));
                 return Vec::new();
             }
         }
+        let catalog = self.catalog;
         let relation = self.scopes.iter().rev().find_map(|scope| {
             scope.relations.iter().find(|r| {
-                r.is_named(&table.value) && (schema.is_none() || (r.catalog_table.is_some() && !r.aliased))
+                r.is_named(&table.value)
+                    && (schema.is_none()
+                        || (!r.aliased
+                            && r.catalog_table.as_deref().and_then(|t| catalog.table(t)).is_some_and(|t| {
+                                schema.is_some_and(|s| t.source.eq_ignore_ascii_case(&s.value))
+                            })))
             })
         });
         let Some(relation) = relation else {
@@ -2398,7 +2427,7 @@ impl View {
         };
         let mut inner = original.clone();
         if let TableFactor::Table { name, alias, .. } = &mut inner {
-            *name = ObjectName::from(vec![Ident::new("main"), quoted(&self.table)]);
+            *name = ObjectName::from(vec![Ident::new(&self.source), quoted(&self.table)]);
             *alias = None;
         }
         let mut query = select_star_template()?;

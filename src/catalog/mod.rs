@@ -115,9 +115,30 @@ pub struct ForeignKey {
     pub ref_column: String,
 }
 
+/// A warehouse the catalog reads tables from, beside the main one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Source {
+    /// How SQL may prefix its tables (`<name>.<table>`); never `main` or `temp`.
+    pub name: String,
+    pub path: PathBuf,
+}
+
+/// The name of the primary warehouse's source.
+pub const MAIN_SOURCE: &str = "main";
+
+impl Source {
+    /// Letters, digits and '_', starting with a letter.
+    pub fn is_name(name: &str) -> bool {
+        name.starts_with(|c: char| c.is_ascii_alphabetic())
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Table {
     pub name: String,
+    /// The warehouse it lives in: `main`, or the name of a `[[workspace.sources]]` entry.
+    pub source: String,
     pub description: String,
     pub tier: Option<Tier>,
     pub owner: Option<String>,
@@ -145,6 +166,7 @@ impl Table {
     pub fn new(name: impl Into<String>, columns: Vec<Column>) -> Table {
         Table {
             name: name.into(),
+            source: MAIN_SOURCE.to_string(),
             description: String::new(),
             tier: None,
             owner: None,
@@ -266,9 +288,45 @@ impl Catalog {
     /// Introspects `warehouse` and merges the governance files of `governance_dir`
     /// (every `*.toml` in it, in name order).
     pub fn load(warehouse: &Path, governance_dir: &Path) -> Result<Catalog, CatalogError> {
+        Catalog::load_sources(warehouse, &[], governance_dir)
+    }
+
+    /// Introspects the main warehouse and every other source, then merges the governance
+    /// files. Table names must be unique across sources.
+    pub fn load_sources(
+        warehouse: &Path,
+        sources: &[Source],
+        governance_dir: &Path,
+    ) -> Result<Catalog, CatalogError> {
         let mut catalog = Catalog::introspect(warehouse)?;
+        for source in sources {
+            let other = Catalog::introspect(&source.path)?;
+            for (key, mut table) in other.tables {
+                if let Some(existing) = catalog.tables.get(&key) {
+                    return Err(CatalogError::Invalid {
+                        path: source.path.clone(),
+                        line: None,
+                        message: format!(
+                            "table '{}' of source '{}' has the name of a table of source '{}'; table names must be unique across sources: rename one, or drop the source from [[workspace.sources]]",
+                            table.name, source.name, existing.source
+                        ),
+                    });
+                }
+                table.source = source.name.clone();
+                catalog.tables.insert(key, table);
+            }
+        }
         governance::apply_dir(&mut catalog, governance_dir)?;
         Ok(catalog)
+    }
+
+    /// The sources tables come from: `main` first, then the others by name.
+    pub fn sources(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self.tables.values().map(|t| t.source.as_str()).collect();
+        names.push(MAIN_SOURCE);
+        names.sort_by_key(|n| (*n != MAIN_SOURCE, *n));
+        names.dedup();
+        names
     }
 
     /// Tables, columns, types, keys, row counts, low-cardinality samples and the latest date

@@ -214,7 +214,7 @@ pub struct LoadedCatalog {
 /// Loads the catalog in force: warehouse + governance files + steward revisions, checked
 /// against the role policies. No model is needed (`quarry catalog check` uses it alone).
 pub fn load_catalog(config: &Config, metadata: &Metadata) -> Result<LoadedCatalog, OpenError> {
-    let files_catalog = Catalog::load(&config.warehouse, &config.governance)?;
+    let files_catalog = Catalog::load_sources(&config.warehouse, &config.sources, &config.governance)?;
     let (catalog, conflicts) = crate::stewardship::overlay(&files_catalog, &metadata.latest_revisions()?);
     config.policy.check_catalog(&catalog)?;
     Ok(LoadedCatalog { files_catalog, catalog, conflicts })
@@ -260,7 +260,8 @@ impl Quarry {
             &config.workspace.join("vectors").join("fingerprint"),
         )?;
         let executor =
-            Executor::new(&config.warehouse, Duration::from_millis(config.timeout_ms), config.row_cap);
+            Executor::new(&config.warehouse, Duration::from_millis(config.timeout_ms), config.row_cap)
+                .with_sources(&config.sources);
         Ok(Quarry {
             config,
             files_catalog,

@@ -418,3 +418,91 @@ fn catalog_check_and_export_from_the_command_line() {
     let actions: Vec<&str> = lines.iter().filter_map(|l| l["detail"]["action"].as_str()).collect();
     assert_eq!(actions, ["key_revoked", "key_created"], "{lines:?}");
 }
+
+/// A workspace with a second warehouse: its tables join the catalog (governed by the same
+/// files and policies) and queries read both, with or without the source prefix.
+#[test]
+fn a_second_warehouse_is_read_beside_the_first() {
+    let dir = private_workspace();
+    let finance = dir.path().join("finance.sqlite");
+    let conn = rusqlite::Connection::open(&finance).expect("finance db");
+    conn.execute_batch(
+        "CREATE TABLE invoices (invoice_id INTEGER PRIMARY KEY, user_id INTEGER, amount REAL, card_holder TEXT, issued_on TEXT);
+         INSERT INTO invoices VALUES (1, 1, 10.0, 'Ada L', '2026-10-01'), (2, 1, 5.5, 'Ada L', '2026-10-02'),
+                                     (3, 2, 7.25, 'Bo K', '2026-10-03');",
+    )
+    .expect("seed finance");
+    drop(conn);
+    std::fs::write(
+        dir.path().join("schemas/finance.toml"),
+        r#"
+[tables.invoices]
+description = "One row per invoice issued to a user."
+tier = 1
+owner = "finance@quarry.example"
+domain = "finance"
+
+[tables.invoices.columns]
+card_holder = { description = "Name on the card.", tags = ["pii", "pii:name"] }
+"#,
+    )
+    .expect("governance");
+    let mut config = crate::support::config_for(dir.path());
+    config.governance = dir.path().join("schemas");
+    config.sources = vec![quarry::config::Source { name: "finance".into(), path: finance.clone() }];
+    let open = |config: quarry::config::Config| {
+        quarry::pipeline::Quarry::open(config, crate::support::embedder(), None)
+    };
+    let quarry = open(config.clone()).expect("open with two sources");
+    let invoices = quarry.catalog().table("invoices").cloned().expect("invoices in the catalog");
+    assert_eq!((invoices.source.as_str(), invoices.row_count), ("finance", 3));
+    assert_eq!(quarry.catalog().sources(), ["main", "finance"]);
+
+    let analyst = Principal::local();
+    let joined = quarry
+        .run_sql(
+            "SELECT u.user_id, SUM(i.amount) AS total FROM invoices i JOIN users u ON u.user_id = i.user_id \
+             GROUP BY u.user_id ORDER BY u.user_id",
+            &analyst,
+        )
+        .expect("a join across sources runs");
+    assert_eq!(joined.result.rows, vec![vec![json!(1), json!(15.5)], vec![json!(2), json!(7.25)]]);
+    let qualified = quarry.run_sql("SELECT COUNT(*) FROM finance.invoices", &analyst).expect("qualified");
+    assert_eq!(qualified.result.rows, vec![vec![json!(3)]]);
+    for (sql, needle) in [
+        ("SELECT COUNT(*) FROM main.invoices", "write finance.invoices"),
+        ("SELECT COUNT(*) FROM finance.users", "'users' is in source 'main'"),
+        ("SELECT card_holder FROM invoices", "tagged 'pii'"),
+    ] {
+        match quarry.run_sql(sql, &analyst) {
+            Err(quarry::pipeline::AskError::Refused { refusal, .. }) => {
+                let text = format!("{refusal:?}");
+                assert!(text.contains(needle), "{sql}: {text}");
+            }
+            other => panic!("{sql}: expected a refusal, got {other:?}"),
+        }
+    }
+    // The steward reads the name masked: the rewrite reads the table in its own source.
+    let masked =
+        quarry.run_sql("SELECT card_holder FROM invoices WHERE invoice_id = 3", &steward()).expect("masked");
+    assert_eq!(masked.result.rows, vec![vec![json!("***")]], "{}", masked.sql);
+    assert!(masked.sql.contains("finance.\"invoices\""), "{}", masked.sql);
+    drop(quarry);
+
+    // A table name in two sources is refused at open, naming both.
+    let clash = dir.path().join("clash.sqlite");
+    rusqlite::Connection::open(&clash)
+        .and_then(|c| c.execute_batch("CREATE TABLE users (id INTEGER)"))
+        .expect("clash db");
+    let mut clashing = config.clone();
+    clashing.sources.push(quarry::config::Source { name: "crm".into(), path: clash });
+    let error = open(clashing).err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(
+        error.contains("table 'users' of source 'crm' has the name of a table of source 'main'"),
+        "{error}"
+    );
+    let mut missing = config;
+    missing.sources[0].path = dir.path().join("nope.sqlite");
+    let error = open(missing).err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(error.contains("nope.sqlite"), "{error}");
+}
