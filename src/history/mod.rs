@@ -4,6 +4,8 @@
 //!
 //! Malformed lines are reported with their line numbers and skipped; they never abort a load.
 
+pub mod structure;
+
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
