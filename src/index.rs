@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 
 use crate::catalog::{Catalog, Table};
 use crate::embed::{EmbedError, Embedder};
-use crate::history::{History, SkippedLine};
+use crate::history::{History, PastQuery, QueryUsage, SkippedLine};
 use crate::vector_store::{Collection, Point, VectorStore, VectorStoreError};
 
 /// Errors while indexing.
@@ -86,24 +86,75 @@ pub fn object(value: Value) -> Map<String, Value> {
 
 /// A table's point id: stable across catalog changes, so one table can be re-indexed alone.
 fn table_point_id(table: &Table) -> u64 {
-    let digest = Sha256::digest(table.name.to_lowercase().as_bytes());
+    point_id(&table.name.to_lowercase())
+}
+
+/// A point id from a hex digest: stable, so points can be replaced one at a time.
+fn point_id(key: &str) -> u64 {
+    let digest = Sha256::digest(key.as_bytes());
     u64::from_le_bytes(digest[..8].try_into().unwrap_or_default()) >> 1
 }
 
-/// A fingerprint of everything indexing embeds: the model, the documents, the history's SQL.
+/// A fingerprint of everything indexing embeds: the model, the documents, the history.
 fn fingerprint(catalog: &Catalog, history: &History, embedder: &dyn Embedder) -> String {
     let mut hasher = Sha256::new();
     hasher.update(embedder.model_id());
-    let table_docs = catalog.tables().map(table_document);
-    let query_docs = history.queries.iter().map(|q| q.intent_text());
-    for doc in table_docs.chain(query_docs) {
+    for doc in catalog.tables().map(table_document) {
         hasher.update((doc.len() as u64).to_le_bytes());
         hasher.update(doc);
     }
-    for q in &history.queries {
-        hasher.update(&q.logged.sql);
+    for q in history.usable() {
+        hasher.update(&q.hash);
+        hasher.update(q.intent_text());
+        hasher.update(q.tables.join(","));
     }
     format!("{:x}", hasher.finalize())
+}
+
+/// The payload of a past query's point: what retrieval shows and aggregates.
+fn query_payload(query: &PastQuery, usage: Option<&QueryUsage>) -> Map<String, Value> {
+    object(json!({
+        "hash": query.hash,
+        "line": query.line,
+        "label": query.label(),
+        "sql": query.logged.sql,
+        "author": query.logged.author,
+        "timestamp": query.logged.timestamp,
+        "tables": query.tables,
+        "joins": query.structure.joins.iter().map(|j| format!("{} = {}", j.left, j.right)).collect::<Vec<_>>(),
+        "verified": query.verified,
+        "intent_source": query.intent_source,
+        "runs": usage.map(|u| u.runs).unwrap_or(1),
+    }))
+}
+
+/// Embeds past queries and adds them to the index (after an ingest), then records the
+/// fingerprint of the whole history.
+pub fn add_queries(
+    catalog: &Catalog,
+    history: &History,
+    added: &[&PastQuery],
+    embedder: &dyn Embedder,
+    store: &dyn VectorStore,
+    fingerprint_file: &Path,
+) -> Result<(), IndexError> {
+    let usage = history.usage();
+    for chunk in added.chunks(256) {
+        let texts: Vec<String> = chunk.iter().map(|q| q.intent_text().to_string()).collect();
+        let vectors = embedder.embed(&texts)?;
+        let points = chunk
+            .iter()
+            .zip(vectors)
+            .map(|(q, vector)| Point {
+                id: point_id(&q.hash),
+                vector,
+                payload: query_payload(q, usage.get(&q.structure.normalized_hash)),
+            })
+            .collect();
+        store.upsert(Collection::Queries, points)?;
+    }
+    std::fs::write(fingerprint_file, fingerprint(catalog, history, embedder))
+        .map_err(|source| IndexError::Fingerprint { path: fingerprint_file.display().to_string(), source })
 }
 
 /// Re-embeds one table's document after a steward edit, so the next question sees it, and
@@ -137,14 +188,14 @@ pub fn ensure_index(
     let started = Instant::now();
     let tables: Vec<&Table> = catalog.tables().collect();
     let table_docs: Vec<String> = tables.iter().map(|t| table_document(t)).collect();
-    let query_docs: Vec<String> = history.queries.iter().map(|q| q.intent_text()).collect();
+    let usable: Vec<&PastQuery> = history.usable().collect();
     let fingerprint = fingerprint(catalog, history, embedder);
     let up_to_date = std::fs::read_to_string(fingerprint_file).is_ok_and(|f| f.trim() == fingerprint)
         && store.count(Collection::Tables)? == tables.len()
-        && store.count(Collection::Queries)? == history.queries.len();
+        && store.count(Collection::Queries)? == usable.len();
     let report = |rebuilt| IndexReport {
         tables: tables.len(),
-        queries: history.queries.len(),
+        queries: usable.len(),
         skipped: history.skipped.clone(),
         rebuilt,
         elapsed_ms: started.elapsed().as_millis() as u64,
@@ -161,24 +212,17 @@ pub fn ensure_index(
         .collect();
     store.replace_all(Collection::Tables, points)?;
 
-    let vectors = embedder.embed(&query_docs)?;
-    let points = history
-        .queries
-        .iter()
-        .zip(vectors)
-        .enumerate()
-        .map(|(i, (query, vector))| {
-            let payload = object(json!({
-                "line": query.line,
-                "label": query.label(),
-                "sql": query.logged.sql,
-                "author": query.logged.author,
-                "timestamp": query.logged.timestamp,
-                "tables": query.tables,
-            }));
-            Point { id: i as u64, vector, payload }
-        })
-        .collect();
+    let usage = history.usage();
+    let mut points = Vec::with_capacity(usable.len());
+    for chunk in usable.chunks(256) {
+        let texts: Vec<String> = chunk.iter().map(|q| q.intent_text().to_string()).collect();
+        let vectors = embedder.embed(&texts)?;
+        points.extend(chunk.iter().zip(vectors).map(|(q, vector)| Point {
+            id: point_id(&q.hash),
+            vector,
+            payload: query_payload(q, usage.get(&q.structure.normalized_hash)),
+        }));
+    }
     store.replace_all(Collection::Queries, points)?;
 
     std::fs::write(fingerprint_file, &fingerprint)

@@ -9,6 +9,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use quarry::config::Config;
 use quarry::execute::ResultSet;
+use quarry::history::LogFormat;
 use quarry::keys;
 use quarry::metadata::{AuditFilter, AuditKind, Metadata, StoredKey};
 use quarry::pipeline::{load_catalog, load_default_embedder, load_default_llm, AskError, Principal, Quarry};
@@ -80,6 +81,12 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Add a query log to the history (JSONL, or CSV with a header row): new entries are
+    /// validated, described, stored and indexed; known ones are skipped.
+    Ingest {
+        #[command(subcommand)]
+        command: IngestCommand,
+    },
     /// The catalog: check the governance files, export the catalog in force as files.
     Catalog {
         #[command(subcommand)]
@@ -102,6 +109,24 @@ enum KeysCommand {
     Revoke { name: String },
     /// (Re)create one demo key per role and print them.
     Demo,
+}
+
+#[derive(Subcommand)]
+enum IngestCommand {
+    /// Ingest a query log file.
+    History {
+        file: PathBuf,
+        /// jsonl or csv (default: from the file name; .csv is CSV).
+        #[arg(long)]
+        format: Option<String>,
+        /// Have the local model write each new query's intent text (slower; default: built
+        /// from the query's structure).
+        #[arg(long)]
+        llm_intents: bool,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -231,6 +256,60 @@ fn open(config: Config) -> Result<Quarry> {
     Quarry::open(config, embedder, Some(llm)).context("opening the workspace")
 }
 
+/// The principal of local maintenance commands (the CLI's user is trusted).
+fn admin_principal() -> Principal {
+    Principal::new(format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "local".into())), "admin")
+}
+
+/// A progress bar on stderr: redrawn in place on a terminal, a line per 10% otherwise.
+struct ProgressBar {
+    label: &'static str,
+    started: std::time::Instant,
+    terminal: bool,
+    shown: usize,
+}
+
+impl ProgressBar {
+    fn new(label: &'static str) -> ProgressBar {
+        use std::io::IsTerminal;
+        ProgressBar {
+            label,
+            started: std::time::Instant::now(),
+            terminal: std::io::stderr().is_terminal(),
+            shown: 0,
+        }
+    }
+
+    fn update(&mut self, done: usize, total: usize) {
+        let total = total.max(1);
+        let percent = done * 100 / total;
+        let step = if self.terminal { 1 } else { 10 };
+        if percent < self.shown + step && done != total {
+            return;
+        }
+        self.shown = percent;
+        let rate = done as f64 / self.started.elapsed().as_secs_f64().max(1e-3);
+        let filled = percent / 4;
+        let line = format!(
+            "{} [{}{}] {done}/{total} ({percent}%) {rate:.0}/s",
+            self.label,
+            "#".repeat(filled),
+            " ".repeat(25 - filled)
+        );
+        if self.terminal {
+            eprint!("\r{line}");
+        } else {
+            eprintln!("{line}");
+        }
+    }
+
+    fn finish(&self) {
+        if self.terminal {
+            eprintln!();
+        }
+    }
+}
+
 /// `key=value` of `--attr`.
 fn parse_attribute(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
@@ -315,6 +394,37 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Keys { .. } => unreachable!("handled above"),
+        Command::Ingest { command: IngestCommand::History { file, format, llm_intents, json } } => {
+            let format = match format.as_deref() {
+                None => LogFormat::of_path(&file),
+                Some("jsonl") => LogFormat::Jsonl,
+                Some("csv") => LogFormat::Csv,
+                Some(other) => anyhow::bail!("--format '{other}' is not jsonl or csv"),
+            };
+            let text =
+                std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+            let quarry = if llm_intents { open(config)? } else { open_without_llm(config)? };
+            let mut bar = ProgressBar::new("ingesting");
+            let report = quarry
+                .ingest_history(&admin_principal(), &text, format, llm_intents, &mut |done, total| {
+                    bar.update(done, total)
+                })
+                .context("ingesting")?;
+            bar.finish();
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                println!(
+                    "{} entries read: {} new, {} already known, {} skipped; {} intents by the LLM; {} ms ({:.0} new queries/s)",
+                    report.read, report.new, report.duplicates, report.skipped.len(), report.llm_intents,
+                    report.elapsed_ms, report.queries_per_second
+                );
+                for skipped in &report.skipped {
+                    println!("  skipped line {}: {}", skipped.line, skipped.reason);
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Audit { command: AuditCommand::Export { principal, kind, since, until, limit } } => {
             let metadata = Metadata::open(&config.metadata_db())?;
             let kind = match kind.as_deref() {

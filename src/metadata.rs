@@ -11,11 +11,14 @@ use std::collections::BTreeMap;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
+use crate::history::{IntentSource, LoggedQuery, PastQuery};
+
 /// Migrations in order; each runs once, in its own transaction.
 const MIGRATIONS: &[(&str, &str)] = &[
     ("0001_audit", include_str!("../migrations/0001_audit.sql")),
     ("0002_audit_role", include_str!("../migrations/0002_audit_role.sql")),
     ("0003_catalog_revisions_and_keys", include_str!("../migrations/0003_catalog_revisions_and_keys.sql")),
+    ("0004_history", include_str!("../migrations/0004_history.sql")),
 ];
 
 /// Errors from the metadata database.
@@ -379,6 +382,87 @@ impl Metadata {
             )
             .optional()?;
         Ok(key)
+    }
+}
+
+impl Metadata {
+    /// Hashes of every ingested history entry.
+    pub fn history_hashes(&self) -> Result<std::collections::HashSet<String>, MetadataError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare("SELECT hash FROM history_queries")?;
+        let rows = stmt.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Stores ingested queries in one transaction (an entry already there is left as it is).
+    pub fn insert_history(&self, queries: &[PastQuery], source: &str) -> Result<usize, MetadataError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let mut inserted = 0;
+        {
+            let mut stmt = tx.prepare(
+                "INSERT OR IGNORE INTO history_queries (hash, sql, author, at, duration_ms, row_count, success, title,
+                   question, source, line, structure, intent, intent_source, verified)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+            )?;
+            for q in queries {
+                let l = &q.logged;
+                inserted += stmt.execute(params![
+                    q.hash,
+                    l.sql,
+                    l.author,
+                    l.timestamp,
+                    l.duration_ms.map(|n| n as i64),
+                    l.rows.map(|n| n as i64),
+                    l.success,
+                    l.title,
+                    l.question,
+                    source,
+                    q.line as i64,
+                    serde_json::to_string(&q.structure).unwrap_or_default(),
+                    q.intent,
+                    enum_str(&q.intent_source),
+                    q.verified,
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(inserted)
+    }
+
+    /// Every stored history entry, oldest first. `tables` is left empty: the caller validates
+    /// each against the current catalog.
+    pub fn history(&self) -> Result<Vec<PastQuery>, MetadataError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT hash, sql, author, at, duration_ms, row_count, success, title, question, line, structure,
+                    intent, intent_source, verified
+             FROM history_queries ORDER BY at, hash",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            let structure: String = r.get(10)?;
+            let source: String = r.get(12)?;
+            Ok(PastQuery {
+                hash: r.get(0)?,
+                logged: LoggedQuery {
+                    sql: r.get(1)?,
+                    author: r.get(2)?,
+                    timestamp: r.get(3)?,
+                    duration_ms: r.get::<_, Option<i64>>(4)?.map(|n| n as u64),
+                    rows: r.get::<_, Option<i64>>(5)?.map(|n| n as u64),
+                    success: r.get(6)?,
+                    title: r.get(7)?,
+                    question: r.get(8)?,
+                },
+                line: r.get::<_, i64>(9)? as usize,
+                tables: Vec::new(),
+                structure: serde_json::from_str(&structure).unwrap_or_default(),
+                intent: r.get(11)?,
+                intent_source: if source == "llm" { IntentSource::Llm } else { IntentSource::Structure },
+                verified: r.get(13)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 }
 

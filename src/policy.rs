@@ -62,11 +62,19 @@ pub enum Action {
     EditCatalog,
     /// Read the audit log.
     ReadAudit,
+    /// Add query logs to the history.
+    IngestHistory,
 }
 
 impl Action {
-    pub const ALL: [Action; 5] =
-        [Action::Ask, Action::Sql, Action::ReadCatalog, Action::EditCatalog, Action::ReadAudit];
+    pub const ALL: [Action; 6] = [
+        Action::Ask,
+        Action::Sql,
+        Action::ReadCatalog,
+        Action::EditCatalog,
+        Action::ReadAudit,
+        Action::IngestHistory,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -75,6 +83,7 @@ impl Action {
             Action::ReadCatalog => "read_catalog",
             Action::EditCatalog => "edit_catalog",
             Action::ReadAudit => "read_audit",
+            Action::IngestHistory => "ingest_history",
         }
     }
 

@@ -1,48 +1,95 @@
-//! The query history: analysts' past SQL, read from a JSONL log (one query per line: `sql`,
-//! `author`, `timestamp`, optional `title` / `question`), checked by the validator, and turned
-//! into the text that describes what each query answers.
+//! The query history: analysts' past SQL, read from query logs (JSONL or CSV: `sql`, `author`,
+//! `timestamp`, optional `duration_ms`, `rows`, `success`, `title`, `question`), checked by the
+//! validator, read for structure (`structure`), described as intent (`intent`), and stored
+//! (`ingest`) so that each query is processed once.
 //!
 //! Malformed lines are reported with their line numbers and skipped; they never abort a load.
 
+pub mod ingest;
+pub mod intent;
 pub mod structure;
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use crate::catalog::Catalog;
 use crate::policy::{Policy, Principal};
 use crate::validate::{validate, DraftSql};
+use structure::{JoinEdge, QueryStructure};
 
-/// One line of the log as written by the warehouse's query logger.
+/// One entry of a query log as written by the warehouse's query logger.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LoggedQuery {
     pub sql: String,
     pub author: String,
+    /// ISO 8601, e.g. `2026-10-03T08:15:00Z`.
     pub timestamp: String,
+    #[serde(default)]
+    pub duration_ms: Option<u64>,
+    #[serde(default)]
+    pub rows: Option<u64>,
+    /// False when the query failed; absent means it ran.
+    #[serde(default)]
+    pub success: Option<bool>,
     #[serde(default)]
     pub title: Option<String>,
     #[serde(default)]
     pub question: Option<String>,
 }
 
+impl LoggedQuery {
+    /// The identity of a log entry: the same SQL by the same author at the same time is the
+    /// same entry, however often it is ingested.
+    pub fn content_hash(&self) -> String {
+        let mut hasher = Sha256::new();
+        for part in [&self.sql, &self.author, &self.timestamp] {
+            hasher.update((part.len() as u64).to_le_bytes());
+            hasher.update(part.as_bytes());
+        }
+        format!("{:x}", hasher.finalize())
+    }
+
+    pub fn succeeded(&self) -> bool {
+        self.success != Some(false)
+    }
+}
+
+/// Where a query's intent text came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IntentSource {
+    /// Written by the local LLM from the SQL and its domain context.
+    Llm,
+    /// Built deterministically from the query's structure and domain context (no LLM).
+    Structure,
+}
+
 /// A past query that passed validation against the current catalog.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PastQuery {
     pub logged: LoggedQuery,
+    /// `LoggedQuery::content_hash`.
+    pub hash: String,
     /// Catalog tables it reads.
     pub tables: Vec<String>,
-    /// Its line in the log (1-based).
+    pub structure: QueryStructure,
+    /// What the query answers, in words: embedded for search.
+    pub intent: String,
+    pub intent_source: IntentSource,
+    /// Confirmed correct by a person (feedback).
+    pub verified: bool,
+    /// Its line in the log it came from (1-based; 0 when unknown).
     pub line: usize,
 }
 
 impl PastQuery {
     /// What this query answers, in words, for embedding and for prompts.
-    pub fn intent_text(&self) -> String {
-        let what =
-            self.logged.question.as_deref().or(self.logged.title.as_deref()).unwrap_or("Past analyst query");
-        format!("{what}. Reads {}.", self.tables.join(", "))
+    pub fn intent_text(&self) -> &str {
+        &self.intent
     }
 
     /// A short label: the question, else the title, else the start of the SQL.
@@ -62,8 +109,17 @@ pub struct SkippedLine {
     pub reason: String,
 }
 
+/// How often a normalised query ran, and how it went.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct QueryUsage {
+    pub runs: usize,
+    pub success_rate: f32,
+    pub last_run: String,
+    pub authors: usize,
+}
+
 /// The usable queries of a log and the lines skipped.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct History {
     pub queries: Vec<PastQuery>,
     pub skipped: Vec<SkippedLine>,
@@ -77,6 +133,118 @@ pub enum HistoryError {
     Io { path: String, source: std::io::Error },
 }
 
+/// The format of a query log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One JSON object per line.
+    Jsonl,
+    /// A header row naming the fields, then one query per record (quoted fields may span lines).
+    Csv,
+}
+
+impl LogFormat {
+    /// The format a file name suggests: `.csv` is CSV, anything else JSONL.
+    pub fn of_path(path: &Path) -> LogFormat {
+        if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv")) {
+            LogFormat::Csv
+        } else {
+            LogFormat::Jsonl
+        }
+    }
+}
+
+/// The entries of a log with their line numbers, and the lines that are not entries.
+pub fn parse_log(text: &str, format: LogFormat) -> (Vec<(usize, LoggedQuery)>, Vec<SkippedLine>) {
+    let mut entries = Vec::new();
+    let mut skipped = Vec::new();
+    let mut check = |line: usize, entry: LoggedQuery| {
+        if entry.sql.trim().is_empty() {
+            skipped.push(SkippedLine { line, reason: "the sql field is empty".into() });
+        } else if crate::calendar::day_number(entry.timestamp.get(..10).unwrap_or(&entry.timestamp)).is_none()
+        {
+            skipped.push(SkippedLine {
+                line,
+                reason: format!(
+                    "timestamp '{}' is not ISO 8601 (e.g. 2026-10-03T08:15:00Z)",
+                    entry.timestamp
+                ),
+            });
+        } else {
+            entries.push((line, entry));
+        }
+    };
+    match format {
+        LogFormat::Jsonl => {
+            let mut bad = Vec::new();
+            for (index, line) in text.lines().enumerate() {
+                if line.trim().is_empty() {
+                    continue;
+                }
+                match serde_json::from_str::<LoggedQuery>(line) {
+                    Ok(entry) => check(index + 1, entry),
+                    Err(e) => bad
+                        .push(SkippedLine { line: index + 1, reason: format!("not a valid log entry: {e}") }),
+                }
+            }
+            skipped.extend(bad);
+        }
+        LogFormat::Csv => {
+            let mut bad = Vec::new();
+            let mut reader = csv::ReaderBuilder::new().from_reader(text.as_bytes());
+            match reader.headers().cloned() {
+                Err(e) => bad.push(SkippedLine { line: 1, reason: format!("no CSV header row: {e}") }),
+                Ok(headers) => {
+                    for record in reader.records() {
+                        let record = match record {
+                            Ok(record) => record,
+                            Err(e) => {
+                                let line = e.position().map(|p| p.line() as usize).unwrap_or(0);
+                                bad.push(SkippedLine {
+                                    line,
+                                    reason: format!("not a valid CSV record: {e}"),
+                                });
+                                continue;
+                            }
+                        };
+                        let line = record.position().map(|p| p.line() as usize).unwrap_or(0);
+                        match record.deserialize::<LoggedQuery>(Some(&headers)) {
+                            Ok(entry) => check(line, entry),
+                            Err(e) => {
+                                bad.push(SkippedLine { line, reason: format!("not a valid log record: {e}") })
+                            }
+                        }
+                    }
+                }
+            }
+            skipped.extend(bad);
+        }
+    }
+    skipped.sort_by_key(|s| s.line);
+    (entries, skipped)
+}
+
+/// Validates one log entry against the catalog (the log is what analysts ran: checked for
+/// validity, not for one role's policy) and reads its structure; the intent is described
+/// from the structure. `Err` says why the entry cannot be used.
+pub fn prepare(line: usize, logged: LoggedQuery, catalog: &Catalog) -> Result<PastQuery, String> {
+    let policy = Policy::unrestricted();
+    let principal = Principal::new(logged.author.clone(), policy.role());
+    let valid = validate(&DraftSql::new(logged.sql.clone()), catalog, &policy, &principal)
+        .map_err(|r| r.to_string())?;
+    let structure = structure::analyze(&logged.sql, catalog).unwrap_or_default();
+    let intent = intent::describe(&logged, &structure, catalog);
+    Ok(PastQuery {
+        hash: logged.content_hash(),
+        tables: valid.tables().to_vec(),
+        structure,
+        intent,
+        intent_source: IntentSource::Structure,
+        verified: false,
+        logged,
+        line,
+    })
+}
+
 impl History {
     /// Reads a JSONL log file. A missing file is an error; an empty one is an empty history.
     pub fn load(path: &Path, catalog: &Catalog) -> Result<History, HistoryError> {
@@ -85,35 +253,60 @@ impl History {
         Ok(History::parse(&text, catalog))
     }
 
-    /// Parses JSONL text; every line is validated against `catalog`.
+    /// Parses JSONL text; every entry is validated against `catalog`.
     pub fn parse(text: &str, catalog: &Catalog) -> History {
-        let mut history = History::default();
-        let policy = Policy::unrestricted();
-        for (index, line) in text.lines().enumerate() {
-            let line_no = index + 1;
-            if line.trim().is_empty() {
-                continue;
-            }
-            let logged: LoggedQuery = match serde_json::from_str(line) {
-                Ok(q) => q,
-                Err(e) => {
-                    history
-                        .skipped
-                        .push(SkippedLine { line: line_no, reason: format!("not a valid log entry: {e}") });
-                    continue;
-                }
-            };
-            // The log is what analysts ran: it is checked for validity, not for one role's policy.
-            let principal = Principal::new(logged.author.clone(), policy.role());
-            match validate(&DraftSql::new(logged.sql.clone()), catalog, &policy, &principal) {
-                Ok(valid) => {
-                    history.queries.push(PastQuery { tables: valid.tables().to_vec(), logged, line: line_no })
-                }
-                Err(refusal) => {
-                    history.skipped.push(SkippedLine { line: line_no, reason: refusal.to_string() })
-                }
+        let (entries, mut skipped) = parse_log(text, LogFormat::Jsonl);
+        let mut queries = Vec::new();
+        for (line, logged) in entries {
+            match prepare(line, logged, catalog) {
+                Ok(query) => queries.push(query),
+                Err(reason) => skipped.push(SkippedLine { line, reason }),
             }
         }
-        history
+        skipped.sort_by_key(|s| s.line);
+        History { queries, skipped }
+    }
+
+    /// Queries that ran successfully: what search and prompts may use.
+    pub fn usable(&self) -> impl Iterator<Item = &PastQuery> {
+        self.queries.iter().filter(|q| q.logged.succeeded())
+    }
+
+    /// Per normalised query: how often it ran, its success rate, last run, authors.
+    pub fn usage(&self) -> BTreeMap<String, QueryUsage> {
+        let mut runs: BTreeMap<String, (usize, usize, String, BTreeSet<&str>)> = BTreeMap::new();
+        for q in &self.queries {
+            let entry = runs.entry(q.structure.normalized_hash.clone()).or_default();
+            entry.0 += 1;
+            entry.1 += usize::from(q.logged.succeeded());
+            if q.logged.timestamp > entry.2 {
+                entry.2.clone_from(&q.logged.timestamp);
+            }
+            entry.3.insert(&q.logged.author);
+        }
+        runs.into_iter()
+            .map(|(hash, (runs, ok, last_run, authors))| {
+                (
+                    hash,
+                    QueryUsage {
+                        runs,
+                        success_rate: ok as f32 / runs as f32,
+                        last_run,
+                        authors: authors.len(),
+                    },
+                )
+            })
+            .collect()
+    }
+
+    /// Join edges seen in successful past queries, with how many queries used each.
+    pub fn join_counts(&self) -> BTreeMap<JoinEdge, usize> {
+        let mut counts = BTreeMap::new();
+        for q in self.usable() {
+            for edge in &q.structure.joins {
+                *counts.entry(edge.clone()).or_insert(0) += 1;
+            }
+        }
+        counts
     }
 }

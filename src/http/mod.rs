@@ -9,6 +9,7 @@ mod audit;
 mod auth;
 mod catalog;
 mod health;
+mod history;
 mod search;
 mod sql;
 
@@ -47,7 +48,8 @@ pub fn app(quarry: Arc<Quarry>) -> Router {
                 .merge(sql::router())
                 .merge(catalog::router())
                 .merge(search::router())
-                .merge(audit::router()),
+                .merge(audit::router())
+                .merge(history::router()),
         )
         .fallback(not_found)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))

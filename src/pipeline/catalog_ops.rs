@@ -12,7 +12,8 @@ use serde_json::{json, Value};
 
 use super::{AccessError, Principal, Quarry};
 use crate::catalog::{suggestion, Catalog, GlossaryTerm, Table};
-use crate::history::History;
+use crate::history::ingest::{ingest, IngestOptions, IngestReport};
+use crate::history::{History, LogFormat};
 use crate::metadata::{
     AuditFilter, AuditKind, AuditRecord, MetadataError, NewRevision, Outcome, Revision, RevisionTarget,
     StoredAudit,
@@ -183,6 +184,7 @@ impl Quarry {
                 ));
             }
         }
+        let history = self.history();
         let words: Vec<String> =
             filter.q.as_deref().unwrap_or_default().split_whitespace().map(str::to_lowercase).collect();
         let summaries = Quarry::readable(&catalog, policy)
@@ -211,7 +213,11 @@ impl Quarry {
                     .into_iter()
                     .collect(),
                 documentation: t.documentation(),
-                usage_queries: self.usage.get(&t.name.to_lowercase()).map(|u| u.queries).unwrap_or(0),
+                usage_queries: history
+                    .table_usage
+                    .get(&t.name.to_lowercase())
+                    .map(|u| u.queries)
+                    .unwrap_or(0),
             })
             .collect();
         Ok(summaries)
@@ -231,12 +237,13 @@ impl Quarry {
 
     fn detail(&self, catalog: &Catalog, table: Table) -> Result<TableDetail, CatalogRequestError> {
         let revisions = self.metadata.revisions(RevisionTarget::Table, &table.name.to_lowercase())?;
+        let history = self.history();
         let owner_last_active =
-            table.owner.as_ref().and_then(|o| self.last_active.get(o)).map(String::as_str);
+            table.owner.as_ref().and_then(|o| history.last_active.get(o)).map(String::as_str);
         let signals = stewardship::signals(
             &table,
             catalog,
-            &self.usage,
+            &history.table_usage,
             owner_last_active,
             revisions.first().map(|r| r.at.clone()),
             &crate::calendar::today(),
@@ -344,7 +351,7 @@ impl Quarry {
             if let Err(e) = crate::index::reindex_table(
                 &next,
                 table,
-                &self.history,
+                &self.history().history,
                 self.embedder.as_ref(),
                 self.store.as_ref(),
                 &fingerprint,
@@ -524,6 +531,64 @@ impl Quarry {
             crate::validate::validate(&crate::validate::DraftSql::new(&e.sql), catalog, policy, principal)
                 .is_ok()
         });
+    }
+
+    /// Adds a query log to the history: new entries are validated, described, stored, embedded
+    /// and searchable at once. With `llm_intents`, the loaded model writes the intent texts.
+    pub fn ingest_history(
+        &self,
+        principal: &Principal,
+        text: &str,
+        format: LogFormat,
+        llm_intents: bool,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<IngestReport, CatalogRequestError> {
+        let started = Instant::now();
+        self.authorize(principal, Action::IngestHistory)?;
+        let llm = match (llm_intents, self.llm.as_deref()) {
+            (false, _) => None,
+            (true, Some(llm)) => Some(llm),
+            (true, None) => {
+                return Err(invalid(
+                    "llm_intents",
+                    "no language model is loaded in this process".into(),
+                    Vec::new(),
+                ))
+            }
+        };
+        let _ingest = self.ingest_lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let catalog = self.catalog();
+        let options = IngestOptions { llm, source: format!("ingest:{}", principal.name) };
+        let (report, added) = ingest(text, format, &catalog, &self.metadata, &options, progress)?;
+        let history = crate::history::ingest::load(&self.metadata, &catalog)?;
+        let added: Vec<&crate::history::PastQuery> =
+            history.usable().filter(|q| added.iter().any(|a| a.hash == q.hash)).collect();
+        let fingerprint = self.config.workspace.join("vectors").join("fingerprint");
+        if let Err(e) = crate::index::add_queries(
+            &catalog,
+            &history,
+            &added,
+            self.embedder.as_ref(),
+            self.store.as_ref(),
+            &fingerprint,
+        ) {
+            tracing::error!("indexing ingested queries: {e}");
+            let _ = std::fs::remove_file(&fingerprint);
+        }
+        let state = Arc::new(super::HistoryState::new(history));
+        match self.history.write() {
+            Ok(mut guard) => *guard = state,
+            Err(poisoned) => *poisoned.into_inner() = state,
+        }
+        let mut record = self.edit_audit(
+            principal,
+            json!({ "action": "history_ingest", "read": report.read, "new": report.new,
+                    "duplicates": report.duplicates, "skipped": report.skipped.len() }),
+            started,
+        );
+        record.row_count = Some(report.new);
+        self.metadata.audit(&record)?;
+        Ok(report)
     }
 
     /// Audit records matching `filter` (admins).

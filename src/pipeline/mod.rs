@@ -19,7 +19,8 @@ use crate::catalog::{Catalog, CatalogError, Tier};
 use crate::config::Config;
 use crate::embed::{EmbedError, Embedder, FastEmbedder};
 use crate::execute::{ExecuteError, Executor, ResultSet};
-use crate::history::{History, HistoryError};
+use crate::history::ingest::{self, IngestOptions};
+use crate::history::{History, HistoryError, LogFormat};
 use crate::index::{ensure_index, IndexError, IndexReport};
 use crate::llm::{GenerationParams, LlamaCppLlm, Llm, LlmError};
 use crate::metadata::{AuditKind, AuditRecord, Metadata, MetadataError, Outcome};
@@ -101,6 +102,7 @@ fn describe(action: Action) -> &'static str {
         Action::ReadCatalog => "read the catalog",
         Action::EditCatalog => "edit the catalog",
         Action::ReadAudit => "read the audit log",
+        Action::IngestHistory => "add to the query history",
     }
 }
 
@@ -177,11 +179,10 @@ pub struct Quarry {
     conflicts: RwLock<Vec<Conflict>>,
     /// Serialises steward edits.
     edit_lock: Mutex<()>,
-    history: History,
-    /// Per lower-cased table: how often past queries read it.
-    usage: BTreeMap<String, Usage>,
-    /// Per author of past queries: the latest timestamp.
-    last_active: BTreeMap<String, String>,
+    /// The stored query history and what is derived from it; replaced whole on each ingest.
+    history: RwLock<Arc<HistoryState>>,
+    /// Serialises ingests.
+    ingest_lock: Mutex<()>,
     embedder: Arc<dyn Embedder>,
     store: Arc<dyn VectorStore>,
     /// None when opened for SQL only (`quarry sql`, `quarry index`): asking then fails clearly.
@@ -189,6 +190,22 @@ pub struct Quarry {
     executor: Executor,
     metadata: Metadata,
     index_report: IndexReport,
+}
+
+/// The query history in force, with the signals derived from it.
+pub struct HistoryState {
+    pub history: History,
+    /// Per lower-cased table: how often past queries read it.
+    pub table_usage: BTreeMap<String, Usage>,
+    /// Per author of past queries: the latest timestamp.
+    pub last_active: BTreeMap<String, String>,
+}
+
+impl HistoryState {
+    fn new(history: History) -> HistoryState {
+        let (table_usage, last_active) = catalog_ops::usage(&history);
+        HistoryState { history, table_usage, last_active }
+    }
 }
 
 /// Loads the embedded default model from the configured assets.
@@ -244,12 +261,19 @@ impl Quarry {
                 conflict.message
             );
         }
-        let history = if config.history.is_file() || config.demo {
-            History::load(&config.history, &catalog)?
-        } else {
-            History::default()
-        };
-        let (usage, last_active) = catalog_ops::usage(&history);
+        // The configured log is ingested incrementally at each start (known entries are skipped).
+        let mut skipped = Vec::new();
+        if config.history.is_file() {
+            let text = std::fs::read_to_string(&config.history)
+                .map_err(|source| HistoryError::Io { path: config.history.display().to_string(), source })?;
+            let options = IngestOptions { llm: None, source: config.history.display().to_string() };
+            let format = LogFormat::of_path(&config.history);
+            let (report, _) = ingest::ingest(&text, format, &catalog, &metadata, &options, &mut |_, _| {})?;
+            skipped = report.skipped;
+        }
+        let mut history = ingest::load(&metadata, &catalog)?;
+        history.skipped.extend(skipped);
+        history.skipped.sort_by_key(|s| s.line);
         let store: Arc<dyn VectorStore> =
             Arc::new(QdrantEdgeStore::open(&config.workspace.join("vectors"), embedder.dimension())?);
         let index_report = ensure_index(
@@ -268,9 +292,8 @@ impl Quarry {
             catalog: RwLock::new(Arc::new(catalog)),
             conflicts: RwLock::new(conflicts),
             edit_lock: Mutex::new(()),
-            history,
-            usage,
-            last_active,
+            history: RwLock::new(Arc::new(HistoryState::new(history))),
+            ingest_lock: Mutex::new(()),
             embedder,
             store,
             llm,
@@ -287,6 +310,14 @@ impl Quarry {
     /// The catalog in force now (files plus steward edits).
     pub fn catalog(&self) -> Arc<Catalog> {
         match self.catalog.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// The query history in force and its derived signals.
+    pub fn history(&self) -> Arc<HistoryState> {
+        match self.history.read() {
             Ok(guard) => guard.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
         }

@@ -106,3 +106,109 @@ fn the_same_query_with_other_literals_normalises_alike() {
     assert!(analyze("DELETE FROM orders", &catalog).is_none());
     assert!(analyze("SELECT 1; SELECT 2", &catalog).is_none());
 }
+
+const LOG: &str = r#"{"sql": "SELECT status, COUNT(*) FROM orders GROUP BY status", "author": "ana", "timestamp": "2026-10-01T09:00:00Z", "title": "Orders by status"}
+this is not json
+{"sql": "", "author": "ana", "timestamp": "2026-10-01T09:05:00Z"}
+{"sql": "SELECT COUNT(*) FROM users", "author": "bo", "timestamp": "last tuesday"}
+{"sql": "SELECT * FROM nonexistent_table", "author": "bo", "timestamp": "2026-10-02T10:00:00Z"}
+{"sql": "SELECT COUNT(*) FROM users", "author": "bo", "timestamp": "2026-10-02T11:00:00Z", "unknown_field": 1}
+{"sql": "SELECT c.country_name, SUM(o.total_amount) FROM orders o JOIN countries c ON c.country_code = o.country_code GROUP BY c.country_name", "author": "bo", "timestamp": "2026-10-03T08:00:00Z", "duration_ms": 120, "rows": 12, "success": true}
+{"sql": "SELECT COUNT(*) FROM refunds", "author": "cy", "timestamp": "2026-10-04T08:00:00Z", "success": false}
+"#;
+
+fn steward() -> quarry::pipeline::Principal {
+    quarry::pipeline::Principal::new("sam", "steward")
+}
+
+#[test]
+fn ingest_reports_bad_lines_and_is_idempotent_and_incremental() {
+    let dir = crate::support::private_workspace();
+    let quarry = crate::support::open_private(dir.path());
+    let before = quarry.history().history.queries.len();
+    let ingest = |text: &str, format| {
+        quarry.ingest_history(&steward(), text, format, false, &mut |_, _| {}).expect("ingest")
+    };
+    let report = ingest(LOG, quarry::history::LogFormat::Jsonl);
+    let skipped: Vec<(usize, &str)> = report.skipped.iter().map(|s| (s.line, s.reason.as_str())).collect();
+    assert_eq!(skipped.iter().map(|s| s.0).collect::<Vec<_>>(), [2, 3, 4, 5, 6], "{skipped:?}");
+    assert!(skipped[0].1.contains("not a valid log entry"), "{skipped:?}");
+    assert!(skipped[1].1.contains("sql field is empty"), "{skipped:?}");
+    assert!(skipped[2].1.contains("not ISO 8601"), "{skipped:?}");
+    assert!(skipped[3].1.contains("nonexistent_table"), "{skipped:?}");
+    assert!(skipped[4].1.contains("unknown field"), "{skipped:?}");
+    assert_eq!((report.read, report.new, report.duplicates), (4, 3, 0), "{report:?}");
+    let history = quarry.history();
+    assert_eq!(history.history.queries.len(), before + 3);
+    // The failed query is stored (a usage signal) but not searchable.
+    assert_eq!(history.history.usable().count(), before + 2);
+
+    let again = ingest(LOG, quarry::history::LogFormat::Jsonl);
+    assert_eq!((again.new, again.duplicates), (0, 3), "{again:?}");
+    let more = format!(
+        "{LOG}{}\n",
+        r#"{"sql": "SELECT COUNT(*) FROM products", "author": "dee", "timestamp": "2026-10-05T08:00:00Z"}"#
+    );
+    let third = ingest(&more, quarry::history::LogFormat::Jsonl);
+    assert_eq!((third.new, third.duplicates), (1, 3), "{third:?}");
+
+    let csv = "sql,author,timestamp,title\n\"SELECT topic_name,\n  category FROM topics\",eve,2026-10-06T08:00:00Z,\"Topics, with category\"\nSELECT 1,eve\n";
+    let report = ingest(csv, quarry::history::LogFormat::Csv);
+    assert_eq!(report.new, 1, "{report:?}");
+    assert_eq!(report.skipped.len(), 1, "{report:?}");
+    assert_eq!(report.skipped[0].line, 4, "{report:?}");
+    let topics =
+        quarry.history().history.queries.iter().find(|q| q.logged.author == "eve").cloned().expect("stored");
+    assert_eq!(topics.line, 2);
+    assert!(topics.intent.starts_with("Topics, with category."), "{}", topics.intent);
+    assert_eq!(topics.intent_source, quarry::history::IntentSource::Structure);
+
+    // Stored across restarts, and searchable.
+    drop(quarry);
+    let quarry = crate::support::open_private(dir.path());
+    assert_eq!(quarry.history().history.queries.len(), before + 5);
+    let found = quarry
+        .search_queries(&quarry::pipeline::Principal::local(), "topics with their category", 3)
+        .expect("search");
+    assert!(found.iter().any(|e| e.author == "eve"), "{found:?}");
+}
+
+#[tokio::test]
+async fn history_over_http_needs_the_ingest_action() {
+    use crate::support::{request, As};
+    let dir = crate::support::private_workspace();
+    let quarry = crate::support::open_private(dir.path());
+    let log = r#"{"sql": "SELECT COUNT(*) FROM refunds WHERE reason = 'damaged'", "author": "ana", "timestamp": "2026-10-07T08:00:00Z", "question": "How many refunds were for damaged goods?"}"#;
+    let send = |role: &'static str| {
+        let quarry = quarry.clone();
+        async move {
+            let key = crate::support::api_key(&quarry, role);
+            let request = axum::http::Request::post("/api/v1/history")
+                .header("authorization", format!("Bearer {key}"))
+                .header("content-type", "application/x-ndjson")
+                .body(axum::body::Body::from(log))
+                .expect("request");
+            let response =
+                tower::ServiceExt::oneshot(quarry::http::app(quarry), request).await.expect("response");
+            let status = response.status();
+            let bytes =
+                http_body_util::BodyExt::collect(response.into_body()).await.expect("body").to_bytes();
+            (status, serde_json::from_slice::<serde_json::Value>(&bytes).unwrap_or_default())
+        }
+    };
+    let (status, answer) = send("analyst").await;
+    assert_eq!(status, axum::http::StatusCode::FORBIDDEN, "{answer}");
+    let (status, answer) = send("steward").await;
+    assert_eq!(status, axum::http::StatusCode::OK, "{answer}");
+    assert_eq!(answer["new"], 1, "{answer}");
+    let (status, answer) = request(
+        quarry.clone(),
+        As::Role("analyst"),
+        "GET",
+        "/api/v1/search/queries?q=refunds+for+damaged+goods&limit=3",
+        None,
+    )
+    .await;
+    assert_eq!(status, axum::http::StatusCode::OK);
+    assert_eq!(answer["queries"][0]["label"], "How many refunds were for damaged goods?", "{answer}");
+}
