@@ -153,6 +153,7 @@ pub fn add_queries(
             .collect();
         store.upsert(Collection::Queries, points)?;
     }
+    store.optimize(Collection::Queries)?;
     std::fs::write(fingerprint_file, fingerprint(catalog, history, embedder))
         .map_err(|source| IndexError::Fingerprint { path: fingerprint_file.display().to_string(), source })
 }

@@ -3,6 +3,7 @@
 //! The pipeline runs one way: retrieve -> prompt -> generate -> validate -> execute -> answer.
 //! `ARCHITECTURE.md` at the repository root maps the modules and their invariants.
 
+pub mod bench;
 pub mod calendar;
 pub mod catalog;
 pub mod config;

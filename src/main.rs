@@ -87,6 +87,11 @@ enum Command {
         #[command(subcommand)]
         command: IngestCommand,
     },
+    /// Benchmarks (measurements, not tests).
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
     /// The catalog: check the governance files, export the catalog in force as files.
     Catalog {
         #[command(subcommand)]
@@ -109,6 +114,50 @@ enum KeysCommand {
     Revoke { name: String },
     /// (Re)create one demo key per role and print them.
     Demo,
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Table recall@k and latency of retrieval on Spider dev questions.
+    Retrieval {
+        /// Spider folder (dev.json, tables.json).
+        #[arg(long, default_value = "../shared/data/spider")]
+        data: PathBuf,
+        /// Search one catalog of all databases (else each question's own database).
+        #[arg(long)]
+        merged: bool,
+        /// Use other dev questions of the same database (never one with the same gold SQL)
+        /// as the query history.
+        #[arg(long)]
+        history: bool,
+        /// Ask a seeded sample of this many questions (default: all).
+        #[arg(long)]
+        limit: Option<usize>,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// Print progress as JSON lines and the report as the last line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Search latency of Qdrant Edge with many synthetic past-query points.
+    Vectors {
+        #[arg(long, default_value_t = 100_000)]
+        points: usize,
+        #[arg(long, default_value_t = 200)]
+        searches: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// History ingestion throughput on copies of the demo query log.
+    Ingest {
+        #[arg(long, default_value_t = 20)]
+        copies: usize,
+        /// Also ingest this many entries with intents written by the local model.
+        #[arg(long)]
+        llm: Option<usize>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -256,6 +305,65 @@ fn open(config: Config) -> Result<Quarry> {
     Quarry::open(config, embedder, Some(llm)).context("opening the workspace")
 }
 
+/// `quarry bench ...`: each prints a human summary, or with --json the report as the last line.
+fn bench(config: Config, command: BenchCommand) -> Result<ExitCode> {
+    let scratch = std::env::temp_dir().join(format!("quarry-bench-{}", std::process::id()));
+    let result = match command {
+        BenchCommand::Retrieval { data, merged, history, limit, seed, json } => {
+            let embedder = load_default_embedder(&config).context("loading the embedding model")?;
+            let options = quarry::bench::RetrievalOptions {
+                data,
+                merged,
+                history,
+                limit,
+                seed,
+                workdir: scratch.join("vectors"),
+            };
+            let mut bar = ProgressBar::new("retrieving");
+            let report = quarry::bench::retrieval(&options, embedder.as_ref(), &mut |done, total, _| {
+                bar.update(done, total)
+            })?;
+            bar.finish();
+            print_report(json, &report)
+        }
+        BenchCommand::Vectors { points, searches, json } => {
+            let report = quarry::bench::vectors(&scratch.join("vectors"), 384, points, searches, 7)?;
+            print_report(json, &report)
+        }
+        BenchCommand::Ingest { copies, llm, json } => {
+            let metadata = Metadata::open(&scratch.join("catalog.db"))?;
+            let catalog = load_catalog(&config, &metadata).context("loading the catalog")?.catalog;
+            let log = quarry::demo::HISTORY_JSONL;
+            let report = quarry::bench::ingest(&catalog, log, copies, &scratch.join("ingest"), None)?;
+            print_report(json, &report)?;
+            if let Some(n) = llm {
+                let model = load_default_llm(&config).context("loading the language model")?;
+                let report = quarry::bench::ingest(
+                    &catalog,
+                    log,
+                    1,
+                    &scratch.join("ingest-llm"),
+                    Some((model.as_ref(), n)),
+                )?;
+                print_report(json, &report)?;
+            }
+            Ok(())
+        }
+    };
+    let _ = std::fs::remove_dir_all(&scratch);
+    result.map(|()| ExitCode::SUCCESS)
+}
+
+/// A benchmark report: one JSON line with --json (the last line printed), else pretty JSON.
+fn print_report<T: serde::Serialize>(json: bool, report: &T) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(report)?);
+    } else {
+        println!("{}", serde_json::to_string_pretty(report)?);
+    }
+    Ok(())
+}
+
 /// The principal of local maintenance commands (the CLI's user is trusted).
 fn admin_principal() -> Principal {
     Principal::new(format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "local".into())), "admin")
@@ -394,6 +502,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Keys { .. } => unreachable!("handled above"),
+        Command::Bench { command } => bench(config, command),
         Command::Ingest { command: IngestCommand::History { file, format, llm_intents, json } } => {
             let format = match format.as_deref() {
                 None => LogFormat::of_path(&file),

@@ -21,6 +21,37 @@ Prefer certified (tier 1) tables and never use deprecated ones. Reply with the S
 pub const ASSISTANT_PREFIX: &str = "```sql\n";
 pub const STOP: &str = "```";
 
+/// A join key seen in past queries between two of the prompt's tables.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct JoinHint {
+    pub left: String,
+    pub right: String,
+    pub queries: usize,
+}
+
+/// The join keys of `counts` between tables of `tables` (and visible to the model), most used
+/// first, at most `limit`.
+pub fn join_hints(
+    counts: &std::collections::BTreeMap<crate::history::structure::JoinEdge, usize>,
+    tables: &[&str],
+    catalog: &Catalog,
+    limit: usize,
+) -> Vec<JoinHint> {
+    let visible = |column: &str| {
+        let (table, name) = column.split_once('.').unwrap_or((column, ""));
+        tables.iter().any(|t| t.eq_ignore_ascii_case(table))
+            && catalog.table(table).is_some_and(|t| t.column(name).is_some())
+    };
+    let mut hints: Vec<JoinHint> = counts
+        .iter()
+        .filter(|(edge, _)| visible(&edge.left) && visible(&edge.right))
+        .map(|(edge, n)| JoinHint { left: edge.left.clone(), right: edge.right.clone(), queries: *n })
+        .collect();
+    hints.sort_by(|a, b| b.queries.cmp(&a.queries).then_with(|| a.left.cmp(&b.left)));
+    hints.truncate(limit);
+    hints
+}
+
 /// A previous attempt that was refused or failed, for a repair round.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FailedAttempt {
@@ -78,6 +109,7 @@ pub fn build(
     retrieved: &Retrieved,
     catalog: &Catalog,
     today: &str,
+    joins: &[JoinHint],
     failed: &[FailedAttempt],
 ) -> ChatPrompt {
     let mut user = String::from("Tables:\n");
@@ -87,6 +119,13 @@ pub fn build(
             user.push_str(&table_ddl(table));
             user.push('\n');
         }
+    }
+    if !joins.is_empty() {
+        user.push_str("Joins analysts used between these tables:\n");
+        for join in joins {
+            let _ = writeln!(user, "-- {} = {} ({} past queries)", join.left, join.right, join.queries);
+        }
+        user.push('\n');
     }
     if !retrieved.examples.is_empty() {
         user.push_str("Past queries by analysts:\n");
@@ -147,6 +186,33 @@ pub fn extract_sql(reply: &str) -> DraftSql {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn join_hints_name_only_offered_tables_most_used_first() {
+        use crate::catalog::{Column, Table};
+        use crate::history::structure::JoinEdge;
+        let table = |name: &str, cols: &[&str]| {
+            Table::new(name, cols.iter().map(|c| Column::new(*c, "INTEGER")).collect())
+        };
+        let catalog = Catalog::from_tables(vec![
+            table("orders", &["order_id", "user_id"]),
+            table("users", &["user_id"]),
+            table("refunds", &["order_id"]),
+        ]);
+        let edge = |l: &str, r: &str| JoinEdge { left: l.into(), right: r.into() };
+        let counts = std::collections::BTreeMap::from([
+            (edge("orders.user_id", "users.user_id"), 3),
+            (edge("orders.order_id", "refunds.order_id"), 9),
+            (edge("orders.user_id", "users.email"), 1),
+        ]);
+        let hints = join_hints(&counts, &["orders", "users"], &catalog, 5);
+        assert_eq!(
+            hints,
+            vec![JoinHint { left: "orders.user_id".into(), right: "users.user_id".into(), queries: 3 }]
+        );
+        let hints = join_hints(&counts, &["orders", "users", "refunds"], &catalog, 1);
+        assert_eq!(hints[0].queries, 9);
+    }
 
     #[test]
     fn only_relative_questions_get_todays_date() {

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::catalog::{Catalog, Tier};
 use crate::embed::{EmbedError, Embedder};
-use crate::vector_store::{Collection, Hit, VectorStore, VectorStoreError};
+use crate::vector_store::{Collection, Equals, Hit, VectorStore, VectorStoreError};
 
 /// How much to retrieve.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +62,17 @@ pub enum RetrieveError {
     Store(#[from] VectorStoreError),
 }
 
+/// Where to search: only points passing every filter; past queries whose payload matches
+/// `exclude` are never used (the evaluation's leakage guard).
+#[derive(Debug, Clone, Default)]
+pub struct Scope {
+    pub filters: Vec<Equals>,
+    pub exclude: Option<Equals>,
+}
+
+/// Nearest neighbours fetched per collection before fusion.
+const HITS: usize = 12;
+
 /// Governance adjustment of a table's relevance score.
 fn governance_bonus(tier: Option<Tier>, deprecated: bool) -> f32 {
     let tier = match tier {
@@ -91,14 +102,23 @@ pub fn retrieve(
     embedder: &dyn Embedder,
     store: &dyn VectorStore,
     budget: RetrievalBudget,
+    scope: &Scope,
 ) -> Result<Retrieved, RetrieveError> {
     let started = std::time::Instant::now();
     let vector = embedder.embed(&[question.to_string()])?.pop().unwrap_or_default();
     let embed_ms = started.elapsed().as_millis() as u64;
 
     let started = std::time::Instant::now();
-    let table_hits = store.search(Collection::Tables, &vector, 12, &[])?;
-    let query_hits = store.search(Collection::Queries, &vector, 12, &[])?;
+    let table_hits = store.search(Collection::Tables, &vector, HITS.max(budget.tables), &scope.filters)?;
+    let mut query_hits = match &scope.exclude {
+        None => store.search(Collection::Queries, &vector, HITS, &scope.filters)?,
+        Some(exclude) => {
+            let mut hits = store.search(Collection::Queries, &vector, HITS * 3, &scope.filters)?;
+            hits.retain(|h| h.payload.get(exclude.field) != Some(&exclude.value));
+            hits
+        }
+    };
+    query_hits.truncate(HITS);
 
     #[derive(Default)]
     struct Signals {
@@ -108,12 +128,15 @@ pub fn retrieve(
         example_label: Option<String>,
     }
     let mut signals: BTreeMap<String, Signals> = BTreeMap::new();
+    // Keyed by the catalog's spelling, so hits that name a table differently merge.
+    let canonical = |name: &str| catalog.table(name).map(|t| t.name.clone());
     for hit in &table_hits {
-        let name = text(hit, "table");
+        let Some(name) = canonical(&text(hit, "table")) else { continue };
         signals.entry(name).or_default().doc_score = hit.score;
     }
     for hit in &query_hits {
         for table in strings(hit.payload.get("tables")) {
+            let Some(table) = canonical(&table) else { continue };
             let s = signals.entry(table).or_default();
             s.query_count += 1;
             if hit.score > s.best_query_score {

@@ -85,6 +85,8 @@ pub trait VectorStore: Send + Sync {
     ) -> Result<Vec<Hit>, VectorStoreError>;
     /// Number of points in a collection.
     fn count(&self, collection: Collection) -> Result<usize, VectorStoreError>;
+    /// Builds search indexes (HNSW) for what was written, after bulk writes.
+    fn optimize(&self, collection: Collection) -> Result<(), VectorStoreError>;
 }
 
 /// Qdrant Edge, in process, one shard directory per collection.
@@ -203,6 +205,7 @@ impl VectorStore for QdrantEdgeStore {
         let shard = EdgeShard::new(&fresh, config(self.dimension))
             .map_err(|e| VectorStoreError::Open { path: fresh.clone(), message: e.to_string() })?;
         upsert_into(&shard, points)?;
+        shard.optimize().map_err(op_err)?;
         drop(shard);
         let old = self.root.join(format!("{}.old", collection.name()));
         let _ = std::fs::remove_dir_all(&old);
@@ -219,6 +222,12 @@ impl VectorStore for QdrantEdgeStore {
 
     fn upsert(&self, collection: Collection, points: Vec<Point>) -> Result<(), VectorStoreError> {
         upsert_into(&self.slot(collection)?.get(), points)
+    }
+
+    fn optimize(&self, collection: Collection) -> Result<(), VectorStoreError> {
+        let shard = self.slot(collection)?.get();
+        shard.optimize().map_err(op_err)?;
+        shard.flush().map_err(op_err)
     }
 
     fn search(

@@ -512,6 +512,7 @@ impl Quarry {
             self.embedder.as_ref(),
             self.store.as_ref(),
             RetrievalBudget { tables, examples: examples.max(1) * 3 },
+            &crate::retrieve::Scope::default(),
         )?;
         self.keep_runnable_examples(&mut retrieved.examples, &catalog, policy, principal);
         retrieved.examples.truncate(examples);

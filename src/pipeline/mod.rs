@@ -20,6 +20,7 @@ use crate::config::Config;
 use crate::embed::{EmbedError, Embedder, FastEmbedder};
 use crate::execute::{ExecuteError, Executor, ResultSet};
 use crate::history::ingest::{self, IngestOptions};
+use crate::history::structure::JoinEdge;
 use crate::history::{History, HistoryError, LogFormat};
 use crate::index::{ensure_index, IndexError, IndexReport};
 use crate::llm::{GenerationParams, LlamaCppLlm, Llm, LlmError};
@@ -27,7 +28,7 @@ use crate::metadata::{AuditKind, AuditRecord, Metadata, MetadataError, Outcome};
 pub use crate::policy::Principal;
 use crate::policy::{Action, Policy, PolicyError};
 use crate::prompt::{self, FailedAttempt};
-use crate::retrieve::{retrieve, Example, RetrievalBudget, RetrieveError, TableCandidate};
+use crate::retrieve::{retrieve, Example, RetrievalBudget, RetrieveError, Scope, TableCandidate};
 use crate::stewardship::{Conflict, Usage};
 use crate::validate::{validate, DraftSql, Governance, Refusal, ValidatedQuery, Violation};
 use crate::vector_store::{QdrantEdgeStore, VectorStore, VectorStoreError};
@@ -199,12 +200,15 @@ pub struct HistoryState {
     pub table_usage: BTreeMap<String, Usage>,
     /// Per author of past queries: the latest timestamp.
     pub last_active: BTreeMap<String, String>,
+    /// Join edges of successful past queries, with how many used each.
+    pub join_counts: BTreeMap<JoinEdge, usize>,
 }
 
 impl HistoryState {
     fn new(history: History) -> HistoryState {
         let (table_usage, last_active) = catalog_ops::usage(&history);
-        HistoryState { history, table_usage, last_active }
+        let join_counts = history.join_counts();
+        HistoryState { history, table_usage, last_active, join_counts }
     }
 }
 
@@ -477,12 +481,23 @@ impl Quarry {
             tables: self.config.retrieval_tables,
             examples: self.config.retrieval_examples,
         };
-        let mut retrieved =
-            retrieve(question, &visible, self.embedder.as_ref(), self.store.as_ref(), budget)?;
+        let mut retrieved = retrieve(
+            question,
+            &visible,
+            self.embedder.as_ref(),
+            self.store.as_ref(),
+            budget,
+            &Scope::default(),
+        )?;
         // Past queries the principal could not run are not shown to the model as examples.
         self.keep_runnable_examples(&mut retrieved.examples, &catalog, policy, principal);
         timings.embed_ms = retrieved.embed_ms;
         timings.retrieve_ms = retrieved.search_ms;
+
+        // Join keys analysts used between the offered tables (deprecated ones are not offered).
+        let offered: Vec<&str> =
+            retrieved.tables.iter().filter(|c| c.deprecated_for.is_none()).map(|c| c.name.as_str()).collect();
+        let joins = prompt::join_hints(&self.history().join_counts, &offered, &visible, 6);
 
         let llm = self.llm.as_deref().ok_or(LlmError::NotLoaded)?;
         let params =
@@ -491,7 +506,7 @@ impl Quarry {
         let mut failed: Vec<FailedAttempt> = Vec::new();
         let mut last_error = None;
         for _attempt in 0..=self.config.max_repairs {
-            let chat = prompt::build(question, &retrieved, &visible, &today, &failed);
+            let chat = prompt::build(question, &retrieved, &visible, &today, &joins, &failed);
             tracing::debug!(system = %chat.system, user = %chat.user, "prompt");
             let stage = Instant::now();
             let generation = llm.generate(&chat, &params)?;

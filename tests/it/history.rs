@@ -212,3 +212,66 @@ async fn history_over_http_needs_the_ingest_action() {
     assert_eq!(status, axum::http::StatusCode::OK);
     assert_eq!(answer["queries"][0]["label"], "How many refunds were for damaged goods?", "{answer}");
 }
+
+/// Retrieval ranks certified tables above their stale or deprecated look-alikes, and never
+/// offers a table (or a past query reading one) that the principal may not read.
+#[test]
+fn ranking_respects_governance_and_excluded_tables_never_appear() {
+    let quarry = crate::support::scripted();
+    let analyst = quarry::pipeline::Principal::local();
+    let rank = |q: &str, principal: &quarry::pipeline::Principal| -> Vec<String> {
+        quarry.search_tables(principal, q, 10).expect("search").into_iter().map(|t| t.name).collect()
+    };
+    let position = |list: &[String], name: &str| list.iter().position(|t| t == name).unwrap_or(usize::MAX);
+    let dau = rank("daily active users per day", &analyst);
+    assert!(position(&dau, "daily_active_users") < position(&dau, "dau_snapshot_legacy"), "{dau:?}");
+    let gmv = rank("gross merchandise value of orders by month", &analyst);
+    assert!(position(&gmv, "orders") < position(&gmv, "orders_staging"), "{gmv:?}");
+    let profiles = rank("user profiles with their e-mail and country", &analyst);
+    assert!(position(&profiles, "users") < position(&profiles, "user_profiles_v1"), "{profiles:?}");
+
+    let regional =
+        quarry::pipeline::Principal::new("rita", "regional_analyst").with_attribute("country", "DE");
+    let denied = ["advertisers", "ad_campaigns", "ad_daily_stats", "ad_conversions", "user_sessions"];
+    for q in [
+        "advertiser contact e-mails",
+        "ad spend and clicks per campaign",
+        "sessions per device",
+        "tier 3 staging orders",
+    ] {
+        let tables = rank(q, &regional);
+        assert!(tables.iter().all(|t| !denied.contains(&t.as_str())), "{q}: {tables:?}");
+        assert!(
+            !tables.iter().any(|t| t == "orders_staging" || t == "dau_snapshot_legacy"),
+            "tier 3: {tables:?}"
+        );
+        let queries = quarry.search_queries(&regional, q, 10).expect("queries");
+        for example in &queries {
+            assert!(example.tables.iter().all(|t| !denied.contains(&t.as_str())), "{q}: {example:?}");
+        }
+    }
+}
+
+/// The real model writes intent texts for ingested queries (`--llm-intents`).
+#[test]
+fn the_real_model_writes_intents() {
+    if !crate::support::e2e_enabled() {
+        eprintln!("skipped: set QUARRY_E2E=1 to run tests with the real model");
+        return;
+    }
+    let dir = crate::support::private_workspace();
+    let mut config = crate::support::config_for(dir.path());
+    config.governance = dir.path().join("schemas");
+    let llm = quarry::pipeline::load_default_llm(&config).expect("model assets");
+    let quarry = quarry::pipeline::Quarry::open(config, crate::support::embedder(), Some(llm)).expect("open");
+    let log = r#"{"sql": "SELECT p.category, SUM(oi.quantity * oi.unit_price) AS revenue FROM order_items oi JOIN products p ON p.product_id = oi.product_id JOIN orders o ON o.order_id = oi.order_id WHERE o.ordered_at >= '2026-09-01' AND o.ordered_at < '2026-10-01' GROUP BY p.category", "author": "zed", "timestamp": "2026-10-08T08:00:00Z"}"#;
+    let report = quarry
+        .ingest_history(&steward(), log, quarry::history::LogFormat::Jsonl, true, &mut |_, _| {})
+        .expect("ingest");
+    assert_eq!((report.new, report.llm_intents), (1, 1), "{report:?}");
+    let stored =
+        quarry.history().history.queries.iter().find(|q| q.logged.author == "zed").cloned().expect("stored");
+    assert_eq!(stored.intent_source, quarry::history::IntentSource::Llm);
+    assert!(stored.intent.split_whitespace().count() >= 8, "{}", stored.intent);
+    eprintln!("LLM intent: {}", stored.intent);
+}

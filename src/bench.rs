@@ -1,0 +1,374 @@
+//! Benchmarks behind `quarry bench` (measurements, not tests): table retrieval recall and
+//! latency on Spider, history ingestion throughput, and vector search latency at scale.
+//!
+//! Spider is used as one enterprise catalog: every table is named `<db_id>.<table>` (its
+//! schema-qualified name), so the 166 databases merge into one catalog of ~900 tables.
+//! With history, the "past queries" of a question are the other dev questions of its database
+//! with their gold SQL; any with the same gold SQL as the question under test (the question
+//! itself included) is excluded before fusion.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use crate::catalog::{Catalog, Table};
+use crate::embed::Embedder;
+use crate::history::structure;
+use crate::index::{object, table_document};
+use crate::retrieve::{retrieve, RetrievalBudget, Scope};
+use crate::vector_store::{Collection, Equals, Point, QdrantEdgeStore, VectorStore};
+
+/// Errors while benchmarking.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error("cannot read {path}: {message}")]
+    Data { path: PathBuf, message: String },
+    #[error(transparent)]
+    Store(#[from] crate::vector_store::VectorStoreError),
+    #[error(transparent)]
+    Embed(#[from] crate::embed::EmbedError),
+    #[error(transparent)]
+    Retrieve(#[from] crate::retrieve::RetrieveError),
+    #[error(transparent)]
+    Catalog(#[from] crate::catalog::CatalogError),
+    #[error(transparent)]
+    Metadata(#[from] crate::metadata::MetadataError),
+}
+
+/// One Spider question.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SpiderQuestion {
+    pub db_id: String,
+    pub query: String,
+    pub question: String,
+}
+
+/// Reads `dev.json`-style questions.
+pub fn spider_questions(path: &Path) -> Result<Vec<SpiderQuestion>, BenchError> {
+    let data = |message: String| BenchError::Data { path: path.to_path_buf(), message };
+    let text = std::fs::read_to_string(path).map_err(|e| data(e.to_string()))?;
+    serde_json::from_str(&text).map_err(|e| data(e.to_string()))
+}
+
+/// How to run the retrieval benchmark.
+#[derive(Debug, Clone)]
+pub struct RetrievalOptions {
+    /// Spider folder: `dev.json` and `tables.json`.
+    pub data: PathBuf,
+    /// Search the merged catalog of all databases (else only the question's database).
+    pub merged: bool,
+    /// Use other dev questions of the same database as history.
+    pub history: bool,
+    /// Questions to ask (a seeded sample), or all.
+    pub limit: Option<usize>,
+    pub seed: u64,
+    /// Where the vector index is built.
+    pub workdir: PathBuf,
+}
+
+/// What the retrieval benchmark measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct RetrievalReport {
+    pub questions: usize,
+    pub merged: bool,
+    pub history: bool,
+    pub tables_indexed: usize,
+    pub history_points: usize,
+    /// Mean share of the gold tables among the first k retrieved.
+    #[serde(rename = "recall@1")]
+    pub recall_1: f64,
+    #[serde(rename = "recall@3")]
+    pub recall_3: f64,
+    #[serde(rename = "recall@5")]
+    pub recall_5: f64,
+    #[serde(rename = "recall@10")]
+    pub recall_10: f64,
+    /// Share of questions with every gold table among the first 5.
+    pub complete_at_5: f64,
+    pub latency_p50_ms: f64,
+    pub latency_p95_ms: f64,
+    pub index_ms: u64,
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+/// Gold SQL normalised for the leakage guard: case and whitespace folded.
+fn gold_key(sql: &str) -> String {
+    let folded: Vec<String> = sql.split_whitespace().map(str::to_lowercase).collect();
+    format!("{:x}", Sha256::digest(folded.join(" ").trim_end_matches(';').as_bytes()))
+}
+
+/// Runs the retrieval benchmark; `progress(done, total, running recall@5)`.
+pub fn retrieval(
+    options: &RetrievalOptions,
+    embedder: &dyn Embedder,
+    progress: &mut dyn FnMut(usize, usize, f64),
+) -> Result<RetrievalReport, BenchError> {
+    let catalogs = crate::catalog::spider::load_catalogs(&options.data.join("tables.json"))?;
+    let questions = spider_questions(&options.data.join("dev.json"))?;
+
+    // One catalog of schema-qualified tables.
+    let mut tables = Vec::new();
+    let mut db_of = HashMap::new();
+    for (db, catalog) in &catalogs {
+        for table in catalog.tables() {
+            let mut qualified = table.clone();
+            qualified.name = format!("{db}.{}", table.name);
+            db_of.insert(qualified.name.to_lowercase(), db.clone());
+            tables.push(qualified);
+        }
+    }
+    let merged = Catalog::from_tables(tables);
+    let started = Instant::now();
+    let _ = std::fs::remove_dir_all(&options.workdir);
+    let store = QdrantEdgeStore::open(&options.workdir, embedder.dimension())?;
+    let all: Vec<&Table> = merged.tables().collect();
+    let mut points = Vec::new();
+    for chunk in all.chunks(256) {
+        let texts: Vec<String> = chunk.iter().map(|t| table_document(t)).collect();
+        let vectors = embedder.embed(&texts)?;
+        for (table, vector) in chunk.iter().zip(vectors) {
+            let db = db_of.get(&table.name.to_lowercase()).cloned().unwrap_or_default();
+            points.push(Point {
+                id: points.len() as u64,
+                vector,
+                payload: object(json!({ "table": table.name, "db": db, "tier": 0, "deprecated": false })),
+            });
+        }
+    }
+    store.replace_all(Collection::Tables, points)?;
+
+    // Gold tables of every question, qualified.
+    let gold: Vec<Option<BTreeSet<String>>> = questions
+        .iter()
+        .map(|q| {
+            let catalog = catalogs.get(&q.db_id)?;
+            let s = structure::analyze(&q.query, catalog)?;
+            let set: BTreeSet<String> =
+                s.tables.iter().map(|t| format!("{}.{t}", q.db_id).to_lowercase()).collect();
+            (!set.is_empty()).then_some(set)
+        })
+        .collect();
+
+    let mut history_points = 0;
+    if options.history {
+        let mut points = Vec::new();
+        let texts: Vec<String> = questions.iter().map(|q| q.question.clone()).collect();
+        let mut vectors = Vec::new();
+        for chunk in texts.chunks(256) {
+            vectors.extend(embedder.embed(chunk)?);
+        }
+        for ((i, q), vector) in questions.iter().enumerate().zip(vectors) {
+            let Some(tables) = &gold[i] else { continue };
+            points.push(Point {
+                id: i as u64,
+                vector,
+                payload: object(json!({
+                    "label": q.question, "sql": q.query, "author": "spider-dev", "db": q.db_id,
+                    "tables": tables.iter().collect::<Vec<_>>(), "gold": gold_key(&q.query),
+                })),
+            });
+        }
+        history_points = points.len();
+        store.replace_all(Collection::Queries, points)?;
+    } else {
+        store.replace_all(Collection::Queries, Vec::new())?;
+    }
+    let index_ms = started.elapsed().as_millis() as u64;
+
+    let mut order: Vec<usize> = (0..questions.len()).filter(|&i| gold[i].is_some()).collect();
+    if let Some(limit) = options.limit {
+        order.shuffle(&mut ChaCha8Rng::seed_from_u64(options.seed));
+        order.truncate(limit);
+        order.sort_unstable();
+    }
+    let mut recall = [0.0f64; 4];
+    let mut complete_5 = 0usize;
+    let mut latencies = Vec::new();
+    let total = order.len();
+    for (done, &i) in order.iter().enumerate() {
+        let q = &questions[i];
+        let Some(gold_tables) = &gold[i] else { continue };
+        let mut scope = Scope {
+            filters: Vec::new(),
+            exclude: Some(Equals { field: "gold", value: Value::String(gold_key(&q.query)) }),
+        };
+        if !options.merged {
+            scope.filters.push(Equals { field: "db", value: Value::String(q.db_id.clone()) });
+        }
+        let started = Instant::now();
+        let retrieved = retrieve(
+            &q.question,
+            &merged,
+            embedder,
+            &store,
+            RetrievalBudget { tables: 10, examples: 0 },
+            &scope,
+        )?;
+        latencies.push(started.elapsed().as_secs_f64() * 1000.0);
+        let ranked: Vec<String> = retrieved.tables.iter().map(|t| t.name.to_lowercase()).collect();
+        for (slot, k) in [1usize, 3, 5, 10].into_iter().enumerate() {
+            let hit = ranked.iter().take(k).filter(|t| gold_tables.contains(*t)).count();
+            recall[slot] += hit as f64 / gold_tables.len() as f64;
+        }
+        if gold_tables.iter().all(|t| ranked.iter().take(5).any(|r| r == t)) {
+            complete_5 += 1;
+        }
+        progress(done + 1, total, recall[2] / (done + 1) as f64);
+    }
+    latencies.sort_by(f64::total_cmp);
+    let n = total.max(1) as f64;
+    Ok(RetrievalReport {
+        questions: total,
+        merged: options.merged,
+        history: options.history,
+        tables_indexed: merged.tables().count(),
+        history_points,
+        recall_1: recall[0] / n,
+        recall_3: recall[1] / n,
+        recall_5: recall[2] / n,
+        recall_10: recall[3] / n,
+        complete_at_5: complete_5 as f64 / n,
+        latency_p50_ms: percentile(&latencies, 50.0),
+        latency_p95_ms: percentile(&latencies, 95.0),
+        index_ms,
+    })
+}
+
+/// What the vector-scale benchmark measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct VectorReport {
+    pub points: usize,
+    pub insert_ms: u64,
+    pub inserts_per_second: f64,
+    /// Building the HNSW index after the inserts.
+    pub optimize_ms: u64,
+    pub searches: usize,
+    pub latency_p50_ms: f64,
+    pub latency_p95_ms: f64,
+}
+
+/// Inserts `points` random unit vectors (with a past-query payload) into a Qdrant Edge
+/// collection and times `searches` nearest-neighbour searches of 12.
+pub fn vectors(
+    workdir: &Path,
+    dimension: usize,
+    points: usize,
+    searches: usize,
+    seed: u64,
+) -> Result<VectorReport, BenchError> {
+    use rand::Rng;
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut unit = move || {
+        let v: Vec<f32> = (0..dimension).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-6);
+        v.into_iter().map(|x| x / norm).collect::<Vec<f32>>()
+    };
+    let _ = std::fs::remove_dir_all(workdir);
+    let store = QdrantEdgeStore::open(workdir, dimension)?;
+    let started = Instant::now();
+    let mut next = 0;
+    while next < points {
+        let batch: Vec<Point> = (next..(next + 10_000).min(points))
+            .map(|i| Point {
+                id: i as u64,
+                vector: unit(),
+                payload: object(
+                    json!({ "tables": [format!("t{}", i % 900)], "label": format!("query {i}") }),
+                ),
+            })
+            .collect();
+        next += batch.len();
+        store.upsert(Collection::Queries, batch)?;
+    }
+    let insert_ms = started.elapsed().as_millis() as u64;
+    let started = Instant::now();
+    store.optimize(Collection::Queries)?;
+    let optimize_ms = started.elapsed().as_millis() as u64;
+    let mut latencies = Vec::new();
+    for _ in 0..searches {
+        let query = unit();
+        let started = Instant::now();
+        store.search(Collection::Queries, &query, 12, &[])?;
+        latencies.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    latencies.sort_by(f64::total_cmp);
+    Ok(VectorReport {
+        points,
+        insert_ms,
+        inserts_per_second: points as f64 / (insert_ms.max(1) as f64 / 1000.0),
+        optimize_ms,
+        searches,
+        latency_p50_ms: percentile(&latencies, 50.0),
+        latency_p95_ms: percentile(&latencies, 95.0),
+    })
+}
+
+/// What the ingestion benchmark measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct IngestReport {
+    pub entries: usize,
+    pub llm: bool,
+    pub elapsed_ms: u64,
+    pub queries_per_second: f64,
+}
+
+/// Ingests `copies` copies of `log` (each copy under other author names, so every entry is
+/// new) into a fresh metadata database; with `llm`, only the first `llm_entries` entries, each
+/// described by the model.
+pub fn ingest(
+    catalog: &Catalog,
+    log: &str,
+    copies: usize,
+    workdir: &Path,
+    llm: Option<(&dyn crate::llm::Llm, usize)>,
+) -> Result<IngestReport, BenchError> {
+    use crate::history::{ingest::IngestOptions, parse_log, LogFormat};
+    let (entries, _) = parse_log(log, LogFormat::Jsonl);
+    let mut text = String::new();
+    let mut count = 0;
+    'copies: for copy in 0..copies.max(1) {
+        for (_, entry) in &entries {
+            if llm.is_some_and(|(_, n)| count >= n) {
+                break 'copies;
+            }
+            let mut entry = entry.clone();
+            entry.author = format!("{}-{copy}", entry.author);
+            text.push_str(&serde_json::to_string(&entry).unwrap_or_default());
+            text.push('\n');
+            count += 1;
+        }
+    }
+    let _ = std::fs::remove_dir_all(workdir);
+    let metadata = crate::metadata::Metadata::open(&workdir.join("quarry.db"))?;
+    let options = IngestOptions { llm: llm.map(|(llm, _)| llm), source: "bench".into() };
+    let started = Instant::now();
+    let (report, _) = crate::history::ingest::ingest(
+        &text,
+        LogFormat::Jsonl,
+        catalog,
+        &metadata,
+        &options,
+        &mut |_, _| {},
+    )?;
+    let elapsed = started.elapsed();
+    Ok(IngestReport {
+        entries: report.new,
+        llm: llm.is_some(),
+        elapsed_ms: elapsed.as_millis() as u64,
+        queries_per_second: report.new as f64 / elapsed.as_secs_f64().max(1e-6),
+    })
+}
