@@ -59,6 +59,8 @@ pub struct Config {
     pub max_question_chars: usize,
     pub retrieval_tables: usize,
     pub retrieval_examples: usize,
+    /// Join keys from history shown in the prompt (0: none).
+    pub retrieval_join_hints: usize,
     /// Roles and what each may read (`[policy.roles.<role>]`); without a `[policy]` section,
     /// the built-in default (`PolicySet::default`).
     pub policy: PolicySet,
@@ -137,6 +139,7 @@ struct LimitsSection {
 struct RetrievalSection {
     tables: Option<usize>,
     examples: Option<usize>,
+    join_hints: Option<usize>,
 }
 
 /// The default model file name inside the assets folder.
@@ -256,6 +259,7 @@ impl Config {
             max_question_chars: file.limits.max_question_chars.unwrap_or(2000),
             retrieval_tables: file.retrieval.tables.unwrap_or(4),
             retrieval_examples: file.retrieval.examples.unwrap_or(3),
+            retrieval_join_hints: file.retrieval.join_hints.unwrap_or(0),
             policy: PolicySet::default(),
         }
     }

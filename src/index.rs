@@ -73,6 +73,7 @@ fn table_payload(table: &Table) -> Map<String, Value> {
         "tier": table.tier.map(|t| t.number()).unwrap_or(0),
         "deprecated": table.deprecated.is_some(),
         "domain": table.domain.clone().unwrap_or_default(),
+        "source": table.source,
     }))
 }
 

@@ -9,7 +9,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use qdrant_edge::{
-    Condition, Distance, EdgeConfig, EdgeShard, EdgeVectorParams, FieldCondition, Filter, Match, NamedQuery,
+    Condition, CreateIndex, Distance, EdgeConfig, EdgeShard, EdgeVectorParams, FieldCondition,
+    FieldIndexOperations, Filter, JsonPath, Match, NamedQuery, PayloadFieldSchema, PayloadSchemaType,
     PointId, PointInsertOperations, PointOperations, PointStruct, QueryEnum, QueryRequest, ScoringQuery,
     UpdateOperation, VectorInternal, WithPayloadInterface,
 };
@@ -135,7 +136,7 @@ impl QdrantEdgeStore {
         let mut shards = HashMap::new();
         for collection in Collection::ALL {
             let path = root.join(collection.name());
-            let shard = open_or_create(&path, dimension)?;
+            let shard = open_or_create(&path, dimension, collection)?;
             shards.insert(collection, shard_slot::Slot::new(shard));
         }
         Ok(QdrantEdgeStore { root: root.to_path_buf(), dimension, shards })
@@ -163,7 +164,52 @@ fn config(dimension: usize) -> EdgeConfig {
     qdrant_edge::EdgeConfigBuilder::new().vector(VECTOR_NAME, params).build()
 }
 
-fn open_or_create(path: &Path, dimension: usize) -> Result<EdgeShard, VectorStoreError> {
+/// Payload fields each collection filters on, indexed so filtered search stays fast.
+fn indexed_fields(collection: Collection) -> &'static [(&'static str, PayloadSchemaType)] {
+    match collection {
+        Collection::Tables => &[
+            ("tier", PayloadSchemaType::Integer),
+            ("deprecated", PayloadSchemaType::Bool),
+            ("domain", PayloadSchemaType::Keyword),
+            ("source", PayloadSchemaType::Keyword),
+            ("db", PayloadSchemaType::Keyword),
+        ],
+        Collection::Queries => &[
+            ("author", PayloadSchemaType::Keyword),
+            ("verified", PayloadSchemaType::Bool),
+            ("db", PayloadSchemaType::Keyword),
+        ],
+    }
+}
+
+/// A new shard with the collection's payload indexes.
+fn create_shard(
+    path: &Path,
+    dimension: usize,
+    collection: Collection,
+) -> Result<EdgeShard, VectorStoreError> {
+    let open_err = |e: qdrant_edge::OperationError| VectorStoreError::Open {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    };
+    let shard = EdgeShard::new(path, config(dimension)).map_err(open_err)?;
+    for (field, kind) in indexed_fields(collection) {
+        let field_name: JsonPath = field.parse().map_err(|_| op_err(format!("bad payload field {field}")))?;
+        shard
+            .update(UpdateOperation::FieldIndexOperation(FieldIndexOperations::CreateIndex(CreateIndex {
+                field_name,
+                field_schema: Some(PayloadFieldSchema::FieldType(*kind)),
+            })))
+            .map_err(open_err)?;
+    }
+    Ok(shard)
+}
+
+fn open_or_create(
+    path: &Path,
+    dimension: usize,
+    collection: Collection,
+) -> Result<EdgeShard, VectorStoreError> {
     let open_err = |e: qdrant_edge::OperationError| VectorStoreError::Open {
         path: path.to_path_buf(),
         message: e.to_string(),
@@ -172,7 +218,7 @@ fn open_or_create(path: &Path, dimension: usize) -> Result<EdgeShard, VectorStor
         EdgeShard::load(path, None).map_err(open_err)
     } else {
         let _ = std::fs::remove_dir_all(path);
-        EdgeShard::new(path, config(dimension)).map_err(open_err)
+        create_shard(path, dimension, collection)
     }
 }
 
@@ -202,8 +248,7 @@ impl VectorStore for QdrantEdgeStore {
         let live = self.root.join(collection.name());
         let fresh = self.root.join(format!("{}.building", collection.name()));
         let _ = std::fs::remove_dir_all(&fresh);
-        let shard = EdgeShard::new(&fresh, config(self.dimension))
-            .map_err(|e| VectorStoreError::Open { path: fresh.clone(), message: e.to_string() })?;
+        let shard = create_shard(&fresh, self.dimension, collection)?;
         upsert_into(&shard, points)?;
         shard.optimize().map_err(op_err)?;
         drop(shard);

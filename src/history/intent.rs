@@ -49,14 +49,21 @@ fn words(column: &str) -> String {
     column.rsplit('.').next().unwrap_or(column).replace('_', " ")
 }
 
-/// The deterministic intent: the title or question when the log has one, a summary built
-/// from the structure, and the domain context.
+/// The deterministic intent: the question or title when the log has one (with the tables
+/// read); otherwise a summary built from the structure, with the domain context.
 pub fn describe(logged: &LoggedQuery, structure: &QueryStructure, catalog: &Catalog) -> String {
-    let mut text = String::new();
-    for stated in [&logged.question, &logged.title].into_iter().flatten() {
-        text.push_str(stated.trim().trim_end_matches('.'));
-        text.push_str(". ");
+    // What the analyst said the query answers is the best intent there is: kept short, so the
+    // embedding is about that question and not diluted by a generated summary.
+    let stated: Vec<&str> = [&logged.question, &logged.title]
+        .into_iter()
+        .flatten()
+        .map(|s| s.trim().trim_end_matches('.'))
+        .filter(|s| !s.is_empty())
+        .collect();
+    if !stated.is_empty() {
+        return format!("{}. Reads {}.", stated.join(". "), structure.tables.join(", "));
     }
+    let mut text = String::new();
     let measures: Vec<String> = structure
         .aggregates
         .iter()

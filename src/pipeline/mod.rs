@@ -497,7 +497,12 @@ impl Quarry {
         // Join keys analysts used between the offered tables (deprecated ones are not offered).
         let offered: Vec<&str> =
             retrieved.tables.iter().filter(|c| c.deprecated_for.is_none()).map(|c| c.name.as_str()).collect();
-        let joins = prompt::join_hints(&self.history().join_counts, &offered, &visible, 6);
+        let joins = prompt::join_hints(
+            &self.history().join_counts,
+            &offered,
+            &visible,
+            self.config.retrieval_join_hints,
+        );
 
         let llm = self.llm.as_deref().ok_or(LlmError::NotLoaded)?;
         let params =

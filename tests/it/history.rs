@@ -37,32 +37,29 @@ fn catalog() -> Catalog {
 }
 
 /// The parts of a structure the corpus states, in the corpus's notation.
-fn described(
-    s: &QueryStructure,
-) -> (Vec<String>, Vec<String>, Vec<String>, Vec<String>, Vec<String>, bool, usize) {
-    let filters = s
-        .filters
-        .iter()
-        .map(|f| {
-            format!(
-                "{}:{}",
-                f.column,
-                serde_json::to_value(f.kind)
-                    .ok()
-                    .and_then(|v| v.as_str().map(String::from))
-                    .unwrap_or_default()
-            )
-        })
-        .collect();
-    (
-        s.tables.clone(),
-        s.joins.iter().map(|j| format!("{} = {}", j.left, j.right)).collect(),
-        filters,
-        s.group_by.clone(),
-        s.aggregates.clone(),
-        s.window,
-        s.ctes,
-    )
+#[derive(Debug, PartialEq)]
+struct Stated {
+    tables: Vec<String>,
+    joins: Vec<String>,
+    filters: Vec<String>,
+    group_by: Vec<String>,
+    aggregates: Vec<String>,
+    window: bool,
+    ctes: usize,
+}
+
+fn described(s: &QueryStructure) -> Stated {
+    let kind =
+        |k| serde_json::to_value(k).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
+    Stated {
+        tables: s.tables.clone(),
+        joins: s.joins.iter().map(|j| format!("{} = {}", j.left, j.right)).collect(),
+        filters: s.filters.iter().map(|f| format!("{}:{}", f.column, kind(f.kind))).collect(),
+        group_by: s.group_by.clone(),
+        aggregates: s.aggregates.clone(),
+        window: s.window,
+        ctes: s.ctes,
+    }
 }
 
 #[test]
@@ -77,15 +74,15 @@ fn structure_extraction_matches_the_corpus() {
             failures.push(format!("{}: not analysed", case.name));
             continue;
         };
-        let expected = (
-            case.tables.clone(),
-            case.joins.clone(),
-            case.filters.clone(),
-            case.group_by.clone(),
-            case.aggregates.clone(),
-            case.window,
-            case.ctes,
-        );
+        let expected = Stated {
+            tables: case.tables.clone(),
+            joins: case.joins.clone(),
+            filters: case.filters.clone(),
+            group_by: case.group_by.clone(),
+            aggregates: case.aggregates.clone(),
+            window: case.window,
+            ctes: case.ctes,
+        };
         let got = described(&found);
         if got != expected {
             failures.push(format!("{}:\n  expected {expected:?}\n  got      {got:?}", case.name));
