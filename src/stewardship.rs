@@ -476,6 +476,28 @@ pub struct Usage {
     pub queries: usize,
     pub authors: usize,
     pub last_used: Option<String>,
+    /// Join keys to other tables seen in successful past queries, most used first.
+    pub joins: Vec<Counted>,
+    /// Columns past queries filter this table on (`column:literal kind`), most used first.
+    pub filters: Vec<Counted>,
+    /// Aggregates past queries compute over it, most used first.
+    pub metrics: Vec<Counted>,
+}
+
+/// Something past queries did, and in how many of them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Counted {
+    pub what: String,
+    pub queries: usize,
+}
+
+/// The `limit` most counted entries, ties by name.
+pub fn top(counts: BTreeMap<String, usize>, limit: usize) -> Vec<Counted> {
+    let mut list: Vec<Counted> =
+        counts.into_iter().map(|(what, queries)| Counted { what, queries }).collect();
+    list.sort_by(|a, b| b.queries.cmp(&a.queries).then_with(|| a.what.cmp(&b.what)));
+    list.truncate(limit);
+    list
 }
 
 /// Signals derived for one table, from the catalog, the history and the revisions.

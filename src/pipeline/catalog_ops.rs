@@ -93,32 +93,70 @@ pub struct EditOutcome {
     pub warnings: Vec<String>,
 }
 
-/// Per table: how often past queries read it; per author: their latest query.
+/// Per table: how often past queries read it, and the joins, filters and metrics they used;
+/// per author: their latest query.
 pub(super) fn usage(history: &History) -> (BTreeMap<String, Usage>, BTreeMap<String, String>) {
-    let mut usage: BTreeMap<String, Usage> = BTreeMap::new();
-    let mut authors: BTreeMap<String, BTreeSet<&str>> = BTreeMap::new();
+    /// Entries kept per list.
+    const TOP: usize = 8;
+    #[derive(Default)]
+    struct Tally<'h> {
+        usage: Usage,
+        authors: BTreeSet<&'h str>,
+        joins: BTreeMap<String, usize>,
+        filters: BTreeMap<String, usize>,
+        metrics: BTreeMap<String, usize>,
+    }
+    let mut tallies: BTreeMap<String, Tally> = BTreeMap::new();
     let mut last_active: BTreeMap<String, String> = BTreeMap::new();
+    let owner = |column: &str| column.split_once('.').map(|(t, _)| t.to_lowercase()).unwrap_or_default();
     for query in &history.queries {
         let at = &query.logged.timestamp;
         for table in &query.tables {
             let key = table.to_lowercase();
-            let entry = usage.entry(key.clone()).or_default();
-            entry.queries += 1;
-            if entry.last_used.as_ref().is_none_or(|last| at > last) {
-                entry.last_used = Some(at.clone());
+            let tally = tallies.entry(key.clone()).or_default();
+            tally.usage.queries += 1;
+            if tally.usage.last_used.as_ref().is_none_or(|last| at > last) {
+                tally.usage.last_used = Some(at.clone());
             }
-            authors.entry(key).or_default().insert(&query.logged.author);
+            tally.authors.insert(&query.logged.author);
+            if !query.logged.succeeded() {
+                continue;
+            }
+            let s = &query.structure;
+            for edge in s.joins.iter().filter(|e| owner(&e.left) == key || owner(&e.right) == key) {
+                *tally.joins.entry(format!("{} = {}", edge.left, edge.right)).or_default() += 1;
+            }
+            for filter in s.filters.iter().filter(|f| owner(&f.column) == key) {
+                let kind = serde_json::to_value(filter.kind).ok().and_then(|v| v.as_str().map(String::from));
+                *tally
+                    .filters
+                    .entry(format!("{}:{}", filter.column, kind.unwrap_or_default()))
+                    .or_default() += 1;
+            }
+            let reads_table = |a: &String| {
+                let a = a.to_lowercase();
+                a.contains(&format!("({key}.")) || a.contains(&format!("(distinct {key}."))
+            };
+            for metric in s.aggregates.iter().filter(|a| reads_table(a)) {
+                *tally.metrics.entry(metric.clone()).or_default() += 1;
+            }
         }
         let last = last_active.entry(query.logged.author.clone()).or_default();
         if at > last {
             last.clone_from(at);
         }
     }
-    for (table, authors) in authors {
-        if let Some(entry) = usage.get_mut(&table) {
-            entry.authors = authors.len();
-        }
-    }
+    let usage = tallies
+        .into_iter()
+        .map(|(table, t)| {
+            let mut usage = t.usage;
+            usage.authors = t.authors.len();
+            usage.joins = stewardship::top(t.joins, TOP);
+            usage.filters = stewardship::top(t.filters, TOP);
+            usage.metrics = stewardship::top(t.metrics, TOP);
+            (table, usage)
+        })
+        .collect();
     (usage, last_active)
 }
 

@@ -139,6 +139,12 @@ fn ingest_reports_bad_lines_and_is_idempotent_and_incremental() {
     assert_eq!(history.history.queries.len(), before + 3);
     // The failed query is stored (a usage signal) but not searchable.
     assert_eq!(history.history.usable().count(), before + 2);
+    // Per-table statistics from the structures: join keys, filters, metrics.
+    let orders = quarry.table_detail(&steward(), "orders").expect("detail").signals.usage;
+    let has = |list: &[quarry::stewardship::Counted], what: &str| list.iter().any(|c| c.what == what);
+    assert!(has(&orders.joins, "countries.country_code = orders.country_code"), "{orders:?}");
+    assert!(has(&orders.metrics, "sum(orders.total_amount)"), "{orders:?}");
+    assert!(orders.filters.iter().any(|c| c.what.starts_with("orders.")), "{orders:?}");
 
     let again = ingest(LOG, quarry::history::LogFormat::Jsonl);
     assert_eq!((again.new, again.duplicates), (0, 3), "{again:?}");
