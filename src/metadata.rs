@@ -1,5 +1,6 @@
-//! App metadata: Quarry's own SQLite database (audit log, catalog revisions, API keys; history
-//! and feedback later), created and upgraded by the SQL files in `migrations/`.
+//! App metadata: Quarry's own SQLite database (audit log, catalog revisions, API keys, the
+//! ingested query history; feedback later), created and upgraded by the SQL files in
+//! `migrations/`.
 //!
 //! It never touches the warehouse; the warehouse is read only through `execute`.
 

@@ -67,26 +67,6 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 6] = [
-        Action::Ask,
-        Action::Sql,
-        Action::ReadCatalog,
-        Action::EditCatalog,
-        Action::ReadAudit,
-        Action::IngestHistory,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Action::Ask => "ask",
-            Action::Sql => "sql",
-            Action::ReadCatalog => "read_catalog",
-            Action::EditCatalog => "edit_catalog",
-            Action::ReadAudit => "read_audit",
-            Action::IngestHistory => "ingest_history",
-        }
-    }
-
     /// The actions of a role that does not list them.
     fn defaults() -> BTreeSet<Action> {
         BTreeSet::from([Action::Ask, Action::Sql, Action::ReadCatalog])

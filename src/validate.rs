@@ -1651,19 +1651,9 @@ impl<'c> Resolver<'c> {
         for join in &table.joins {
             let earlier = self.current_relations();
             self.add_table_factor(&join.relation);
-            let constraint = match &join.join_operator {
-                JoinOperator::Join(c)
-                | JoinOperator::Inner(c)
-                | JoinOperator::Left(c)
-                | JoinOperator::LeftOuter(c)
-                | JoinOperator::Right(c)
-                | JoinOperator::RightOuter(c)
-                | JoinOperator::FullOuter(c)
-                | JoinOperator::CrossJoin(c) => c,
-                _ => {
-                    self.unsupported(join.to_string());
-                    continue;
-                }
+            let Some(constraint) = join_constraint(&join.join_operator) else {
+                self.unsupported(join.to_string());
+                continue;
             };
             match constraint {
                 JoinConstraint::On(expr) => {
@@ -2554,6 +2544,22 @@ pub(crate) fn check_row_filter(catalog: &Catalog, table: &str, predicate: &Expr)
 }
 
 // --- small helpers -------------------------------------------------------------------------------
+
+/// The constraint of a join SQLite supports (inner, outer and cross joins); `None` for the
+/// others (semi, anti, apply, as-of joins), which the validator refuses.
+pub fn join_constraint(operator: &JoinOperator) -> Option<&JoinConstraint> {
+    match operator {
+        JoinOperator::Join(c)
+        | JoinOperator::Inner(c)
+        | JoinOperator::Left(c)
+        | JoinOperator::LeftOuter(c)
+        | JoinOperator::Right(c)
+        | JoinOperator::RightOuter(c)
+        | JoinOperator::FullOuter(c)
+        | JoinOperator::CrossJoin(c) => Some(c),
+        _ => None,
+    }
+}
 
 fn name_parts(name: &ObjectName) -> Vec<Ident> {
     name.0

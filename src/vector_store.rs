@@ -182,16 +182,18 @@ fn indexed_fields(collection: Collection) -> &'static [(&'static str, PayloadSch
     }
 }
 
+/// Turns a shard error at `path` into `VectorStoreError::Open`.
+fn open_error(path: &Path) -> impl Fn(qdrant_edge::OperationError) -> VectorStoreError + Copy + '_ {
+    move |e| VectorStoreError::Open { path: path.to_path_buf(), message: e.to_string() }
+}
+
 /// A new shard with the collection's payload indexes.
 fn create_shard(
     path: &Path,
     dimension: usize,
     collection: Collection,
 ) -> Result<EdgeShard, VectorStoreError> {
-    let open_err = |e: qdrant_edge::OperationError| VectorStoreError::Open {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    };
+    let open_err = open_error(path);
     let shard = EdgeShard::new(path, config(dimension)).map_err(open_err)?;
     for (field, kind) in indexed_fields(collection) {
         let field_name: JsonPath = field.parse().map_err(|_| op_err(format!("bad payload field {field}")))?;
@@ -210,10 +212,7 @@ fn open_or_create(
     dimension: usize,
     collection: Collection,
 ) -> Result<EdgeShard, VectorStoreError> {
-    let open_err = |e: qdrant_edge::OperationError| VectorStoreError::Open {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    };
+    let open_err = open_error(path);
     if path.join("edge_config.json").is_file() {
         EdgeShard::load(path, None).map_err(open_err)
     } else {

@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sqlparser::ast::{
     BinaryOperator, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr, Ident, InTarget,
-    JoinConstraint, JoinOperator, ObjectName, Query, Select, SelectItem, SetExpr, Statement, TableFactor,
-    Value, Visit, VisitMut, Visitor, VisitorMut,
+    JoinConstraint, ObjectName, Query, Select, SelectItem, SetExpr, Statement, TableFactor, Value, Visit,
+    VisitMut, Visitor, VisitorMut,
 };
 use sqlparser::dialect::SQLiteDialect;
 use sqlparser::parser::Parser;
@@ -184,18 +184,7 @@ impl Collector<'_> {
         }
         for table in &select.from {
             for join in &table.joins {
-                let constraint = match &join.join_operator {
-                    JoinOperator::Join(c)
-                    | JoinOperator::Inner(c)
-                    | JoinOperator::Left(c)
-                    | JoinOperator::LeftOuter(c)
-                    | JoinOperator::Right(c)
-                    | JoinOperator::RightOuter(c)
-                    | JoinOperator::FullOuter(c)
-                    | JoinOperator::CrossJoin(c) => Some(c),
-                    _ => None,
-                };
-                match constraint {
+                match crate::validate::join_constraint(&join.join_operator) {
                     Some(JoinConstraint::On(on)) => conjuncts(on, &mut conditions),
                     Some(JoinConstraint::Using(columns)) => {
                         if let (Some(right), Some(column)) =

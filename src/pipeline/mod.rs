@@ -235,6 +235,9 @@ pub struct LoadedCatalog {
 /// Loads the catalog in force: warehouse + governance files + steward revisions, checked
 /// against the role policies. No model is needed (`quarry catalog check` uses it alone).
 pub fn load_catalog(config: &Config, metadata: &Metadata) -> Result<LoadedCatalog, OpenError> {
+    if !config.warehouse.is_file() {
+        return Err(OpenError::NoWarehouse(config.warehouse.display().to_string()));
+    }
     let files_catalog = Catalog::load_sources(&config.warehouse, &config.sources, &config.governance)?;
     let (catalog, conflicts) = crate::stewardship::overlay(&files_catalog, &metadata.latest_revisions()?);
     config.policy.check_catalog(&catalog)?;
