@@ -22,7 +22,7 @@ use crate::catalog::{Catalog, Table};
 use crate::embed::Embedder;
 use crate::history::structure;
 use crate::index::{object, table_document};
-use crate::retrieve::{retrieve, RetrievalBudget, Scope};
+use crate::retrieve::{retrieve, RetrievalBudget, Scope, Trust};
 use crate::vector_store::{Collection, Equals, Point, QdrantEdgeStore, VectorStore};
 
 /// Errors while benchmarking.
@@ -189,6 +189,18 @@ pub fn retrieval(
     }
     let index_ms = started.elapsed().as_millis() as u64;
 
+    // How many history queries read each table, and how many of those share a gold SQL.
+    let mut usage: HashMap<String, usize> = HashMap::new();
+    let mut own_usage: HashMap<(String, String), usize> = HashMap::new();
+    if options.history {
+        for (q, tables) in questions.iter().zip(&gold) {
+            for table in tables.iter().flatten() {
+                *usage.entry(table.clone()).or_default() += 1;
+                *own_usage.entry((gold_key(&q.query), table.clone())).or_default() += 1;
+            }
+        }
+    }
+
     let mut order: Vec<usize> = (0..questions.len()).filter(|&i| gold[i].is_some()).collect();
     if let Some(limit) = options.limit {
         order.shuffle(&mut ChaCha8Rng::seed_from_u64(options.seed));
@@ -209,14 +221,22 @@ pub fn retrieval(
         if !options.merged {
             scope.filters.push(Equals { field: "db", value: Value::String(q.db_id.clone()) });
         }
+        let own_gold = gold_key(&q.query);
         let started = Instant::now();
         let retrieved = retrieve(
             &q.question,
             &merged,
             embedder,
             &store,
-            RetrievalBudget { tables: 10, examples: 0 },
+            RetrievalBudget { tables: 10, examples: 0, reuse_similarity: None },
             &scope,
+            &|table| Trust {
+                // Usage counts the history less the question's own gold SQL (leakage guard).
+                past_queries: usage.get(&table.name.to_lowercase()).copied().unwrap_or(0).saturating_sub(
+                    own_usage.get(&(own_gold.clone(), table.name.to_lowercase())).copied().unwrap_or(0),
+                ),
+                ..Trust::default()
+            },
         )?;
         latencies.push(started.elapsed().as_secs_f64() * 1000.0);
         let ranked: Vec<String> = retrieved.tables.iter().map(|t| t.name.to_lowercase()).collect();

@@ -61,6 +61,11 @@ pub struct Config {
     pub retrieval_examples: usize,
     /// Join keys from history shown in the prompt (0: none).
     pub retrieval_join_hints: usize,
+    /// Columns shown per table in the prompt before the rest are listed by name only.
+    pub retrieval_columns: usize,
+    /// A verified past query is offered as the answer, without the LLM, when its question is
+    /// at least this similar to the one asked; None (0 in the file): never.
+    pub retrieval_reuse_similarity: Option<f32>,
     /// Roles and what each may read (`[policy.roles.<role>]`); without a `[policy]` section,
     /// the built-in default (`PolicySet::default`).
     pub policy: PolicySet,
@@ -140,7 +145,12 @@ struct RetrievalSection {
     tables: Option<usize>,
     examples: Option<usize>,
     join_hints: Option<usize>,
+    columns: Option<usize>,
+    reuse_similarity: Option<f32>,
 }
+
+/// How similar (cosine of the embeddings) a verified past question must be to be reused.
+pub const DEFAULT_REUSE_SIMILARITY: f32 = 0.9;
 
 /// The default model file name inside the assets folder.
 pub const DEFAULT_MODEL: &str = "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf";
@@ -260,6 +270,12 @@ impl Config {
             retrieval_tables: file.retrieval.tables.unwrap_or(4),
             retrieval_examples: file.retrieval.examples.unwrap_or(3),
             retrieval_join_hints: file.retrieval.join_hints.unwrap_or(0),
+            retrieval_columns: file.retrieval.columns.unwrap_or(20).max(1),
+            retrieval_reuse_similarity: match file.retrieval.reuse_similarity {
+                None => Some(DEFAULT_REUSE_SIMILARITY),
+                Some(s) if s <= 0.0 => None,
+                Some(s) => Some(s),
+            },
             policy: PolicySet::default(),
         }
     }

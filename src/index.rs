@@ -108,6 +108,7 @@ fn fingerprint(catalog: &Catalog, history: &History, embedder: &dyn Embedder) ->
         hasher.update(&q.hash);
         hasher.update(q.intent_text());
         hasher.update(q.tables.join(","));
+        hasher.update([u8::from(q.verified)]);
     }
     format!("{:x}", hasher.finalize())
 }

@@ -454,6 +454,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
             match quarry.ask(&question, &principal) {
                 Ok(answer) if json => println!("{}", serde_json::to_string_pretty(&answer)?),
                 Ok(answer) => {
+                    if let Some(r) = &answer.reused {
+                        let day = r.timestamp.get(..10).unwrap_or(&r.timestamp);
+                        println!(
+                            "Answered before by {} on {day}: \"{}\" (verified; no model call)\n",
+                            r.author, r.label
+                        );
+                    }
                     println!("{}\n", answer.sql);
                     for t in &answer.tables {
                         let tier = t.tier.map(|n| format!("tier {n}")).unwrap_or_else(|| "no tier".into());

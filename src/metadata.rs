@@ -454,6 +454,7 @@ impl Metadata {
                     success: r.get(6)?,
                     title: r.get(7)?,
                     question: r.get(8)?,
+                    verified: r.get::<_, bool>(13)?.then_some(true),
                 },
                 line: r.get::<_, i64>(9)? as usize,
                 tables: Vec::new(),

@@ -59,8 +59,121 @@ pub struct FailedAttempt {
     pub error: String,
 }
 
-/// The DDL of one table, with descriptions and governance notes as SQL comments.
-pub fn table_ddl(table: &Table) -> String {
+/// How much the prompt may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PromptBudget {
+    /// Columns described per table; a wider table's other columns are listed by name only.
+    pub columns: usize,
+    /// Estimated tokens the first prompt (system and user turn) may take.
+    pub tokens: usize,
+}
+
+/// Tokens a repair round adds beside the rejected SQL: the error and the request.
+const REPAIR_TURN_TOKENS: usize = 150;
+
+impl PromptBudget {
+    /// The budget that leaves room in a `context_tokens` window for the reply (up to
+    /// `max_tokens`) and `max_repairs` repair rounds (each a rejected reply and its error).
+    pub fn for_model(context_tokens: usize, max_tokens: usize, max_repairs: usize, columns: usize) -> Self {
+        let reserved = max_tokens + max_repairs * (max_tokens + REPAIR_TURN_TOKENS);
+        PromptBudget { columns, tokens: context_tokens.saturating_sub(reserved).max(256) }
+    }
+}
+
+/// A cautious token estimate for SQL and English (the models' tokenizers average 3.5 to 4
+/// characters per token on such text).
+pub fn estimate_tokens(text: &str) -> usize {
+    text.len() / 3 + 1
+}
+
+/// What the question and the context name: words of the question, and identifiers of the
+/// examples' SQL and of the join hints. Columns they name are kept when a table is pruned.
+struct Mentions {
+    words: std::collections::BTreeSet<String>,
+    identifiers: std::collections::BTreeSet<String>,
+}
+
+impl Mentions {
+    fn new(question: &str, retrieved: &Retrieved, joins: &[JoinHint]) -> Mentions {
+        let split = |text: &str| -> Vec<String> {
+            text.split(|c: char| !c.is_alphanumeric() && c != '_')
+                .filter(|w| !w.is_empty())
+                .map(str::to_lowercase)
+                .collect()
+        };
+        let words = split(question).iter().flat_map(|w| w.split('_').map(stem).collect::<Vec<_>>()).collect();
+        let mut identifiers: std::collections::BTreeSet<String> =
+            retrieved.examples.iter().flat_map(|e| split(&e.sql)).collect();
+        for join in joins {
+            identifiers.extend(split(&join.left));
+            identifiers.extend(split(&join.right));
+        }
+        Mentions { words, identifiers }
+    }
+
+    /// True when the column's name appears in the context, or a telling word of it (not `id`,
+    /// `code`, `date` …) in the question: "revenue by country" names `country_code`.
+    fn names(&self, column: &str) -> bool {
+        const GENERIC: &[&str] =
+            &["id", "code", "key", "name", "date", "at", "type", "num", "no", "value", "count", "is", "has"];
+        let column = column.to_lowercase();
+        self.identifiers.contains(&column)
+            || column
+                .split('_')
+                .filter(|p| !p.is_empty() && !GENERIC.contains(p))
+                .any(|part| self.words.contains(&stem(part)))
+    }
+}
+
+/// A crude plural folding, enough to match "countries" with `country`.
+fn stem(word: &str) -> String {
+    let word = word.to_lowercase();
+    if let Some(base) = word.strip_suffix("ies") {
+        format!("{base}y")
+    } else if word.len() > 3 && word.ends_with('s') && !word.ends_with("ss") {
+        word[..word.len() - 1].to_string()
+    } else {
+        word
+    }
+}
+
+/// The columns of `table` to describe, in table order: all when there are at most `limit`;
+/// otherwise its keys (primary, foreign, and those other offered tables reference), then the
+/// columns the question or context names, then the rest in order, up to `limit` (keys always).
+fn described_columns(table: &Table, limit: usize, mentions: &Mentions, referenced: &[&str]) -> Vec<bool> {
+    let count = table.columns.len();
+    if count <= limit {
+        return vec![true; count];
+    }
+    let keys: std::collections::BTreeSet<String> = table
+        .primary_key
+        .iter()
+        .map(String::as_str)
+        .chain(table.foreign_keys.iter().map(|f| f.column.as_str()))
+        .chain(referenced.iter().copied())
+        .map(str::to_lowercase)
+        .collect();
+    let mut keep = vec![false; count];
+    let mut kept = 0;
+    let key = |c: &crate::catalog::Column| keys.contains(&c.name.to_lowercase());
+    let named = |c: &crate::catalog::Column| mentions.names(&c.name);
+    let rest = |_: &crate::catalog::Column| true;
+    for (rank, wanted) in
+        [&key as &dyn Fn(&crate::catalog::Column) -> bool, &named, &rest].into_iter().enumerate()
+    {
+        for (i, column) in table.columns.iter().enumerate() {
+            if !keep[i] && wanted(column) && (rank == 0 || kept < limit) {
+                keep[i] = true;
+                kept += 1;
+            }
+        }
+    }
+    keep
+}
+
+/// The DDL of one table, with descriptions and governance notes as SQL comments; columns
+/// not in `described` are listed by name after it.
+fn table_ddl(table: &Table, described: &[bool]) -> String {
     let mut out = String::new();
     let mut notes = Vec::new();
     if !table.description.is_empty() {
@@ -76,8 +189,10 @@ pub fn table_ddl(table: &Table) -> String {
         let _ = writeln!(out, "-- {}", notes.join(" | "));
     }
     let _ = writeln!(out, "CREATE TABLE {} (", table.name);
-    let count = table.columns.len();
-    for (i, column) in table.columns.iter().enumerate() {
+    let shown: Vec<&crate::catalog::Column> =
+        table.columns.iter().zip(described).filter(|(_, d)| **d).map(|(c, _)| c).collect();
+    let count = shown.len();
+    for (i, column) in shown.into_iter().enumerate() {
         let comma = if i + 1 < count || !table.foreign_keys.is_empty() { "," } else { "" };
         let mut comment = column.description.clone();
         let described = column.sample_values.iter().all(|v| column.description.contains(v.as_str()));
@@ -100,26 +215,46 @@ pub fn table_ddl(table: &Table) -> String {
         );
     }
     out.push_str(");\n");
+    let others: Vec<&str> =
+        table.columns.iter().zip(described).filter(|(_, d)| !**d).map(|(c, _)| c.name.as_str()).collect();
+    if !others.is_empty() {
+        let _ = writeln!(out, "-- {} also has: {}", table.name, others.join(", "));
+    }
     out
 }
 
-/// Builds the chat prompt for a question.
-pub fn build(
+/// The user turn with the first `tables` offered tables, `columns` described per table and
+/// the first `examples` examples.
+#[allow(clippy::too_many_arguments)]
+fn user_turn(
     question: &str,
+    offered: &[&Table],
     retrieved: &Retrieved,
-    catalog: &Catalog,
     today: &str,
     joins: &[JoinHint],
-    failed: &[FailedAttempt],
-) -> ChatPrompt {
+    mentions: &Mentions,
+    (tables, columns, examples): (usize, usize, usize),
+) -> String {
+    let offered = &offered[..tables.min(offered.len())];
     let mut user = String::from("Tables:\n");
-    // Deprecated tables stay out of the prompt: the model cannot pick what it does not see.
-    for candidate in retrieved.tables.iter().filter(|c| c.deprecated_for.is_none()) {
-        if let Some(table) = catalog.table(&candidate.name) {
-            user.push_str(&table_ddl(table));
-            user.push('\n');
-        }
+    for table in offered {
+        let referenced: Vec<&str> = offered
+            .iter()
+            .flat_map(|t| &t.foreign_keys)
+            .filter(|fk| fk.ref_table.eq_ignore_ascii_case(&table.name))
+            .map(|fk| fk.ref_column.as_str())
+            .collect();
+        user.push_str(&table_ddl(table, &described_columns(table, columns, mentions, &referenced)));
+        user.push('\n');
     }
+    let joins: Vec<&JoinHint> = joins
+        .iter()
+        .filter(|j| {
+            let table_of = |c: &str| c.split_once('.').map(|(t, _)| t.to_string()).unwrap_or_default();
+            let offered = |c: &str| offered.iter().any(|t| t.name.eq_ignore_ascii_case(&table_of(c)));
+            offered(&j.left) && offered(&j.right)
+        })
+        .collect();
     if !joins.is_empty() {
         user.push_str("Joins analysts used between these tables:\n");
         for join in joins {
@@ -127,9 +262,10 @@ pub fn build(
         }
         user.push('\n');
     }
-    if !retrieved.examples.is_empty() {
+    let examples = &retrieved.examples[..examples.min(retrieved.examples.len())];
+    if !examples.is_empty() {
         user.push_str("Past queries by analysts:\n");
-        for example in &retrieved.examples {
+        for example in examples {
             let _ = writeln!(user, "-- {}\n{}\n", example.label, example.sql.trim());
         }
     }
@@ -138,6 +274,43 @@ pub fn build(
         let _ = writeln!(user, "Today is {today}.");
     }
     let _ = write!(user, "\nQuestion: {question}");
+    user
+}
+
+/// Builds the chat prompt for a question, within `budget`: when the whole context would not
+/// fit, the examples go first (the farthest first), then columns are described for fewer per
+/// table, then the lowest-ranked tables go.
+pub fn build(
+    question: &str,
+    retrieved: &Retrieved,
+    catalog: &Catalog,
+    today: &str,
+    joins: &[JoinHint],
+    failed: &[FailedAttempt],
+    budget: PromptBudget,
+) -> ChatPrompt {
+    // Deprecated tables stay out of the prompt: the model cannot pick what it does not see.
+    let offered: Vec<&Table> = retrieved
+        .tables
+        .iter()
+        .filter(|c| c.deprecated_for.is_none())
+        .filter_map(|c| catalog.table(&c.name))
+        .collect();
+    let mentions = Mentions::new(question, retrieved, joins);
+    let mut shape = (offered.len(), budget.columns, retrieved.examples.len());
+    let user = loop {
+        let user = user_turn(question, &offered, retrieved, today, joins, &mentions, shape);
+        if estimate_tokens(SYSTEM) + estimate_tokens(&user) <= budget.tokens {
+            break user;
+        }
+        match shape {
+            (_, _, examples) if examples > 0 => shape.2 -= 1,
+            (_, columns, _) if columns > MIN_COLUMNS => shape.1 = (columns * 2 / 3).max(MIN_COLUMNS),
+            (tables, _, _) if tables > 1 => shape.0 -= 1,
+            // As small as it gets: the model's context limit decides.
+            _ => break user,
+        }
+    };
     let turns = failed
         .iter()
         .map(|attempt| Turn {
@@ -147,6 +320,9 @@ pub fn build(
         .collect();
     ChatPrompt { system: SYSTEM.to_string(), user, turns, assistant_prefix: ASSISTANT_PREFIX.to_string() }
 }
+
+/// Fewest columns described per table when the budget is tight.
+const MIN_COLUMNS: usize = 6;
 
 /// True when the question refers to time relative to now ("last month", "yesterday", …).
 pub fn is_relative_in_time(question: &str) -> bool {
@@ -233,5 +409,116 @@ mod tests {
         ] {
             assert_eq!(extract_sql(reply).text(), expected, "reply: {reply:?}");
         }
+    }
+
+    fn wide_catalog() -> Catalog {
+        use crate::catalog::{Column, ForeignKey, Table};
+        let mut columns = vec![Column::new("event_id", "INTEGER"), Column::new("user_id", "INTEGER")];
+        columns.extend((0..30).map(|i| Column::new(format!("attribute_{i}"), "TEXT")));
+        columns.push(Column::new("country_code", "TEXT"));
+        columns.push(Column::new("revenue_usd", "REAL"));
+        let mut events = Table::new("events", columns);
+        events.primary_key = vec!["event_id".into()];
+        events.foreign_keys = vec![ForeignKey {
+            column: "user_id".into(),
+            ref_table: "users".into(),
+            ref_column: "user_id".into(),
+        }];
+        let users = Table::new("users", vec![Column::new("user_id", "INTEGER"), Column::new("plan", "TEXT")]);
+        Catalog::from_tables(vec![events, users])
+    }
+
+    fn retrieved(tables: &[&str], examples: usize) -> Retrieved {
+        let candidate = |name: &str| crate::retrieve::TableCandidate {
+            name: name.into(),
+            score: 0.5,
+            tier: None,
+            owner: None,
+            deprecated_for: None,
+            evidence: Vec::new(),
+        };
+        let example = |i: usize| crate::retrieve::Example {
+            label: format!("past question {i}"),
+            sql: format!("SELECT attribute_{} FROM events", 20 + i),
+            author: "a".into(),
+            tables: vec!["events".into()],
+            score: 0.5,
+            verified: false,
+        };
+        Retrieved {
+            tables: tables.iter().map(|t| candidate(t)).collect(),
+            examples: (0..examples).map(example).collect(),
+            reuse: None,
+            embed_ms: 0,
+            search_ms: 0,
+        }
+    }
+
+    #[test]
+    fn a_wide_table_shows_keys_and_named_columns_and_lists_the_rest() {
+        let catalog = wide_catalog();
+        let budget = PromptBudget { columns: 8, tokens: 10_000 };
+        let question = "Revenue by country for users on each plan";
+        let prompt =
+            build(question, &retrieved(&["events", "users"], 1), &catalog, "2026-11-27", &[], &[], budget);
+        let ddl = prompt.user.split("Past queries").next().unwrap_or_default();
+        for kept in [
+            "event_id INTEGER",
+            "user_id INTEGER",
+            "country_code TEXT",
+            "revenue_usd REAL",
+            "attribute_20 TEXT",
+        ] {
+            assert!(ddl.contains(kept), "{kept} missing from:\n{ddl}");
+        }
+        assert_eq!(
+            ddl.matches(" TEXT").count() + ddl.matches(" REAL").count() + ddl.matches(" INTEGER").count(),
+            8 + 2
+        );
+        assert!(ddl.contains("-- events also has: attribute_3, attribute_4,"), "{ddl}");
+        assert!(!ddl.contains("users also has"), "{ddl}");
+    }
+
+    #[test]
+    fn a_tight_budget_drops_examples_then_columns_then_tables() {
+        let catalog = wide_catalog();
+        let question = "How many events per plan?";
+        let prompt = |columns: usize, tokens: usize| {
+            let retrieved = retrieved(&["events", "users"], 3);
+            build(question, &retrieved, &catalog, "", &[], &[], PromptBudget { columns, tokens })
+        };
+        let size = |p: &ChatPrompt| estimate_tokens(&p.system) + estimate_tokens(&p.user);
+        // (tables, described columns, examples) of the prompt at each budget, largest first.
+        let shape = |p: &ChatPrompt| {
+            let described =
+                p.user.lines().filter(|l| l.starts_with("  ") && !l.contains("FOREIGN KEY")).count();
+            (p.user.matches("CREATE TABLE").count(), described, p.user.matches("past question").count())
+        };
+        let full = prompt(40, 100_000);
+        assert_eq!(shape(&full), (2, 36, 3));
+        let mut shapes = Vec::new();
+        let mut limit = size(&full);
+        while limit > 100 {
+            let fitted = prompt(40, limit);
+            assert!(size(&fitted) <= limit || shape(&fitted).0 == 1, "over budget at {limit}");
+            assert!(fitted.user.ends_with("Question: How many events per plan?"));
+            shapes.push(shape(&fitted));
+            limit -= 5;
+        }
+        assert!(shapes.windows(2).all(|w| w[1] <= w[0]), "{shapes:?}");
+        // Examples go before any column, columns before any table.
+        let first_pruned = shapes.iter().position(|s| s.1 < 36).unwrap_or(usize::MAX);
+        let first_dropped = shapes.iter().position(|s| s.0 < 2).unwrap_or(usize::MAX);
+        assert!(shapes.iter().take(first_pruned).any(|s| s.2 < 3), "{shapes:?}");
+        assert!(shapes.get(first_pruned).is_some_and(|s| s.2 == 0), "{shapes:?}");
+        assert!(first_dropped > first_pruned && first_dropped < shapes.len(), "{shapes:?}");
+        assert_eq!(shapes[first_dropped], (1, MIN_COLUMNS, 0), "{shapes:?}");
+    }
+
+    #[test]
+    fn the_budget_leaves_room_for_the_reply_and_repairs() {
+        let budget = PromptBudget::for_model(4096, 256, 2, 20);
+        assert_eq!(budget.tokens, 4096 - 256 - 2 * (256 + REPAIR_TURN_TOKENS));
+        assert_eq!(PromptBudget::for_model(512, 512, 1, 20).tokens, 256);
     }
 }

@@ -2,6 +2,9 @@
 //! past queries as examples. Scores from table documents and from past queries that read a
 //! table are fused with governance signals, so a certified table outranks a look-alike copy.
 //!
+//! A verified past query that asks essentially the same question is returned as a `Reuse`:
+//! the pipeline offers it as is, without the LLM.
+//!
 //! It reads the vector store and the catalog; it never calls the LLM or the warehouse.
 
 use std::collections::BTreeMap;
@@ -14,12 +17,54 @@ use crate::embed::{EmbedError, Embedder};
 use crate::vector_store::{Collection, Equals, Hit, VectorStore, VectorStoreError};
 
 /// How much to retrieve.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RetrievalBudget {
     /// Tables handed to the prompt.
     pub tables: usize,
     /// Past queries handed to the prompt as examples.
     pub examples: usize,
+    /// Offer a verified past query as the answer when its question is at least this similar
+    /// to the one asked (cosine of the two embeddings); None: never.
+    pub reuse_similarity: Option<f32>,
+}
+
+/// What governance and usage say about a table, beyond its tier and deprecation: the
+/// trust signals fused into its rank.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Trust {
+    /// Share of columns described, 0 to 1.
+    pub documentation: f32,
+    /// Days behind its stated freshness (None: on time, or nothing promised).
+    pub late_days: Option<i64>,
+    pub ownership: Ownership,
+    /// Past queries (all of the history, not only similar ones) that read the table.
+    pub past_queries: usize,
+}
+
+/// Whether someone answers for a table.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Ownership {
+    /// An owner who reviewed it or used it recently.
+    Active,
+    /// An owner is named but has not been seen for a long time.
+    Inactive,
+    #[default]
+    Unowned,
+}
+
+impl From<&crate::stewardship::TableSignals> for Trust {
+    fn from(signals: &crate::stewardship::TableSignals) -> Trust {
+        Trust {
+            documentation: signals.documentation,
+            late_days: signals.late_days,
+            ownership: match signals.ownership {
+                "active" => Ownership::Active,
+                "inactive" => Ownership::Inactive,
+                _ => Ownership::Unowned,
+            },
+            past_queries: signals.usage.queries,
+        }
+    }
 }
 
 /// A table chosen for the question, and why.
@@ -42,6 +87,21 @@ pub struct Example {
     pub author: String,
     pub tables: Vec<String>,
     pub score: f32,
+    /// Confirmed correct by a person.
+    pub verified: bool,
+}
+
+/// A verified past query that answers essentially the question asked.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Reuse {
+    /// The past query's question (or title).
+    pub label: String,
+    pub sql: String,
+    pub author: String,
+    /// When it ran.
+    pub timestamp: String,
+    /// Cosine similarity of its question to the one asked.
+    pub similarity: f32,
 }
 
 /// What retrieval found.
@@ -49,6 +109,7 @@ pub struct Example {
 pub struct Retrieved {
     pub tables: Vec<TableCandidate>,
     pub examples: Vec<Example>,
+    pub reuse: Option<Reuse>,
     pub embed_ms: u64,
     pub search_ms: u64,
 }
@@ -73,15 +134,92 @@ pub struct Scope {
 /// Nearest neighbours fetched per collection before fusion.
 const HITS: usize = 12;
 
-/// Governance adjustment of a table's relevance score.
-fn governance_bonus(tier: Option<Tier>, deprecated: bool) -> f32 {
+/// Governance adjustment of a table's relevance score: small beside relevance (similarities
+/// between a question and a table span about 0.2 to 0.8), so trust decides between tables
+/// that match about equally, and deprecation buries a table.
+fn governance_bonus(tier: Option<Tier>, deprecated: bool, trust: &Trust) -> f32 {
     let tier = match tier {
         Some(Tier::Certified) => 0.06,
         Some(Tier::Team) => 0.02,
         Some(Tier::Staging) => -0.10,
         None => -0.03,
     };
-    tier - if deprecated { 0.2 } else { 0.0 }
+    let deprecation = if deprecated { -0.3 } else { 0.0 };
+    let documentation = 0.03 * trust.documentation.clamp(0.0, 1.0);
+    let freshness = match trust.late_days {
+        None => 0.0,
+        Some(days) if days <= 7 => -0.02,
+        Some(_) => -0.05,
+    };
+    let ownership = match trust.ownership {
+        Ownership::Active => 0.02,
+        Ownership::Inactive => 0.0,
+        Ownership::Unowned => -0.01,
+    };
+    // ln(1 + n): the first uses say most; 50 queries give +0.02. Kept small: similar past
+    // queries already count in relevance, and popularity is not relevance.
+    let usage = 0.005 * (trust.past_queries as f32).ln_1p();
+    tier + deprecation + documentation + freshness + ownership + usage
+}
+
+/// The trust evidence of a table, in words.
+fn trust_evidence(trust: &Trust, table: &crate::catalog::Table) -> Vec<String> {
+    let mut evidence = Vec::new();
+    let described = table.columns.iter().filter(|c| !c.description.is_empty()).count();
+    if described > 0 {
+        evidence.push(format!("{described} of {} columns documented", table.columns.len()));
+    } else if table.description.is_empty() {
+        evidence.push("undocumented".into());
+    }
+    if let Some(days) = trust.late_days {
+        let expected = table.freshness.as_deref().unwrap_or_default();
+        evidence.push(format!("stale: {days} days later than promised ({expected})"));
+    }
+    match trust.ownership {
+        Ownership::Active => {}
+        Ownership::Inactive => evidence.push("its owner has not been active in 180 days".into()),
+        Ownership::Unowned => evidence.push("no owner".into()),
+    }
+    if trust.past_queries > 0 {
+        let plural = if trust.past_queries == 1 { "query" } else { "queries" };
+        evidence.push(format!("read by {} past {plural} in all", trust.past_queries));
+    }
+    evidence
+}
+
+/// The literals of a question: numbers, quoted strings and month names. Two questions that
+/// differ in any of them ask different things however similar they read ("refunds in 2025"
+/// against "refunds in 2026"), so a verified query is reused only when these agree.
+fn literals(question: &str) -> std::collections::BTreeSet<String> {
+    const MONTHS: [&str; 12] = [
+        "january",
+        "february",
+        "march",
+        "april",
+        "may",
+        "june",
+        "july",
+        "august",
+        "september",
+        "october",
+        "november",
+        "december",
+    ];
+    let mut found: std::collections::BTreeSet<String> =
+        question.split('"').skip(1).step_by(2).map(|quoted| quoted.trim().to_lowercase()).collect();
+    for word in question.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()) {
+        let word = word.to_lowercase();
+        if word.chars().any(|c| c.is_ascii_digit()) || MONTHS.contains(&word.as_str()) {
+            found.insert(word);
+        }
+    }
+    found
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-6);
+    dot / (norm(a) * norm(b))
 }
 
 fn strings(value: Option<&Value>) -> Vec<String> {
@@ -95,7 +233,8 @@ fn text(hit: &Hit, field: &str) -> String {
     hit.payload.get(field).and_then(Value::as_str).unwrap_or_default().to_string()
 }
 
-/// Retrieves tables and examples for `question`.
+/// Retrieves tables, examples and a reusable verified query for `question`; `trust` gives
+/// each candidate table's trust signals.
 pub fn retrieve(
     question: &str,
     catalog: &Catalog,
@@ -103,6 +242,7 @@ pub fn retrieve(
     store: &dyn VectorStore,
     budget: RetrievalBudget,
     scope: &Scope,
+    trust: &dyn Fn(&crate::catalog::Table) -> Trust,
 ) -> Result<Retrieved, RetrieveError> {
     let started = std::time::Instant::now();
     let vector = embedder.embed(&[question.to_string()])?.pop().unwrap_or_default();
@@ -152,7 +292,8 @@ pub fn retrieve(
             let table = catalog.table(&name)?;
             let relevance =
                 s.doc_score.max(s.best_query_score) + 0.02 * (s.query_count.saturating_sub(1)).min(5) as f32;
-            let score = relevance + governance_bonus(table.tier, table.deprecated.is_some());
+            let trust = trust(table);
+            let score = relevance + governance_bonus(table.tier, table.deprecated.is_some(), &trust);
             let mut evidence = Vec::new();
             if s.doc_score > 0.0 {
                 evidence
@@ -172,6 +313,7 @@ pub fn retrieve(
             if let Some(dep) = &table.deprecated {
                 evidence.push(format!("deprecated: use {} instead", dep.replacement));
             }
+            evidence.extend(trust_evidence(&trust, table));
             Some(TableCandidate {
                 name: table.name.clone(),
                 score,
@@ -185,6 +327,9 @@ pub fn retrieve(
     tables.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.name.cmp(&b.name)));
     tables.truncate(budget.tables);
 
+    let verified = |hit: &Hit| hit.payload.get("verified").and_then(Value::as_bool).unwrap_or(false);
+    // Examples by similarity alone: a small model copies its first example, so a verified but
+    // less similar one put first misleads it (measured on the demo: a wrong answer).
     let examples = query_hits
         .iter()
         .take(budget.examples)
@@ -194,7 +339,81 @@ pub fn retrieve(
             author: text(hit, "author"),
             tables: strings(hit.payload.get("tables")),
             score: hit.score,
+            verified: verified(hit),
         })
         .collect();
-    Ok(Retrieved { tables, examples, embed_ms, search_ms: started.elapsed().as_millis() as u64 })
+
+    // Asset first: the closest verified query whose own question matches the one asked.
+    let mut reuse = None;
+    if let Some(threshold) = budget.reuse_similarity {
+        if let Some(hit) =
+            query_hits.iter().filter(|h| verified(h)).max_by(|a, b| a.score.total_cmp(&b.score))
+        {
+            let label = text(hit, "label");
+            let label_vector = embedder.embed(std::slice::from_ref(&label))?.pop().unwrap_or_default();
+            let similarity = cosine(&vector, &label_vector);
+            if similarity >= threshold && literals(&label) == literals(question) {
+                reuse = Some(Reuse {
+                    label,
+                    sql: text(hit, "sql"),
+                    author: text(hit, "author"),
+                    timestamp: text(hit, "timestamp"),
+                    similarity,
+                });
+            }
+        }
+    }
+    Ok(Retrieved { tables, examples, reuse, embed_ms, search_ms: started.elapsed().as_millis() as u64 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::{Column, Table};
+
+    #[test]
+    fn literals_tell_apart_questions_that_read_alike() {
+        let verified = "How many refunds, and what refunded amount, per refund reason in 2026?";
+        assert_eq!(literals(verified), literals("refunds and refunded amount per reason in 2026"));
+        assert_ne!(literals(verified), literals("refunds and refunded amount per reason in 2025"));
+        assert_ne!(literals("signups in June"), literals("signups in July"));
+        assert_ne!(literals("orders with status \"refunded\""), literals("orders with status \"cancelled\""));
+        assert_eq!(literals("What's the top 10?"), literals("what is the top 10"));
+    }
+
+    #[test]
+    fn trust_orders_tables_that_match_alike() {
+        let bonus = |tier, deprecated, trust: &Trust| governance_bonus(tier, deprecated, trust);
+        let base = Trust::default();
+        let documented = Trust { documentation: 1.0, ..base.clone() };
+        let stale = Trust { late_days: Some(30), ..base.clone() };
+        let owned = Trust { ownership: Ownership::Active, ..base.clone() };
+        let used = Trust { past_queries: 20, ..base.clone() };
+        let certified = Some(Tier::Certified);
+        for better in [&documented, &owned, &used] {
+            assert!(bonus(certified, false, better) > bonus(certified, false, &base), "{better:?}");
+        }
+        assert!(bonus(certified, false, &stale) < bonus(certified, false, &base));
+        assert!(bonus(certified, false, &base) > bonus(Some(Tier::Staging), false, &base));
+        // Nothing good about a deprecated table lifts it over a plain undocumented one.
+        let best =
+            Trust { documentation: 1.0, ownership: Ownership::Active, past_queries: 500, late_days: None };
+        assert!(bonus(certified, true, &best) < bonus(None, false, &stale));
+    }
+
+    #[test]
+    fn trust_evidence_names_the_signals() {
+        let mut table =
+            Table::new("orders", vec![Column::new("order_id", "INTEGER"), Column::new("x", "TEXT")]);
+        table.columns[0].description = "The order.".into();
+        table.freshness = Some("daily by 06:00 UTC".into());
+        let trust =
+            Trust { documentation: 0.5, late_days: Some(12), ownership: Ownership::Unowned, past_queries: 3 };
+        let evidence = trust_evidence(&trust, &table).join("; ");
+        assert_eq!(
+            evidence,
+            "1 of 2 columns documented; stale: 12 days later than promised (daily by 06:00 UTC); \
+             no owner; read by 3 past queries in all"
+        );
+    }
 }

@@ -513,6 +513,9 @@ pub struct TableSignals {
     pub days_behind: Option<i64>,
     /// What the steward says to expect.
     pub freshness_expected: Option<String>,
+    /// Days the table is behind what `freshness_expected` promises (absent when on time, or
+    /// when no expectation with a cadence — hourly, daily, weekly, monthly — is stated).
+    pub late_days: Option<i64>,
     pub usage: Usage,
     pub owner: Option<String>,
     /// `active` (an owner is named and the table was reviewed by a steward in the last 180
@@ -525,6 +528,17 @@ pub struct TableSignals {
 
 /// Days of activity that keep an ownership `active`.
 const ACTIVE_DAYS: i64 = 180;
+
+/// How many days a table may lag the warehouse's newest data under a stated freshness
+/// ("daily by 06:00 UTC" allows 2: a day's cadence plus a day's grace), or None when the
+/// expectation names no cadence.
+pub fn allowed_lag_days(freshness: &str) -> Option<i64> {
+    let freshness = freshness.to_lowercase();
+    let cadence = [("hourly", 0), ("daily", 1), ("weekly", 7), ("monthly", 31)]
+        .into_iter()
+        .find(|(word, _)| freshness.contains(word))?;
+    Some(cadence.1 + 1)
+}
 
 /// The signals of `table`.
 pub fn signals(
@@ -550,6 +564,10 @@ pub fn signals(
         Some(_) if recent(last_reviewed.as_deref()) || recent(owner_last_active) => "active",
         Some(_) => "inactive",
     };
+    let late_days = match (days_behind, table.freshness.as_deref().and_then(allowed_lag_days)) {
+        (Some(behind), Some(allowed)) if behind > allowed => Some(behind - allowed),
+        _ => None,
+    };
     TableSignals {
         documentation: table.documentation(),
         described_columns: table.columns.iter().filter(|c| !c.description.is_empty()).count(),
@@ -557,6 +575,7 @@ pub fn signals(
         last_change: table.last_change.clone(),
         days_behind,
         freshness_expected: table.freshness.clone(),
+        late_days,
         usage: usage.get(&table.name.to_lowercase()).cloned().unwrap_or_default(),
         owner: table.owner.clone(),
         ownership,
@@ -680,5 +699,14 @@ mod tests {
         merged.set_table_governance("users", &edited).unwrap_or_else(|e| panic!("{e}"));
         let (_, conflicts) = overlay(&merged, &[rev]);
         assert!(conflicts.is_empty(), "{conflicts:?}");
+    }
+
+    #[test]
+    fn freshness_promises_give_the_allowed_lag() {
+        assert_eq!(allowed_lag_days("daily by 06:00 UTC"), Some(2));
+        assert_eq!(allowed_lag_days("Weekly, Mondays"), Some(8));
+        assert_eq!(allowed_lag_days("hourly"), Some(1));
+        assert_eq!(allowed_lag_days("static reference data; changed by pull request"), None);
+        assert_eq!(allowed_lag_days("stale: nothing after 2026-07-31"), None);
     }
 }

@@ -1,7 +1,7 @@
 //! The query history: analysts' past SQL, read from query logs (JSONL or CSV: `sql`, `author`,
-//! `timestamp`, optional `duration_ms`, `rows`, `success`, `title`, `question`), checked by the
-//! validator, read for structure (`structure`), described as intent (`intent`), and stored
-//! (`ingest`) so that each query is processed once.
+//! `timestamp`, optional `duration_ms`, `rows`, `success`, `title`, `question`, `verified`),
+//! checked by the validator, read for structure (`structure`), described as intent (`intent`),
+//! and stored (`ingest`) so that each query is processed once.
 //!
 //! Malformed lines are reported with their line numbers and skipped; they never abort a load.
 
@@ -39,6 +39,9 @@ pub struct LoggedQuery {
     pub title: Option<String>,
     #[serde(default)]
     pub question: Option<String>,
+    /// Confirmed correct by a person (a curated query, or analyst feedback).
+    #[serde(default)]
+    pub verified: Option<bool>,
 }
 
 impl LoggedQuery {
@@ -239,7 +242,7 @@ pub fn prepare(line: usize, logged: LoggedQuery, catalog: &Catalog) -> Result<Pa
         structure,
         intent,
         intent_source: IntentSource::Structure,
-        verified: false,
+        verified: logged.verified == Some(true),
         logged,
         line,
     })

@@ -10,7 +10,7 @@ use std::time::Instant;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use super::{AccessError, Principal, Quarry};
+use super::{AccessError, HistoryState, Principal, Quarry};
 use crate::catalog::{suggestion, Catalog, GlossaryTerm, Table};
 use crate::history::ingest::{ingest, IngestOptions, IngestReport};
 use crate::history::{History, LogFormat};
@@ -19,7 +19,7 @@ use crate::metadata::{
     StoredAudit,
 };
 use crate::policy::{Action, Policy};
-use crate::retrieve::{retrieve, Example, RetrievalBudget, RetrieveError, TableCandidate};
+use crate::retrieve::{retrieve, Example, RetrievalBudget, RetrieveError, TableCandidate, Trust};
 use crate::stewardship::{self, Conflict, FieldError, TablePatch, TableSignals, Usage};
 
 /// Why a catalog request got no answer.
@@ -275,17 +275,7 @@ impl Quarry {
 
     fn detail(&self, catalog: &Catalog, table: Table) -> Result<TableDetail, CatalogRequestError> {
         let revisions = self.metadata.revisions(RevisionTarget::Table, &table.name.to_lowercase())?;
-        let history = self.history();
-        let owner_last_active =
-            table.owner.as_ref().and_then(|o| history.last_active.get(o)).map(String::as_str);
-        let signals = stewardship::signals(
-            &table,
-            catalog,
-            &history.table_usage,
-            owner_last_active,
-            revisions.first().map(|r| r.at.clone()),
-            &crate::calendar::today(),
-        );
+        let signals = signals_now(&table, catalog, &self.history(), revisions.first().map(|r| r.at.clone()));
         let conflict = self
             .conflicts()
             .into_iter()
@@ -543,18 +533,32 @@ impl Quarry {
             ));
         }
         let catalog = self.catalog();
+        let history = self.history();
         let visible = policy.visible_catalog(&catalog);
         let mut retrieved = retrieve(
             q,
             &visible,
             self.embedder.as_ref(),
             self.store.as_ref(),
-            RetrievalBudget { tables, examples: examples.max(1) * 3 },
+            RetrievalBudget { tables, examples: examples.max(1) * 3, reuse_similarity: None },
             &crate::retrieve::Scope::default(),
+            &|table| self.trust(table, &catalog, &history),
         )?;
         self.keep_runnable_examples(&mut retrieved.examples, &catalog, policy, principal);
         retrieved.examples.truncate(examples);
         Ok((retrieved.tables, retrieved.examples))
+    }
+
+    /// The trust signals of a table now, for ranking it in retrieval.
+    pub(super) fn trust(&self, table: &Table, catalog: &Catalog, history: &HistoryState) -> Trust {
+        let last_reviewed = match self.metadata.revisions(RevisionTarget::Table, &table.name.to_lowercase()) {
+            Ok(revisions) => revisions.first().map(|r| r.at.clone()),
+            Err(e) => {
+                tracing::warn!("reading the revisions of {}: {e}", table.name);
+                None
+            }
+        };
+        Trust::from(&signals_now(table, catalog, history, last_reviewed))
     }
 
     /// Drops past queries the principal could not run (they read tables or columns the role
@@ -682,4 +686,22 @@ fn changed_fields(
         }
     }
     changed
+}
+
+/// The signals of `table` from the catalog and history in force, as of today.
+fn signals_now(
+    table: &Table,
+    catalog: &Catalog,
+    history: &HistoryState,
+    last_reviewed: Option<String>,
+) -> stewardship::TableSignals {
+    let owner_last_active = table.owner.as_ref().and_then(|o| history.last_active.get(o)).map(String::as_str);
+    stewardship::signals(
+        table,
+        catalog,
+        &history.table_usage,
+        owner_last_active,
+        last_reviewed,
+        &crate::calendar::today(),
+    )
 }

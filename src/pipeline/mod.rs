@@ -27,8 +27,8 @@ use crate::llm::{GenerationParams, LlamaCppLlm, Llm, LlmError};
 use crate::metadata::{AuditKind, AuditRecord, Metadata, MetadataError, Outcome};
 pub use crate::policy::Principal;
 use crate::policy::{Action, Policy, PolicyError};
-use crate::prompt::{self, FailedAttempt};
-use crate::retrieve::{retrieve, Example, RetrievalBudget, RetrieveError, Scope, TableCandidate};
+use crate::prompt::{self, FailedAttempt, PromptBudget};
+use crate::retrieve::{retrieve, Example, RetrievalBudget, RetrieveError, Reuse, Scope, TableCandidate};
 use crate::stewardship::{Conflict, Usage};
 use crate::validate::{validate, DraftSql, Governance, Refusal, ValidatedQuery, Violation};
 use crate::vector_store::{QdrantEdgeStore, VectorStore, VectorStoreError};
@@ -146,6 +146,9 @@ pub struct Answer {
     pub governance: Governance,
     /// Earlier attempts that were refused or failed and then repaired.
     pub repairs: Vec<RepairNote>,
+    /// The verified past query given as the answer, when one asked the same (no LLM call).
+    pub reused: Option<Reuse>,
+    /// The model that wrote the SQL ("none" when a verified query was reused).
     pub model: String,
     pub timings: Timings,
 }
@@ -483,7 +486,9 @@ impl Quarry {
         let budget = RetrievalBudget {
             tables: self.config.retrieval_tables,
             examples: self.config.retrieval_examples,
+            reuse_similarity: self.config.retrieval_reuse_similarity,
         };
+        let history = self.history();
         let mut retrieved = retrieve(
             question,
             &visible,
@@ -491,30 +496,42 @@ impl Quarry {
             self.store.as_ref(),
             budget,
             &Scope::default(),
+            &|table| self.trust(table, &catalog, &history),
         )?;
         // Past queries the principal could not run are not shown to the model as examples.
         self.keep_runnable_examples(&mut retrieved.examples, &catalog, policy, principal);
         timings.embed_ms = retrieved.embed_ms;
         timings.retrieve_ms = retrieved.search_ms;
 
+        // Asset first: a verified past query asking the same is the answer, when this
+        // principal may run it.
+        if let Some(reuse) = retrieved.reuse.take() {
+            match self.reuse(question, reuse, &retrieved, &catalog, policy, principal, timings.clone()) {
+                Ok(answer) => return Ok(answer),
+                Err(reason) => tracing::info!("not reusing the verified query: {reason}"),
+            }
+        }
+
         // Join keys analysts used between the offered tables (deprecated ones are not offered).
         let offered: Vec<&str> =
             retrieved.tables.iter().filter(|c| c.deprecated_for.is_none()).map(|c| c.name.as_str()).collect();
-        let joins = prompt::join_hints(
-            &self.history().join_counts,
-            &offered,
-            &visible,
-            self.config.retrieval_join_hints,
-        );
+        let joins =
+            prompt::join_hints(&history.join_counts, &offered, &visible, self.config.retrieval_join_hints);
 
         let llm = self.llm.as_deref().ok_or(LlmError::NotLoaded)?;
         let params =
             GenerationParams { max_tokens: self.config.max_tokens, stop: vec![prompt::STOP.to_string()] };
         let today = crate::calendar::today();
+        let prompt_budget = PromptBudget::for_model(
+            self.config.context_tokens as usize,
+            self.config.max_tokens,
+            self.config.max_repairs,
+            self.config.retrieval_columns,
+        );
         let mut failed: Vec<FailedAttempt> = Vec::new();
         let mut last_error = None;
         for _attempt in 0..=self.config.max_repairs {
-            let chat = prompt::build(question, &retrieved, &visible, &today, &joins, &failed);
+            let chat = prompt::build(question, &retrieved, &visible, &today, &joins, &failed, prompt_budget);
             tracing::debug!(system = %chat.system, user = %chat.user, "prompt");
             let stage = Instant::now();
             let generation = llm.generate(&chat, &params)?;
@@ -559,6 +576,7 @@ impl Quarry {
                             .into_iter()
                             .map(|f| RepairNote { sql: f.sql, error: f.error })
                             .collect(),
+                        reused: None,
                         model: llm.model_id().to_string(),
                         timings,
                     })
@@ -570,6 +588,53 @@ impl Quarry {
             }
         }
         Err(last_error.unwrap_or_else(|| AskError::InvalidQuestion("no attempt was made".into())))
+    }
+
+    /// The answer from a verified past query, validated and run for this principal like any
+    /// SQL; `Err` says why it cannot serve (the caller then asks the model).
+    #[allow(clippy::too_many_arguments)]
+    fn reuse(
+        &self,
+        question: &str,
+        reuse: Reuse,
+        retrieved: &crate::retrieve::Retrieved,
+        catalog: &Catalog,
+        policy: &Policy,
+        principal: &Principal,
+        mut timings: Timings,
+    ) -> Result<Answer, String> {
+        let stage = Instant::now();
+        let query =
+            validate(&DraftSql::new(&reuse.sql), catalog, policy, principal).map_err(|r| r.to_string())?;
+        timings.validate_ms = stage.elapsed().as_millis() as u64;
+        let stage = Instant::now();
+        let result = self.executor.run(&query).map_err(|e| e.to_string())?;
+        timings.execute_ms = stage.elapsed().as_millis() as u64;
+        let evidence = format!(
+            "read by the verified query \"{}\" by {} ({})",
+            reuse.label,
+            reuse.author,
+            reuse.timestamp.get(..10).unwrap_or(&reuse.timestamp)
+        );
+        let mut tables = self.table_uses(catalog, &query, Some(&retrieved.tables));
+        for table in &mut tables {
+            table.evidence.insert(0, evidence.clone());
+            table.evidence.retain(|e| !e.starts_with("chosen by the model"));
+        }
+        Ok(Answer {
+            question: question.to_string(),
+            sql: query.sql().to_string(),
+            tables,
+            candidates: retrieved.tables.clone(),
+            examples: Vec::new(),
+            result,
+            warnings: query.warnings().to_vec(),
+            governance: query.governance().clone(),
+            repairs: Vec::new(),
+            reused: Some(reuse),
+            model: "none".into(),
+            timings,
+        })
     }
 
     /// Validates and runs SQL written by a user or a tool.

@@ -278,3 +278,33 @@ fn the_real_model_writes_intents() {
     assert!(stored.intent.split_whitespace().count() >= 8, "{}", stored.intent);
     eprintln!("LLM intent: {}", stored.intent);
 }
+
+/// Asset first: a verified past query that asks the same question is the answer, labelled,
+/// without the model; a question that differs in a literal, or a principal who may not run
+/// the verified query, goes to the model instead.
+#[test]
+fn a_verified_query_answers_the_same_question_without_the_model() {
+    let quarry = crate::support::scripted();
+    let analyst = quarry::pipeline::Principal::local();
+    let answer = quarry
+        .ask("How many refunds and what refunded amount per refund reason in 2026?", &analyst)
+        .expect("reused answer");
+    let reused = answer.reused.as_ref().expect("a verified query is reused");
+    assert_eq!((reused.author.as_str(), answer.model.as_str()), ("elena.petrova", "none"));
+    assert!(reused.similarity >= 0.9, "{reused:?}");
+    assert!(answer.sql.contains("FROM refunds") && !answer.result.rows.is_empty(), "{answer:?}");
+    assert_eq!(answer.timings.generate_ms, 0);
+    assert!(answer.tables[0].evidence[0].starts_with("read by the verified query"), "{:?}", answer.tables);
+
+    // Another year: the scripted model has no answer for it, so the ask fails — it was not reused.
+    let other_year =
+        quarry.ask("How many refunds and what refunded amount per refund reason in 2025?", &analyst);
+    assert!(other_year.is_err(), "{other_year:?}");
+
+    // The regional analyst may not read ad tables: the verified CTR query is not served to them.
+    let regional =
+        quarry::pipeline::Principal::new("rita", "regional_analyst").with_attribute("country", "DE");
+    let ctr = "Which 10 campaigns with at least 100k impressions have the highest click-through rate?";
+    assert!(quarry.ask(ctr, &analyst).is_ok_and(|a| a.reused.is_some()));
+    assert!(quarry.ask(ctr, &regional).is_err());
+}
