@@ -16,7 +16,6 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 
 use crate::catalog::{Catalog, Table};
 use crate::embed::Embedder;
@@ -105,12 +104,6 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[rank.min(sorted.len() - 1)]
 }
 
-/// Gold SQL normalised for the leakage guard: case and whitespace folded.
-fn gold_key(sql: &str) -> String {
-    let folded: Vec<String> = sql.split_whitespace().map(str::to_lowercase).collect();
-    format!("{:x}", Sha256::digest(folded.join(" ").trim_end_matches(';').as_bytes()))
-}
-
 /// Runs the retrieval benchmark; `progress(done, total, running recall@5)`.
 pub fn retrieval(
     options: &RetrievalOptions,
@@ -178,7 +171,7 @@ pub fn retrieval(
                 vector,
                 payload: object(json!({
                     "label": q.question, "sql": q.query, "author": "spider-dev", "db": q.db_id,
-                    "tables": tables.iter().collect::<Vec<_>>(), "gold": gold_key(&q.query),
+                    "tables": tables.iter().collect::<Vec<_>>(), "gold": crate::history::sql_key(&q.query),
                 })),
             });
         }
@@ -196,7 +189,7 @@ pub fn retrieval(
         for (q, tables) in questions.iter().zip(&gold) {
             for table in tables.iter().flatten() {
                 *usage.entry(table.clone()).or_default() += 1;
-                *own_usage.entry((gold_key(&q.query), table.clone())).or_default() += 1;
+                *own_usage.entry((crate::history::sql_key(&q.query), table.clone())).or_default() += 1;
             }
         }
     }
@@ -216,12 +209,12 @@ pub fn retrieval(
         let Some(gold_tables) = &gold[i] else { continue };
         let mut scope = Scope {
             filters: Vec::new(),
-            exclude: Some(Equals { field: "gold", value: Value::String(gold_key(&q.query)) }),
+            exclude: Some(Equals { field: "gold", value: Value::String(crate::history::sql_key(&q.query)) }),
         };
         if !options.merged {
             scope.filters.push(Equals { field: "db", value: Value::String(q.db_id.clone()) });
         }
-        let own_gold = gold_key(&q.query);
+        let own_gold = crate::history::sql_key(&q.query);
         let started = Instant::now();
         let retrieved = retrieve(
             &q.question,

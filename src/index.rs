@@ -97,8 +97,12 @@ fn point_id(key: &str) -> u64 {
 }
 
 /// A fingerprint of everything indexing embeds: the model, the documents, the history.
+/// Bumped when the points' payload changes, so existing indexes are rebuilt.
+const PAYLOAD_VERSION: &str = "payload 2";
+
 fn fingerprint(catalog: &Catalog, history: &History, embedder: &dyn Embedder) -> String {
     let mut hasher = Sha256::new();
+    hasher.update(PAYLOAD_VERSION);
     hasher.update(embedder.model_id());
     for doc in catalog.tables().map(table_document) {
         hasher.update((doc.len() as u64).to_le_bytes());
@@ -117,6 +121,7 @@ fn fingerprint(catalog: &Catalog, history: &History, embedder: &dyn Embedder) ->
 fn query_payload(query: &PastQuery, usage: Option<&QueryUsage>) -> Map<String, Value> {
     object(json!({
         "hash": query.hash,
+        "sql_key": crate::history::sql_key(&query.logged.sql),
         "line": query.line,
         "label": query.label(),
         "sql": query.logged.sql,

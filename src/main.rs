@@ -67,6 +67,28 @@ enum Command {
     Index,
     /// Ask the demo questions and score the answers against their gold SQL.
     Eval {
+        /// The demo workspace's questions with hand-written gold SQL, instead of Spider.
+        #[arg(long)]
+        demo: bool,
+        /// Spider folder: dev.json, tables.json, database/<db>/<db>.sqlite.
+        #[arg(long, default_value = "../shared/data/spider")]
+        data: PathBuf,
+        /// cold (catalog only), warm (other questions of the database as history, never one
+        /// with the same gold SQL) or baseline (the whole schema in one plain prompt).
+        #[arg(long, default_value = "cold")]
+        mode: quarry::eval::spider::Mode,
+        /// Ask a seeded sample of this many questions (default: every executable one).
+        #[arg(long)]
+        limit: Option<usize>,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// Per-question results (JSONL); the summary goes beside it as .md and .json
+        /// (default: eval-<mode>.jsonl in the workspace folder).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Keep the results already in --out and ask only the remaining questions.
+        #[arg(long)]
+        resume: bool,
         /// Print one JSON object per question, then the summary as the last line.
         #[arg(long)]
         json: bool,
@@ -293,10 +315,25 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", error_chain(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// An error and its causes, each cause once: most of Quarry's errors already name their source.
+fn error_chain(error: &anyhow::Error) -> String {
+    let mut message = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if !message.contains(&text) {
+            if !message.is_empty() {
+                message.push_str(": ");
+            }
+            message.push_str(&text);
+        }
+    }
+    message
 }
 
 fn open(config: Config) -> Result<Quarry> {
@@ -375,6 +412,8 @@ struct ProgressBar {
     started: std::time::Instant,
     terminal: bool,
     shown: usize,
+    /// Shown after the counts, e.g. a running score.
+    note: String,
 }
 
 impl ProgressBar {
@@ -385,7 +424,12 @@ impl ProgressBar {
             started: std::time::Instant::now(),
             terminal: std::io::stderr().is_terminal(),
             shown: 0,
+            note: String::new(),
         }
+    }
+
+    fn note(&mut self, note: String) {
+        self.note = note;
     }
 
     fn update(&mut self, done: usize, total: usize) {
@@ -399,10 +443,11 @@ impl ProgressBar {
         let rate = done as f64 / self.started.elapsed().as_secs_f64().max(1e-3);
         let filled = percent / 4;
         let line = format!(
-            "{} [{}{}] {done}/{total} ({percent}%) {rate:.0}/s",
+            "{} [{}{}] {done}/{total} ({percent}%) {rate:.2}/s {}",
             self.label,
             "#".repeat(filled),
-            " ".repeat(25 - filled)
+            " ".repeat(25 - filled),
+            self.note
         );
         if self.terminal {
             eprint!("\r{line}");
@@ -611,7 +656,57 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Eval { json } => {
+        Command::Eval { demo: false, data, mode, limit, seed, out, resume, json } => {
+            let out = out.unwrap_or_else(|| config.workspace.join(format!("eval-{mode}.jsonl")));
+            if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+            }
+            let done = if resume { quarry::eval::spider::read_results(&out)? } else { Vec::new() };
+            if !resume {
+                let _ = std::fs::remove_file(&out);
+            }
+            let embedder = load_default_embedder(&config).context("loading the embedding model")?;
+            let llm = load_default_llm(&config).context("loading the language model")?;
+            let options = quarry::eval::spider::Options {
+                data,
+                mode,
+                limit,
+                seed,
+                workdir: std::env::temp_dir().join(format!("quarry-eval-{}", std::process::id())),
+                done,
+            };
+            let mut bar = ProgressBar::new("evaluating");
+            let mut correct = options.done.iter().filter(|r| r.correct).count();
+            let (results, skipped) = quarry::eval::spider::run(
+                &options,
+                &config,
+                embedder,
+                llm.clone(),
+                &mut |result, done, total| {
+                    quarry::eval::spider::append_result(&out, result)?;
+                    correct += usize::from(result.correct);
+                    if json {
+                        println!("{}", serde_json::to_string(result).unwrap_or_default());
+                    }
+                    bar.note(format!("EX {:.1}%", 100.0 * correct as f64 / done.max(1) as f64));
+                    bar.update(done, total);
+                    Ok(())
+                },
+            )?;
+            bar.finish();
+            let _ = std::fs::remove_dir_all(&options.workdir);
+            let summary = quarry::eval::spider::summarize(&results, mode, llm.model_id(), skipped);
+            let report = quarry::eval::spider::markdown(&summary);
+            std::fs::write(out.with_extension("md"), &report)?;
+            std::fs::write(out.with_extension("json"), serde_json::to_string_pretty(&summary)?)?;
+            if json {
+                println!("{}", serde_json::to_string(&summary)?);
+            } else {
+                println!("{report}\nper question: {}", out.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Eval { demo: true, json, .. } => {
             let quarry = open(config)?;
             let cases = quarry::eval::parse_cases(quarry::eval::DEMO_QUESTIONS)?;
             let total = cases.len();

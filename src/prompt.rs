@@ -321,6 +321,37 @@ pub fn build(
     ChatPrompt { system: SYSTEM.to_string(), user, turns, assistant_prefix: ASSISTANT_PREFIX.to_string() }
 }
 
+/// The prompt a user would write without Quarry, for the evaluation's baseline: every table of
+/// the database as plain DDL (names, types, keys; no descriptions, samples, governance,
+/// examples or retrieval), then the question. Same model, same answer format.
+pub fn baseline(question: &str, catalog: &Catalog) -> ChatPrompt {
+    let mut user = String::from("Database schema:\n");
+    for table in catalog.tables() {
+        let columns: Vec<String> =
+            table.columns.iter().map(|c| format!("  {} {}", c.name, c.data_type)).collect();
+        let mut lines = columns;
+        if !table.primary_key.is_empty() {
+            lines.push(format!("  PRIMARY KEY ({})", table.primary_key.join(", ")));
+        }
+        for fk in &table.foreign_keys {
+            lines.push(format!(
+                "  FOREIGN KEY ({}) REFERENCES {}({})",
+                fk.column, fk.ref_table, fk.ref_column
+            ));
+        }
+        let _ = writeln!(user, "CREATE TABLE {} (\n{}\n);", table.name, lines.join(",\n"));
+    }
+    let _ = write!(user, "\nQuestion: {question}");
+    ChatPrompt {
+        system:
+            "You write SQLite SQL. Answer the question with one SELECT statement. Reply with the SQL only."
+                .to_string(),
+        user,
+        turns: Vec::new(),
+        assistant_prefix: ASSISTANT_PREFIX.to_string(),
+    }
+}
+
 /// Fewest columns described per table when the budget is tight.
 const MIN_COLUMNS: usize = 6;
 

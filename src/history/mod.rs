@@ -61,6 +61,14 @@ impl LoggedQuery {
     }
 }
 
+/// The identity of a query's text for the evaluation's leakage guard: SHA-256 of the SQL
+/// with case and whitespace folded and a trailing semicolon dropped, so `SELECT a FROM t;` and
+/// `select a  from t` are the same query.
+pub fn sql_key(sql: &str) -> String {
+    let folded: Vec<String> = sql.split_whitespace().map(str::to_lowercase).collect();
+    format!("{:x}", Sha256::digest(folded.join(" ").trim_end_matches(';').trim_end().as_bytes()))
+}
+
 /// Where a query's intent text came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

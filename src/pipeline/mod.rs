@@ -31,7 +31,7 @@ use crate::prompt::{self, FailedAttempt, PromptBudget};
 use crate::retrieve::{retrieve, Example, RetrievalBudget, RetrieveError, Reuse, Scope, TableCandidate};
 use crate::stewardship::{Conflict, Usage};
 use crate::validate::{validate, DraftSql, Governance, Refusal, ValidatedQuery, Violation};
-use crate::vector_store::{QdrantEdgeStore, VectorStore, VectorStoreError};
+use crate::vector_store::{Equals, QdrantEdgeStore, VectorStore, VectorStoreError};
 
 /// Errors while opening a workspace.
 #[derive(Debug, thiserror::Error)]
@@ -105,6 +105,14 @@ fn describe(action: Action) -> &'static str {
         Action::ReadAudit => "read the audit log",
         Action::IngestHistory => "add to the query history",
     }
+}
+
+/// How to answer, beyond the question.
+#[derive(Debug, Clone, Default)]
+pub struct AskOptions {
+    /// Never use past queries whose SQL has this `history::sql_key` (the evaluation asks with
+    /// its gold SQL's key, so neither it nor a question with identical gold SQL helps).
+    pub exclude_sql_key: Option<String>,
 }
 
 /// Time spent in each stage, in milliseconds, and the model's token counts.
@@ -425,11 +433,21 @@ impl Quarry {
 
     /// Answers a question in plain language.
     pub fn ask(&self, question: &str, principal: &Principal) -> Result<Answer, AskError> {
+        self.ask_with(question, principal, &AskOptions::default())
+    }
+
+    /// Answers a question, with `options` (the evaluation's leakage guard).
+    pub fn ask_with(
+        &self,
+        question: &str,
+        principal: &Principal,
+        options: &AskOptions,
+    ) -> Result<Answer, AskError> {
         let started = Instant::now();
         let outcome = self
             .authorize(principal, Action::Ask)
             .map_err(AskError::from)
-            .and_then(|policy| self.ask_inner(question, principal, policy));
+            .and_then(|policy| self.ask_inner(question, principal, policy, options));
         let total_ms = started.elapsed().as_millis() as u64;
         let (audit_outcome, sql, rows, detail) = match &outcome {
             Ok(a) => (
@@ -475,7 +493,74 @@ impl Quarry {
         })
     }
 
-    fn ask_inner(&self, question: &str, principal: &Principal, policy: &Policy) -> Result<Answer, AskError> {
+    /// What retrieval offers for `question`: tables, examples, a reusable verified query; as
+    /// `ask` would use them (the evaluation records it for answers that failed).
+    pub fn retrieval(
+        &self,
+        question: &str,
+        principal: &Principal,
+        options: &AskOptions,
+    ) -> Result<crate::retrieve::Retrieved, AskError> {
+        let policy = self.authorize(principal, Action::Ask)?;
+        let catalog = self.catalog();
+        let visible = policy.visible_catalog(&catalog);
+        self.retrieve_for(question.trim(), &catalog, &visible, &self.history(), policy, principal, options)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn retrieve_for(
+        &self,
+        question: &str,
+        catalog: &Catalog,
+        visible: &Catalog,
+        history: &HistoryState,
+        policy: &Policy,
+        principal: &Principal,
+        options: &AskOptions,
+    ) -> Result<crate::retrieve::Retrieved, AskError> {
+        let budget = RetrievalBudget {
+            tables: self.config.retrieval_tables,
+            examples: self.config.retrieval_examples,
+            reuse_similarity: self.config.retrieval_reuse_similarity,
+        };
+        // Past queries with the excluded SQL are not searched, and their reads of tables do
+        // not count as usage.
+        let mut scope = Scope::default();
+        let mut excluded_reads: BTreeMap<String, usize> = BTreeMap::new();
+        if let Some(key) = &options.exclude_sql_key {
+            scope.exclude = Some(Equals { field: "sql_key", value: key.clone().into() });
+            for q in history.history.usable().filter(|q| crate::history::sql_key(&q.logged.sql) == *key) {
+                for table in &q.tables {
+                    *excluded_reads.entry(table.to_lowercase()).or_default() += 1;
+                }
+            }
+        }
+        let mut retrieved = retrieve(
+            question,
+            visible,
+            self.embedder.as_ref(),
+            self.store.as_ref(),
+            budget,
+            &scope,
+            &|table| {
+                let mut trust = self.trust(table, catalog, history);
+                let excluded = excluded_reads.get(&table.name.to_lowercase()).copied().unwrap_or(0);
+                trust.past_queries = trust.past_queries.saturating_sub(excluded);
+                trust
+            },
+        )?;
+        // Past queries the principal could not run are not shown to the model as examples.
+        self.keep_runnable_examples(&mut retrieved.examples, catalog, policy, principal);
+        Ok(retrieved)
+    }
+
+    fn ask_inner(
+        &self,
+        question: &str,
+        principal: &Principal,
+        policy: &Policy,
+        options: &AskOptions,
+    ) -> Result<Answer, AskError> {
         self.check_question(question)?;
         // One snapshot of the catalog for the whole request, even if a steward edits meanwhile.
         let catalog = self.catalog();
@@ -483,23 +568,9 @@ impl Quarry {
         let visible = policy.visible_catalog(&catalog);
         let question = question.trim();
         let mut timings = Timings::default();
-        let budget = RetrievalBudget {
-            tables: self.config.retrieval_tables,
-            examples: self.config.retrieval_examples,
-            reuse_similarity: self.config.retrieval_reuse_similarity,
-        };
         let history = self.history();
-        let mut retrieved = retrieve(
-            question,
-            &visible,
-            self.embedder.as_ref(),
-            self.store.as_ref(),
-            budget,
-            &Scope::default(),
-            &|table| self.trust(table, &catalog, &history),
-        )?;
-        // Past queries the principal could not run are not shown to the model as examples.
-        self.keep_runnable_examples(&mut retrieved.examples, &catalog, policy, principal);
+        let mut retrieved =
+            self.retrieve_for(question, &catalog, &visible, &history, policy, principal, options)?;
         timings.embed_ms = retrieved.embed_ms;
         timings.retrieve_ms = retrieved.search_ms;
 

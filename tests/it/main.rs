@@ -8,6 +8,7 @@ mod catalog;
 mod cli;
 mod demo;
 mod e2e;
+mod eval;
 mod history;
 mod http;
 mod policy;

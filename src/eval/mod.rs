@@ -4,6 +4,8 @@
 //!
 //! Gold SQL goes through the same validator and executor as everything else.
 
+pub mod spider;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -11,7 +13,7 @@ use crate::execute::ResultSet;
 use crate::pipeline::{AskError, Principal, Quarry, Timings};
 
 /// The demo questions with gold SQL (TOML: `[[case]] question = …, gold = …`).
-pub const DEMO_QUESTIONS: &str = include_str!("demo/questions.toml");
+pub const DEMO_QUESTIONS: &str = include_str!("../demo/questions.toml");
 
 /// One question and its gold SQL.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
