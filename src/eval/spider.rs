@@ -310,7 +310,8 @@ fn evaluate(quarry: &Quarry, llm: &dyn Llm, mode: Mode, index: usize, q: &Spider
                 // What was offered, for a failed answer too (retrieval is deterministic).
                 Err(_) => {
                     if let Ok(retrieved) = quarry.retrieval(&q.question, &principal, &options) {
-                        result.chosen_tables = retrieved.tables.iter().map(|c| c.name.to_lowercase()).collect();
+                        result.chosen_tables =
+                            retrieved.tables.iter().map(|c| c.name.to_lowercase()).collect();
                     }
                 }
             }
