@@ -14,7 +14,7 @@ use std::time::Instant;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::catalog::{Catalog, Table};
@@ -39,21 +39,6 @@ pub enum BenchError {
     Catalog(#[from] crate::catalog::CatalogError),
     #[error(transparent)]
     Metadata(#[from] crate::metadata::MetadataError),
-}
-
-/// One Spider question.
-#[derive(Debug, Clone, Deserialize)]
-pub struct SpiderQuestion {
-    pub db_id: String,
-    pub query: String,
-    pub question: String,
-}
-
-/// Reads `dev.json`-style questions.
-pub fn spider_questions(path: &Path) -> Result<Vec<SpiderQuestion>, BenchError> {
-    let data = |message: String| BenchError::Data { path: path.to_path_buf(), message };
-    let text = std::fs::read_to_string(path).map_err(|e| data(e.to_string()))?;
-    serde_json::from_str(&text).map_err(|e| data(e.to_string()))
 }
 
 /// How to run the retrieval benchmark.
@@ -96,9 +81,10 @@ pub struct RetrievalReport {
     pub index_ms: u64,
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
+/// The `p`-th percentile (nearest rank) of sorted values; the default when there are none.
+pub fn percentile<T: Copy + Default>(sorted: &[T], p: f64) -> T {
     if sorted.is_empty() {
-        return 0.0;
+        return T::default();
     }
     let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
     sorted[rank.min(sorted.len() - 1)]
@@ -111,7 +97,7 @@ pub fn retrieval(
     progress: &mut dyn FnMut(usize, usize, f64),
 ) -> Result<RetrievalReport, BenchError> {
     let catalogs = crate::catalog::spider::load_catalogs(&options.data.join("tables.json"))?;
-    let questions = spider_questions(&options.data.join("dev.json"))?;
+    let questions = crate::catalog::spider::read_questions(&options.data.join("dev.json"))?;
 
     // One catalog of schema-qualified tables.
     let mut tables = Vec::new();

@@ -68,7 +68,7 @@ enum Command {
     /// Ask the demo questions and score the answers against their gold SQL.
     Eval {
         /// The demo workspace's questions with hand-written gold SQL, instead of Spider.
-        #[arg(long)]
+        #[arg(long, conflicts_with_all = ["data", "mode", "limit", "seed", "out", "resume"])]
         demo: bool,
         /// Spider folder: dev.json, tables.json, database/<db>/<db>.sqlite.
         #[arg(long, default_value = "../shared/data/spider")]

@@ -702,6 +702,32 @@ mod tests {
     }
 
     #[test]
+    fn a_table_is_late_only_past_its_promised_cadence() {
+        use crate::catalog::LastChange;
+        let dated = |name: &str, date: &str, freshness: Option<&str>| {
+            let mut t = Table::new(name, vec![Column::new("day", "TEXT")]);
+            t.last_change = Some(LastChange { date: date.into(), column: "day".into() });
+            t.freshness = freshness.map(String::from);
+            t
+        };
+        let catalog = Catalog::from_tables(vec![
+            dated("events", "2026-11-20", Some("daily by 06:00 UTC")),
+            dated("late_daily", "2026-11-10", Some("daily by 06:00 UTC")),
+            dated("weekly", "2026-11-15", Some("weekly")),
+            dated("unpromised", "2026-01-01", None),
+        ]);
+        let late = |name: &str| {
+            let table = catalog.table(name).cloned().unwrap_or_else(|| Table::new("x", vec![]));
+            let s = signals(&table, &catalog, &BTreeMap::new(), None, None, "2026-11-27");
+            (s.days_behind, s.late_days)
+        };
+        assert_eq!(late("events"), (Some(0), None));
+        assert_eq!(late("late_daily"), (Some(10), Some(8)));
+        assert_eq!(late("weekly"), (Some(5), None));
+        assert_eq!(late("unpromised"), (Some(323), None));
+    }
+
+    #[test]
     fn freshness_promises_give_the_allowed_lag() {
         assert_eq!(allowed_lag_days("daily by 06:00 UTC"), Some(2));
         assert_eq!(allowed_lag_days("Weekly, Mondays"), Some(8));

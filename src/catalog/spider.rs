@@ -1,8 +1,11 @@
-//! Spider schemas (`tables.json` of the Spider text-to-SQL benchmark) as catalogs, one per
-//! database: what the validator's Spider tests and benchmark check gold SQL against.
+//! Spider data: the schemas (`tables.json` of the Spider text-to-SQL benchmark) as catalogs,
+//! one per database — what the validator's Spider tests, the benchmark and the evaluation check
+//! gold SQL against — and the `dev.json`-style questions.
 
 use std::collections::HashMap;
 use std::path::Path;
+
+use serde::Deserialize;
 
 use super::{Catalog, CatalogError, Column, Table};
 
@@ -37,4 +40,28 @@ pub fn load_catalogs(tables_json: &Path) -> Result<HashMap<String, Catalog>, Cat
         catalogs.insert(id, Catalog::from_tables(tables));
     }
     Ok(catalogs)
+}
+
+/// One question of a `dev.json`-style file.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SpiderQuestion {
+    pub db_id: String,
+    pub query: String,
+    pub question: String,
+}
+
+/// Reads `dev.json`-style questions.
+pub fn read_questions(path: &Path) -> Result<Vec<SpiderQuestion>, CatalogError> {
+    let text = std::fs::read_to_string(path).map_err(|e| CatalogError::Invalid {
+        path: path.to_path_buf(),
+        line: None,
+        message: format!(
+            "cannot read the Spider questions ({e}); the folder needs dev.json, tables.json and database/"
+        ),
+    })?;
+    serde_json::from_str(&text).map_err(|e| CatalogError::Invalid {
+        path: path.to_path_buf(),
+        line: Some(e.line()),
+        message: format!("not Spider questions (db_id, query, question): {e}"),
+    })
 }

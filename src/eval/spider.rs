@@ -17,6 +17,8 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::{has_order_by, same_result};
+use crate::bench::percentile;
+pub use crate::catalog::spider::{read_questions, SpiderQuestion};
 use crate::config::Config;
 use crate::embed::Embedder;
 use crate::history::{sql_key, structure};
@@ -66,25 +68,12 @@ impl fmt::Display for Mode {
 pub enum SpiderEvalError {
     #[error("{path}: {message}")]
     Data { path: PathBuf, message: String },
+    #[error(transparent)]
+    Questions(#[from] crate::catalog::CatalogError),
     #[error("cannot write {path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
     #[error("cannot open the workspace for database '{db}': {message}")]
     Open { db: String, message: String },
-}
-
-/// One `dev.json` question.
-#[derive(Debug, Clone, Deserialize)]
-pub struct SpiderQuestion {
-    pub db_id: String,
-    pub query: String,
-    pub question: String,
-}
-
-/// Reads `dev.json`-style questions.
-pub fn read_questions(path: &Path) -> Result<Vec<SpiderQuestion>, SpiderEvalError> {
-    let data = |message: String| SpiderEvalError::Data { path: path.to_path_buf(), message };
-    let text = std::fs::read_to_string(path).map_err(|e| data(e.to_string()))?;
-    serde_json::from_str(&text).map_err(|e| data(format!("not Spider questions: {e}")))
 }
 
 /// How one question went: a line of the per-question JSONL.
@@ -384,14 +373,6 @@ pub fn run(
         }
     }
     Ok((results, skipped))
-}
-
-fn percentile(sorted: &[u64], p: f64) -> u64 {
-    if sorted.is_empty() {
-        return 0;
-    }
-    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
-    sorted[rank.min(sorted.len() - 1)]
 }
 
 /// Sums up results.
