@@ -32,8 +32,9 @@ build:
 demo: build
 	$(BIN) demo
 
+# The server backend's test runs the real model behind llama.cpp's llama-server (built once, cached).
 test: deps assets
-	QUARRY_E2E=1 cargo test --release
+	server="$$(scripts/build-llama-server.sh)" && QUARRY_E2E=1 QUARRY_LLAMA_SERVER="$$server" cargo test --release
 
 check: fmt clippy
 

@@ -41,6 +41,59 @@ pub enum BenchError {
     Metadata(#[from] crate::metadata::MetadataError),
 }
 
+/// Every table of every Spider database as `<db_id>.<table>` in one vector index: the
+/// enterprise catalog that retrieval searches across.
+pub struct MergedIndex {
+    pub catalog: Catalog,
+    pub store: QdrantEdgeStore,
+    /// Qualified table name (lower case) to its database.
+    database_of: HashMap<String, String>,
+}
+
+impl MergedIndex {
+    /// Indexes the tables of `catalogs` (by database id) in a fresh store under `workdir`.
+    pub fn build(
+        catalogs: &HashMap<String, Catalog>,
+        embedder: &dyn Embedder,
+        workdir: &Path,
+    ) -> Result<MergedIndex, BenchError> {
+        let mut tables = Vec::new();
+        let mut database_of = HashMap::new();
+        for (db, catalog) in catalogs {
+            for table in catalog.tables() {
+                let mut qualified = table.clone();
+                qualified.name = format!("{db}.{}", table.name);
+                database_of.insert(qualified.name.to_lowercase(), db.clone());
+                tables.push(qualified);
+            }
+        }
+        let catalog = Catalog::from_tables(tables);
+        let _ = std::fs::remove_dir_all(workdir);
+        let store = QdrantEdgeStore::open(workdir, embedder.dimension())?;
+        let all: Vec<&Table> = catalog.tables().collect();
+        let mut points = Vec::new();
+        for chunk in all.chunks(256) {
+            let texts: Vec<String> = chunk.iter().map(|t| table_document(t)).collect();
+            let vectors = embedder.embed(&texts)?;
+            for (table, vector) in chunk.iter().zip(vectors) {
+                let db = database_of.get(&table.name.to_lowercase()).cloned().unwrap_or_default();
+                points.push(Point {
+                    id: points.len() as u64,
+                    vector,
+                    payload: object(json!({ "table": table.name, "db": db, "tier": 0, "deprecated": false })),
+                });
+            }
+        }
+        store.replace_all(Collection::Tables, points)?;
+        Ok(MergedIndex { catalog, store, database_of })
+    }
+
+    /// The database a qualified table name belongs to.
+    pub fn database_of(&self, table: &str) -> Option<&str> {
+        self.database_of.get(&table.to_lowercase()).map(String::as_str)
+    }
+}
+
 /// How to run the retrieval benchmark.
 #[derive(Debug, Clone)]
 pub struct RetrievalOptions {
@@ -99,36 +152,9 @@ pub fn retrieval(
     let catalogs = crate::catalog::spider::load_catalogs(&options.data.join("tables.json"))?;
     let questions = crate::catalog::spider::read_questions(&options.data.join("dev.json"))?;
 
-    // One catalog of schema-qualified tables.
-    let mut tables = Vec::new();
-    let mut db_of = HashMap::new();
-    for (db, catalog) in &catalogs {
-        for table in catalog.tables() {
-            let mut qualified = table.clone();
-            qualified.name = format!("{db}.{}", table.name);
-            db_of.insert(qualified.name.to_lowercase(), db.clone());
-            tables.push(qualified);
-        }
-    }
-    let merged = Catalog::from_tables(tables);
     let started = Instant::now();
-    let _ = std::fs::remove_dir_all(&options.workdir);
-    let store = QdrantEdgeStore::open(&options.workdir, embedder.dimension())?;
-    let all: Vec<&Table> = merged.tables().collect();
-    let mut points = Vec::new();
-    for chunk in all.chunks(256) {
-        let texts: Vec<String> = chunk.iter().map(|t| table_document(t)).collect();
-        let vectors = embedder.embed(&texts)?;
-        for (table, vector) in chunk.iter().zip(vectors) {
-            let db = db_of.get(&table.name.to_lowercase()).cloned().unwrap_or_default();
-            points.push(Point {
-                id: points.len() as u64,
-                vector,
-                payload: object(json!({ "table": table.name, "db": db, "tier": 0, "deprecated": false })),
-            });
-        }
-    }
-    store.replace_all(Collection::Tables, points)?;
+    let MergedIndex { catalog: merged, store, .. } =
+        MergedIndex::build(&catalogs, embedder, &options.workdir)?;
 
     // Gold tables of every question, qualified.
     let gold: Vec<Option<BTreeSet<String>>> = questions

@@ -52,6 +52,15 @@ pub struct Config {
     pub max_tokens: usize,
     /// Repair rounds after a refusal or an execution error.
     pub max_repairs: usize,
+    /// An OpenAI-compatible server to generate with instead of the embedded model
+    /// (`[llm] url`, e.g. `http://127.0.0.1:8081/v1`); its API key comes from the environment
+    /// (`QUARRY_LLM_API_KEY`), never from the file.
+    pub llm_url: Option<String>,
+    /// The model name sent to that server (default: the model file's name).
+    pub server_model: Option<String>,
+    /// Candidates per question: 1 is one greedy answer; more adds sampled candidates, each
+    /// validated and run, and the answer is the result most of them agree on.
+    pub samples: usize,
     pub host: String,
     pub port: u16,
     pub row_cap: usize,
@@ -122,6 +131,9 @@ struct LlmSection {
     context_tokens: Option<u32>,
     max_tokens: Option<usize>,
     max_repairs: Option<usize>,
+    url: Option<String>,
+    server_model: Option<String>,
+    samples: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -225,6 +237,15 @@ impl Config {
         self.workspace.join("quarry.db")
     }
 
+    /// The model's name in answers and reports: `[llm] server_model` with a server, else the
+    /// model file's name.
+    pub fn model_name(&self) -> String {
+        match (&self.llm_url, &self.server_model) {
+            (Some(_), Some(name)) => name.clone(),
+            _ => self.model.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
+        }
+    }
+
     /// Defaults for a workspace folder (used by tests and by `Config::load`).
     pub fn for_workspace(workspace: &Path) -> Config {
         let mut config = Config::from_file(File::default(), Path::new(""));
@@ -262,6 +283,9 @@ impl Config {
             context_tokens: file.llm.context_tokens.unwrap_or(4096),
             max_tokens: file.llm.max_tokens.unwrap_or(256),
             max_repairs: file.llm.max_repairs.unwrap_or(1),
+            llm_url: file.llm.url.filter(|u| !u.trim().is_empty()),
+            server_model: file.llm.server_model,
+            samples: file.llm.samples.unwrap_or(1).max(1),
             host: file.server.host.unwrap_or_else(|| "127.0.0.1".to_string()),
             port: file.server.port.unwrap_or(8080),
             row_cap: file.limits.row_cap.unwrap_or(1000),
@@ -308,7 +332,12 @@ impl Config {
             self.history = PathBuf::from(v);
         }
         if let Some(v) = var("QUARRY_MODEL") {
-            self.model = PathBuf::from(v);
+            // A bare file name is looked up in the assets folder, as in the file.
+            let model = PathBuf::from(v);
+            self.model = if model.components().count() == 1 { self.assets.join(model) } else { model };
+        }
+        if let Some(v) = var("QUARRY_LLM_URL") {
+            self.llm_url = Some(v);
         }
         if let Some(n) = number("QUARRY_THREADS", "a number of threads, e.g. 2")? {
             self.threads = n;

@@ -29,6 +29,34 @@ pub struct ResultSet {
     pub elapsed_ms: u64,
 }
 
+impl ResultSet {
+    /// The rows with each cell in canonical form (numbers by value, so 3 == 3.0; text marked
+    /// apart from numbers), sorted unless `ordered`: two results with equal canonical rows are
+    /// the same answer.
+    pub fn canonical_rows(&self, ordered: bool) -> Vec<Vec<String>> {
+        let mut rows: Vec<Vec<String>> =
+            self.rows.iter().map(|row| row.iter().map(canonical_cell).collect()).collect();
+        if !ordered {
+            rows.sort();
+        }
+        rows
+    }
+}
+
+/// A cell in canonical form: numbers compare by value (3 == 3.0), text as is.
+fn canonical_cell(value: &Value) -> String {
+    match value {
+        Value::Number(n) => match n.as_f64() {
+            Some(f) if f.fract() == 0.0 && f.abs() < 1e15 => format!("{}", f as i64),
+            Some(f) => format!("{f}"),
+            None => n.to_string(),
+        },
+        Value::String(s) => format!("'{s}"),
+        Value::Null => "NULL".to_string(),
+        other => other.to_string(),
+    }
+}
+
 /// Errors from running a query.
 #[derive(Debug, thiserror::Error)]
 pub enum ExecuteError {

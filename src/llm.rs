@@ -1,21 +1,23 @@
 //! The language model: the `Llm` trait, its embedded default (llama.cpp in process through
-//! `llama-cpp-2`, a Qwen2.5-Coder GGUF), and `ScriptedLlm`, a deterministic stand-in for fast
-//! tests.
+//! `llama-cpp-2`, a Qwen2.5-Coder GGUF), `OpenAiLlm` for a model behind an OpenAI-compatible
+//! server, and `ScriptedLlm`, a deterministic stand-in for fast tests.
 //!
 //! It owns turning a chat prompt into text. What the prompt says is `prompt`'s business, and
 //! what the text is worth is the validator's: everything a model writes is untrusted.
 
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{mpsc, OnceLock};
 use std::time::Instant;
 
 use llama_cpp_2::context::params::LlamaContextParams;
+use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::{LlamaChatMessage, LlamaModel};
 use llama_cpp_2::sampling::LlamaSampler;
+use llama_cpp_2::token::LlamaToken;
 use serde::Serialize;
 
 /// A chat prompt: a system message, a user message, earlier exchanges (e.g. a refused answer
@@ -48,6 +50,23 @@ pub struct GenerationParams {
     pub max_tokens: usize,
     /// Generation stops when the text contains one of these; the stop string is not returned.
     pub stop: Vec<String>,
+    /// 0: greedy (the most likely token each step, deterministic). Above 0: sampled, for
+    /// several different candidates (`[llm] samples`).
+    pub temperature: f32,
+    /// Seed of a sampled generation: the same seed and prompt give the same text.
+    pub seed: u32,
+}
+
+impl GenerationParams {
+    /// Greedy decoding up to `max_tokens`, stopping at `stop`.
+    pub fn greedy(max_tokens: usize, stop: &str) -> Self {
+        GenerationParams { max_tokens, stop: vec![stop.to_string()], temperature: 0.0, seed: 0 }
+    }
+
+    /// The same, sampled at `temperature` with `seed`.
+    pub fn sampled(&self, temperature: f32, seed: u32) -> Self {
+        GenerationParams { temperature, seed, ..self.clone() }
+    }
 }
 
 /// What the model wrote, with its cost.
@@ -55,6 +74,8 @@ pub struct GenerationParams {
 pub struct Generation {
     pub text: String,
     pub prompt_tokens: usize,
+    /// Prompt tokens whose keys and values came from the cache (not prefilled again).
+    pub cached_tokens: usize,
     pub completion_tokens: usize,
     pub prefill_ms: u64,
     pub decode_ms: u64,
@@ -78,6 +99,9 @@ pub enum LlmError {
     /// The workspace was opened without a model (for SQL only).
     #[error("no language model is loaded; start Quarry with its model to ask questions")]
     NotLoaded,
+    /// The OpenAI-compatible server could not be reached or answered with an error.
+    #[error("the LLM server at {url} failed: {message}; check that it runs and serves [llm] server_model, or remove [llm] url to use the embedded model")]
+    Server { url: String, message: String },
     /// The scripted model has no answer for this prompt (tests only).
     #[error("the scripted model has no answer for this prompt")]
     NoScriptedAnswer,
@@ -103,14 +127,22 @@ fn backend() -> Result<&'static LlamaBackend, LlmError> {
         .map_err(|e| LlmError::Inference(format!("llama.cpp backend: {e}")))
 }
 
-/// A GGUF model run in process by llama.cpp.
+/// A GGUF model run in process by llama.cpp, on a thread of its own that keeps one context
+/// between generations: the key/value cache of the last prompt is kept, and the next prompt
+/// prefills only what follows the prefix they share (a repair round, a sampled candidate and
+/// every question's fixed system prompt start the same way). One generation at a time: the
+/// machine's cores are shared by all of them anyway.
 pub struct LlamaCppLlm {
-    model: LlamaModel,
     model_id: String,
-    threads: i32,
-    context_tokens: u32,
-    /// One generation at a time: the machine's cores are shared by all of them anyway.
-    busy: Mutex<()>,
+    requests: Option<mpsc::Sender<Request>>,
+    worker: Option<std::thread::JoinHandle<()>>,
+}
+
+/// One generation asked of the model's thread.
+struct Request {
+    prompt: ChatPrompt,
+    params: GenerationParams,
+    reply: mpsc::Sender<Result<Generation, LlmError>>,
 }
 
 impl LlamaCppLlm {
@@ -120,46 +152,56 @@ impl LlamaCppLlm {
             return Err(LlmError::MissingModel(path.to_path_buf()));
         }
         let backend = backend()?;
-        let model = LlamaModel::load_from_file(backend, path, &LlamaModelParams::default())
-            .map_err(|e| LlmError::Load { path: path.to_path_buf(), message: e.to_string() })?;
         let model_id =
             path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "gguf".to_string());
-        Ok(LlamaCppLlm {
-            model,
-            model_id,
-            threads: threads.max(1) as i32,
-            context_tokens: context_tokens.max(512),
-            busy: Mutex::new(()),
-        })
+        let (requests, inbox) = mpsc::channel::<Request>();
+        let (loaded, load_result) = mpsc::channel::<Result<(), LlmError>>();
+        let path = path.to_path_buf();
+        let threads = threads.max(1) as i32;
+        let context_tokens = context_tokens.max(512);
+        let worker = std::thread::Builder::new()
+            .name("llama.cpp".into())
+            .spawn(move || {
+                let model = match LlamaModel::load_from_file(backend, &path, &LlamaModelParams::default()) {
+                    Ok(model) => model,
+                    Err(e) => {
+                        let _ = loaded.send(Err(LlmError::Load { path, message: e.to_string() }));
+                        return;
+                    }
+                };
+                let params = LlamaContextParams::default()
+                    .with_n_ctx(NonZeroU32::new(context_tokens))
+                    .with_n_batch(BATCH as u32)
+                    .with_n_threads(threads)
+                    .with_n_threads_batch(threads);
+                let ctx = match model.new_context(backend, params) {
+                    Ok(ctx) => ctx,
+                    Err(e) => {
+                        let _ = loaded.send(Err(LlmError::Load { path, message: e.to_string() }));
+                        return;
+                    }
+                };
+                let _ = loaded.send(Ok(()));
+                let mut engine = Engine { model: &model, ctx, cached: Vec::new(), context_tokens };
+                for request in inbox {
+                    let _ = request.reply.send(engine.generate(&request.prompt, &request.params));
+                }
+            })
+            .map_err(|e| LlmError::Inference(format!("cannot start the model's thread: {e}")))?;
+        load_result.recv().unwrap_or_else(|_| {
+            Err(LlmError::Inference("the model's thread stopped while loading".into()))
+        })?;
+        Ok(LlamaCppLlm { model_id, requests: Some(requests), worker: Some(worker) })
     }
+}
 
-    /// The prompt text in the model's chat format (ChatML for Qwen).
-    fn render(&self, prompt: &ChatPrompt) -> Result<String, LlmError> {
-        let message = |role: &str, content: &str| {
-            LlamaChatMessage::new(role.to_string(), content.to_string())
-                .map_err(|e| LlmError::Inference(format!("prompt contains a NUL byte: {e}")))
-        };
-        let mut chat = vec![message("system", &prompt.system)?, message("user", &prompt.user)?];
-        for turn in &prompt.turns {
-            chat.push(message("assistant", &turn.assistant)?);
-            chat.push(message("user", &turn.user)?);
+impl Drop for LlamaCppLlm {
+    fn drop(&mut self) {
+        // Closing the channel ends the thread, which frees the context and the model.
+        self.requests.take();
+        if let Some(worker) = self.worker.take() {
+            let _ = worker.join();
         }
-        let rendered = match self.model.chat_template(None) {
-            Ok(template) => self.model.apply_chat_template(&template, &chat, true).ok(),
-            Err(_) => None,
-        };
-        let mut text = rendered.unwrap_or_else(|| {
-            let mut text = format!("<|im_start|>system\n{}<|im_end|>\n", prompt.system);
-            text.push_str(&format!("<|im_start|>user\n{}<|im_end|>\n", prompt.user));
-            for turn in &prompt.turns {
-                text.push_str(&format!("<|im_start|>assistant\n{}<|im_end|>\n", turn.assistant));
-                text.push_str(&format!("<|im_start|>user\n{}<|im_end|>\n", turn.user));
-            }
-            text.push_str("<|im_start|>assistant\n");
-            text
-        });
-        text.push_str(&prompt.assistant_prefix);
-        Ok(text)
     }
 }
 
@@ -169,40 +211,81 @@ impl Llm for LlamaCppLlm {
     }
 
     fn generate(&self, prompt: &ChatPrompt, params: &GenerationParams) -> Result<Generation, LlmError> {
-        let _turn = self.busy.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let infer = |e: &dyn std::fmt::Display| LlmError::Inference(e.to_string());
-        let text = self.render(prompt)?;
+        let stopped = || LlmError::Inference("the model's thread has stopped".into());
+        let (reply, answer) = mpsc::channel();
+        let request = Request { prompt: prompt.clone(), params: params.clone(), reply };
+        self.requests.as_ref().ok_or_else(stopped)?.send(request).map_err(|_| stopped())?;
+        answer.recv().map_err(|_| stopped())?
+    }
+}
+
+/// Tokens decoded per batch.
+const BATCH: usize = 512;
+
+/// The model's thread: the model, its one context, and the tokens whose keys and values the
+/// context holds, in position order.
+struct Engine<'m> {
+    model: &'m LlamaModel,
+    ctx: LlamaContext<'m>,
+    cached: Vec<LlamaToken>,
+    context_tokens: u32,
+}
+
+impl Engine<'_> {
+    fn generate(&mut self, prompt: &ChatPrompt, params: &GenerationParams) -> Result<Generation, LlmError> {
+        let text = render(self.model, prompt)?;
         let tokens = self.model.vocab().tokenize(text.as_bytes(), false, true);
         let limit = self.context_tokens as usize;
         if tokens.len() + params.max_tokens > limit {
             return Err(LlmError::PromptTooLong { tokens: tokens.len() + params.max_tokens, limit });
         }
-        let batch_size = 512usize;
-        let ctx_params = LlamaContextParams::default()
-            .with_n_ctx(NonZeroU32::new((tokens.len() + params.max_tokens + 8) as u32))
-            .with_n_batch(batch_size as u32)
-            .with_n_threads(self.threads)
-            .with_n_threads_batch(self.threads);
-        let mut ctx = self.model.new_context(backend()?, ctx_params).map_err(|e| infer(&e))?;
+        let result = self.run(&tokens, params);
+        if result.is_err() {
+            // Whatever the cache holds now is unknown: start clean next time.
+            self.ctx.clear_kv_cache();
+            self.cached.clear();
+        }
+        result
+    }
+
+    fn run(&mut self, tokens: &[LlamaToken], params: &GenerationParams) -> Result<Generation, LlmError> {
+        let infer = |e: &dyn std::fmt::Display| LlmError::Inference(e.to_string());
+        // Keep the cached prefix this prompt shares, leaving at least one token to decode (its
+        // logits start the answer); drop the rest from the cache.
+        let shared = self.cached.iter().zip(tokens).take_while(|(a, b)| a == b).count();
+        let mut keep = shared.min(tokens.len().saturating_sub(1));
+        if !self.ctx.clear_kv_cache_seq(Some(0), Some(keep as u32), None).map_err(|e| infer(&e))? {
+            self.ctx.clear_kv_cache();
+            keep = 0;
+        }
+        self.cached.truncate(keep);
 
         let started = Instant::now();
-        let mut batch = LlamaBatch::new(batch_size, 1);
-        for (chunk_index, chunk) in tokens.chunks(batch_size).enumerate() {
+        let mut batch = LlamaBatch::new(BATCH, 1);
+        let fresh = &tokens[keep..];
+        for (chunk_index, chunk) in fresh.chunks(BATCH).enumerate() {
             batch.clear();
-            let base = chunk_index * batch_size;
             for (i, token) in chunk.iter().enumerate() {
-                let pos = base + i;
+                let pos = keep + chunk_index * BATCH + i;
                 batch.add(*token, pos as i32, &[0], pos + 1 == tokens.len()).map_err(|e| infer(&e))?;
             }
-            ctx.decode(&mut batch).map_err(|e| infer(&e))?;
+            self.ctx.decode(&mut batch).map_err(|e| infer(&e))?;
+            self.cached.extend_from_slice(chunk);
         }
         let prefill_ms = started.elapsed().as_millis() as u64;
 
         let decode_started = Instant::now();
-        let mut sampler = LlamaSampler::greedy();
+        let mut sampler = if params.temperature > 0.0 {
+            LlamaSampler::chain_simple([
+                LlamaSampler::top_p(0.95, 1),
+                LlamaSampler::temp(params.temperature),
+                LlamaSampler::dist(params.seed),
+            ])
+        } else {
+            LlamaSampler::greedy()
+        };
         let mut output = Vec::<u8>::new();
         let mut completion_tokens = 0usize;
-        let mut pos = tokens.len();
         let mut logits_index = batch.n_tokens() - 1;
         let vocab = self.model.vocab();
         let stopped_text = loop {
@@ -210,7 +293,7 @@ impl Llm for LlamaCppLlm {
                 break None;
             }
             // `sample` also accepts the token into the sampler; never call `accept` again.
-            let token = sampler.sample(&ctx, logits_index);
+            let token = sampler.sample(&self.ctx, logits_index);
             if vocab.is_eog(token) {
                 break None;
             }
@@ -221,15 +304,16 @@ impl Llm for LlamaCppLlm {
                 break Some(so_far[..stop_at].to_string());
             }
             batch.clear();
-            batch.add(token, pos as i32, &[0], true).map_err(|e| infer(&e))?;
-            pos += 1;
-            ctx.decode(&mut batch).map_err(|e| infer(&e))?;
+            batch.add(token, self.cached.len() as i32, &[0], true).map_err(|e| infer(&e))?;
+            self.ctx.decode(&mut batch).map_err(|e| infer(&e))?;
+            self.cached.push(token);
             logits_index = 0;
         };
         let text = stopped_text.unwrap_or_else(|| String::from_utf8_lossy(&output).into_owned());
         Ok(Generation {
             text,
             prompt_tokens: tokens.len(),
+            cached_tokens: keep,
             completion_tokens,
             prefill_ms,
             decode_ms: decode_started.elapsed().as_millis() as u64,
@@ -237,16 +321,150 @@ impl Llm for LlamaCppLlm {
     }
 }
 
+/// The prompt text in the model's chat format (ChatML for Qwen).
+fn render(model: &LlamaModel, prompt: &ChatPrompt) -> Result<String, LlmError> {
+    let message = |role: &str, content: &str| {
+        LlamaChatMessage::new(role.to_string(), content.to_string())
+            .map_err(|e| LlmError::Inference(format!("prompt contains a NUL byte: {e}")))
+    };
+    let mut chat = vec![message("system", &prompt.system)?, message("user", &prompt.user)?];
+    for turn in &prompt.turns {
+        chat.push(message("assistant", &turn.assistant)?);
+        chat.push(message("user", &turn.user)?);
+    }
+    let rendered = match model.chat_template(None) {
+        Ok(template) => model.apply_chat_template(&template, &chat, true).ok(),
+        Err(_) => None,
+    };
+    let mut text = rendered.unwrap_or_else(|| {
+        let mut text = format!("<|im_start|>system\n{}<|im_end|>\n", prompt.system);
+        text.push_str(&format!("<|im_start|>user\n{}<|im_end|>\n", prompt.user));
+        for turn in &prompt.turns {
+            text.push_str(&format!("<|im_start|>assistant\n{}<|im_end|>\n", turn.assistant));
+            text.push_str(&format!("<|im_start|>user\n{}<|im_end|>\n", turn.user));
+        }
+        text.push_str("<|im_start|>assistant\n");
+        text
+    });
+    text.push_str(&prompt.assistant_prefix);
+    Ok(text)
+}
+
+/// A model served by an OpenAI-compatible server (`POST {url}/chat/completions`): llama.cpp's
+/// `llama-server`, vLLM, or a hosted endpoint. For when one machine's CPU is not enough; the
+/// prompt, validation and governance stay in Quarry.
+pub struct OpenAiLlm {
+    agent: ureq::Agent,
+    /// The API's base URL, e.g. `http://127.0.0.1:8081/v1`.
+    url: String,
+    /// The model name sent with each request.
+    model: String,
+    api_key: Option<String>,
+}
+
+impl OpenAiLlm {
+    /// A client for the server at `url` serving `model`; `api_key`, when given, is sent as a
+    /// bearer token. Nothing is sent until the first generation.
+    pub fn new(url: &str, model: &str, api_key: Option<String>, timeout: std::time::Duration) -> Self {
+        let agent = ureq::Agent::config_builder()
+            .timeout_global(Some(timeout))
+            .http_status_as_error(false)
+            .build()
+            .into();
+        OpenAiLlm { agent, url: url.trim_end_matches('/').to_string(), model: model.to_string(), api_key }
+    }
+
+    fn failed(&self, message: impl std::fmt::Display) -> LlmError {
+        LlmError::Server { url: self.url.clone(), message: message.to_string() }
+    }
+
+    /// The request body: the chat as messages; the assistant prefix as a last assistant
+    /// message, which the server continues.
+    fn body(&self, prompt: &ChatPrompt, params: &GenerationParams) -> serde_json::Value {
+        let mut messages = vec![
+            serde_json::json!({"role": "system", "content": prompt.system}),
+            serde_json::json!({"role": "user", "content": prompt.user}),
+        ];
+        for turn in &prompt.turns {
+            messages.push(serde_json::json!({"role": "assistant", "content": turn.assistant}));
+            messages.push(serde_json::json!({"role": "user", "content": turn.user}));
+        }
+        if !prompt.assistant_prefix.is_empty() {
+            messages.push(serde_json::json!({"role": "assistant", "content": prompt.assistant_prefix}));
+        }
+        serde_json::json!({
+            "model": self.model,
+            "messages": messages,
+            "max_tokens": params.max_tokens,
+            "temperature": params.temperature,
+            "seed": params.seed,
+            "stop": params.stop,
+        })
+    }
+}
+
+impl Llm for OpenAiLlm {
+    fn model_id(&self) -> &str {
+        &self.model
+    }
+
+    fn generate(&self, prompt: &ChatPrompt, params: &GenerationParams) -> Result<Generation, LlmError> {
+        let started = Instant::now();
+        let mut request = self.agent.post(format!("{}/chat/completions", self.url));
+        if let Some(key) = &self.api_key {
+            request = request.header("Authorization", format!("Bearer {key}"));
+        }
+        let mut response = request.send_json(self.body(prompt, params)).map_err(|e| self.failed(e))?;
+        let status = response.status();
+        let reply: serde_json::Value = response
+            .body_mut()
+            .read_json()
+            .map_err(|e| self.failed(format!("HTTP {status}, not a JSON reply ({e})")))?;
+        if !status.is_success() {
+            let message = reply["error"]["message"].as_str().map(str::to_string).unwrap_or(reply.to_string());
+            return Err(self.failed(format!("HTTP {status}: {message}")));
+        }
+        let content = reply["choices"][0]["message"]["content"]
+            .as_str()
+            .ok_or_else(|| self.failed(format!("the reply has no choices[0].message.content: {reply}")))?;
+        // Servers that echo the continued assistant message back: keep only what is new.
+        let mut text = content.strip_prefix(prompt.assistant_prefix.as_str()).unwrap_or(content).to_string();
+        if let Some(stop_at) = params.stop.iter().filter_map(|s| text.find(s.as_str())).min() {
+            text.truncate(stop_at);
+        }
+        let count = |field: &str| reply["usage"][field].as_u64().unwrap_or(0) as usize;
+        let elapsed = started.elapsed().as_millis() as u64;
+        let prefill_ms = reply["timings"]["prompt_ms"].as_f64().map(|ms| ms as u64).unwrap_or(0);
+        Ok(Generation {
+            text,
+            prompt_tokens: count("prompt_tokens"),
+            cached_tokens: reply["usage"]["prompt_tokens_details"]["cached_tokens"].as_u64().unwrap_or(0)
+                as usize,
+            completion_tokens: count("completion_tokens"),
+            prefill_ms,
+            decode_ms: elapsed.saturating_sub(prefill_ms),
+        })
+    }
+}
+
 /// A deterministic stand-in for a model, for fast tests: answers with the reply of the first
 /// rule whose key occurs in the user message, exactly as a model's raw text would come back.
+/// A rule may hold several replies: greedy generation gets the first, a sampled one the reply
+/// its seed picks (seed modulo their number), as sampled candidates would differ.
 #[derive(Debug, Clone, Default)]
 pub struct ScriptedLlm {
-    rules: Vec<(String, String)>,
+    rules: Vec<(String, Vec<String>)>,
 }
 
 impl ScriptedLlm {
     pub fn new(rules: impl IntoIterator<Item = (impl Into<String>, impl Into<String>)>) -> Self {
-        ScriptedLlm { rules: rules.into_iter().map(|(k, v)| (k.into(), v.into())).collect() }
+        ScriptedLlm { rules: rules.into_iter().map(|(k, v)| (k.into(), vec![v.into()])).collect() }
+    }
+
+    /// Adds a rule with several replies (see the type's documentation).
+    pub fn with_samples(mut self, key: &str, replies: &[&str]) -> Self {
+        self.rules.push((key.to_string(), replies.iter().map(|r| r.to_string()).collect()));
+        self
     }
 }
 
@@ -255,16 +473,19 @@ impl Llm for ScriptedLlm {
         "scripted"
     }
 
-    fn generate(&self, prompt: &ChatPrompt, _params: &GenerationParams) -> Result<Generation, LlmError> {
-        let (_, reply) = self
+    fn generate(&self, prompt: &ChatPrompt, params: &GenerationParams) -> Result<Generation, LlmError> {
+        let (_, replies) = self
             .rules
             .iter()
             .find(|(key, _)| prompt.user_texts().any(|text| text.contains(key.as_str())))
             .ok_or(LlmError::NoScriptedAnswer)?;
+        let pick = if params.temperature > 0.0 { params.seed as usize % replies.len().max(1) } else { 0 };
+        let reply = &replies[pick];
         Ok(Generation {
             text: reply.clone(),
             prompt_tokens: (prompt.system.len() + prompt.user_texts().map(str::len).sum::<usize>())
                 .div_ceil(4),
+            cached_tokens: 0,
             completion_tokens: reply.len().div_ceil(4),
             prefill_ms: 0,
             decode_ms: 0,

@@ -68,13 +68,15 @@ enum Command {
     /// Ask the demo questions and score the answers against their gold SQL.
     Eval {
         /// The demo workspace's questions with hand-written gold SQL, instead of Spider.
-        #[arg(long, conflicts_with_all = ["data", "mode", "limit", "seed", "out", "resume"])]
+        #[arg(long, conflicts_with_all = ["data", "mode", "limit", "seed", "out", "resume", "samples", "jobs"])]
         demo: bool,
         /// Spider folder: dev.json, tables.json, database/<db>/<db>.sqlite.
         #[arg(long, default_value = "../shared/data/spider")]
         data: PathBuf,
         /// cold (catalog only), warm (other questions of the database as history, never one
-        /// with the same gold SQL) or baseline (the whole schema in one plain prompt).
+        /// with the same gold SQL), enterprise (the database found by retrieval across the
+        /// merged catalog of all Spider databases) or baseline (the whole schema in one plain
+        /// prompt).
         #[arg(long, default_value = "cold")]
         mode: quarry::eval::spider::Mode,
         /// Ask a seeded sample of this many questions (default: every executable one).
@@ -89,6 +91,14 @@ enum Command {
         /// Keep the results already in --out and ask only the remaining questions.
         #[arg(long)]
         resume: bool,
+        /// Candidates per question: above 1, sampled candidates are added and the answer is
+        /// the result most of them agree on (default: [llm] samples).
+        #[arg(long)]
+        samples: Option<usize>,
+        /// Questions asked at once. With the embedded model each job loads its own copy with
+        /// threads/jobs threads; with an LLM server ([llm] url) they share it.
+        #[arg(long, default_value_t = 1)]
+        jobs: usize,
         /// Print one JSON object per question, then the summary as the last line.
         #[arg(long)]
         json: bool,
@@ -656,7 +666,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Eval { demo: false, data, mode, limit, seed, out, resume, json } => {
+        Command::Eval { demo: false, data, mode, limit, seed, out, resume, samples, jobs, json } => {
             let out = out.unwrap_or_else(|| config.workspace.join(format!("eval-{mode}.jsonl")));
             if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
                 std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
@@ -666,7 +676,21 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 let _ = std::fs::remove_file(&out);
             }
             let embedder = load_default_embedder(&config).context("loading the embedding model")?;
-            let llm = load_default_llm(&config).context("loading the language model")?;
+            let jobs = jobs.max(1);
+            // One model for all jobs when it is a server, or when there is one job; else one
+            // copy per job, sharing the cores.
+            let shared = if config.llm_url.is_some() || jobs == 1 {
+                Some(load_default_llm(&config).context("loading the language model")?)
+            } else {
+                None
+            };
+            let mut per_job = config.clone();
+            per_job.threads = (config.threads / jobs).max(1);
+            let load_llm = || match &shared {
+                Some(llm) => Ok(llm.clone()),
+                None => load_default_llm(&per_job),
+            };
+            let samples = samples.unwrap_or(config.samples).max(1);
             let options = quarry::eval::spider::Options {
                 data,
                 mode,
@@ -674,6 +698,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 seed,
                 workdir: std::env::temp_dir().join(format!("quarry-eval-{}", std::process::id())),
                 done,
+                samples,
+                jobs,
             };
             let mut bar = ProgressBar::new("evaluating");
             let mut correct = options.done.iter().filter(|r| r.correct).count();
@@ -681,7 +707,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 &options,
                 &config,
                 embedder,
-                llm.clone(),
+                &load_llm,
                 &mut |result, done, total| {
                     quarry::eval::spider::append_result(&out, result)?;
                     correct += usize::from(result.correct);
@@ -695,7 +721,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             )?;
             bar.finish();
             let _ = std::fs::remove_dir_all(&options.workdir);
-            let summary = quarry::eval::spider::summarize(&results, mode, llm.model_id(), skipped);
+            let summary =
+                quarry::eval::spider::summarize(&results, mode, &config.model_name(), skipped, samples);
             let report = quarry::eval::spider::markdown(&summary);
             std::fs::write(out.with_extension("md"), &report)?;
             std::fs::write(out.with_extension("json"), serde_json::to_string_pretty(&summary)?)?;

@@ -48,6 +48,10 @@ pub struct SpiderQuestion {
     pub db_id: String,
     pub query: String,
     pub question: String,
+    /// The gold SQL parsed the Spider way (what the official difficulty rules read); absent
+    /// from files that do not carry it.
+    #[serde(default)]
+    pub sql: Option<serde_json::Value>,
 }
 
 /// Reads `dev.json`-style questions.

@@ -7,7 +7,6 @@
 pub mod spider;
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use crate::execute::ResultSet;
 use crate::pipeline::{AskError, Principal, Quarry, Timings};
@@ -50,20 +49,6 @@ pub fn has_order_by(sql: &str) -> bool {
     sql.to_lowercase().split_whitespace().collect::<Vec<_>>().windows(2).any(|w| w == ["order", "by"])
 }
 
-/// A cell in canonical form: numbers compare by value (3 == 3.0), text as is.
-fn canonical(value: &Value) -> String {
-    match value {
-        Value::Number(n) => match n.as_f64() {
-            Some(f) if f.fract() == 0.0 && f.abs() < 1e15 => format!("{}", f as i64),
-            Some(f) => format!("{f}"),
-            None => n.to_string(),
-        },
-        Value::String(s) => format!("'{s}"),
-        Value::Null => "NULL".to_string(),
-        other => other.to_string(),
-    }
-}
-
 /// Same rows (as a multiset, or as a sequence when `ordered`), compared by column position.
 pub fn same_result(gold: &ResultSet, predicted: &ResultSet, ordered: bool) -> bool {
     if gold.rows.len() != predicted.rows.len() {
@@ -72,15 +57,7 @@ pub fn same_result(gold: &ResultSet, predicted: &ResultSet, ordered: bool) -> bo
     if gold.columns.len() != predicted.columns.len() && !gold.rows.is_empty() {
         return false;
     }
-    let canon = |rs: &ResultSet| -> Vec<Vec<String>> {
-        rs.rows.iter().map(|row| row.iter().map(canonical).collect()).collect()
-    };
-    let (mut g, mut p) = (canon(gold), canon(predicted));
-    if !ordered {
-        g.sort();
-        p.sort();
-    }
-    g == p
+    gold.canonical_rows(ordered) == predicted.canonical_rows(ordered)
 }
 
 /// How one case went.
@@ -161,6 +138,7 @@ pub fn run_cases(
 mod tests {
     use super::*;
     use serde_json::json;
+    use serde_json::Value;
 
     fn rs(rows: Vec<Vec<Value>>) -> ResultSet {
         let width = rows.first().map(Vec::len).unwrap_or(0);

@@ -1,13 +1,16 @@
 //! The Spider evaluation: Spider dev questions asked of their own database through Quarry
 //! (`cold`: schema and catalog only; `warm`: with the other questions of the database as query
-//! history, leakage-guarded) or through the plain `baseline` prompt, scored by execution the way
-//! the official evaluation compares results, and summarised.
+//! history, leakage-guarded; `enterprise`: the database first found by retrieval across the
+//! merged catalog of all 166 Spider databases) or through the plain `baseline` prompt, scored by
+//! execution the way the official evaluation compares results, by the official difficulty
+//! classes, and summarised.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -18,14 +21,16 @@ use serde::{Deserialize, Serialize};
 
 use super::{has_order_by, same_result};
 use crate::bench::percentile;
+use crate::bench::MergedIndex;
 pub use crate::catalog::spider::{read_questions, SpiderQuestion};
 use crate::config::Config;
 use crate::embed::Embedder;
 use crate::history::{sql_key, structure};
-use crate::llm::{GenerationParams, Llm};
+use crate::llm::{ChatPrompt, Generation, GenerationParams, Llm, LlmError};
 use crate::pipeline::{AskError, AskOptions, Principal, Quarry};
 use crate::policy::PolicySet;
 use crate::prompt;
+use crate::retrieve::{retrieve, RetrievalBudget, Scope, Trust};
 
 /// How questions are answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,6 +41,10 @@ pub enum Mode {
     /// Quarry with the database's other dev questions as history; never the question itself
     /// or one with identical gold SQL.
     Warm,
+    /// Retrieval across the merged catalog of every Spider database (~900 tables) picks the
+    /// database; the question is then answered there as in `cold`. A wrong pick is a wrong
+    /// answer.
+    Enterprise,
     /// What a user would otherwise do: the whole schema in one plain prompt, no retrieval,
     /// no examples, no repair. Same model and validator.
     Baseline,
@@ -47,8 +56,9 @@ impl FromStr for Mode {
         match s {
             "cold" => Ok(Mode::Cold),
             "warm" => Ok(Mode::Warm),
+            "enterprise" => Ok(Mode::Enterprise),
             "baseline" => Ok(Mode::Baseline),
-            other => Err(format!("unknown mode '{other}': use cold, warm or baseline")),
+            other => Err(format!("unknown mode '{other}': use cold, warm, enterprise or baseline")),
         }
     }
 }
@@ -58,6 +68,7 @@ impl fmt::Display for Mode {
         f.write_str(match self {
             Mode::Cold => "cold",
             Mode::Warm => "warm",
+            Mode::Enterprise => "enterprise",
             Mode::Baseline => "baseline",
         })
     }
@@ -74,6 +85,10 @@ pub enum SpiderEvalError {
     Io { path: PathBuf, source: std::io::Error },
     #[error("cannot open the workspace for database '{db}': {message}")]
     Open { db: String, message: String },
+    #[error("cannot load the model: {0}")]
+    Llm(#[from] crate::llm::LlmError),
+    #[error("cannot index the merged catalog: {0}")]
+    Merged(#[from] crate::bench::BenchError),
 }
 
 /// How one question went: a line of the per-question JSONL.
@@ -82,21 +97,31 @@ pub struct QuestionResult {
     /// Position in the questions file.
     pub index: usize,
     pub db_id: String,
+    /// Spider's difficulty class of the gold SQL: easy, medium, hard or extra.
+    #[serde(default)]
+    pub difficulty: String,
     pub question: String,
     pub gold: String,
     /// The SQL that ran (or was refused), when the model wrote one.
     pub predicted: Option<String>,
     pub correct: bool,
-    /// `wrong_result`, `refused:<violation code>`, `execution`, `generation`, `gold_failed`.
+    /// `correct`, `wrong_result`, `wrong_database` (enterprise), `refused:<violation code>`,
+    /// `execution`, `generation`, `gold_failed`.
     pub outcome: String,
     pub error: Option<String>,
     pub gold_tables: Vec<String>,
     /// Tables offered to the model (retrieval's choice; every table in the baseline).
     pub chosen_tables: Vec<String>,
     pub repairs: usize,
+    /// Generations the question took (repairs and samples included), answered or not.
+    #[serde(default)]
+    pub attempts: usize,
     pub prompt_tokens: usize,
     pub completion_tokens: usize,
     pub total_ms: u64,
+    /// The database retrieval picked (enterprise mode).
+    #[serde(default)]
+    pub routed_db: Option<String>,
 }
 
 /// EX of one group of questions.
@@ -129,6 +154,14 @@ pub struct Summary {
     /// Questions whose gold SQL did not run here (not scored).
     pub gold_failed: usize,
     pub by_database: BTreeMap<String, Score>,
+    /// EX by Spider difficulty class (easy, medium, hard, extra).
+    pub by_difficulty: BTreeMap<String, Score>,
+    /// Enterprise mode: share of questions routed to their own database.
+    pub routing_accuracy: Option<f64>,
+    /// Candidates generated per question (1: greedy only).
+    pub samples: usize,
+    /// Mean generations per question.
+    pub mean_attempts: f64,
     /// Mean share of the gold tables among the tables offered to the model.
     pub table_recall: f64,
     /// Share of questions whose final SQL passed validation and ran.
@@ -157,6 +190,10 @@ pub struct Options {
     pub workdir: PathBuf,
     /// Results already on record (from `--resume`): their questions are not asked again.
     pub done: Vec<QuestionResult>,
+    /// Candidates per question (`--samples`); 1: one greedy answer.
+    pub samples: usize,
+    /// Questions asked at once (`--jobs`); each worker has its own workspaces.
+    pub jobs: usize,
 }
 
 /// The questions of a run: those with a database, in a seeded sample, in file order; and
@@ -239,151 +276,380 @@ pub fn open_database(
         .map_err(|e| SpiderEvalError::Open { db: db.to_string(), message: e.to_string() })
 }
 
-/// Asks one question and scores it.
-fn evaluate(quarry: &Quarry, llm: &dyn Llm, mode: Mode, index: usize, q: &SpiderQuestion) -> QuestionResult {
-    let principal = Principal { name: "eval".to_string(), ..Principal::local() };
-    let catalog = quarry.catalog();
-    let gold_tables: Vec<String> = structure::analyze(&q.query, &catalog)
-        .map(|s| s.tables.iter().map(|t| t.to_lowercase()).collect::<BTreeSet<_>>().into_iter().collect())
-        .unwrap_or_default();
-    let mut result = QuestionResult {
-        index,
-        db_id: q.db_id.clone(),
-        question: q.question.clone(),
-        gold: q.query.clone(),
-        predicted: None,
-        correct: false,
-        outcome: String::new(),
-        error: None,
-        gold_tables,
-        chosen_tables: Vec::new(),
-        repairs: 0,
-        prompt_tokens: 0,
-        completion_tokens: 0,
-        total_ms: 0,
+/// Spider's difficulty class of a gold query, by the official evaluation's rules
+/// (`eval_hardness` of the Spider evaluation script), read from the `sql` field of `dev.json`:
+/// it counts clauses and joins (component 1), nested queries and set operations
+/// (component 2), and aggregates, select columns, conditions and group-by columns (others).
+pub fn difficulty(sql: &serde_json::Value) -> &'static str {
+    use serde_json::Value;
+    let list = |v: &Value| v.as_array().cloned().unwrap_or_default();
+    let every_other =
+        |v: &Value, start: usize| list(v).into_iter().skip(start).step_by(2).collect::<Vec<_>>();
+    // Spider's `has_agg`: the unit's first field is not 0 (agg id, or a NOT flag).
+    let has_agg = |unit: &Value| match unit {
+        Value::Array(fields) => match fields.first() {
+            Some(Value::Bool(b)) => *b,
+            Some(Value::Number(n)) => n.as_i64() != Some(0),
+            Some(Value::Null) | None => false,
+            Some(_) => true,
+        },
+        Value::Null => false,
+        _ => true,
     };
-    let gold = match quarry.run_sql(&q.query, &principal) {
-        Ok(gold) => gold,
-        Err(e) => {
-            result.outcome = "gold_failed".into();
-            result.error = Some(e.to_string());
-            return result;
+    let from_conds = &sql["from"]["conds"];
+    let (where_, having) = (&sql["where"], &sql["having"]);
+    let conds: Vec<Value> =
+        [every_other(from_conds, 0), every_other(where_, 0), every_other(having, 0)].concat();
+    let connectors: Vec<Value> =
+        [every_other(from_conds, 1), every_other(where_, 1), every_other(having, 1)].concat();
+    const LIKE: i64 = 9;
+
+    let table_units = list(&sql["from"]["table_units"]).len();
+    let mut component1 = [
+        !list(where_).is_empty(),
+        !list(&sql["groupBy"]).is_empty(),
+        !list(&sql["orderBy"]).is_empty(),
+        !sql["limit"].is_null(),
+    ]
+    .iter()
+    .filter(|b| **b)
+    .count();
+    component1 += table_units.saturating_sub(1);
+    component1 += connectors.iter().filter(|c| c.as_str() == Some("or")).count();
+    component1 += conds.iter().filter(|c| c[1].as_i64() == Some(LIKE)).count();
+
+    let nested =
+        conds.iter().map(|c| usize::from(c[3].is_object()) + usize::from(c[4].is_object())).sum::<usize>();
+    let component2 =
+        nested + ["intersect", "union", "except"].iter().filter(|k| sql[**k].is_object()).count();
+
+    let select = list(&sql["select"][1]);
+    let order_units: Vec<Value> = list(&sql["orderBy"][1])
+        .iter()
+        .flat_map(|unit| [unit[1].clone(), unit[2].clone()])
+        .filter(|u| !u.is_null())
+        .collect();
+    let aggregates = select.iter().filter(|u| has_agg(u)).count()
+        + every_other(where_, 0).iter().filter(|u| has_agg(u)).count()
+        + list(&sql["groupBy"]).iter().filter(|u| has_agg(u)).count()
+        + order_units.iter().filter(|u| has_agg(u)).count()
+        + list(having).iter().filter(|u| has_agg(u)).count();
+    let others = [aggregates > 1, select.len() > 1, list(where_).len() > 1, list(&sql["groupBy"]).len() > 1]
+        .iter()
+        .filter(|b| **b)
+        .count();
+
+    if component1 <= 1 && others == 0 && component2 == 0 {
+        "easy"
+    } else if (others <= 2 && component1 <= 1 && component2 == 0)
+        || (component1 <= 2 && others < 2 && component2 == 0)
+    {
+        "medium"
+    } else if (others > 2 && component1 <= 2 && component2 == 0)
+        || (2 < component1 && component1 <= 3 && others <= 2 && component2 == 0)
+        || (component1 <= 1 && others == 0 && component2 <= 1)
+    {
+        "hard"
+    } else {
+        "extra"
+    }
+}
+
+/// A model wrapper that counts each worker's generations and tokens, failed answers included.
+struct Metered {
+    inner: Arc<dyn Llm>,
+    calls: AtomicUsize,
+    prompt_tokens: AtomicUsize,
+    completion_tokens: AtomicUsize,
+}
+
+impl Metered {
+    fn new(inner: Arc<dyn Llm>) -> Metered {
+        Metered {
+            inner,
+            calls: AtomicUsize::new(0),
+            prompt_tokens: AtomicUsize::new(0),
+            completion_tokens: AtomicUsize::new(0),
         }
-    };
-    let started = Instant::now();
-    let answer = match mode {
-        Mode::Baseline => {
-            result.chosen_tables = catalog.tables().map(|t| t.name.to_lowercase()).collect();
-            let params =
-                GenerationParams { max_tokens: quarry.config().max_tokens, stop: vec![prompt::STOP.into()] };
-            match llm.generate(&prompt::baseline(&q.question, &catalog), &params) {
-                Err(e) => Err(AskError::from(e)),
-                Ok(generation) => {
-                    result.prompt_tokens = generation.prompt_tokens;
-                    result.completion_tokens = generation.completion_tokens;
-                    let draft = prompt::extract_sql(&generation.text);
-                    quarry.run_sql(draft.text(), &principal).map(|a| (a.sql, a.result, 0))
-                }
+    }
+
+    /// Calls and tokens since the last take.
+    fn take(&self) -> (usize, usize, usize) {
+        (
+            self.calls.swap(0, Ordering::Relaxed),
+            self.prompt_tokens.swap(0, Ordering::Relaxed),
+            self.completion_tokens.swap(0, Ordering::Relaxed),
+        )
+    }
+}
+
+impl Llm for Metered {
+    fn model_id(&self) -> &str {
+        self.inner.model_id()
+    }
+
+    fn generate(&self, prompt: &ChatPrompt, params: &GenerationParams) -> Result<Generation, LlmError> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        let generation = self.inner.generate(prompt, params)?;
+        self.prompt_tokens.fetch_add(generation.prompt_tokens, Ordering::Relaxed);
+        self.completion_tokens.fetch_add(generation.completion_tokens, Ordering::Relaxed);
+        Ok(generation)
+    }
+}
+
+/// What every worker shares.
+struct Shared<'a> {
+    options: &'a Options,
+    base: &'a Config,
+    questions: &'a [SpiderQuestion],
+    embedder: Arc<dyn Embedder>,
+    /// The merged catalog's index (enterprise mode).
+    merged: Option<MergedIndex>,
+}
+
+/// One worker: its model meter and the workspace it has open, by database.
+struct Worker<'a> {
+    shared: &'a Shared<'a>,
+    llm: Arc<Metered>,
+    workdir: PathBuf,
+    open: BTreeMap<String, Quarry>,
+}
+
+impl Worker<'_> {
+    fn workspace(&mut self, db: &str) -> Result<&Quarry, SpiderEvalError> {
+        if !self.open.contains_key(db) {
+            // One workspace open per worker: each holds vector-index thread pools, and a worker
+            // moves through the questions database by database.
+            self.open.clear();
+            let shared = self.shared;
+            let history = (shared.options.mode == Mode::Warm).then(|| warm_history(shared.questions, db));
+            let llm: Arc<dyn Llm> = self.llm.clone();
+            let quarry = open_database(
+                shared.base,
+                &shared.options.data,
+                db,
+                history,
+                &self.workdir,
+                shared.embedder.clone(),
+                llm,
+            )?;
+            self.open.insert(db.to_string(), quarry);
+        }
+        Ok(&self.open[db])
+    }
+
+    /// Asks one question and scores it.
+    fn evaluate(&mut self, index: usize) -> Result<QuestionResult, SpiderEvalError> {
+        let shared = self.shared;
+        let q = &shared.questions[index];
+        let mode = shared.options.mode;
+        let mut result = QuestionResult {
+            index,
+            db_id: q.db_id.clone(),
+            difficulty: q.sql.as_ref().map(difficulty).unwrap_or_default().to_string(),
+            question: q.question.clone(),
+            gold: q.query.clone(),
+            predicted: None,
+            correct: false,
+            outcome: String::new(),
+            error: None,
+            gold_tables: Vec::new(),
+            chosen_tables: Vec::new(),
+            repairs: 0,
+            attempts: 0,
+            prompt_tokens: 0,
+            completion_tokens: 0,
+            total_ms: 0,
+            routed_db: None,
+        };
+        let principal = Principal { name: "eval".to_string(), ..Principal::local() };
+        let started = Instant::now();
+        // Enterprise: the database whose table retrieval ranks first across the merged catalog.
+        let mut db = q.db_id.clone();
+        if let Some(merged) = &shared.merged {
+            let ranked = retrieve(
+                &q.question,
+                &merged.catalog,
+                shared.embedder.as_ref(),
+                &merged.store,
+                RetrievalBudget { tables: 1, examples: 0, reuse_similarity: None },
+                &Scope::default(),
+                &|_| Trust::default(),
+            );
+            let routed = ranked
+                .ok()
+                .and_then(|r| r.tables.first().and_then(|t| merged.database_of(&t.name)).map(str::to_string));
+            result.routed_db = routed.clone();
+            db = routed.unwrap_or_default();
+        }
+        let own = self.workspace(&q.db_id)?;
+        let catalog = own.catalog();
+        result.gold_tables = structure::analyze(&q.query, &catalog)
+            .map(|s| s.tables.iter().map(|t| t.to_lowercase()).collect::<BTreeSet<_>>().into_iter().collect())
+            .unwrap_or_default();
+        let gold = match own.run_sql(&q.query, &principal) {
+            Ok(gold) => gold,
+            Err(e) => {
+                result.outcome = "gold_failed".into();
+                result.error = Some(e.to_string());
+                return Ok(result);
             }
+        };
+        if db != q.db_id {
+            // Answering on another database cannot be right (a coincidentally equal count
+            // would be luck, not an answer): scored wrong without asking.
+            result.outcome = "wrong_database".into();
+            result.total_ms = started.elapsed().as_millis() as u64;
+            return Ok(result);
         }
-        Mode::Cold | Mode::Warm => {
-            let options = AskOptions { exclude_sql_key: Some(sql_key(&q.query)) };
-            let answer = quarry.ask_with(&q.question, &principal, &options);
-            let elapsed = started.elapsed();
-            match &answer {
-                Ok(a) => {
-                    result.chosen_tables = a.candidates.iter().map(|c| c.name.to_lowercase()).collect();
-                    result.prompt_tokens = a.timings.prompt_tokens;
-                    result.completion_tokens = a.timings.completion_tokens;
-                }
-                // What was offered, for a failed answer too (retrieval is deterministic).
-                Err(_) => {
-                    if let Ok(retrieved) = quarry.retrieval(&q.question, &principal, &options) {
-                        result.chosen_tables =
-                            retrieved.tables.iter().map(|c| c.name.to_lowercase()).collect();
+        self.llm.take();
+        let quarry = &self.open[&q.db_id];
+        let answer = match mode {
+            Mode::Baseline => {
+                result.chosen_tables = catalog.tables().map(|t| t.name.to_lowercase()).collect();
+                let params = GenerationParams::greedy(quarry.config().max_tokens, prompt::STOP);
+                match self.llm.generate(&prompt::baseline(&q.question, &catalog), &params) {
+                    Err(e) => Err(AskError::from(e)),
+                    Ok(generation) => {
+                        let draft = prompt::extract_sql(&generation.text);
+                        quarry.run_sql(draft.text(), &principal).map(|a| (a.sql, a.result, 0))
                     }
                 }
             }
-            result.total_ms = elapsed.as_millis() as u64;
-            answer.map(|a| (a.sql, a.result, a.repairs.len()))
-        }
-    };
-    if mode == Mode::Baseline {
-        result.total_ms = started.elapsed().as_millis() as u64;
-    }
-    match answer {
-        Ok((sql, rows, repairs)) => {
-            result.correct = same_result(&gold.result, &rows, has_order_by(&q.query));
-            result.outcome = if result.correct { "correct".into() } else { "wrong_result".into() };
-            result.predicted = Some(sql);
-            result.repairs = repairs;
-        }
-        Err(e) => {
-            result.outcome = match &e {
-                AskError::Refused { refusal, .. } => format!(
-                    "refused:{}",
-                    refusal
-                        .violations
-                        .first()
-                        .and_then(|v| serde_json::to_value(v.code).ok())
-                        .and_then(|v| v.as_str().map(String::from))
-                        .unwrap_or_default()
-                ),
-                AskError::Execution { .. } => "execution".into(),
-                _ => "generation".into(),
-            };
-            if let AskError::Refused { sql, .. } | AskError::Execution { sql, .. } = &e {
-                result.predicted = Some(sql.clone());
+            Mode::Cold | Mode::Warm | Mode::Enterprise => {
+                let options = AskOptions {
+                    exclude_sql_key: Some(sql_key(&q.query)),
+                    samples: Some(shared.options.samples),
+                };
+                let answer = quarry.ask_with(&q.question, &principal, &options);
+                match &answer {
+                    Ok(a) => {
+                        result.chosen_tables = a.candidates.iter().map(|c| c.name.to_lowercase()).collect();
+                    }
+                    // What was offered, for a failed answer too (retrieval is deterministic).
+                    Err(_) => {
+                        if let Ok(retrieved) = quarry.retrieval(&q.question, &principal, &options) {
+                            result.chosen_tables =
+                                retrieved.tables.iter().map(|c| c.name.to_lowercase()).collect();
+                        }
+                    }
+                }
+                answer.map(|a| (a.sql, a.result, a.repairs.len()))
             }
-            result.error = Some(e.to_string());
+        };
+        result.total_ms = started.elapsed().as_millis() as u64;
+        (result.attempts, result.prompt_tokens, result.completion_tokens) = self.llm.take();
+        match answer {
+            Ok((sql, rows, repairs)) => {
+                result.correct = same_result(&gold.result, &rows, has_order_by(&q.query));
+                result.outcome = if result.correct { "correct".into() } else { "wrong_result".into() };
+                result.predicted = Some(sql);
+                result.repairs = repairs;
+            }
+            Err(e) => {
+                result.outcome = match &e {
+                    AskError::Refused { refusal, .. } => format!(
+                        "refused:{}",
+                        refusal
+                            .violations
+                            .first()
+                            .and_then(|v| serde_json::to_value(v.code).ok())
+                            .and_then(|v| v.as_str().map(String::from))
+                            .unwrap_or_default()
+                    ),
+                    AskError::Execution { .. } => "execution".into(),
+                    _ => "generation".into(),
+                };
+                if let AskError::Refused { sql, .. } | AskError::Execution { sql, .. } = &e {
+                    result.predicted = Some(sql.clone());
+                }
+                result.error = Some(e.to_string());
+            }
         }
+        Ok(result)
     }
-    result
 }
 
-/// Runs the evaluation: each result is handed to `record` as it comes (for the JSONL and the
-/// progress bar); returns every result, those of `options.done` first.
+/// Runs the evaluation with `options.jobs` workers, each with a model from `load_llm` (one
+/// shared server client, or a model of its own): each result is handed to `record` as it
+/// comes (for the JSONL and the progress bar); returns every result, those of `options.done`
+/// first, and how many questions were skipped for a missing database.
 pub fn run(
     options: &Options,
     base: &Config,
     embedder: Arc<dyn Embedder>,
-    llm: Arc<dyn Llm>,
+    load_llm: &(dyn Fn() -> Result<Arc<dyn Llm>, LlmError> + Sync),
     record: &mut dyn FnMut(&QuestionResult, usize, usize) -> Result<(), SpiderEvalError>,
 ) -> Result<(Vec<QuestionResult>, usize), SpiderEvalError> {
     let questions = read_questions(&options.data.join("dev.json"))?;
     let (chosen, skipped) = select(&questions, &options.data, options.limit, options.seed);
     let done: BTreeSet<usize> = options.done.iter().map(|r| r.index).collect();
     let todo: Vec<usize> = chosen.iter().copied().filter(|i| !done.contains(i)).collect();
-    let mut by_db: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
-    for &i in &todo {
-        by_db.entry(questions[i].db_id.as_str()).or_default().push(i);
-    }
+    let merged = if options.mode == Mode::Enterprise {
+        let catalogs = crate::catalog::spider::load_catalogs(&options.data.join("tables.json"))?;
+        Some(MergedIndex::build(&catalogs, embedder.as_ref(), &options.workdir.join("merged"))?)
+    } else {
+        None
+    };
+    let shared = Shared { options, base, questions: &questions, embedder, merged };
     let mut results = options.done.clone();
     let total = chosen.len();
-    for (db, indices) in by_db {
-        let history = (options.mode == Mode::Warm).then(|| warm_history(&questions, db));
-        let quarry =
-            open_database(base, &options.data, db, history, &options.workdir, embedder.clone(), llm.clone())?;
-        for i in indices {
-            let result = evaluate(&quarry, llm.as_ref(), options.mode, i, &questions[i]);
+    let next = AtomicUsize::new(0);
+    let jobs = options.jobs.clamp(1, todo.len().max(1));
+    std::thread::scope(|scope| -> Result<(), SpiderEvalError> {
+        let (sender, receiver) = std::sync::mpsc::channel::<Result<QuestionResult, SpiderEvalError>>();
+        for job in 0..jobs {
+            let (sender, shared, todo, next) = (sender.clone(), &shared, &todo, &next);
+            scope.spawn(move || {
+                let llm = match load_llm() {
+                    Ok(llm) => Arc::new(Metered::new(llm)),
+                    Err(e) => return sender.send(Err(e.into())).unwrap_or(()),
+                };
+                let workdir = shared.options.workdir.join(format!("worker-{job}"));
+                let mut worker = Worker { shared, llm, workdir, open: BTreeMap::new() };
+                // Questions in file order, so a worker tends to stay on one database.
+                while let Some(&index) = todo.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    let outcome = worker.evaluate(index);
+                    let failed = outcome.is_err();
+                    if sender.send(outcome).is_err() || failed {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(sender);
+        for outcome in receiver {
+            let result = outcome.inspect_err(|_| next.store(usize::MAX / 2, Ordering::Relaxed))?;
             results.push(result);
             if let Some(last) = results.last() {
                 record(last, results.len(), total)?;
             }
         }
-    }
+        Ok(())
+    })?;
+    results.sort_by_key(|r| r.index);
     Ok((results, skipped))
 }
 
 /// Sums up results.
-pub fn summarize(results: &[QuestionResult], mode: Mode, model: &str, skipped_no_database: usize) -> Summary {
+pub fn summarize(
+    results: &[QuestionResult],
+    mode: Mode,
+    model: &str,
+    skipped_no_database: usize,
+    samples: usize,
+) -> Summary {
     let scored: Vec<&QuestionResult> = results.iter().filter(|r| r.outcome != "gold_failed").collect();
     let n = scored.len().max(1) as f64;
     let mut by_database: BTreeMap<String, Score> = BTreeMap::new();
+    let mut by_difficulty: BTreeMap<String, Score> = BTreeMap::new();
     let mut errors: BTreeMap<String, usize> = BTreeMap::new();
     let mut recall = 0.0;
     for r in &scored {
         by_database.entry(r.db_id.clone()).or_default().add(r.correct);
+        if !r.difficulty.is_empty() {
+            by_difficulty.entry(r.difficulty.clone()).or_default().add(r.correct);
+        }
         if !r.correct {
             *errors.entry(r.outcome.clone()).or_default() += 1;
         }
@@ -407,6 +673,12 @@ pub fn summarize(results: &[QuestionResult], mode: Mode, model: &str, skipped_no
         skipped_no_database,
         gold_failed: results.len() - scored.len(),
         by_database,
+        by_difficulty,
+        routing_accuracy: (mode == Mode::Enterprise).then(|| {
+            scored.iter().filter(|r| r.routed_db.as_deref() == Some(r.db_id.as_str())).count() as f64 / n
+        }),
+        samples,
+        mean_attempts: scored.iter().map(|r| r.attempts).sum::<usize>() as f64 / n,
         table_recall: recall / n,
         valid: scored.iter().filter(|r| matches!(r.outcome.as_str(), "correct" | "wrong_result")).count()
             as f64
@@ -424,12 +696,14 @@ pub fn summarize(results: &[QuestionResult], mode: Mode, model: &str, skipped_no
 /// The summary as a Markdown report.
 pub fn markdown(summary: &Summary) -> String {
     let mut out = format!(
-        "# Spider dev, mode {} ({})\n\n| | |\n|---|---|\n| questions | {} |\n| EX | {:.1}% ({} correct) |\n\
-         | table recall | {:.3} |\n| valid SQL | {:.1}% |\n| repaired | {} ({} then correct) |\n\
+        "# Spider dev, mode {} ({}, {} sample(s) per question)\n\n| | |\n|---|---|\n| questions | {} |\n\
+         | EX | {:.1}% ({} correct) |\n| table recall | {:.3} |\n| valid SQL | {:.1}% |\n\
+         | repaired | {} ({} then correct) |\n| generations per question | {:.2} |\n\
          | latency p50 / p95 | {} / {} ms |\n| tokens (prompt / completion) | {:.0} / {:.0} |\n\
-         | skipped (no database) | {} |\n| gold SQL failed here | {} |\n\n## By database\n\n| database | questions | EX |\n|---|---|---|\n",
+         | skipped (no database) | {} |\n| gold SQL failed here | {} |\n",
         summary.mode,
         summary.model,
+        summary.samples,
         summary.questions,
         summary.ex,
         summary.correct,
@@ -437,6 +711,7 @@ pub fn markdown(summary: &Summary) -> String {
         100.0 * summary.valid,
         summary.repaired,
         summary.repaired_correct,
+        summary.mean_attempts,
         summary.latency_p50_ms,
         summary.latency_p95_ms,
         summary.mean_prompt_tokens,
@@ -444,9 +719,20 @@ pub fn markdown(summary: &Summary) -> String {
         summary.skipped_no_database,
         summary.gold_failed,
     );
-    for (db, score) in &summary.by_database {
-        out.push_str(&format!("| {db} | {} | {:.1}% |\n", score.questions, score.ex));
+    if let Some(routing) = summary.routing_accuracy {
+        out.push_str(&format!("| routed to the right database | {:.1}% |\n", 100.0 * routing));
     }
+    let table = |title: &str, scores: Vec<(&String, &Score)>| {
+        let mut out = format!("\n## By {title}\n\n| {title} | questions | EX |\n|---|---|---|\n");
+        for (name, score) in scores {
+            out.push_str(&format!("| {name} | {} | {:.1}% |\n", score.questions, score.ex));
+        }
+        out
+    };
+    let mut by_difficulty: Vec<(&String, &Score)> = summary.by_difficulty.iter().collect();
+    by_difficulty.sort_by_key(|(name, _)| ["easy", "medium", "hard", "extra"].iter().position(|d| d == name));
+    out.push_str(&table("difficulty", by_difficulty));
+    out.push_str(&table("database", summary.by_database.iter().collect()));
     out.push_str("\n## Errors\n\n| outcome | questions |\n|---|---|\n");
     for (outcome, count) in &summary.errors {
         out.push_str(&format!("| {outcome} | {count} |\n"));
@@ -489,7 +775,7 @@ mod tests {
     use super::*;
 
     fn q(db: &str, sql: &str, question: &str) -> SpiderQuestion {
-        SpiderQuestion { db_id: db.into(), query: sql.into(), question: question.into() }
+        SpiderQuestion { db_id: db.into(), query: sql.into(), question: question.into(), sql: None }
     }
 
     #[test]
@@ -512,6 +798,7 @@ mod tests {
         let result = |db: &str, correct: bool, outcome: &str, repairs: usize, ms: u64| QuestionResult {
             index: 0,
             db_id: db.into(),
+            difficulty: "easy".into(),
             question: String::new(),
             gold: String::new(),
             predicted: None,
@@ -521,9 +808,11 @@ mod tests {
             gold_tables: vec!["t".into(), "u".into()],
             chosen_tables: vec!["t".into()],
             repairs,
+            attempts: 1 + repairs,
             prompt_tokens: 100,
             completion_tokens: 10,
             total_ms: ms,
+            routed_db: None,
         };
         let results = vec![
             result("a", true, "correct", 0, 10),
@@ -532,7 +821,7 @@ mod tests {
             result("b", false, "refused:unknown_column", 0, 40),
             result("b", false, "gold_failed", 0, 0),
         ];
-        let s = summarize(&results, Mode::Cold, "m", 3);
+        let s = summarize(&results, Mode::Cold, "m", 3, 1);
         assert_eq!((s.questions, s.correct, s.gold_failed, s.skipped_no_database), (4, 2, 1, 3));
         assert!((s.ex - 50.0).abs() < 1e-9);
         assert!((s.table_recall - 0.5).abs() < 1e-9);

@@ -134,8 +134,7 @@ pub fn with_llm(
     let user = format!("Tables: {context}\n\nSQL:\n{}\n", logged.sql.trim());
     let prompt =
         ChatPrompt { system: SYSTEM.to_string(), user, turns: Vec::new(), assistant_prefix: String::new() };
-    let generation =
-        llm.generate(&prompt, &GenerationParams { max_tokens: 160, stop: vec!["```".to_string()] })?;
+    let generation = llm.generate(&prompt, &GenerationParams::greedy(160, "```"))?;
     let written: Vec<&str> =
         generation.text.lines().map(str::trim).filter(|l| !l.is_empty()).take(6).collect();
     let mut text = String::new();

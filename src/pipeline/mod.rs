@@ -23,7 +23,7 @@ use crate::history::ingest::{self, IngestOptions};
 use crate::history::structure::JoinEdge;
 use crate::history::{History, HistoryError, LogFormat};
 use crate::index::{ensure_index, IndexError, IndexReport};
-use crate::llm::{GenerationParams, LlamaCppLlm, Llm, LlmError};
+use crate::llm::{GenerationParams, LlamaCppLlm, Llm, LlmError, OpenAiLlm};
 use crate::metadata::{AuditKind, AuditRecord, Metadata, MetadataError, Outcome};
 pub use crate::policy::Principal;
 use crate::policy::{Action, Policy, PolicyError};
@@ -113,6 +113,8 @@ pub struct AskOptions {
     /// Never use past queries whose SQL has this `history::sql_key` (the evaluation asks with
     /// its gold SQL's key, so neither it nor a question with identical gold SQL helps).
     pub exclude_sql_key: Option<String>,
+    /// Candidates to generate and vote between; None: `[llm] samples`.
+    pub samples: Option<usize>,
 }
 
 /// Time spent in each stage, in milliseconds, and the model's token counts.
@@ -156,6 +158,8 @@ pub struct Answer {
     pub repairs: Vec<RepairNote>,
     /// The verified past query given as the answer, when one asked the same (no LLM call).
     pub reused: Option<Reuse>,
+    /// How sampled candidates voted, when more than one was generated (`[llm] samples`).
+    pub votes: Option<Votes>,
     /// The model that wrote the SQL ("none" when a verified query was reused).
     pub model: String,
     pub timings: Timings,
@@ -223,8 +227,14 @@ impl HistoryState {
     }
 }
 
-/// Loads the embedded default model from the configured assets.
+/// The configured model: a client of the OpenAI-compatible server at `[llm] url`, or else the
+/// embedded llama.cpp model from the assets.
 pub fn load_default_llm(config: &Config) -> Result<Arc<dyn Llm>, LlmError> {
+    if let Some(url) = &config.llm_url {
+        let model = config.model_name();
+        let api_key = std::env::var("QUARRY_LLM_API_KEY").ok().filter(|k| !k.is_empty());
+        return Ok(Arc::new(OpenAiLlm::new(url, &model, api_key, Duration::from_secs(300))));
+    }
     Ok(Arc::new(LlamaCppLlm::load(&config.model, config.threads, config.context_tokens)?))
 }
 
@@ -590,8 +600,7 @@ impl Quarry {
             prompt::join_hints(&history.join_counts, &offered, &visible, self.config.retrieval_join_hints);
 
         let llm = self.llm.as_deref().ok_or(LlmError::NotLoaded)?;
-        let params =
-            GenerationParams { max_tokens: self.config.max_tokens, stop: vec![prompt::STOP.to_string()] };
+        let params = GenerationParams::greedy(self.config.max_tokens, prompt::STOP);
         let today = crate::calendar::today();
         let prompt_budget = PromptBudget::for_model(
             self.config.context_tokens as usize,
@@ -599,66 +608,105 @@ impl Quarry {
             self.config.max_repairs,
             self.config.retrieval_columns,
         );
+        let build = |failed: &[FailedAttempt]| {
+            prompt::build(question, &retrieved, &visible, &today, &joins, failed, prompt_budget)
+        };
+        let context = Attempting { llm, catalog: &catalog, policy, principal };
+
+        // The greedy answer, repaired when refused or when it fails to run.
         let mut failed: Vec<FailedAttempt> = Vec::new();
+        let mut candidates = Vec::new();
         let mut last_error = None;
         for _attempt in 0..=self.config.max_repairs {
-            let chat = prompt::build(question, &retrieved, &visible, &today, &joins, &failed, prompt_budget);
-            tracing::debug!(system = %chat.system, user = %chat.user, "prompt");
-            let stage = Instant::now();
-            let generation = llm.generate(&chat, &params)?;
-            timings.generate_ms += stage.elapsed().as_millis() as u64;
-            timings.prompt_tokens += generation.prompt_tokens;
-            timings.completion_tokens += generation.completion_tokens;
-
-            let draft = prompt::extract_sql(&generation.text);
-            let stage = Instant::now();
-            let verdict = validate(&draft, &catalog, policy, principal);
-            timings.validate_ms += stage.elapsed().as_millis() as u64;
-            let query = match verdict {
-                Ok(query) => query,
+            match self.attempt(&context, &build(&failed), &params, &mut timings) {
+                Ok(candidate) => {
+                    candidates.push(candidate);
+                    break;
+                }
                 // A policy refusal is final: a repair round would search for a way around it.
-                Err(refusal) if refusal.is_policy() => {
-                    return Err(AskError::Refused { sql: draft.text().to_string(), refusal });
+                Err(AskError::Refused { sql, refusal }) if refusal.is_policy() => {
+                    return Err(AskError::Refused { sql, refusal });
                 }
-                Err(refusal) => {
-                    failed.push(FailedAttempt {
-                        sql: draft.text().to_string(),
-                        error: repair_feedback(&refusal),
-                    });
-                    last_error = Some(AskError::Refused { sql: draft.text().to_string(), refusal });
-                    continue;
+                Err(AskError::Refused { sql, refusal }) => {
+                    failed.push(FailedAttempt { sql: sql.clone(), error: repair_feedback(&refusal) });
+                    last_error = Some(AskError::Refused { sql, refusal });
                 }
-            };
-            let stage = Instant::now();
-            let executed = self.executor.run(&query);
-            timings.execute_ms += stage.elapsed().as_millis() as u64;
-            match executed {
-                Ok(result) => {
-                    return Ok(Answer {
-                        question: question.to_string(),
-                        sql: query.sql().to_string(),
-                        tables: self.table_uses(&catalog, &query, Some(&retrieved.tables)),
-                        candidates: retrieved.tables.clone(),
-                        examples: retrieved.examples.clone(),
-                        result,
-                        warnings: query.warnings().to_vec(),
-                        governance: query.governance().clone(),
-                        repairs: failed
-                            .into_iter()
-                            .map(|f| RepairNote { sql: f.sql, error: f.error })
-                            .collect(),
-                        reused: None,
-                        model: llm.model_id().to_string(),
-                        timings,
-                    })
+                Err(AskError::Execution { sql, source }) => {
+                    failed.push(FailedAttempt { sql: sql.clone(), error: source.to_string() });
+                    last_error = Some(AskError::Execution { sql, source });
                 }
-                Err(source) => {
-                    failed.push(FailedAttempt { sql: query.sql().to_string(), error: source.to_string() });
-                    last_error = Some(AskError::Execution { sql: query.sql().to_string(), source });
-                }
+                Err(other) => return Err(other),
             }
         }
-        Err(last_error.unwrap_or_else(|| AskError::InvalidQuestion("no attempt was made".into())))
+
+        // More candidates, sampled from the first prompt; the result most of them agree on wins.
+        let samples = options.samples.unwrap_or(self.config.samples).max(1);
+        let mut votes = None;
+        if samples > 1 {
+            for seed in 1..samples {
+                let sampled = params.sampled(SAMPLE_TEMPERATURE, seed as u32);
+                match self.attempt(&context, &build(&[]), &sampled, &mut timings) {
+                    Ok(candidate) => candidates.push(candidate),
+                    Err(AskError::Llm(e)) => return Err(AskError::Llm(e)),
+                    Err(_) => {}
+                }
+            }
+            let (winner, tally) = vote(&candidates, samples);
+            if let Some(winner) = winner {
+                candidates.swap(0, winner);
+            }
+            votes = Some(tally);
+        }
+        let Some(chosen) = candidates.into_iter().next() else {
+            return Err(last_error.unwrap_or_else(|| AskError::InvalidQuestion("no attempt was made".into())));
+        };
+        // Repairs belong to the greedy answer; a sampled winner had none.
+        let repairs = if chosen.greedy { failed } else { Vec::new() };
+        Ok(Answer {
+            question: question.to_string(),
+            sql: chosen.query.sql().to_string(),
+            tables: self.table_uses(&catalog, &chosen.query, Some(&retrieved.tables)),
+            candidates: retrieved.tables.clone(),
+            examples: retrieved.examples.clone(),
+            result: chosen.result,
+            warnings: chosen.query.warnings().to_vec(),
+            governance: chosen.query.governance().clone(),
+            repairs: repairs.into_iter().map(|f| RepairNote { sql: f.sql, error: f.error }).collect(),
+            reused: None,
+            votes,
+            model: llm.model_id().to_string(),
+            timings,
+        })
+    }
+
+    /// One generation, validated and run: a candidate answer, or why it is not one.
+    fn attempt(
+        &self,
+        context: &Attempting,
+        chat: &crate::llm::ChatPrompt,
+        params: &GenerationParams,
+        timings: &mut Timings,
+    ) -> Result<Candidate, AskError> {
+        tracing::debug!(system = %chat.system, user = %chat.user, "prompt");
+        let stage = Instant::now();
+        let generation = context.llm.generate(chat, params)?;
+        timings.generate_ms += stage.elapsed().as_millis() as u64;
+        timings.prompt_tokens += generation.prompt_tokens;
+        timings.completion_tokens += generation.completion_tokens;
+
+        let draft = prompt::extract_sql(&generation.text);
+        let stage = Instant::now();
+        let verdict = validate(&draft, context.catalog, context.policy, context.principal);
+        timings.validate_ms += stage.elapsed().as_millis() as u64;
+        let query =
+            verdict.map_err(|refusal| AskError::Refused { sql: draft.text().to_string(), refusal })?;
+        let stage = Instant::now();
+        let executed = self.executor.run(&query);
+        timings.execute_ms += stage.elapsed().as_millis() as u64;
+        match executed {
+            Ok(result) => Ok(Candidate { query, result, greedy: params.temperature == 0.0 }),
+            Err(source) => Err(AskError::Execution { sql: query.sql().to_string(), source }),
+        }
     }
 
     /// The answer from a verified past query, validated and run for this principal like any
@@ -703,6 +751,7 @@ impl Quarry {
             governance: query.governance().clone(),
             repairs: Vec::new(),
             reused: Some(reuse),
+            votes: None,
             model: "none".into(),
             timings,
         })
@@ -787,4 +836,59 @@ fn repair_feedback(refusal: &Refusal) -> String {
         )
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// Temperature of the sampled candidates (`[llm] samples` > 1): varied enough to disagree
+/// where the model is unsure, low enough to stay on the question.
+const SAMPLE_TEMPERATURE: f32 = 0.7;
+
+/// What an attempt needs beside the prompt.
+struct Attempting<'a> {
+    llm: &'a dyn Llm,
+    catalog: &'a Catalog,
+    policy: &'a Policy,
+    principal: &'a Principal,
+}
+
+/// A generated query that passed validation and ran.
+struct Candidate {
+    query: ValidatedQuery,
+    result: ResultSet,
+    /// Written by greedy decoding (the first candidate), not sampled.
+    greedy: bool,
+}
+
+/// How the candidates of a sampled answer voted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Votes {
+    /// Candidates generated, the greedy one included.
+    pub generated: usize,
+    /// Those that passed validation and ran.
+    pub ran: usize,
+    /// Those whose result is the chosen one.
+    pub agreeing: usize,
+    /// Different results among those that ran.
+    pub distinct_results: usize,
+}
+
+/// The candidate whose result most candidates share (ties: the earliest, so the greedy
+/// answer wins a tie), and the tally. Results compare as the evaluation compares them: rows as
+/// a multiset of canonical cells.
+fn vote(candidates: &[Candidate], generated: usize) -> (Option<usize>, Votes) {
+    let mut groups: Vec<(Vec<Vec<String>>, usize, usize)> = Vec::new();
+    for (i, candidate) in candidates.iter().enumerate() {
+        let key = candidate.result.canonical_rows(false);
+        match groups.iter_mut().find(|(k, _, _)| *k == key) {
+            Some(group) => group.1 += 1,
+            None => groups.push((key, 1, i)),
+        }
+    }
+    let best = groups.iter().max_by(|a, b| a.1.cmp(&b.1).then(b.2.cmp(&a.2)));
+    let votes = Votes {
+        generated,
+        ran: candidates.len(),
+        agreeing: best.map(|g| g.1).unwrap_or(0),
+        distinct_results: groups.len(),
+    };
+    (best.map(|g| g.2), votes)
 }

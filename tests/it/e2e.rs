@@ -2,9 +2,10 @@
 //! Qdrant Edge and SQLite. Runs when `QUARRY_E2E=1` (`make test` and CI set it).
 
 use quarry::eval::{has_order_by, same_result};
-use quarry::pipeline::Principal;
+use quarry::llm::{ChatPrompt, GenerationParams, Turn};
+use quarry::pipeline::{load_default_llm, Principal};
 
-use crate::support::{e2e_enabled, real};
+use crate::support::{config_for, real, skip_without_real_model};
 
 /// Questions the default model answers, with hand-written gold SQL.
 const CASES: &[(&str, &str)] = &[
@@ -21,8 +22,7 @@ const CASES: &[(&str, &str)] = &[
 
 #[test]
 fn real_model_answers_demo_questions_with_the_right_rows() {
-    if !e2e_enabled() {
-        eprintln!("skipped: set QUARRY_E2E=1 to run tests with the real model");
+    if skip_without_real_model() {
         return;
     }
     let quarry = real();
@@ -58,8 +58,7 @@ async fn real_model_answers_over_http() {
     use http_body_util::BodyExt;
     use tower::ServiceExt;
 
-    if !e2e_enabled() {
-        eprintln!("skipped: set QUARRY_E2E=1 to run tests with the real model");
+    if skip_without_real_model() {
         return;
     }
     let quarry = real();
@@ -90,8 +89,7 @@ async fn real_model_answers_over_http() {
 /// reads it anyway is refused).
 #[test]
 fn real_model_never_returns_a_column_a_steward_just_tagged_pii() {
-    if !e2e_enabled() {
-        eprintln!("skipped: set QUARRY_E2E=1 to run tests with the real model");
+    if skip_without_real_model() {
         return;
     }
     let dir = crate::support::private_workspace();
@@ -118,4 +116,53 @@ fn real_model_never_returns_a_column_a_steward_just_tagged_pii() {
         // A refusal (policy or otherwise) returns no rows: nothing leaked either.
         Err(other) => eprintln!("no answer: {other}"),
     }
+}
+
+/// The embedded model keeps the key/value cache of its last prompt: a prompt that extends it
+/// (a repair round) prefills only the new tokens, and answers do not depend on what was cached.
+#[test]
+fn the_embedded_model_reuses_the_cached_prefix_without_changing_answers() {
+    if skip_without_real_model() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let llm = load_default_llm(&config_for(dir.path())).expect("model assets: run `make assets`");
+    let first = ChatPrompt {
+        system: "You write SQLite queries. Tables: users(user_id, country_code, plan).".into(),
+        user: "How many users are on each plan?".into(),
+        turns: Vec::new(),
+        assistant_prefix: "```sql\n".into(),
+    };
+    let params = GenerationParams::greedy(64, "```");
+    let cold = llm.generate(&first, &params).expect("generation");
+    assert_eq!(cold.cached_tokens, 0, "a fresh model has nothing cached");
+
+    let mut repair = first.clone();
+    repair.turns.push(Turn { assistant: cold.text.clone(), user: "Name the count column 'users'.".into() });
+    let repaired = llm.generate(&repair, &params).expect("generation");
+    // Everything up to the end of the first user message is shared.
+    assert!(
+        repaired.cached_tokens + 10 >= cold.prompt_tokens - 4,
+        "{} of {}",
+        repaired.cached_tokens,
+        cold.prompt_tokens
+    );
+    assert!(repaired.cached_tokens < repaired.prompt_tokens);
+
+    // Served from the cache, the same prompt gives the same answer every time. (Not always
+    // byte for byte the answer of a full prefill: a suffix prefilled on a cached prefix sums
+    // in another order, which can flip a near tie.)
+    let again = llm.generate(&first, &params).expect("generation");
+    let once_more = llm.generate(&first, &params).expect("generation");
+    assert_eq!(again.text, once_more.text);
+    assert_eq!(once_more.cached_tokens, once_more.prompt_tokens - 1);
+    for text in [&cold.text, &again.text] {
+        let sql = text.to_lowercase();
+        assert!(sql.contains("select") && sql.contains("group by") && sql.contains("plan"), "{text}");
+    }
+
+    // A sampled candidate reuses the whole prompt but the last token.
+    let sampled = llm.generate(&first, &params.sampled(0.7, 1)).expect("generation");
+    assert_eq!(sampled.cached_tokens, sampled.prompt_tokens - 1);
+    assert!(!sampled.text.trim().is_empty());
 }

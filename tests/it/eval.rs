@@ -9,7 +9,7 @@ use quarry::history::sql_key;
 use quarry::llm::{Llm, ScriptedLlm};
 use quarry::pipeline::{AskOptions, Principal};
 
-use crate::support::{config_for, e2e_enabled, embedder, repo_root};
+use crate::support::{config_for, embedder, repo_root, skip_without_real_model};
 
 fn spider_data() -> PathBuf {
     repo_root().join("../shared/data/spider")
@@ -33,7 +33,7 @@ fn warm_runs_never_show_the_question_or_its_identical_gold_sql() {
     let (mut shared_gold, mut leaked_without_guard) = (0, 0);
     for q in questions.iter().filter(|q| q.db_id == db) {
         let key = sql_key(&q.query);
-        let guarded = AskOptions { exclude_sql_key: Some(key.clone()) };
+        let guarded = AskOptions { exclude_sql_key: Some(key.clone()), ..AskOptions::default() };
         let answer = quarry.ask_with(&q.question, &principal, &guarded).expect("answer");
         assert!(!answer.examples.is_empty(), "{}: no history example at all", q.question);
         for example in &answer.examples {
@@ -52,28 +52,46 @@ fn warm_runs_never_show_the_question_or_its_identical_gold_sql() {
     assert!(leaked_without_guard >= 10, "{leaked_without_guard}");
 }
 
+/// Spider's difficulty classes, computed by the official rules from the parsed gold SQL, give
+/// the official distribution of the dev set.
+#[test]
+fn difficulty_classes_match_the_official_distribution() {
+    let questions = spider::read_questions(&spider_data().join("dev.json")).expect("dev.json");
+    let mut counts = std::collections::BTreeMap::new();
+    for q in &questions {
+        *counts.entry(spider::difficulty(q.sql.as_ref().expect("dev.json carries sql"))).or_insert(0) += 1;
+    }
+    let expected = [("easy", 248), ("extra", 166), ("hard", 174), ("medium", 446)];
+    assert_eq!(counts.into_iter().collect::<Vec<_>>(), expected);
+}
+
+fn options(mode: Mode, limit: usize, dir: &std::path::Path, samples: usize, jobs: usize) -> Options {
+    Options {
+        data: spider_data(),
+        mode,
+        limit: Some(limit),
+        seed: 7,
+        workdir: dir.join("eval"),
+        done: Vec::new(),
+        samples,
+        jobs,
+    }
+}
+
 /// Ten Spider dev questions through the whole cold pipeline with the real model, scored by
 /// execution.
 #[test]
 fn a_smoke_evaluation_with_the_real_model() {
-    if !e2e_enabled() {
-        eprintln!("skipped: set QUARRY_E2E=1 to run tests with the real model");
+    if skip_without_real_model() {
         return;
     }
     let dir = tempfile::tempdir().expect("temp dir");
     let config = config_for(dir.path());
     let llm = quarry::pipeline::load_default_llm(&config).expect("model assets: run `make assets`");
-    let options = Options {
-        data: spider_data(),
-        mode: Mode::Cold,
-        limit: Some(10),
-        seed: 7,
-        workdir: dir.path().join("eval"),
-        done: Vec::new(),
-    };
+    let options = options(Mode::Cold, 10, dir.path(), 1, 1);
     let mut seen = 0;
     let (results, skipped) =
-        spider::run(&options, &config, embedder(), llm.clone(), &mut |_, done, total| {
+        spider::run(&options, &config, embedder(), &|| Ok(llm.clone()), &mut |_, done, total| {
             seen = done;
             assert_eq!(total, 10);
             Ok(())
@@ -85,10 +103,47 @@ fn a_smoke_evaluation_with_the_real_model() {
         assert!(!r.outcome.is_empty() && !r.gold_tables.is_empty(), "{r:?}");
         assert!(r.predicted.is_some() || r.error.is_some(), "{r:?}");
         assert_eq!(r.correct, r.outcome == "correct", "{r:?}");
+        // Every question was asked: failed answers count their generations and tokens too.
+        assert!(r.attempts >= 1 && r.attempts == 1 + r.repairs || !r.correct, "{r:?}");
+        assert!(r.prompt_tokens > 0 && !r.difficulty.is_empty(), "{r:?}");
     }
-    let summary = spider::summarize(&results, Mode::Cold, llm.model_id(), skipped);
+    let summary = spider::summarize(&results, Mode::Cold, llm.model_id(), skipped, 1);
     assert_eq!(summary.questions + summary.gold_failed, 10);
+    assert_eq!(summary.by_difficulty.values().map(|s| s.questions).sum::<usize>(), summary.questions);
     // The 0.5B model gets about half of Spider right; fewer than 3 of 10 means a broken pipeline.
     assert!(summary.correct >= 3, "{}", spider::markdown(&summary));
     assert!(summary.table_recall > 0.8, "{}", spider::markdown(&summary));
+}
+
+/// Enterprise mode with two jobs (each its own copy of the real model): retrieval across the
+/// merged catalog of all 166 Spider databases picks each question's database; a wrong pick is
+/// scored wrong without asking.
+#[test]
+fn an_enterprise_evaluation_routes_across_the_merged_catalog() {
+    if skip_without_real_model() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = config_for(dir.path());
+    let mut per_job = config.clone();
+    per_job.threads = (config.threads / 2).max(1);
+    let options = options(Mode::Enterprise, 6, dir.path(), 1, 2);
+    let (results, _) = spider::run(
+        &options,
+        &config,
+        embedder(),
+        &|| quarry::pipeline::load_default_llm(&per_job),
+        &mut |_, _, _| Ok(()),
+    )
+    .expect("evaluation");
+    assert_eq!(results.len(), 6);
+    assert!(results.windows(2).all(|w| w[0].index < w[1].index), "results in question order");
+    for r in &results {
+        let routed = r.routed_db.as_deref().expect("every question is routed");
+        assert_eq!(routed != r.db_id, r.outcome == "wrong_database", "{r:?}");
+        assert_eq!(r.attempts == 0, r.outcome == "wrong_database", "{r:?}");
+    }
+    let summary = spider::summarize(&results, Mode::Enterprise, "m", 0, 1);
+    let routing = summary.routing_accuracy.expect("enterprise summaries report routing");
+    assert!(routing >= 0.5, "{}", spider::markdown(&summary));
 }

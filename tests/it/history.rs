@@ -258,8 +258,7 @@ fn ranking_respects_governance_and_excluded_tables_never_appear() {
 /// The real model writes intent texts for ingested queries (`--llm-intents`).
 #[test]
 fn the_real_model_writes_intents() {
-    if !crate::support::e2e_enabled() {
-        eprintln!("skipped: set QUARRY_E2E=1 to run tests with the real model");
+    if crate::support::skip_without_real_model() {
         return;
     }
     let dir = crate::support::private_workspace();

@@ -4,6 +4,7 @@
 //! real model run when `QUARRY_E2E=1` (`make test` and CI set it).
 
 mod adversarial;
+mod agent;
 mod catalog;
 mod cli;
 mod demo;
@@ -11,5 +12,6 @@ mod e2e;
 mod eval;
 mod history;
 mod http;
+mod llm_server;
 mod policy;
 mod support;

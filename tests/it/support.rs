@@ -90,9 +90,14 @@ pub fn scripted() -> Arc<Quarry> {
         .clone()
 }
 
-/// True when the slow tests with the real model should run.
-pub fn e2e_enabled() -> bool {
-    std::env::var("QUARRY_E2E").is_ok_and(|v| v == "1")
+/// True (and says so) when the slow tests with the real model should not run: they run when
+/// `QUARRY_E2E=1`.
+pub fn skip_without_real_model() -> bool {
+    let skip = !std::env::var("QUARRY_E2E").is_ok_and(|v| v == "1");
+    if skip {
+        eprintln!("skipped: set QUARRY_E2E=1 to run tests with the real model");
+    }
+    skip
 }
 
 /// The shared demo workspace opened with the real model.
@@ -126,9 +131,14 @@ pub fn private_workspace() -> tempfile::TempDir {
 
 /// Opens a private workspace with the scripted model.
 pub fn open_private(dir: &Path) -> Arc<Quarry> {
+    open_private_with(dir, ScriptedLlm::new(SCRIPT.iter().copied()))
+}
+
+/// Opens a private workspace with a scripted model of the test's own.
+pub fn open_private_with(dir: &Path, llm: ScriptedLlm) -> Arc<Quarry> {
     let mut config = config_for(dir);
     config.governance = dir.join("schemas");
-    let llm: Arc<dyn Llm> = Arc::new(ScriptedLlm::new(SCRIPT.iter().copied()));
+    let llm: Arc<dyn Llm> = Arc::new(llm);
     Arc::new(Quarry::open(config, embedder(), Some(llm)).expect("open private workspace"))
 }
 
