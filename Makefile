@@ -8,7 +8,7 @@ export CARGO_TARGET_DIR ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/quarry/target
 APT_PACKAGES := cmake clang libclang-dev
 BIN := $(CARGO_TARGET_DIR)/release/quarry
 
-.PHONY: run test deps assets build demo check fmt clippy
+.PHONY: run test deps ui-deps ui-test assets build demo check fmt clippy
 
 run: deps assets build
 	$(BIN) serve
@@ -22,6 +22,16 @@ deps:
 	fi
 	@command -v cargo >/dev/null || { echo "cargo not found: install Rust from rustup first" >&2; exit 1; }
 
+# What the browser tests need: Debian's Chromium (driven by playwright-core, no browser
+# download) and Node.js.
+ui-deps:
+	@missing=""; dpkg -s chromium >/dev/null 2>&1 || missing="chromium"; \
+	command -v npm >/dev/null || missing="$$missing nodejs npm"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  else echo "Missing system packages: $$missing. Install them with: sudo apt-get install -y $$missing" >&2; exit 1; fi; \
+	fi
+
 assets:
 	scripts/fetch-assets.sh
 
@@ -33,8 +43,14 @@ demo: build
 	$(BIN) demo
 
 # The server backend's test runs the real model behind llama.cpp's llama-server (built once, cached).
-test: deps assets
+# Then the web page in headless Chromium against `quarry serve` (tests/ui, screenshots in
+# tests/ui/artefacts).
+test: deps assets ui-deps
 	server="$$(scripts/build-llama-server.sh)" && QUARRY_E2E=1 QUARRY_LLAMA_SERVER="$$server" cargo test --release
+	$(MAKE) ui-test
+
+ui-test: build
+	cd tests/ui && npm ci --no-audit --no-fund --silent && QUARRY_BIN=$(BIN) npm test
 
 check: fmt clippy
 
