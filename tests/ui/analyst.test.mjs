@@ -93,7 +93,15 @@ test("an analyst asks a question and sees the SQL and the rows", async () => {
   assert.match(text, /\bplan\b/);
   const rows = await page.locator("#rows tbody tr").count();
   assert.ok(rows >= 2, `${rows} rows`);
+  // A plan and a count: a bar per row, which the toggle hides and shows.
+  assert.equal(await page.locator("#chart").getAttribute("data-kind"), "bar");
+  assert.equal(await page.locator("#chart rect").count(), rows);
   await page.screenshot({ path: join(artefacts, "ask.png"), fullPage: true });
+  await page.click("#chart-toggle");
+  assert.equal(await page.locator("#chart").isVisible(), false);
+  await page.click("#chart-toggle");
+  assert.equal(await page.locator("#chart").isVisible(), true);
+  assert.ok(await page.locator("#copy-sql").isVisible());
   await page.close();
 });
 
@@ -106,6 +114,37 @@ test("an analyst edits SQL and runs it under the same governance", async () => {
   assert.match(header, /plan/);
   assert.ok((await page.locator("#rows tbody tr").count()) >= 2);
   await page.screenshot({ path: join(artefacts, "sql.png"), fullPage: true });
+
+  // Sort by the count, both ways.
+  const counts = async () => (await page.locator("#rows tbody tr td:nth-child(2)").allTextContents()).map(Number);
+  await page.click("#rows th[data-column='1']");
+  const up = await counts();
+  assert.deepEqual(up, [...up].sort((a, b) => a - b));
+  await page.click("#rows th[data-column='1']");
+  const down = await counts();
+  assert.deepEqual(down, [...up].reverse());
+  await page.close();
+});
+
+test("long results come a page at a time, and a date with a number is a line chart", async () => {
+  const page = await openAsAnalyst();
+  await page.fill("#sql", "SELECT user_id, plan FROM users ORDER BY user_id LIMIT 120");
+  await page.click("#sql-button");
+  await page.locator("#rows").waitFor({ timeout: 60_000 });
+  assert.equal(await page.locator("#rows tbody tr").count(), 50);
+  assert.equal(await page.locator("#page-label").textContent(), "page 1 of 3");
+  const firstIds = await page.locator("#rows tbody tr td:first-child").allTextContents();
+  await page.click("#next-page");
+  assert.equal(await page.locator("#page-label").textContent(), "page 2 of 3");
+  const secondIds = await page.locator("#rows tbody tr td:first-child").allTextContents();
+  assert.ok(Number(secondIds[0]) > Number(firstIds[49]), "the second page continues the first");
+
+  await page.fill("#sql", "SELECT activity_date, COUNT(*) AS users FROM daily_active_users GROUP BY activity_date ORDER BY activity_date DESC LIMIT 30");
+  await page.click("#sql-button");
+  await page.locator("#chart").waitFor({ timeout: 60_000 });
+  assert.equal(await page.locator("#chart").getAttribute("data-kind"), "line");
+  assert.equal(await page.locator("#chart polyline").count(), 1);
+  await page.screenshot({ path: join(artefacts, "line-chart.png"), fullPage: true });
   await page.close();
 });
 
