@@ -407,23 +407,22 @@ struct Shared<'a> {
     merged: Option<MergedIndex>,
 }
 
-/// One worker: its model meter and the workspace it has open, by database.
+/// One worker: its model meter and the one workspace it has open (each holds vector-index
+/// thread pools; a worker moves through the questions database by database).
 struct Worker<'a> {
     shared: &'a Shared<'a>,
     llm: Arc<Metered>,
     workdir: PathBuf,
-    open: BTreeMap<String, Quarry>,
+    open: Option<(String, Quarry)>,
 }
 
 impl Worker<'_> {
+    /// The workspace of `db`, opened (and the previous one closed) when it is not the open one.
     fn workspace(&mut self, db: &str) -> Result<&Quarry, SpiderEvalError> {
-        if !self.open.contains_key(db) {
-            // One workspace open per worker: each holds vector-index thread pools, and a worker
-            // moves through the questions database by database.
-            self.open.clear();
+        if !matches!(&self.open, Some((open, _)) if open == db) {
+            self.open = None;
             let shared = self.shared;
             let history = (shared.options.mode == Mode::Warm).then(|| warm_history(shared.questions, db));
-            let llm: Arc<dyn Llm> = self.llm.clone();
             let quarry = open_database(
                 shared.base,
                 &shared.options.data,
@@ -431,11 +430,14 @@ impl Worker<'_> {
                 history,
                 &self.workdir,
                 shared.embedder.clone(),
-                llm,
+                self.llm.clone(),
             )?;
-            self.open.insert(db.to_string(), quarry);
+            self.open = Some((db.to_string(), quarry));
         }
-        Ok(&self.open[db])
+        match &self.open {
+            Some((_, quarry)) => Ok(quarry),
+            None => Err(SpiderEvalError::Open { db: db.to_string(), message: "it was closed".into() }),
+        }
     }
 
     /// Asks one question and scores it.
@@ -482,12 +484,13 @@ impl Worker<'_> {
             result.routed_db = routed.clone();
             db = routed.unwrap_or_default();
         }
-        let own = self.workspace(&q.db_id)?;
-        let catalog = own.catalog();
+        let llm = self.llm.clone();
+        let quarry = self.workspace(&q.db_id)?;
+        let catalog = quarry.catalog();
         result.gold_tables = structure::analyze(&q.query, &catalog)
             .map(|s| s.tables.iter().map(|t| t.to_lowercase()).collect::<BTreeSet<_>>().into_iter().collect())
             .unwrap_or_default();
-        let gold = match own.run_sql(&q.query, &principal) {
+        let gold = match quarry.run_sql(&q.query, &principal) {
             Ok(gold) => gold,
             Err(e) => {
                 result.outcome = "gold_failed".into();
@@ -502,13 +505,12 @@ impl Worker<'_> {
             result.total_ms = started.elapsed().as_millis() as u64;
             return Ok(result);
         }
-        self.llm.take();
-        let quarry = &self.open[&q.db_id];
+        llm.take();
         let answer = match mode {
             Mode::Baseline => {
                 result.chosen_tables = catalog.tables().map(|t| t.name.to_lowercase()).collect();
                 let params = GenerationParams::greedy(quarry.config().max_tokens, prompt::STOP);
-                match self.llm.generate(&prompt::baseline(&q.question, &catalog), &params) {
+                match llm.generate(&prompt::baseline(&q.question, &catalog), &params) {
                     Err(e) => Err(AskError::from(e)),
                     Ok(generation) => {
                         let draft = prompt::extract_sql(&generation.text);
@@ -538,7 +540,7 @@ impl Worker<'_> {
             }
         };
         result.total_ms = started.elapsed().as_millis() as u64;
-        (result.attempts, result.prompt_tokens, result.completion_tokens) = self.llm.take();
+        (result.attempts, result.prompt_tokens, result.completion_tokens) = llm.take();
         match answer {
             Ok((sql, rows, repairs)) => {
                 result.correct = same_result(&gold.result, &rows, has_order_by(&q.query));
@@ -606,7 +608,7 @@ pub fn run(
                     Err(e) => return sender.send(Err(e.into())).unwrap_or(()),
                 };
                 let workdir = shared.options.workdir.join(format!("worker-{job}"));
-                let mut worker = Worker { shared, llm, workdir, open: BTreeMap::new() };
+                let mut worker = Worker { shared, llm, workdir, open: None };
                 // Questions in file order, so a worker tends to stay on one database.
                 while let Some(&index) = todo.get(next.fetch_add(1, Ordering::Relaxed)) {
                     let outcome = worker.evaluate(index);
@@ -619,8 +621,8 @@ pub fn run(
         }
         drop(sender);
         for outcome in receiver {
-            let result = outcome.inspect_err(|_| next.store(usize::MAX / 2, Ordering::Relaxed))?;
-            results.push(result);
+            // On an error the receiver is dropped on return: each worker stops at its next send.
+            results.push(outcome?);
             if let Some(last) = results.last() {
                 record(last, results.len(), total)?;
             }

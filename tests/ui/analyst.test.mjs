@@ -62,6 +62,15 @@ after(async () => {
   server?.kill();
 });
 
+// Runs SQL from the page's editor and waits for what it should show (#rows, #chart, #error).
+async function runSql(page, sql, shows) {
+  await page.fill("#sql", sql);
+  await page.click("#sql-button");
+  const shown = page.locator(shows);
+  await shown.waitFor({ timeout: 60_000 });
+  return shown;
+}
+
 async function openAsAnalyst() {
   const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
   await page.goto(`${base}/#key=${analystKey}`);
@@ -107,9 +116,7 @@ test("an analyst asks a question and sees the SQL and the rows", async () => {
 
 test("an analyst edits SQL and runs it under the same governance", async () => {
   const page = await openAsAnalyst();
-  await page.fill("#sql", "SELECT plan, COUNT(*) AS users FROM users GROUP BY plan ORDER BY plan");
-  await page.click("#sql-button");
-  await page.locator("#rows").waitFor({ timeout: 60_000 });
+  await runSql(page, "SELECT plan, COUNT(*) AS users FROM users GROUP BY plan ORDER BY plan", "#rows");
   const header = await page.locator("#rows thead").textContent();
   assert.match(header, /plan/);
   assert.ok((await page.locator("#rows tbody tr").count()) >= 2);
@@ -128,9 +135,7 @@ test("an analyst edits SQL and runs it under the same governance", async () => {
 
 test("long results come a page at a time, and a date with a number is a line chart", async () => {
   const page = await openAsAnalyst();
-  await page.fill("#sql", "SELECT user_id, plan FROM users ORDER BY user_id LIMIT 120");
-  await page.click("#sql-button");
-  await page.locator("#rows").waitFor({ timeout: 60_000 });
+  await runSql(page, "SELECT user_id, plan FROM users ORDER BY user_id LIMIT 120", "#rows");
   assert.equal(await page.locator("#rows tbody tr").count(), 50);
   assert.equal(await page.locator("#page-label").textContent(), "page 1 of 3");
   const firstIds = await page.locator("#rows tbody tr td:first-child").allTextContents();
@@ -139,9 +144,8 @@ test("long results come a page at a time, and a date with a number is a line cha
   const secondIds = await page.locator("#rows tbody tr td:first-child").allTextContents();
   assert.ok(Number(secondIds[0]) > Number(firstIds[49]), "the second page continues the first");
 
-  await page.fill("#sql", "SELECT activity_date, COUNT(*) AS users FROM daily_active_users GROUP BY activity_date ORDER BY activity_date DESC LIMIT 30");
-  await page.click("#sql-button");
-  await page.locator("#chart").waitFor({ timeout: 60_000 });
+  const sql = "SELECT activity_date, COUNT(*) AS users FROM daily_active_users GROUP BY activity_date ORDER BY activity_date DESC LIMIT 30";
+  await runSql(page, sql, "#chart");
   assert.equal(await page.locator("#chart").getAttribute("data-kind"), "line");
   assert.equal(await page.locator("#chart polyline").count(), 1);
   await page.screenshot({ path: join(artefacts, "line-chart.png"), fullPage: true });
@@ -150,10 +154,7 @@ test("long results come a page at a time, and a date with a number is a line cha
 
 test("a refused query shows its explanation", async () => {
   const page = await openAsAnalyst();
-  await page.fill("#sql", "SELECT email FROM users");
-  await page.click("#sql-button");
-  const error = page.locator("#error");
-  await error.waitFor({ timeout: 60_000 });
+  const error = await runSql(page, "SELECT email FROM users", "#error");
   const text = await error.textContent();
   assert.match(text, /email/);
   assert.match(text, /pii/);
