@@ -1,5 +1,5 @@
 //! Calendar arithmetic on ISO dates (`YYYY-MM-DD`), proleptic Gregorian, without time zones:
-//! enough for the demo generator and for telling the model today's date.
+//! enough for the demo generator, for telling the model today's date and for timestamps.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -37,8 +37,24 @@ pub fn iso_date(day: i64) -> String {
 
 /// Today's date (UTC).
 pub fn today() -> String {
-    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    iso_date((secs / 86_400) as i64)
+    iso_date((unix_seconds() / 86_400) as i64)
+}
+
+/// The time now as an ISO 8601 timestamp in UTC, e.g. `2026-11-27T10:15:00Z`.
+pub fn now() -> String {
+    let secs = unix_seconds();
+    let of_day = secs % 86_400;
+    format!(
+        "{}T{:02}:{:02}:{:02}Z",
+        iso_date((secs / 86_400) as i64),
+        of_day / 3600,
+        of_day % 3600 / 60,
+        of_day % 60
+    )
+}
+
+fn unix_seconds() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 #[cfg(test)]

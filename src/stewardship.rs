@@ -475,6 +475,8 @@ pub fn overlay(files: &Catalog, revisions: &[Revision]) -> (Catalog, Vec<Conflic
 pub struct Usage {
     pub queries: usize,
     pub authors: usize,
+    /// Who reads it: the authors of past queries, most queries first.
+    pub readers: Vec<Counted>,
     pub last_used: Option<String>,
     /// Join keys to other tables seen in successful past queries, most used first.
     pub joins: Vec<Counted>,

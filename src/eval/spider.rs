@@ -522,6 +522,7 @@ impl Worker<'_> {
                 let options = AskOptions {
                     exclude_sql_key: Some(sql_key(&q.query)),
                     samples: Some(shared.options.samples),
+                    tables: None,
                 };
                 let answer = quarry.ask_with(&q.question, &principal, &options);
                 match &answer {

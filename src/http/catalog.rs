@@ -30,6 +30,8 @@ struct ListParams {
     tier: Option<String>,
     domain: Option<String>,
     tag: Option<String>,
+    deprecated: Option<bool>,
+    undocumented: Option<bool>,
 }
 
 #[derive(Serialize)]
@@ -53,7 +55,14 @@ async fn list(
             }]))
         })?),
     };
-    let filter = TableFilter { q: params.q, tier, domain: params.domain, tag: params.tag };
+    let filter = TableFilter {
+        q: params.q,
+        tier,
+        domain: params.domain,
+        tag: params.tag,
+        deprecated: params.deprecated,
+        undocumented: params.undocumented,
+    };
     let quarry = state.quarry.clone();
     let tables = blocking(move || quarry.list_tables(&principal, &filter)).await?;
     Ok(Json(TableList { tables }))

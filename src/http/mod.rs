@@ -8,8 +8,10 @@ mod ask;
 mod audit;
 mod auth;
 mod catalog;
+mod feedback;
 mod health;
 mod history;
+mod me;
 mod search;
 mod sql;
 
@@ -49,7 +51,9 @@ pub fn app(quarry: Arc<Quarry>) -> Router {
                 .merge(catalog::router())
                 .merge(search::router())
                 .merge(audit::router())
-                .merge(history::router()),
+                .merge(history::router())
+                .merge(feedback::router())
+                .merge(me::router()),
         )
         .fallback(not_found)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -142,7 +146,15 @@ fn internal(what: &str, e: &dyn std::fmt::Display) -> (StatusCode, ErrorBody) {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let (status, body) = match self {
+        let (status, body) = self.status_and_body();
+        (status, Json(body)).into_response()
+    }
+}
+
+impl ApiError {
+    /// The status code and body this error is sent as (also inside an event stream).
+    fn status_and_body(self) -> (StatusCode, ErrorBody) {
+        match self {
             ApiError::BadJson(message) => (StatusCode::BAD_REQUEST, body("bad_json", message)),
             ApiError::BadRequest(message) => (StatusCode::BAD_REQUEST, body("bad_request", message)),
             ApiError::TooLarge => (
@@ -153,7 +165,7 @@ impl IntoResponse for ApiError {
                 StatusCode::NOT_FOUND,
                 body(
                     "not_found",
-                    "no such endpoint; see /api/v1/ask, /api/v1/sql, /api/v1/catalog/tables, /api/v1/search/tables, /api/v1/audit, /healthz (README.md, \"HTTP API\")".into(),
+                    "no such endpoint; see /api/v1/ask, /api/v1/sql, /api/v1/catalog/tables, /api/v1/search/tables, /api/v1/feedback, /api/v1/me, /api/v1/audit, /healthz (README.md, \"HTTP API\")".into(),
                 ),
             ),
             ApiError::Unauthorized(e) => (StatusCode::UNAUTHORIZED, body("unauthorized", e.to_string())),
@@ -227,8 +239,7 @@ impl IntoResponse for ApiError {
                     body("internal", "internal error; see the server log".into()),
                 )
             }
-        };
-        (status, Json(body)).into_response()
+        }
     }
 }
 

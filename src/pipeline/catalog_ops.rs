@@ -39,7 +39,7 @@ pub enum CatalogRequestError {
     Retrieve(#[from] RetrieveError),
 }
 
-fn invalid(field: &str, message: String, allowed: Vec<String>) -> CatalogRequestError {
+pub(super) fn invalid(field: &str, message: String, allowed: Vec<String>) -> CatalogRequestError {
     CatalogRequestError::Invalid(vec![FieldError { field: field.to_string(), message, allowed }])
 }
 
@@ -52,6 +52,11 @@ pub struct TableFilter {
     pub domain: Option<String>,
     /// Only tables with a column carrying this tag.
     pub tag: Option<String>,
+    /// Only deprecated tables (true) or only the others (false).
+    pub deprecated: Option<bool>,
+    /// Only tables missing a description of the table or of some column (true), or only
+    /// fully documented ones (false).
+    pub undocumented: Option<bool>,
 }
 
 /// One line of the catalog listing.
@@ -99,9 +104,9 @@ pub(super) fn usage(history: &History) -> (BTreeMap<String, Usage>, BTreeMap<Str
     /// Entries kept per list.
     const TOP: usize = 8;
     #[derive(Default)]
-    struct Tally<'h> {
+    struct Tally {
         usage: Usage,
-        authors: BTreeSet<&'h str>,
+        authors: BTreeMap<String, usize>,
         joins: BTreeMap<String, usize>,
         filters: BTreeMap<String, usize>,
         metrics: BTreeMap<String, usize>,
@@ -118,7 +123,7 @@ pub(super) fn usage(history: &History) -> (BTreeMap<String, Usage>, BTreeMap<Str
             if tally.usage.last_used.as_ref().is_none_or(|last| at > last) {
                 tally.usage.last_used = Some(at.clone());
             }
-            tally.authors.insert(&query.logged.author);
+            *tally.authors.entry(query.logged.author.clone()).or_default() += 1;
             if !query.logged.succeeded() {
                 continue;
             }
@@ -151,6 +156,7 @@ pub(super) fn usage(history: &History) -> (BTreeMap<String, Usage>, BTreeMap<Str
         .map(|(table, t)| {
             let mut usage = t.usage;
             usage.authors = t.authors.len();
+            usage.readers = stewardship::top(t.authors, TOP);
             usage.joins = stewardship::top(t.joins, TOP);
             usage.filters = stewardship::top(t.filters, TOP);
             usage.metrics = stewardship::top(t.metrics, TOP);
@@ -234,6 +240,11 @@ impl Quarry {
                     .is_none_or(|d| t.domain.as_deref().is_some_and(|own| own.eq_ignore_ascii_case(d)))
             })
             .filter(|t| filter.tag.as_ref().is_none_or(|tag| t.columns.iter().any(|c| c.tags.contains(tag))))
+            .filter(|t| filter.deprecated.is_none_or(|d| t.deprecated.is_some() == d))
+            .filter(|t| {
+                let undocumented = t.description.trim().is_empty() || t.documentation() < 1.0;
+                filter.undocumented.is_none_or(|u| undocumented == u)
+            })
             .filter(|t| matches(t, &words))
             .map(|t| TableSummary {
                 name: t.name.clone(),
@@ -396,7 +407,7 @@ impl Quarry {
         outcome
     }
 
-    fn edit_audit(&self, principal: &Principal, detail: Value, started: Instant) -> AuditRecord {
+    pub(super) fn edit_audit(&self, principal: &Principal, detail: Value, started: Instant) -> AuditRecord {
         AuditRecord {
             principal: principal.name.clone(),
             role: principal.role.clone(),
@@ -588,6 +599,29 @@ impl Quarry {
     ) -> Result<IngestReport, CatalogRequestError> {
         let started = Instant::now();
         self.authorize(principal, Action::IngestHistory)?;
+        let report =
+            self.add_to_history(text, format, llm_intents, format!("ingest:{}", principal.name), progress)?;
+        let mut record = self.edit_audit(
+            principal,
+            json!({ "action": "history_ingest", "read": report.read, "new": report.new,
+                    "duplicates": report.duplicates, "skipped": report.skipped.len() }),
+            started,
+        );
+        record.row_count = Some(report.new);
+        self.metadata.audit(&record)?;
+        Ok(report)
+    }
+
+    /// Stores, embeds and indexes new log entries; the history in force is replaced at once.
+    /// The caller authorises and audits.
+    pub(super) fn add_to_history(
+        &self,
+        text: &str,
+        format: LogFormat,
+        llm_intents: bool,
+        source: String,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<IngestReport, CatalogRequestError> {
         let llm = match (llm_intents, self.llm.as_deref()) {
             (false, _) => None,
             (true, Some(llm)) => Some(llm),
@@ -601,7 +635,7 @@ impl Quarry {
         };
         let _ingest = self.ingest_lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let catalog = self.catalog();
-        let options = IngestOptions { llm, source: format!("ingest:{}", principal.name) };
+        let options = IngestOptions { llm, source };
         let (report, added) = ingest(text, format, &catalog, &self.metadata, &options, progress)?;
         let history = crate::history::ingest::load(&self.metadata, &catalog)?;
         let added: Vec<&crate::history::PastQuery> =
@@ -623,14 +657,6 @@ impl Quarry {
             Ok(mut guard) => *guard = state,
             Err(poisoned) => *poisoned.into_inner() = state,
         }
-        let mut record = self.edit_audit(
-            principal,
-            json!({ "action": "history_ingest", "read": report.read, "new": report.new,
-                    "duplicates": report.duplicates, "skipped": report.skipped.len() }),
-            started,
-        );
-        record.row_count = Some(report.new);
-        self.metadata.audit(&record)?;
         Ok(report)
     }
 

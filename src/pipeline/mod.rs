@@ -6,9 +6,12 @@
 //! steward edits, search and the audit log are in `catalog_ops`.
 
 mod catalog_ops;
+mod feedback;
 
 pub use catalog_ops::{CatalogRequestError, EditOutcome, TableDetail, TableFilter, TableSummary};
+pub use feedback::{Feedback, FeedbackOutcome, Verdict};
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -115,6 +118,23 @@ pub struct AskOptions {
     pub exclude_sql_key: Option<String>,
     /// Candidates to generate and vote between; None: `[llm] samples`.
     pub samples: Option<usize>,
+    /// Offer the model exactly these tables (the analyst picked them), instead of retrieval's
+    /// choice; a verified past query is then not reused.
+    pub tables: Option<Vec<String>>,
+}
+
+/// A stage of answering a question, reported as it starts (the web page streams them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "stage", rename_all = "snake_case")]
+pub enum Stage {
+    /// Embedding the question and searching tables and past queries.
+    Retrieving,
+    /// The model writes SQL; `attempt` counts from 1 (repairs and samples add attempts).
+    Generating { attempt: usize },
+    /// Checking the SQL against the catalog and the role's policy.
+    Validating { attempt: usize },
+    /// Running the validated SQL on the warehouse.
+    Running { attempt: usize },
 }
 
 /// Time spent in each stage, in milliseconds, and the model's token counts.
@@ -374,27 +394,29 @@ impl Quarry {
 
     /// The policy of the principal's role, when it allows `action`.
     pub fn authorize(&self, principal: &Principal, action: Action) -> Result<&Policy, AccessError> {
-        let roles = |keep: &dyn Fn(&Policy) -> bool| {
-            self.config
-                .policy
-                .roles()
-                .filter(|p| keep(p))
-                .map(|p| p.role().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        let policy = self.config.policy.get(&principal.role).ok_or_else(|| AccessError::UnknownRole {
-            role: principal.role.clone(),
-            defined: roles(&|_| true),
-        })?;
+        let policy = self.policy_of(principal)?;
         if !policy.allows(action) {
             return Err(AccessError::NotAllowed {
                 role: principal.role.clone(),
                 action,
-                allowed: roles(&|p| p.allows(action)),
+                allowed: self.roles_where(&|p| p.allows(action)),
             });
         }
         Ok(policy)
+    }
+
+    /// The policy of the principal's role (what the web page may offer them).
+    pub fn policy_of(&self, principal: &Principal) -> Result<&Policy, AccessError> {
+        self.config.policy.get(&principal.role).ok_or_else(|| AccessError::UnknownRole {
+            role: principal.role.clone(),
+            defined: self.roles_where(&|_| true),
+        })
+    }
+
+    /// The roles whose policy passes `keep`, comma-separated.
+    fn roles_where(&self, keep: &dyn Fn(&Policy) -> bool) -> String {
+        let roles: Vec<&str> = self.config.policy.roles().filter(|p| keep(p)).map(Policy::role).collect();
+        roles.join(", ")
     }
 
     /// The tables a query reads; `candidates` are retrieval's picks when a model wrote the SQL.
@@ -446,18 +468,30 @@ impl Quarry {
         self.ask_with(question, principal, &AskOptions::default())
     }
 
-    /// Answers a question, with `options` (the evaluation's leakage guard).
+    /// Answers a question, with `options` (picked tables, samples, the evaluation's leakage
+    /// guard).
     pub fn ask_with(
         &self,
         question: &str,
         principal: &Principal,
         options: &AskOptions,
     ) -> Result<Answer, AskError> {
+        self.ask_with_progress(question, principal, options, &|_| {})
+    }
+
+    /// Answers a question, telling `progress` as each stage starts.
+    pub fn ask_with_progress(
+        &self,
+        question: &str,
+        principal: &Principal,
+        options: &AskOptions,
+        progress: &(dyn Fn(Stage) + Sync),
+    ) -> Result<Answer, AskError> {
         let started = Instant::now();
         let outcome = self
             .authorize(principal, Action::Ask)
             .map_err(AskError::from)
-            .and_then(|policy| self.ask_inner(question, principal, policy, options));
+            .and_then(|policy| self.ask_inner(question, principal, policy, options, progress));
         let total_ms = started.elapsed().as_millis() as u64;
         let (audit_outcome, sql, rows, detail) = match &outcome {
             Ok(a) => (
@@ -559,6 +593,10 @@ impl Quarry {
                 trust
             },
         )?;
+        if let Some(picked) = &options.tables {
+            retrieved.tables = picked_tables(picked, retrieved.tables, visible)?;
+            retrieved.reuse = None;
+        }
         // Past queries the principal could not run are not shown to the model as examples.
         self.keep_runnable_examples(&mut retrieved.examples, catalog, policy, principal);
         Ok(retrieved)
@@ -570,8 +608,10 @@ impl Quarry {
         principal: &Principal,
         policy: &Policy,
         options: &AskOptions,
+        progress: &(dyn Fn(Stage) + Sync),
     ) -> Result<Answer, AskError> {
         self.check_question(question)?;
+        progress(Stage::Retrieving);
         // One snapshot of the catalog for the whole request, even if a steward edits meanwhile.
         let catalog = self.catalog();
         // The model is shown only what the role may read.
@@ -611,7 +651,8 @@ impl Quarry {
         let build = |failed: &[FailedAttempt]| {
             prompt::build(question, &retrieved, &visible, &today, &joins, failed, prompt_budget)
         };
-        let context = Attempting { llm, catalog: &catalog, policy, principal };
+        let context =
+            Attempting { llm, catalog: &catalog, policy, principal, progress, attempts: Cell::new(0) };
 
         // The greedy answer, repaired when refused or when it fails to run.
         let mut failed: Vec<FailedAttempt> = Vec::new();
@@ -688,6 +729,9 @@ impl Quarry {
         timings: &mut Timings,
     ) -> Result<Candidate, AskError> {
         tracing::debug!(system = %chat.system, user = %chat.user, "prompt");
+        let attempt = context.attempts.get() + 1;
+        context.attempts.set(attempt);
+        (context.progress)(Stage::Generating { attempt });
         let stage = Instant::now();
         let generation = context.llm.generate(chat, params)?;
         timings.generate_ms += stage.elapsed().as_millis() as u64;
@@ -695,11 +739,13 @@ impl Quarry {
         timings.completion_tokens += generation.completion_tokens;
 
         let draft = prompt::extract_sql(&generation.text);
+        (context.progress)(Stage::Validating { attempt });
         let stage = Instant::now();
         let verdict = validate(&draft, context.catalog, context.policy, context.principal);
         timings.validate_ms += stage.elapsed().as_millis() as u64;
         let query =
             verdict.map_err(|refusal| AskError::Refused { sql: draft.text().to_string(), refusal })?;
+        (context.progress)(Stage::Running { attempt });
         let stage = Instant::now();
         let executed = self.executor.run(&query);
         timings.execute_ms += stage.elapsed().as_millis() as u64;
@@ -842,12 +888,52 @@ fn repair_feedback(refusal: &Refusal) -> String {
 /// where the model is unsure, low enough to stay on the question.
 const SAMPLE_TEMPERATURE: f32 = 0.7;
 
+/// The tables an analyst picked, in their order, as candidates: retrieval's evidence where
+/// retrieval found the table too. Every name must be a table the role may read.
+fn picked_tables(
+    picked: &[String],
+    retrieved: Vec<TableCandidate>,
+    visible: &Catalog,
+) -> Result<Vec<TableCandidate>, AskError> {
+    if picked.is_empty() {
+        return Err(AskError::InvalidQuestion(
+            "no tables were picked: pick at least one table, or ask without picking".into(),
+        ));
+    }
+    let mut chosen = Vec::with_capacity(picked.len());
+    for name in picked {
+        let Some(table) = visible.table(name) else {
+            return Err(AskError::InvalidQuestion(format!(
+                "'{name}' is not a table you may read; pick from the catalog (GET /api/v1/catalog/tables)"
+            )));
+        };
+        if chosen.iter().any(|c: &TableCandidate| c.name == table.name) {
+            continue;
+        }
+        let mut candidate =
+            retrieved.iter().find(|c| c.name == table.name).cloned().unwrap_or_else(|| TableCandidate {
+                name: table.name.clone(),
+                score: 0.0,
+                tier: table.tier,
+                owner: table.owner.clone(),
+                deprecated_for: table.deprecated.as_ref().map(|d| d.replacement.clone()),
+                evidence: Vec::new(),
+            });
+        candidate.evidence.insert(0, "picked by you".into());
+        chosen.push(candidate);
+    }
+    Ok(chosen)
+}
+
 /// What an attempt needs beside the prompt.
 struct Attempting<'a> {
     llm: &'a dyn Llm,
     catalog: &'a Catalog,
     policy: &'a Policy,
     principal: &'a Principal,
+    progress: &'a (dyn Fn(Stage) + Sync),
+    /// Generations so far, for the progress report.
+    attempts: Cell<usize>,
 }
 
 /// A generated query that passed validation and ran.

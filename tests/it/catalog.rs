@@ -161,6 +161,15 @@ async fn every_endpoint_enforces_keys_and_roles() {
         ("GET", "/api/v1/search/tables?q=revenue", None, [200, 200, 200]),
         ("GET", "/api/v1/search/queries?q=revenue", None, [200, 200, 200]),
         ("GET", "/api/v1/audit", None, [403, 403, 200]),
+        ("GET", "/api/v1/me", None, [200, 200, 200]),
+        (
+            "POST",
+            "/api/v1/feedback",
+            Some(
+                json!({ "question": "orders", "sql": "SELECT COUNT(*) AS n FROM orders", "verdict": "down" }),
+            ),
+            [200, 200, 200],
+        ),
     ];
     for (method, path, body, expected) in endpoints {
         for who in [As::Nobody, As::Forged] {

@@ -15,3 +15,4 @@ mod http;
 mod llm_server;
 mod policy;
 mod support;
+mod web;
