@@ -466,6 +466,8 @@ mod tests {
             tier: None,
             owner: None,
             deprecated_for: None,
+            freshness: None,
+            late_days: None,
             evidence: Vec::new(),
         };
         let example = |i: usize| crate::retrieve::Example {

@@ -75,6 +75,10 @@ pub struct TableCandidate {
     pub tier: Option<Tier>,
     pub owner: Option<String>,
     pub deprecated_for: Option<String>,
+    /// How fresh its owner promises to keep it, e.g. "daily by 06:00 UTC".
+    pub freshness: Option<String>,
+    /// Days behind that promise (None: on time, or nothing promised).
+    pub late_days: Option<i64>,
     /// Plain-language reasons, e.g. "read by 3 similar past queries".
     pub evidence: Vec<String>,
 }
@@ -320,6 +324,8 @@ pub fn retrieve(
                 tier: table.tier,
                 owner: table.owner.clone(),
                 deprecated_for: table.deprecated.as_ref().map(|d| d.replacement.clone()),
+                freshness: table.freshness.clone(),
+                late_days: trust.late_days,
                 evidence,
             })
         })

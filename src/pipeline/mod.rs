@@ -157,6 +157,8 @@ pub struct TableUse {
     pub tier: Option<u8>,
     pub owner: Option<String>,
     pub deprecated_for: Option<String>,
+    /// How fresh its owner promises to keep it.
+    pub freshness: Option<String>,
     pub evidence: Vec<String>,
 }
 
@@ -435,6 +437,7 @@ impl Quarry {
                 tier: t.tier.map(Tier::number),
                 owner: t.owner.clone(),
                 deprecated_for: t.deprecated.as_ref().map(|d| d.replacement.clone()),
+                freshness: t.freshness.clone(),
                 evidence: match candidates {
                     None => Vec::new(),
                     Some(candidates) => candidates
@@ -917,6 +920,8 @@ fn picked_tables(
                 tier: table.tier,
                 owner: table.owner.clone(),
                 deprecated_for: table.deprecated.as_ref().map(|d| d.replacement.clone()),
+                freshness: table.freshness.clone(),
+                late_days: None,
                 evidence: Vec::new(),
             });
         candidate.evidence.insert(0, "picked by you".into());

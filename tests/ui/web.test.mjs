@@ -1,0 +1,317 @@
+// Quarry's web page in a real browser: headless Chromium from Debian's packages, driven by
+// playwright-core (no browser download), against `quarry serve` on a fresh demo workspace with
+// the real model. Screenshots of each page go to tests/ui/artefacts (QUARRY_UI_ARTEFACTS).
+//
+//   QUARRY_BIN=<path to quarry> npm test      (make test runs it)
+
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, execFileSync } from "node:child_process";
+import { mkdtempSync, mkdirSync, writeFileSync } from "node:fs";
+import { homedir, tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import net from "node:net";
+import { chromium } from "playwright-core";
+
+const repo = resolve(import.meta.dirname, "../..");
+const targetDir = process.env.CARGO_TARGET_DIR ?? join(homedir(), ".cache/quarry/target");
+const bin = process.env.QUARRY_BIN ?? join(targetDir, "release/quarry");
+const artefacts = process.env.QUARRY_UI_ARTEFACTS ?? join(repo, "tests/ui/artefacts");
+const chromiumPath = process.env.CHROMIUM ?? "/usr/bin/chromium";
+
+let server, browser, base;
+const keys = {};
+
+function freePort() {
+  return new Promise((done, fail) => {
+    const probe = net.createServer().listen(0, "127.0.0.1", () => {
+      const { port } = probe.address();
+      probe.close(() => done(port));
+    });
+    probe.on("error", fail);
+  });
+}
+
+async function waitForHealth(url, seconds) {
+  for (let i = 0; i < seconds * 2; i++) {
+    if (server.exitCode !== null) throw new Error(`quarry serve exited with ${server.exitCode}`);
+    try {
+      if ((await fetch(url)).ok) return;
+    } catch {}
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  throw new Error(`quarry serve did not answer ${url} within ${seconds} s`);
+}
+
+before(async () => {
+  mkdirSync(artefacts, { recursive: true });
+  const workspace = mkdtempSync(join(tmpdir(), "quarry-ui-"));
+  const port = await freePort();
+  const env = { ...process.env, QUARRY_WORKSPACE: workspace, QUARRY_PORT: String(port) };
+  // Keys are made before the server starts; serve creates the demo warehouse and index.
+  for (const role of ["analyst", "steward", "admin"]) {
+    const created = execFileSync(bin, ["keys", "create", "--name", `ui-${role}`, "--role", role], { cwd: repo, env }).toString();
+    keys[role] = created.match(/qk_[0-9a-f]+/)?.[0];
+    assert.ok(keys[role], `no key in: ${created}`);
+  }
+  server = spawn(bin, ["serve"], { cwd: repo, env, stdio: ["ignore", "inherit", "inherit"] });
+  base = `http://127.0.0.1:${port}`;
+  await waitForHealth(`${base}/healthz`, 300);
+  browser = await chromium.launch({ executablePath: chromiumPath, args: ["--no-sandbox"] });
+});
+
+after(async () => {
+  await browser?.close();
+  server?.kill();
+});
+
+// Runs SQL from the page's editor and waits for what it should show (#rows, #chart, #error).
+async function runSql(page, sql, shows) {
+  await page.fill("#sql", sql);
+  await page.click("#sql-button");
+  const shown = page.locator(shows);
+  await shown.waitFor({ timeout: 60_000 });
+  return shown;
+}
+
+// A page signed in with the key of `role`, showing `view` (a hash such as "#catalog").
+async function openAs(role, view = "") {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  await page.goto(`${base}/#key=${keys[role]}`);
+  await page.locator("#whoami", { hasText: role }).waitFor();
+  if (view) await page.evaluate((hash) => { location.hash = hash; }, view);
+  return page;
+}
+
+const openAsAnalyst = () => openAs("analyst");
+
+// Asks a question from the page and waits for the SQL; returns the stages the page showed.
+async function ask(page, question) {
+  await page.evaluate(() => {
+    window.stagesSeen = [];
+    new MutationObserver(() => {
+      const active = document.querySelector("#progress li.active");
+      if (active && window.stagesSeen.at(-1) !== active.dataset.stage) window.stagesSeen.push(active.dataset.stage);
+    }).observe(document.getElementById("progress"), { subtree: true, attributes: true });
+  });
+  await page.fill("#question", question);
+  await page.click("#ask-button");
+  await page.locator("#answer-sql, #error").first().waitFor({ timeout: 180_000 });
+  return page.evaluate(() => window.stagesSeen);
+}
+
+test("the first page becomes interactive quickly", async () => {
+  const page = await browser.newPage();
+  await page.goto(`${base}/#key=${keys.analyst}`);
+  // Ready: signed in (the key checked by the server) and the question box shown.
+  await page.waitForFunction(() => !document.getElementById("view-ask").hidden);
+  const timing = await page.evaluate(() => {
+    const nav = performance.getEntriesByType("navigation")[0];
+    return { domInteractiveMs: nav.domInteractive, loadMs: nav.loadEventEnd, signedInMs: performance.now() };
+  });
+  writeFileSync(join(artefacts, "first-page-timing.json"), JSON.stringify(timing, null, 2));
+  console.log(`first page: interactive after ${timing.domInteractiveMs.toFixed(0)} ms, loaded after ${timing.loadMs.toFixed(0)} ms, signed in and ready by ${timing.signedInMs.toFixed(0)} ms`);
+  assert.ok(await page.locator("#ask-button").isEnabled());
+  await page.close();
+});
+
+test("an analyst asks a question and sees progress, the SQL, the tables and the rows", async () => {
+  const page = await openAsAnalyst();
+  const stages = await ask(page, "How many users are on each plan?");
+  // Streamed as they happen (the SSE events); quick stages may pass between two paints.
+  assert.equal(stages[0], "retrieving", `stages: ${stages}`);
+  assert.ok(stages.includes("generating"), `stages: ${stages}`);
+  const sql = page.locator("#answer-sql");
+  const text = (await sql.textContent()).toLowerCase();
+  assert.match(text, /\busers\b/);
+  assert.match(text, /\bplan\b/);
+  const rows = await page.locator("#rows tbody tr").count();
+  assert.ok(rows >= 2, `${rows} rows`);
+  // A plan and a count: a bar per row, which the toggle hides and shows.
+  assert.equal(await page.locator("#chart").getAttribute("data-kind"), "bar");
+  assert.equal(await page.locator("#chart rect").count(), rows);
+  await page.screenshot({ path: join(artefacts, "ask.png"), fullPage: true });
+  await page.click("#chart-toggle");
+  assert.equal(await page.locator("#chart").isVisible(), false);
+  await page.click("#chart-toggle");
+  assert.equal(await page.locator("#chart").isVisible(), true);
+  assert.ok(await page.locator("#copy-sql").isVisible());
+  // The users table as a card: certified, with its owner and why it was chosen.
+  const card = page.locator(".table[data-table='users']");
+  assert.match(await card.textContent(), /certified/);
+  assert.ok((await card.locator(".evidence li").count()) > 0);
+  assert.ok(await card.locator("input.pick").isChecked());
+  await page.close();
+});
+
+test("an analyst edits SQL and runs it under the same governance", async () => {
+  const page = await openAsAnalyst();
+  await runSql(page, "SELECT plan, COUNT(*) AS users FROM users GROUP BY plan ORDER BY plan", "#rows");
+  const header = await page.locator("#rows thead").textContent();
+  assert.match(header, /plan/);
+  assert.ok((await page.locator("#rows tbody tr").count()) >= 2);
+  await page.screenshot({ path: join(artefacts, "sql.png"), fullPage: true });
+
+  // Sort by the count, both ways.
+  const counts = async () => (await page.locator("#rows tbody tr td:nth-child(2)").allTextContents()).map(Number);
+  await page.click("#rows th[data-column='1']");
+  const up = await counts();
+  assert.deepEqual(up, [...up].sort((a, b) => a - b));
+  await page.click("#rows th[data-column='1']");
+  const down = await counts();
+  assert.deepEqual(down, [...up].reverse());
+  await page.close();
+});
+
+test("long results come a page at a time, and a date with a number is a line chart", async () => {
+  const page = await openAsAnalyst();
+  await runSql(page, "SELECT user_id, plan FROM users ORDER BY user_id LIMIT 120", "#rows");
+  assert.equal(await page.locator("#rows tbody tr").count(), 50);
+  assert.equal(await page.locator("#page-label").textContent(), "page 1 of 3");
+  const firstIds = await page.locator("#rows tbody tr td:first-child").allTextContents();
+  await page.click("#next-page");
+  assert.equal(await page.locator("#page-label").textContent(), "page 2 of 3");
+  const secondIds = await page.locator("#rows tbody tr td:first-child").allTextContents();
+  assert.ok(Number(secondIds[0]) > Number(firstIds[49]), "the second page continues the first");
+
+  const sql = "SELECT activity_date, COUNT(*) AS users FROM daily_active_users GROUP BY activity_date ORDER BY activity_date DESC LIMIT 30";
+  await runSql(page, sql, "#chart");
+  assert.equal(await page.locator("#chart").getAttribute("data-kind"), "line");
+  assert.equal(await page.locator("#chart polyline").count(), 1);
+  await page.screenshot({ path: join(artefacts, "line-chart.png"), fullPage: true });
+  await page.close();
+});
+
+test("a refused query shows its explanation", async () => {
+  const page = await openAsAnalyst();
+  const error = await runSql(page, "SELECT email FROM users", "#error");
+  const text = await error.textContent();
+  assert.match(text, /email/);
+  assert.match(text, /pii/);
+  assert.equal(await page.locator("#rows").count(), 0, "no rows are shown for a refused query");
+  await page.screenshot({ path: join(artefacts, "refused.png"), fullPage: true });
+  await page.close();
+});
+
+test("an analyst unpicks tables and regenerates from the ones left", async () => {
+  const page = await openAsAnalyst();
+  await ask(page, "How many orders were placed in each country?");
+  const picks = page.locator("#table-cards input.pick");
+  assert.ok((await picks.count()) >= 2, "retrieval offered several tables");
+  // Keep only orders, and add countries by name.
+  for (const pick of await picks.all()) {
+    if ((await pick.getAttribute("data-table")) !== "orders") await pick.uncheck();
+  }
+  await page.fill("#add-table", "countries");
+  await page.dispatchEvent("#add-table", "change");
+  await page.click("#regenerate");
+  await page.locator("#table-cards .table[data-table='countries'] input.pick:checked").waitFor({ timeout: 180_000 });
+  const offered = await page.locator("#table-cards .table").evaluateAll((cards) => cards.map((c) => c.dataset.table));
+  assert.deepEqual([...offered].sort(), ["countries", "orders"]);
+  assert.match(await page.locator("#table-cards").textContent(), /picked by you/);
+  await page.screenshot({ path: join(artefacts, "picked-tables.png"), fullPage: true });
+  await page.close();
+});
+
+test("👍 verifies an answer: it appears in the library and answers the question next time", async () => {
+  const page = await openAsAnalyst();
+  const question = "How many users are there in each country?";
+  await ask(page, question);
+  await page.locator("#rows").waitFor();
+  const sql = (await page.locator("#answer-sql").textContent()).trim();
+  await page.click("#thumbs-up");
+  await page.locator("#feedback-status", { hasText: "verified" }).waitFor();
+
+  await page.click("nav a[data-view='library']");
+  await page.fill("#library-q", "number of users by country");
+  await page.click("#library-form button");
+  const entry = page.locator(".query", { hasText: question });
+  await entry.waitFor();
+  assert.match(await entry.textContent(), /verified/);
+  assert.match(await entry.textContent(), /ui-analyst/);
+  await entry.locator("button.open").click();
+  assert.equal((await entry.locator("pre").textContent()).trim(), sql);
+  await page.screenshot({ path: join(artefacts, "library.png"), fullPage: true });
+  await entry.locator("button.run").click();
+  await page.locator("#rows").waitFor();
+
+  // Asked again, the verified query answers without the model.
+  await page.click("nav a[data-view='ask']");
+  await ask(page, question);
+  assert.match(await page.locator("#reused").textContent(), /ui-analyst/);
+  await page.close();
+});
+
+test("a steward tags a column as personal data and the analyst's next query on it is refused", async () => {
+  const sql = "SELECT device, COUNT(*) AS sessions FROM user_sessions GROUP BY device";
+  const analyst = await openAsAnalyst();
+  await runSql(analyst, sql, "#rows");
+
+  const steward = await openAs("steward", "#catalog");
+  await steward.locator("#catalog-list tr[data-table='user_sessions']").waitFor();
+  await steward.check("#filter-deprecated");
+  await steward.locator("#catalog-list tr[data-table='user_profiles_v1']").waitFor();
+  assert.equal(await steward.locator("#catalog-list tr[data-table='user_sessions']").count(), 0);
+  await steward.screenshot({ path: join(artefacts, "catalog.png"), fullPage: true });
+  await steward.uncheck("#filter-deprecated");
+  await steward.click("#catalog-list a[href='#catalog/user_sessions']");
+  await steward.click("#edit-table");
+  // A tag the catalog does not know: the error shows next to the field, nothing is saved.
+  await steward.fill("[data-field='columns.device.tags']", "personal");
+  await steward.fill("[data-field='comment']", "device fingerprints count as personal data (DPO ruling)");
+  await steward.click("#table-save");
+  const fieldError = steward.locator("[data-error-for='columns.device.tags']");
+  await fieldError.filter({ hasText: "personal" }).waitFor();
+  assert.match(await fieldError.textContent(), /pii/, "the allowed tags are listed");
+  await steward.screenshot({ path: join(artefacts, "catalog-field-error.png"), fullPage: true });
+  await steward.fill("[data-field='columns.device.tags']", "pii");
+  await steward.click("#table-save");
+  await steward.locator("#revisions", { hasText: "DPO ruling" }).waitFor();
+  assert.match(await steward.locator("#columns tr[data-column='device']").textContent(), /pii/);
+  await steward.screenshot({ path: join(artefacts, "catalog-table.png"), fullPage: true });
+  await steward.close();
+
+  const error = await runSql(analyst, sql, "#error");
+  assert.match(await error.textContent(), /device/);
+  assert.match(await error.textContent(), /pii/);
+  await analyst.close();
+});
+
+test("an analyst sees no steward or admin controls, and the server refuses them anyway", async () => {
+  const page = await openAs("analyst", "#catalog/users");
+  await page.locator("#columns").waitFor();
+  assert.equal(await page.locator(".steward-control, #table-edit, .edit-only").count(), 0);
+  assert.equal(await page.locator("nav a[data-view='audit']").isVisible(), false);
+  assert.equal(await page.locator("nav a[data-view='catalog']").isVisible(), true);
+  // The audit view is not offered: its address falls back to asking.
+  await page.evaluate(() => { location.hash = "#audit"; });
+  await page.locator("#view-ask").waitFor();
+  assert.equal(await page.locator("#view-audit").isVisible(), false);
+  const statuses = await page.evaluate(async (key) => {
+    const headers = { authorization: `Bearer ${key}`, "content-type": "application/json" };
+    const patch = await fetch("/api/v1/catalog/tables/users", { method: "PATCH", headers, body: JSON.stringify({ tier: 2, comment: "x" }) });
+    const audit = await fetch("/api/v1/audit", { headers });
+    return [patch.status, audit.status];
+  }, keys.analyst);
+  assert.deepEqual(statuses, [403, 403]);
+  await page.close();
+});
+
+test("an admin filters the audit log of asks, runs, refusals and edits", async () => {
+  const page = await openAs("admin", "#audit");
+  await page.locator("#audit-list tbody tr").first().waitFor();
+  const kinds = await page.locator("#audit-list tbody tr").evaluateAll((rows) => [...new Set(rows.map((r) => r.dataset.kind))]);
+  assert.deepEqual([...kinds].sort(), ["ask", "edit", "sql"]);
+  await page.selectOption("#audit-outcome", "refused");
+  await page.waitForFunction(() => [...document.querySelectorAll("#audit-list tbody tr")].every((r) => r.dataset.outcome === "refused"));
+  const outcomes = await page.locator("#audit-list tbody tr").evaluateAll((rows) => rows.map((r) => r.dataset.outcome));
+  assert.ok(outcomes.length > 0 && outcomes.every((o) => o === "refused"), `${outcomes}`);
+  assert.match(await page.locator("#audit-list").textContent(), /ui-analyst/);
+  await page.screenshot({ path: join(artefacts, "audit.png"), fullPage: true });
+  await page.selectOption("#audit-outcome", "");
+  await page.fill("#audit-principal", "ui-steward");
+  await page.click("#audit-form button");
+  await page.waitForFunction(() => [...document.querySelectorAll("#audit-list tbody tr")].every((r) => r.textContent.includes("ui-steward")));
+  assert.match(await page.locator("#audit-list").textContent(), /edit/);
+  await page.close();
+});
