@@ -106,4 +106,11 @@ else
   echo "[3/3] onnxruntime 1.31.1: ok"
 fi
 
+# --- The default fine-tuned adapter (in the repository; made by quarry finetune) -------------
+adapter="$(dirname "$0")/../training/adapters/qwen2.5-coder-0.5b-quarry-lora.gguf"
+adapter_sha=42666e5b352f328b2d9ac217e7561ea3aa2250fdbf57d59bc58d20d79be89ee6
+have_sha "$adapter" "$adapter_sha" \
+  || die "the default adapter $adapter is missing or changed (expected SHA-256 $adapter_sha, as its manifest training/adapters/qwen2.5-coder-0.5b-quarry-lora.json says); restore it with git checkout, or retrain it (quarry finetune --help)."
+echo "default adapter: ok"
+
 echo "assets ready in $assets"

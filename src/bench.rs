@@ -1,5 +1,6 @@
 //! Benchmarks behind `quarry bench` (measurements, not tests): table retrieval recall and
-//! latency on Spider, history ingestion throughput, and vector search latency at scale.
+//! latency on Spider, history ingestion throughput, vector search latency at scale, and the
+//! embedded model's prefill and decode speed (with and without an adapter).
 //!
 //! Spider is used as one enterprise catalog: every table is named `<db_id>.<table>` (its
 //! schema-qualified name), so the 166 databases merge into one catalog of ~900 tables.
@@ -395,5 +396,54 @@ pub fn ingest(
         llm: llm.is_some(),
         elapsed_ms: elapsed.as_millis() as u64,
         queries_per_second: report.new as f64 / elapsed.as_secs_f64().max(1e-6),
+    })
+}
+
+/// Speed of the embedded model on one prompt set, per configuration (with and without an
+/// adapter).
+#[derive(Debug, Clone, Serialize)]
+pub struct LlmSpeed {
+    /// `base`, or the adapter's name.
+    pub name: String,
+    pub generations: usize,
+    /// Prompt tokens prefilled (not served from the cached prefix) per second, median.
+    pub prefill_tokens_per_second: f64,
+    /// Tokens generated per second, median.
+    pub decode_tokens_per_second: f64,
+    pub prompt_tokens: usize,
+    pub completion_tokens: usize,
+}
+
+/// Generates greedily for each prompt, `rounds` times over the set (the cached prefix is
+/// reused as in serving: each prompt prefills what it does not share with the previous one).
+pub fn llm_speed(
+    name: &str,
+    llm: &dyn crate::llm::Llm,
+    prompts: &[crate::llm::ChatPrompt],
+    max_tokens: usize,
+    rounds: usize,
+) -> Result<LlmSpeed, crate::llm::LlmError> {
+    let params = crate::llm::GenerationParams::greedy(max_tokens, crate::prompt::STOP);
+    let (mut prefill, mut decode) = (Vec::new(), Vec::new());
+    let (mut prompt_tokens, mut completion_tokens) = (0, 0);
+    for _ in 0..rounds {
+        for prompt in prompts {
+            let g = llm.generate(prompt, &params)?;
+            let prefilled = g.prompt_tokens.saturating_sub(g.cached_tokens);
+            prefill.push(prefilled as f64 / (g.prefill_ms.max(1) as f64 / 1000.0));
+            decode.push(g.completion_tokens as f64 / (g.decode_ms.max(1) as f64 / 1000.0));
+            prompt_tokens += g.prompt_tokens;
+            completion_tokens += g.completion_tokens;
+        }
+    }
+    prefill.sort_by(f64::total_cmp);
+    decode.sort_by(f64::total_cmp);
+    Ok(LlmSpeed {
+        name: name.to_string(),
+        generations: prefill.len(),
+        prefill_tokens_per_second: percentile(&prefill, 50.0),
+        decode_tokens_per_second: percentile(&decode, 50.0),
+        prompt_tokens,
+        completion_tokens,
     })
 }

@@ -47,6 +47,8 @@ pub struct Config {
     pub assets: PathBuf,
     /// GGUF file of the LLM.
     pub model: PathBuf,
+    /// A GGUF LoRA adapter for the embedded model (`quarry finetune`), if any.
+    pub adapter: Option<PathBuf>,
     pub threads: usize,
     pub context_tokens: u32,
     pub max_tokens: usize,
@@ -134,6 +136,7 @@ struct LlmSection {
     url: Option<String>,
     server_model: Option<String>,
     samples: Option<usize>,
+    adapter: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -283,6 +286,7 @@ impl Config {
             context_tokens: file.llm.context_tokens.unwrap_or(4096),
             max_tokens: file.llm.max_tokens.unwrap_or(256),
             max_repairs: file.llm.max_repairs.unwrap_or(1),
+            adapter: file.llm.adapter.filter(|a| !a.as_os_str().is_empty()).map(resolve),
             llm_url: file.llm.url.filter(|u| !u.trim().is_empty()),
             server_model: file.llm.server_model,
             samples: file.llm.samples.unwrap_or(1).max(1),
@@ -335,6 +339,9 @@ impl Config {
             // A bare file name is looked up in the assets folder, as in the file.
             let model = PathBuf::from(v);
             self.model = if model.components().count() == 1 { self.assets.join(model) } else { model };
+        }
+        if let Some(v) = var("QUARRY_ADAPTER") {
+            self.adapter = (v != "none").then(|| PathBuf::from(v));
         }
         if let Some(v) = var("QUARRY_LLM_URL") {
             self.llm_url = Some(v);

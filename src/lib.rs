@@ -11,6 +11,7 @@ pub mod demo;
 pub mod embed;
 pub mod eval;
 pub mod execute;
+pub mod finetune;
 pub mod history;
 pub mod http;
 pub mod index;

@@ -70,7 +70,7 @@ impl GenerationParams {
 }
 
 /// What the model wrote, with its cost.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Generation {
     pub text: String,
     pub prompt_tokens: usize,
@@ -87,6 +87,9 @@ pub enum LlmError {
     /// The model file is missing.
     #[error("model file {0} is missing: run `make assets` (scripts/fetch-assets.sh) to fetch it")]
     MissingModel(PathBuf),
+    /// The adapter file is missing.
+    #[error("adapter file {0} is missing: fix [llm] adapter (or QUARRY_ADAPTER; `none` for no adapter)")]
+    MissingAdapter(PathBuf),
     /// llama.cpp could not load the model.
     #[error("cannot load the model {path}: {message}")]
     Load { path: PathBuf, message: String },
@@ -111,6 +114,10 @@ pub enum LlmError {
 pub trait Llm: Send + Sync {
     /// A stable name of the model in use (shown in answers and audit records).
     fn model_id(&self) -> &str;
+    /// The fine-tuned adapter applied on top of the model, if any.
+    fn adapter(&self) -> Option<&str> {
+        None
+    }
     fn generate(&self, prompt: &ChatPrompt, params: &GenerationParams) -> Result<Generation, LlmError>;
 }
 
@@ -134,6 +141,8 @@ fn backend() -> Result<&'static LlamaBackend, LlmError> {
 /// machine's cores are shared by all of them anyway.
 pub struct LlamaCppLlm {
     model_id: String,
+    /// The LoRA adapter applied on top of the model, by file name.
+    adapter: Option<String>,
     requests: Option<mpsc::Sender<Request>>,
     worker: Option<std::thread::JoinHandle<()>>,
 }
@@ -146,11 +155,22 @@ struct Request {
 }
 
 impl LlamaCppLlm {
-    /// Loads a GGUF file. `context_tokens` bounds prompt + answer.
-    pub fn load(path: &Path, threads: usize, context_tokens: u32) -> Result<Self, LlmError> {
+    /// Loads a GGUF file, with a GGUF LoRA adapter on top when given (`quarry finetune`
+    /// makes them). `context_tokens` bounds prompt + answer.
+    pub fn load(
+        path: &Path,
+        adapter: Option<&Path>,
+        threads: usize,
+        context_tokens: u32,
+    ) -> Result<Self, LlmError> {
         if !path.is_file() {
             return Err(LlmError::MissingModel(path.to_path_buf()));
         }
+        if let Some(adapter) = adapter.filter(|a| !a.is_file()) {
+            return Err(LlmError::MissingAdapter(adapter.to_path_buf()));
+        }
+        let adapter_path = adapter.map(Path::to_path_buf);
+        let adapter = adapter.and_then(|a| a.file_stem()).map(|s| s.to_string_lossy().into_owned());
         let backend = backend()?;
         let model_id =
             path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "gguf".to_string());
@@ -162,10 +182,23 @@ impl LlamaCppLlm {
         let worker = std::thread::Builder::new()
             .name("llama.cpp".into())
             .spawn(move || {
-                let model = match LlamaModel::load_from_file(backend, &path, &LlamaModelParams::default()) {
+                let mut model = match LlamaModel::load_from_file(backend, &path, &LlamaModelParams::default())
+                {
                     Ok(model) => model,
                     Err(e) => {
                         let _ = loaded.send(Err(LlmError::Load { path, message: e.to_string() }));
+                        return;
+                    }
+                };
+                // The adapter is read before any context exists, as llama.cpp requires.
+                let mut lora = match adapter_path.as_ref().map(|a| model.lora_adapter_init(a)).transpose() {
+                    Ok(lora) => lora,
+                    Err(e) => {
+                        let path = adapter_path.unwrap_or_default();
+                        let message = format!(
+                            "{e}; an adapter fits only the model it was trained on (`quarry finetune` writes them): fix [llm] adapter, or QUARRY_ADAPTER=none for no adapter"
+                        );
+                        let _ = loaded.send(Err(LlmError::Load { path, message }));
                         return;
                     }
                 };
@@ -174,13 +207,20 @@ impl LlamaCppLlm {
                     .with_n_batch(BATCH as u32)
                     .with_n_threads(threads)
                     .with_n_threads_batch(threads);
-                let ctx = match model.new_context(backend, params) {
+                let mut ctx = match model.new_context(backend, params) {
                     Ok(ctx) => ctx,
                     Err(e) => {
                         let _ = loaded.send(Err(LlmError::Load { path, message: e.to_string() }));
                         return;
                     }
                 };
+                if let Some(lora) = lora.as_mut() {
+                    if let Err(e) = ctx.lora_adapter_set(lora, 1.0) {
+                        let path = adapter_path.unwrap_or_default();
+                        let _ = loaded.send(Err(LlmError::Load { path, message: e.to_string() }));
+                        return;
+                    }
+                }
                 let _ = loaded.send(Ok(()));
                 let mut engine = Engine { model: &model, ctx, cached: Vec::new(), context_tokens };
                 for request in inbox {
@@ -191,7 +231,7 @@ impl LlamaCppLlm {
         load_result.recv().unwrap_or_else(|_| {
             Err(LlmError::Inference("the model's thread stopped while loading".into()))
         })?;
-        Ok(LlamaCppLlm { model_id, requests: Some(requests), worker: Some(worker) })
+        Ok(LlamaCppLlm { model_id, adapter, requests: Some(requests), worker: Some(worker) })
     }
 }
 
@@ -208,6 +248,10 @@ impl Drop for LlamaCppLlm {
 impl Llm for LlamaCppLlm {
     fn model_id(&self) -> &str {
         &self.model_id
+    }
+
+    fn adapter(&self) -> Option<&str> {
+        self.adapter.as_deref()
     }
 
     fn generate(&self, prompt: &ChatPrompt, params: &GenerationParams) -> Result<Generation, LlmError> {
@@ -318,6 +362,30 @@ impl Engine<'_> {
             prefill_ms,
             decode_ms: decode_started.elapsed().as_millis() as u64,
         })
+    }
+}
+
+/// Renders prompts in a model's own chat template exactly as `LlamaCppLlm` does; the
+/// fine-tuning export writes its training prompts with it.
+pub struct PromptRenderer {
+    model: LlamaModel,
+}
+
+impl PromptRenderer {
+    /// Reads the vocabulary and template of a GGUF file (not its weights).
+    pub fn load(path: &Path) -> Result<PromptRenderer, LlmError> {
+        if !path.is_file() {
+            return Err(LlmError::MissingModel(path.to_path_buf()));
+        }
+        let params = LlamaModelParams::default().with_vocab_only(true);
+        let model = LlamaModel::load_from_file(backend()?, path, &params)
+            .map_err(|e| LlmError::Load { path: path.to_path_buf(), message: e.to_string() })?;
+        Ok(PromptRenderer { model })
+    }
+
+    /// The text the model is given for `prompt`, ending with the answer's beginning.
+    pub fn render(&self, prompt: &ChatPrompt) -> Result<String, LlmError> {
+        render(&self.model, prompt)
     }
 }
 

@@ -129,6 +129,61 @@ enum Command {
         #[command(subcommand)]
         command: CatalogCommand,
     },
+    /// Fine-tune the local model on the organisation's own questions and SQL.
+    #[command(long_about = FINETUNE_GUIDE)]
+    Finetune {
+        #[command(subcommand)]
+        command: FinetuneCommand,
+    },
+}
+
+/// The whole loop, for a user with a GPU (`quarry finetune --help`).
+const FINETUNE_GUIDE: &str = "Fine-tune the local model on the organisation's own questions and SQL.
+
+The loop, for a user with one GPU (any CUDA machine with Python 3.10+):
+
+  1. Export training data here, in exactly the prompt format the runtime uses:
+       quarry finetune export --out finetune/
+     (Spider train from --spider and this workspace's history: verified pairs and past
+     queries with their question or intent; evaluation questions and their SQL never go in.)
+  2. Copy finetune/ , training/ and the model file ([llm] model) to the GPU machine and train:
+       pip install -r training/requirements.txt
+       python3 training/train_lora.py --base-gguf <model>.gguf --train finetune/train.jsonl \\
+         --heldout finetune/heldout.jsonl --out adapter/
+     It writes adapter/adapter.gguf (a GGUF LoRA file) and adapter/adapter.json (base model and
+     data hashes, hyper-parameters, held-out scores base vs adapter).
+  3. Copy adapter/ back and use it: [llm] adapter = \"adapter/adapter.gguf\" in quarry.toml
+     (or QUARRY_ADAPTER). Answers name the adapter in use (`adapter`).
+  4. Measure before relying on it:
+       quarry eval --mode cold --out base.jsonl  (QUARRY_ADAPTER=none)
+       quarry eval --mode cold --out tuned.jsonl
+";
+
+#[derive(Subcommand)]
+enum FinetuneCommand {
+    /// Write training data (train.jsonl, heldout.jsonl, export.json) for training/train_lora.py.
+    Export {
+        /// Output folder.
+        #[arg(long)]
+        out: PathBuf,
+        /// Spider folder with train_spider_min.json and tables.json (dev.json: kept out).
+        #[arg(long, default_value = "../shared/data/spider")]
+        spider: PathBuf,
+        /// Leave out Spider train.
+        #[arg(long)]
+        no_spider: bool,
+        /// Leave out this workspace's history.
+        #[arg(long)]
+        no_history: bool,
+        /// At most this many Spider train questions (a seeded sample).
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Percent of databases (and history questions) held out for evaluation.
+        #[arg(long, default_value_t = 5)]
+        heldout_percent: u64,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -177,6 +232,21 @@ enum BenchCommand {
         points: usize,
         #[arg(long, default_value_t = 200)]
         searches: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Prefill and decode speed of the embedded model on the demo questions' prompts, without
+    /// and with a fine-tuned adapter.
+    Llm {
+        /// The adapter to compare with (default: [llm] adapter).
+        #[arg(long)]
+        adapter: Option<PathBuf>,
+        /// How many of the demo questions (their prompts) to generate for.
+        #[arg(long, default_value_t = 10)]
+        questions: usize,
+        /// Passes over those questions.
+        #[arg(long, default_value_t = 1)]
+        rounds: usize,
         #[arg(long)]
         json: bool,
     },
@@ -376,6 +446,34 @@ fn bench(config: Config, command: BenchCommand) -> Result<ExitCode> {
         BenchCommand::Vectors { points, searches, json } => {
             let report = quarry::bench::vectors(&scratch.join("vectors"), 384, points, searches, 7)?;
             print_report(json, &report)
+        }
+        BenchCommand::Llm { adapter, questions, rounds, json } => {
+            let embedder = load_default_embedder(&config).context("loading the embedding model")?;
+            let quarry = Quarry::open(config.clone(), embedder, None).context("opening the workspace")?;
+            let principal = quarry::pipeline::Principal::local();
+            let prompts = quarry::eval::parse_cases(quarry::eval::DEMO_QUESTIONS)?
+                .iter()
+                .take(questions)
+                .map(|case| quarry.first_prompt(&case.question, &principal, &Default::default()))
+                .collect::<Result<Vec<_>, _>>()?;
+            let adapter = adapter.or_else(|| config.adapter.clone());
+            let mut runs = vec![("base".to_string(), None)];
+            if let Some(adapter) = adapter {
+                let name = adapter.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+                runs.push((name, Some(adapter)));
+            }
+            for (name, adapter) in runs {
+                let llm = quarry::llm::LlamaCppLlm::load(
+                    &config.model,
+                    adapter.as_deref(),
+                    config.threads,
+                    config.context_tokens,
+                )
+                .with_context(|| format!("loading the model ({name})"))?;
+                let report = quarry::bench::llm_speed(&name, &llm, &prompts, config.max_tokens, rounds)?;
+                print_report(json, &report)?;
+            }
+            Ok(())
         }
         BenchCommand::Ingest { copies, llm, json } => {
             let metadata = Metadata::open(&scratch.join("catalog.db"))?;
@@ -609,6 +707,39 @@ fn run(cli: Cli) -> Result<ExitCode> {
             for record in metadata.search_audit(&filter)? {
                 println!("{}", serde_json::to_string(&record)?);
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Finetune {
+            command:
+                FinetuneCommand::Export { out, spider, no_spider, no_history, limit, heldout_percent, seed },
+        } => {
+            let embedder = load_default_embedder(&config).context("loading the embedding model")?;
+            let workspace = if no_history {
+                None
+            } else {
+                Some(Quarry::open(config.clone(), embedder.clone(), None).context("opening the workspace")?)
+            };
+            let options = quarry::finetune::ExportOptions {
+                out: out.clone(),
+                spider: (!no_spider).then_some(spider),
+                spider_limit: limit,
+                heldout_percent: heldout_percent.min(100),
+                seed,
+            };
+            let report =
+                quarry::finetune::export(&options, &config, workspace.as_ref(), embedder, &mut |step| {
+                    eprintln!("{step}")
+                })?;
+            println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+            eprintln!(
+                "wrote {} training and {} held-out examples to {} ({} left out as evaluation questions, {} duplicates, {} failed)",
+                report.train,
+                report.heldout,
+                out.display(),
+                report.excluded_for_evaluation,
+                report.duplicates,
+                report.failed_count
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Catalog { command } => {

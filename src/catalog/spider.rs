@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use super::{Catalog, CatalogError, Column, Table};
+use super::{Catalog, CatalogError, Column, ForeignKey, Table};
 
 /// One catalog per `db_id` of a `tables.json` file.
 pub fn load_catalogs(tables_json: &Path) -> Result<HashMap<String, Catalog>, CatalogError> {
@@ -36,10 +36,71 @@ pub fn load_catalogs(tables_json: &Path) -> Result<HashMap<String, Catalog>, Cat
             let data_type = types.get(i).and_then(|t| t.as_str()).unwrap_or("text");
             table.columns.push(Column::new(name, data_type));
         }
+        // Keys name columns by their index in column_names_original.
+        let columns: Vec<(usize, String)> = db["column_names_original"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|c| {
+                (
+                    c[0].as_i64().and_then(|t| usize::try_from(t).ok()).unwrap_or(usize::MAX),
+                    c[1].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect();
+        let column =
+            |index: &serde_json::Value| index.as_u64().and_then(|i| columns.get(i as usize)).cloned();
+        for key in db["primary_keys"].as_array().into_iter().flatten() {
+            // A composite key is a list of column indices.
+            let parts = key.as_array().cloned().unwrap_or_else(|| vec![key.clone()]);
+            for (table, name) in parts.iter().filter_map(column) {
+                if let Some(table) = tables.get_mut(table) {
+                    table.primary_key.push(name);
+                }
+            }
+        }
+        for pair in db["foreign_keys"].as_array().into_iter().flatten() {
+            let (Some((from_table, from)), Some((to_table, to))) = (column(&pair[0]), column(&pair[1]))
+            else {
+                continue;
+            };
+            let Some(ref_table) = tables.get(to_table).map(|t| t.name.clone()) else { continue };
+            if let Some(table) = tables.get_mut(from_table) {
+                table.foreign_keys.push(ForeignKey { column: from, ref_table, ref_column: to });
+            }
+        }
         let id = db["db_id"].as_str().unwrap_or_default().to_string();
         catalogs.insert(id, Catalog::from_tables(tables));
     }
     Ok(catalogs)
+}
+
+/// Creates an empty SQLite database with the tables, columns, keys and declared types of
+/// `catalog` (Spider's train databases come as schemas only).
+pub fn create_empty_database(catalog: &Catalog, path: &Path) -> Result<(), CatalogError> {
+    let quote = |name: &str| format!("\"{}\"", name.replace('"', "\"\""));
+    let mut ddl = String::new();
+    // SQLite makes its own sqlite_* tables (sqlite_sequence) and refuses to create them.
+    for table in catalog.tables().filter(|t| !t.name.to_lowercase().starts_with("sqlite_")) {
+        let mut parts: Vec<String> =
+            table.columns.iter().map(|c| format!("{} {}", quote(&c.name), c.data_type)).collect();
+        if !table.primary_key.is_empty() {
+            let key: Vec<String> = table.primary_key.iter().map(|c| quote(c)).collect();
+            parts.push(format!("PRIMARY KEY ({})", key.join(", ")));
+        }
+        for fk in &table.foreign_keys {
+            parts.push(format!(
+                "FOREIGN KEY ({}) REFERENCES {} ({})",
+                quote(&fk.column),
+                quote(&fk.ref_table),
+                quote(&fk.ref_column)
+            ));
+        }
+        ddl.push_str(&format!("CREATE TABLE {} ({});\n", quote(&table.name), parts.join(", ")));
+    }
+    let err = |source| CatalogError::Warehouse { path: path.to_path_buf(), source };
+    let connection = rusqlite::Connection::open(path).map_err(err)?;
+    connection.execute_batch(&ddl).map_err(err)
 }
 
 /// One question of a `dev.json`-style file.

@@ -215,7 +215,7 @@ pub fn select(
     (chosen, skipped)
 }
 
-fn database_path(data: &Path, db: &str) -> PathBuf {
+pub fn database_path(data: &Path, db: &str) -> PathBuf {
     data.join("database").join(db).join(format!("{db}.sqlite"))
 }
 
@@ -237,23 +237,24 @@ pub fn warm_history(questions: &[SpiderQuestion], db: &str) -> String {
     log
 }
 
-/// Opens a workspace over one Spider database (in `workdir/<db>`), with the model and
-/// retrieval settings of `base`; `history` is the query log of a warm run.
+/// Opens a workspace over one Spider database (its SQLite file `warehouse`; the workspace in
+/// `workdir/<db>`), with the model and retrieval settings of `base`; `history` is the query
+/// log of a warm run.
 pub fn open_database(
     base: &Config,
-    data: &Path,
+    warehouse: &Path,
     db: &str,
     history: Option<String>,
     workdir: &Path,
     embedder: Arc<dyn Embedder>,
-    llm: Arc<dyn Llm>,
+    llm: Option<Arc<dyn Llm>>,
 ) -> Result<Quarry, SpiderEvalError> {
     let dir = workdir.join(db);
     let io = |source| SpiderEvalError::Io { path: dir.clone(), source };
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(dir.join("governance")).map_err(io)?;
     let mut config = Config::for_workspace(&dir);
-    config.warehouse = database_path(data, db);
+    config.warehouse = warehouse.to_path_buf();
     config.governance = dir.join("governance");
     config.demo = false;
     if let Some(log) = history {
@@ -272,7 +273,7 @@ pub fn open_database(
     config.retrieval_join_hints = 0;
     config.row_cap = 100_000;
     config.policy = PolicySet::default();
-    Quarry::open(config, embedder, Some(llm))
+    Quarry::open(config, embedder, llm)
         .map_err(|e| SpiderEvalError::Open { db: db.to_string(), message: e.to_string() })
 }
 
@@ -425,12 +426,12 @@ impl Worker<'_> {
             let history = (shared.options.mode == Mode::Warm).then(|| warm_history(shared.questions, db));
             let quarry = open_database(
                 shared.base,
-                &shared.options.data,
+                &database_path(&shared.options.data, db),
                 db,
                 history,
                 &self.workdir,
                 shared.embedder.clone(),
-                self.llm.clone(),
+                Some(self.llm.clone()),
             )?;
             self.open = Some((db.to_string(), quarry));
         }

@@ -184,6 +184,8 @@ pub struct Answer {
     pub votes: Option<Votes>,
     /// The model that wrote the SQL ("none" when a verified query was reused).
     pub model: String,
+    /// The fine-tuned adapter on top of that model, if any.
+    pub adapter: Option<String>,
     pub timings: Timings,
 }
 
@@ -257,7 +259,12 @@ pub fn load_default_llm(config: &Config) -> Result<Arc<dyn Llm>, LlmError> {
         let api_key = std::env::var("QUARRY_LLM_API_KEY").ok().filter(|k| !k.is_empty());
         return Ok(Arc::new(OpenAiLlm::new(url, &model, api_key, Duration::from_secs(300))));
     }
-    Ok(Arc::new(LlamaCppLlm::load(&config.model, config.threads, config.context_tokens)?))
+    Ok(Arc::new(LlamaCppLlm::load(
+        &config.model,
+        config.adapter.as_deref(),
+        config.threads,
+        config.context_tokens,
+    )?))
 }
 
 /// Loads the embedded default embedder from the configured assets.
@@ -505,6 +512,7 @@ impl Quarry {
                     "tables": a.tables.iter().map(|t| &t.name).collect::<Vec<_>>(),
                     "repairs": a.repairs.len(),
                     "model": a.model,
+                    "adapter": a.adapter,
                     "governance": a.governance,
                     "timings": a.timings,
                 }),
@@ -552,6 +560,53 @@ impl Quarry {
         let catalog = self.catalog();
         let visible = policy.visible_catalog(&catalog);
         self.retrieve_for(question.trim(), &catalog, &visible, &self.history(), policy, principal, options)
+    }
+
+    /// The first prompt `ask` would show the model for `question` (no verified query reused;
+    /// the fine-tuning export writes it as training data).
+    pub fn first_prompt(
+        &self,
+        question: &str,
+        principal: &Principal,
+        options: &AskOptions,
+    ) -> Result<crate::llm::ChatPrompt, AskError> {
+        let policy = self.authorize(principal, Action::Ask)?;
+        self.check_question(question)?;
+        let catalog = self.catalog();
+        let visible = policy.visible_catalog(&catalog);
+        let history = self.history();
+        let question = question.trim();
+        let retrieved =
+            self.retrieve_for(question, &catalog, &visible, &history, policy, principal, options)?;
+        let build = self.prompt_builder(question, &retrieved, &visible, &history);
+        let prompt = build(&[]);
+        Ok(prompt)
+    }
+
+    /// Builds the prompt for `question` from what retrieval found, given the failed attempts
+    /// so far: the tables and examples, the join keys analysts used between the offered tables
+    /// (deprecated ones are not offered), today's date, within the model's budget.
+    fn prompt_builder<'a>(
+        &self,
+        question: &'a str,
+        retrieved: &'a crate::retrieve::Retrieved,
+        visible: &'a Catalog,
+        history: &HistoryState,
+    ) -> impl Fn(&[FailedAttempt]) -> crate::llm::ChatPrompt + 'a {
+        let offered: Vec<&str> =
+            retrieved.tables.iter().filter(|c| c.deprecated_for.is_none()).map(|c| c.name.as_str()).collect();
+        let joins =
+            prompt::join_hints(&history.join_counts, &offered, visible, self.config.retrieval_join_hints);
+        let today = crate::calendar::today();
+        let budget = PromptBudget::for_model(
+            self.config.context_tokens as usize,
+            self.config.max_tokens,
+            self.config.max_repairs,
+            self.config.retrieval_columns,
+        );
+        move |failed: &[FailedAttempt]| {
+            prompt::build(question, retrieved, visible, &today, &joins, failed, budget)
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -636,24 +691,9 @@ impl Quarry {
             }
         }
 
-        // Join keys analysts used between the offered tables (deprecated ones are not offered).
-        let offered: Vec<&str> =
-            retrieved.tables.iter().filter(|c| c.deprecated_for.is_none()).map(|c| c.name.as_str()).collect();
-        let joins =
-            prompt::join_hints(&history.join_counts, &offered, &visible, self.config.retrieval_join_hints);
-
         let llm = self.llm.as_deref().ok_or(LlmError::NotLoaded)?;
         let params = GenerationParams::greedy(self.config.max_tokens, prompt::STOP);
-        let today = crate::calendar::today();
-        let prompt_budget = PromptBudget::for_model(
-            self.config.context_tokens as usize,
-            self.config.max_tokens,
-            self.config.max_repairs,
-            self.config.retrieval_columns,
-        );
-        let build = |failed: &[FailedAttempt]| {
-            prompt::build(question, &retrieved, &visible, &today, &joins, failed, prompt_budget)
-        };
+        let build = self.prompt_builder(question, &retrieved, &visible, &history);
         let context =
             Attempting { llm, catalog: &catalog, policy, principal, progress, attempts: Cell::new(0) };
 
@@ -719,6 +759,7 @@ impl Quarry {
             reused: None,
             votes,
             model: llm.model_id().to_string(),
+            adapter: llm.adapter().map(str::to_string),
             timings,
         })
     }
@@ -802,6 +843,7 @@ impl Quarry {
             reused: Some(reuse),
             votes: None,
             model: "none".into(),
+            adapter: None,
             timings,
         })
     }

@@ -26,9 +26,16 @@ fn warm_runs_never_show_the_question_or_its_identical_gold_sql() {
     // Any prompt gets a valid query: this test is about what the prompt holds.
     let llm: Arc<dyn Llm> = Arc::new(ScriptedLlm::new([("Question:", "SELECT count(*) FROM singer")]));
     let history = spider::warm_history(&questions, db);
-    let quarry =
-        spider::open_database(&config_for(dir.path()), &data, db, Some(history), dir.path(), embedder(), llm)
-            .expect("open the concert_singer workspace");
+    let quarry = spider::open_database(
+        &config_for(dir.path()),
+        &spider::database_path(&data, db),
+        db,
+        Some(history),
+        dir.path(),
+        embedder(),
+        Some(llm),
+    )
+    .expect("open the concert_singer workspace");
     let principal = Principal::local();
     let (mut shared_gold, mut leaked_without_guard) = (0, 0);
     for q in questions.iter().filter(|q| q.db_id == db) {

@@ -10,6 +10,7 @@ mod cli;
 mod demo;
 mod e2e;
 mod eval;
+mod finetune;
 mod history;
 mod http;
 mod llm_server;

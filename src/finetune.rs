@@ -1,0 +1,341 @@
+//! Training data for fine-tuning the local model: question/SQL pairs written as the exact prompt
+//! the runtime builds for each question (`Quarry::first_prompt`: the same retrieval, context
+//! assembly and template, rendered by the model's own chat template) followed by the SQL the
+//! model should answer. Pairs come from Spider train (schemas from `tables.json`; each question
+//! is asked on its database, once cold and once with the database's other questions as
+//! history) and from a workspace's history (verified pairs, and past queries with their
+//! question or intent). Deduplicated, split into train and held-out by database, and never
+//! holding an evaluation question or a question whose SQL is an evaluation question's gold SQL.
+//!
+//! `training/train_lora.py` reads what this writes.
+
+use std::collections::{BTreeMap, HashSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::catalog::spider::{create_empty_database, load_catalogs, read_questions, SpiderQuestion};
+use crate::config::Config;
+use crate::embed::Embedder;
+use crate::eval::spider::{open_database, warm_history};
+use crate::history::sql_key;
+use crate::llm::PromptRenderer;
+use crate::pipeline::{AskOptions, Principal, Quarry};
+
+/// What to export.
+#[derive(Debug, Clone)]
+pub struct ExportOptions {
+    /// Folder for `train.jsonl`, `heldout.jsonl` and `export.json`.
+    pub out: PathBuf,
+    /// The Spider folder (`train_spider_min.json`, `tables.json`; `dev.json` is the evaluation
+    /// whose questions are kept out); None: no Spider pairs.
+    pub spider: Option<PathBuf>,
+    /// At most this many Spider train questions, a seeded sample (None: all).
+    pub spider_limit: Option<usize>,
+    /// Share of databases (and of history questions) held out, in percent.
+    pub heldout_percent: u64,
+    pub seed: u64,
+}
+
+/// One training example, as a line of `train.jsonl` / `heldout.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainingExample {
+    pub id: String,
+    /// `spider_train` or `history`.
+    pub source: String,
+    /// `cold` (no history), `warm` (the database's other questions as history) or `history`.
+    pub variant: String,
+    /// The Spider database, or `workspace`.
+    pub db_id: String,
+    pub question: String,
+    pub sql: String,
+    /// The rendered prompt, ending with the answer's beginning (`prompt::ASSISTANT_PREFIX`).
+    pub prompt: String,
+    /// What the model should write after the prompt: the SQL, the closing fence, end of turn.
+    pub completion: String,
+}
+
+/// What an export wrote.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ExportReport {
+    pub train: usize,
+    pub heldout: usize,
+    /// Examples by source and variant, e.g. `spider_train/cold`.
+    pub by_kind: BTreeMap<String, usize>,
+    /// Pairs left out because the question, or its SQL, belongs to an evaluation.
+    pub excluded_for_evaluation: usize,
+    pub duplicates: usize,
+    /// Pairs whose prompt could not be built, with the reason (the first 20).
+    pub failed: Vec<String>,
+    pub failed_count: usize,
+    pub train_sha256: String,
+    pub heldout_sha256: String,
+    /// The model whose chat template rendered the prompts.
+    pub template_model: String,
+    pub exported_at: String,
+}
+
+/// Errors of an export.
+#[derive(Debug, thiserror::Error)]
+pub enum FinetuneError {
+    #[error("cannot write {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Catalog(#[from] crate::catalog::CatalogError),
+    #[error(transparent)]
+    Eval(#[from] crate::eval::EvalError),
+    #[error(transparent)]
+    Spider(#[from] crate::eval::spider::SpiderEvalError),
+    #[error(transparent)]
+    Llm(#[from] crate::llm::LlmError),
+}
+
+/// The questions and gold SQL of the evaluations, which training data must never contain.
+pub struct EvaluationGuard {
+    questions: HashSet<String>,
+    sql_keys: HashSet<String>,
+}
+
+impl EvaluationGuard {
+    /// Spider dev (when `spider` has `dev.json`) and the demo evaluation.
+    pub fn load(spider: Option<&Path>) -> Result<EvaluationGuard, FinetuneError> {
+        let mut guard = EvaluationGuard { questions: HashSet::new(), sql_keys: HashSet::new() };
+        if let Some(dev) = spider.map(|s| s.join("dev.json")).filter(|p| p.is_file()) {
+            for q in read_questions(&dev)? {
+                guard.add(&q.question, &q.query);
+            }
+        }
+        for case in crate::eval::parse_cases(crate::eval::DEMO_QUESTIONS)? {
+            guard.add(&case.question, &case.gold);
+        }
+        Ok(guard)
+    }
+
+    fn add(&mut self, question: &str, sql: &str) {
+        self.questions.insert(normalize_question(question));
+        self.sql_keys.insert(sql_key(sql));
+    }
+
+    /// True when the pair is an evaluation question or has an evaluation question's SQL.
+    pub fn excludes(&self, question: &str, sql: &str) -> bool {
+        self.questions.contains(&normalize_question(question)) || self.sql_keys.contains(&sql_key(sql))
+    }
+}
+
+/// A question folded for comparison: lower case, single spaces, no final punctuation.
+pub fn normalize_question(question: &str) -> String {
+    let folded: Vec<String> = question.split_whitespace().map(str::to_lowercase).collect();
+    folded.join(" ").trim_end_matches(['?', '.', '!']).trim_end().to_string()
+}
+
+/// The answer the model should give: the SQL on one line of single spaces, the closing fence
+/// the runtime stops at, and the end of the assistant's turn.
+fn completion(sql: &str) -> String {
+    let sql: Vec<&str> = sql.split_whitespace().collect();
+    format!("{}\n{}<|im_end|>", sql.join(" ").trim_end_matches(';'), crate::prompt::STOP)
+}
+
+/// A number from 0 to 99 fixed by `text`: which split a database or question falls in.
+fn bucket(text: &str) -> u64 {
+    let digest = Sha256::digest(text.as_bytes());
+    u64::from_le_bytes(digest[..8].try_into().unwrap_or_default()) % 100
+}
+
+/// Collects examples, dropping duplicates and evaluation pairs.
+struct Collector<'g> {
+    guard: &'g EvaluationGuard,
+    renderer: &'g PromptRenderer,
+    seen: HashSet<(String, String, String)>,
+    train: Vec<TrainingExample>,
+    heldout: Vec<TrainingExample>,
+    report: ExportReport,
+}
+
+impl Collector<'_> {
+    /// Builds and keeps one example; `split_key` decides train or held-out.
+    #[allow(clippy::too_many_arguments)]
+    fn add(
+        &mut self,
+        quarry: &Quarry,
+        principal: &Principal,
+        (source, variant, db_id): (&str, &str, &str),
+        question: &str,
+        sql: &str,
+        split_key: &str,
+        heldout_percent: u64,
+    ) {
+        if self.guard.excludes(question, sql) {
+            self.report.excluded_for_evaluation += 1;
+            return;
+        }
+        if !self.seen.insert((variant.to_string(), normalize_question(question), sql_key(sql))) {
+            self.report.duplicates += 1;
+            return;
+        }
+        // The pair's own SQL is never its example (as the evaluation asks).
+        let options = AskOptions { exclude_sql_key: Some(sql_key(sql)), ..AskOptions::default() };
+        let rendered = quarry
+            .first_prompt(question, principal, &options)
+            .map_err(|e| e.to_string())
+            .and_then(|prompt| self.renderer.render(&prompt).map_err(|e| e.to_string()));
+        let prompt = match rendered {
+            Ok(prompt) => prompt,
+            Err(e) => {
+                self.report.failed_count += 1;
+                if self.report.failed.len() < 20 {
+                    self.report.failed.push(format!("{db_id}: {question}: {e}"));
+                }
+                return;
+            }
+        };
+        let example = TrainingExample {
+            id: format!("{source}-{variant}-{}", &sql_key(&format!("{db_id}\n{question}\n{sql}"))[..16]),
+            source: source.to_string(),
+            variant: variant.to_string(),
+            db_id: db_id.to_string(),
+            question: question.trim().to_string(),
+            sql: sql.trim().to_string(),
+            prompt,
+            completion: completion(sql),
+        };
+        *self.report.by_kind.entry(format!("{source}/{variant}")).or_default() += 1;
+        if bucket(split_key) < heldout_percent {
+            self.heldout.push(example);
+        } else {
+            self.train.push(example);
+        }
+    }
+}
+
+/// Writes the training data; `workspace` adds its history; `progress` hears each database.
+pub fn export(
+    options: &ExportOptions,
+    base: &Config,
+    workspace: Option<&Quarry>,
+    embedder: Arc<dyn Embedder>,
+    progress: &mut dyn FnMut(&str),
+) -> Result<ExportReport, FinetuneError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| FinetuneError::Io { path, source }
+    };
+    std::fs::create_dir_all(&options.out).map_err(io(&options.out))?;
+    let renderer = PromptRenderer::load(&base.model)?;
+    let guard = EvaluationGuard::load(options.spider.as_deref())?;
+    let mut collector = Collector {
+        guard: &guard,
+        renderer: &renderer,
+        seen: HashSet::new(),
+        train: Vec::new(),
+        heldout: Vec::new(),
+        report: ExportReport::default(),
+    };
+    let principal = Principal { name: "finetune-export".to_string(), ..Principal::local() };
+
+    if let Some(spider) = &options.spider {
+        let mut questions = read_questions(&spider.join("train_spider_min.json"))?;
+        if let Some(limit) = options.spider_limit {
+            questions.shuffle(&mut ChaCha8Rng::seed_from_u64(options.seed));
+            questions.truncate(limit);
+        }
+        let catalogs = load_catalogs(&spider.join("tables.json"))?;
+        let work = options.out.join(".work");
+        let _ = std::fs::remove_dir_all(&work);
+        std::fs::create_dir_all(work.join("warehouses")).map_err(io(&work))?;
+        let mut databases: Vec<&str> = questions.iter().map(|q| q.db_id.as_str()).collect();
+        databases.sort_unstable();
+        databases.dedup();
+        for (done, db) in databases.iter().enumerate() {
+            progress(&format!("spider {}/{}: {db}", done + 1, databases.len()));
+            let Some(catalog) = catalogs.get(*db) else {
+                collector.report.failed.push(format!("{db}: not in tables.json"));
+                continue;
+            };
+            let warehouse = work.join("warehouses").join(format!("{db}.sqlite"));
+            if let Err(e) = create_empty_database(catalog, &warehouse) {
+                collector.report.failed.push(format!("{db}: {e}"));
+                continue;
+            }
+            let of_db: Vec<&SpiderQuestion> = questions.iter().filter(|q| q.db_id == *db).collect();
+            let owned: Vec<SpiderQuestion> = of_db.iter().map(|q| (*q).clone()).collect();
+            for (variant, history) in [("cold", None), ("warm", Some(warm_history(&owned, db)))] {
+                let quarry = open_database(
+                    base,
+                    &warehouse,
+                    db,
+                    history,
+                    &work.join("workspaces"),
+                    embedder.clone(),
+                    None,
+                )?;
+                for q in &of_db {
+                    collector.add(
+                        &quarry,
+                        &principal,
+                        ("spider_train", variant, db),
+                        &q.question,
+                        &q.query,
+                        db,
+                        options.heldout_percent,
+                    );
+                }
+            }
+        }
+        let _ = std::fs::remove_dir_all(&work);
+    }
+
+    if let Some(quarry) = workspace {
+        progress("workspace history");
+        let history = quarry.history();
+        for past in history.history.usable() {
+            let question = past.logged.question.as_deref().unwrap_or(&past.intent);
+            if question.trim().is_empty() {
+                continue;
+            }
+            collector.add(
+                quarry,
+                &principal,
+                ("history", "history", "workspace"),
+                question,
+                &past.logged.sql,
+                question,
+                options.heldout_percent,
+            );
+        }
+    }
+
+    let mut report = std::mem::take(&mut collector.report);
+    for (name, examples, digest) in [
+        ("train.jsonl", &collector.train, &mut report.train_sha256),
+        ("heldout.jsonl", &collector.heldout, &mut report.heldout_sha256),
+    ] {
+        let path = options.out.join(name);
+        let mut text = String::new();
+        for example in examples {
+            text.push_str(
+                &serde_json::to_string(example).map_err(|e| FinetuneError::Io {
+                    path: path.clone(),
+                    source: std::io::Error::other(e),
+                })?,
+            );
+            text.push('\n');
+        }
+        std::fs::write(&path, &text).map_err(io(&path))?;
+        *digest = format!("{:x}", Sha256::digest(text.as_bytes()));
+    }
+    report.train = collector.train.len();
+    report.heldout = collector.heldout.len();
+    report.template_model = base.model_name();
+    report.exported_at = crate::calendar::now();
+    let path = options.out.join("export.json");
+    let mut file = std::fs::File::create(&path).map_err(io(&path))?;
+    let json = serde_json::to_string_pretty(&report).unwrap_or_default();
+    file.write_all(json.as_bytes()).map_err(io(&path))?;
+    Ok(report)
+}

@@ -1,0 +1,155 @@
+//! Fine-tuning: the export writes exactly the prompt the runtime sends the model, split by
+//! database and never holding an evaluation question or its SQL; an adapter loads into the
+//! embedded runtime and answers name it.
+
+use std::collections::{BTreeSet, HashSet};
+use std::sync::{Arc, Mutex};
+
+use quarry::catalog::spider::read_questions;
+use quarry::finetune::{export, EvaluationGuard, ExportOptions, TrainingExample};
+use quarry::history::sql_key;
+use quarry::llm::{ChatPrompt, Generation, GenerationParams, LlamaCppLlm, Llm, LlmError, PromptRenderer};
+use quarry::pipeline::{load_default_llm, AskOptions, Principal, Quarry};
+
+use crate::support::{config_for, embedder, private_workspace, repo_root, skip_without_real_model};
+
+/// The default adapter shipped with the repository.
+const DEFAULT_ADAPTER: &str = "training/adapters/qwen2.5-coder-0.5b-quarry-lora.gguf";
+
+/// A model that keeps every prompt it is given and answers with a fixed query.
+#[derive(Default)]
+struct Recording {
+    prompts: Mutex<Vec<ChatPrompt>>,
+}
+
+impl Llm for Recording {
+    fn model_id(&self) -> &str {
+        "recording"
+    }
+
+    fn generate(&self, prompt: &ChatPrompt, _: &GenerationParams) -> Result<Generation, LlmError> {
+        self.prompts.lock().unwrap_or_else(|p| p.into_inner()).push(prompt.clone());
+        Ok(Generation { text: "SELECT COUNT(*) FROM users\n```".into(), ..Generation::default() })
+    }
+}
+
+fn read_examples(path: &std::path::Path) -> Vec<TrainingExample> {
+    std::fs::read_to_string(path)
+        .expect("examples written")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("an example per line"))
+        .collect()
+}
+
+#[test]
+fn the_export_writes_the_runtime_prompt_and_never_an_evaluation_question() {
+    if skip_without_real_model() {
+        return;
+    }
+    let spider = repo_root().join("../shared/data/spider");
+    let dir = private_workspace();
+    let mut config = config_for(dir.path());
+    config.governance = dir.path().join("schemas");
+    let recording = Arc::new(Recording::default());
+    let quarry = Quarry::open(config.clone(), embedder(), Some(recording.clone() as Arc<dyn Llm>))
+        .expect("open the workspace");
+    let out = tempfile::tempdir().expect("temp dir");
+    let options = ExportOptions {
+        out: out.path().to_path_buf(),
+        spider: Some(spider.clone()),
+        spider_limit: Some(60),
+        heldout_percent: 20,
+        seed: 7,
+    };
+    let report = export(&options, &config, Some(&quarry), embedder(), &mut |_| {}).expect("export");
+    let train = read_examples(&out.path().join("train.jsonl"));
+    let heldout = read_examples(&out.path().join("heldout.jsonl"));
+    assert_eq!((report.train, report.heldout), (train.len(), heldout.len()));
+    assert!(!train.is_empty() && !heldout.is_empty(), "{report:?}");
+    assert_eq!(report.failed_count, 0, "{:?}", report.failed);
+    let kinds: BTreeSet<String> = train.iter().map(|e| format!("{}/{}", e.source, e.variant)).collect();
+    assert_eq!(
+        kinds,
+        BTreeSet::from(["history/history", "spider_train/cold", "spider_train/warm"].map(String::from))
+    );
+
+    // Held out by database: no Spider database is on both sides.
+    let spider_dbs = |examples: &[TrainingExample]| -> HashSet<String> {
+        examples.iter().filter(|e| e.source == "spider_train").map(|e| e.db_id.clone()).collect()
+    };
+    assert!(spider_dbs(&train).is_disjoint(&spider_dbs(&heldout)));
+
+    // No evaluation question, and no question whose SQL is an evaluation question's gold SQL.
+    let dev = read_questions(&spider.join("dev.json")).expect("dev.json");
+    let dev_questions: HashSet<String> =
+        dev.iter().map(|q| quarry::finetune::normalize_question(&q.question)).collect();
+    let dev_sql: HashSet<String> = dev.iter().map(|q| sql_key(&q.query)).collect();
+    for e in train.iter().chain(&heldout) {
+        assert!(
+            !dev_questions.contains(&quarry::finetune::normalize_question(&e.question)),
+            "{}",
+            e.question
+        );
+        assert!(!dev_sql.contains(&sql_key(&e.sql)), "{}", e.sql);
+        assert!(e.prompt.ends_with(quarry::prompt::ASSISTANT_PREFIX), "{}", e.prompt);
+        assert!(e.completion.ends_with("\n```<|im_end|>"), "{}", e.completion);
+    }
+
+    // The prompt of a history example is what asking that question sends the model, rendered
+    // by the model's own chat template.
+    let renderer = PromptRenderer::load(&config.model).expect("the model's template");
+    let principal = Principal::local();
+    let mut compared = 0;
+    for e in train.iter().filter(|e| e.source == "history").take(5) {
+        let before = recording.prompts.lock().expect("lock").len();
+        let options = AskOptions { exclude_sql_key: Some(sql_key(&e.sql)), ..AskOptions::default() };
+        let _ = quarry.ask_with(&e.question, &principal, &options);
+        let prompts = recording.prompts.lock().expect("lock");
+        if prompts.len() > before {
+            assert_eq!(renderer.render(&prompts[before]).expect("render"), e.prompt, "{}", e.question);
+            compared += 1;
+        }
+    }
+    assert!(compared >= 3, "only {compared} history questions reached the model");
+}
+
+#[test]
+fn the_evaluation_guard_catches_questions_and_sql_however_they_are_written() {
+    let guard = EvaluationGuard::load(Some(&repo_root().join("../shared/data/spider"))).expect("guard");
+    let dev = read_questions(&repo_root().join("../shared/data/spider/dev.json")).expect("dev.json");
+    let q = &dev[0];
+    assert!(guard.excludes(&format!("  {}  ", q.question.to_uppercase()), "SELECT 1"));
+    let spaced = format!("{} ;", q.query.split_whitespace().collect::<Vec<_>>().join("   ").to_lowercase());
+    assert!(guard.excludes("a question nobody asked", &spaced));
+    assert!(!guard.excludes("a question nobody asked", "SELECT 42 AS answer"));
+    // The demo evaluation's questions are kept out too.
+    let demo = quarry::eval::parse_cases(quarry::eval::DEMO_QUESTIONS).expect("demo questions");
+    assert!(guard.excludes(&demo[0].question, "SELECT 1"));
+}
+
+#[test]
+fn a_fine_tuned_adapter_loads_in_the_embedded_runtime_and_answers_name_it() {
+    if skip_without_real_model() {
+        return;
+    }
+    let dir = private_workspace();
+    let mut config = config_for(dir.path());
+    config.governance = dir.path().join("schemas");
+    config.adapter = Some(repo_root().join(DEFAULT_ADAPTER));
+    let llm = load_default_llm(&config).expect("the model with its adapter");
+    assert_eq!(llm.adapter(), Some("qwen2.5-coder-0.5b-quarry-lora"));
+    let quarry = Quarry::open(config.clone(), embedder(), Some(llm)).expect("open");
+    let answer = quarry.ask("How many users are on each plan?", &Principal::local()).expect("an answer");
+    assert_eq!(answer.adapter.as_deref(), Some("qwen2.5-coder-0.5b-quarry-lora"));
+    assert!(answer.sql.to_lowercase().contains("users"), "{}", answer.sql);
+    assert!(!answer.result.rows.is_empty());
+
+    // Not an adapter, or no file: errors that name the file and the fix.
+    let bogus = dir.path().join("bogus-adapter.gguf");
+    std::fs::write(&bogus, "not a gguf file").expect("write");
+    let error = LlamaCppLlm::load(&config.model, Some(&bogus), 1, 1024).err().expect("refused").to_string();
+    assert!(error.contains("bogus-adapter.gguf") && error.contains("quarry finetune"), "{error}");
+    let missing = dir.path().join("missing.gguf");
+    let error = LlamaCppLlm::load(&config.model, Some(&missing), 1, 1024).err().expect("refused").to_string();
+    assert!(error.contains("missing.gguf") && error.contains("[llm] adapter"), "{error}");
+}
