@@ -71,7 +71,7 @@ pub struct ExportReport {
     /// Pairs left out because the question, or its SQL, belongs to an evaluation.
     pub excluded_for_evaluation: usize,
     pub duplicates: usize,
-    /// Pairs whose prompt could not be built, with the reason (the first 20).
+    /// Pairs (or whole databases) that gave no example, with the reason (the first 20).
     pub failed: Vec<String>,
     pub failed_count: usize,
     pub train_sha256: String,
@@ -158,6 +158,14 @@ struct Collector<'g> {
 }
 
 impl Collector<'_> {
+    /// Counts a pair or database that gave no example, keeping the first reasons.
+    fn fail(&mut self, reason: String) {
+        self.report.failed_count += 1;
+        if self.report.failed.len() < 20 {
+            self.report.failed.push(reason);
+        }
+    }
+
     /// Builds and keeps one example; `split_key` decides train or held-out.
     #[allow(clippy::too_many_arguments)]
     fn add(
@@ -187,10 +195,7 @@ impl Collector<'_> {
         let prompt = match rendered {
             Ok(prompt) => prompt,
             Err(e) => {
-                self.report.failed_count += 1;
-                if self.report.failed.len() < 20 {
-                    self.report.failed.push(format!("{db_id}: {question}: {e}"));
-                }
+                self.fail(format!("{db_id}: {question}: {e}"));
                 return;
             }
         };
@@ -248,23 +253,23 @@ pub fn export(
         let work = options.out.join(".work");
         let _ = std::fs::remove_dir_all(&work);
         std::fs::create_dir_all(work.join("warehouses")).map_err(io(&work))?;
-        let mut databases: Vec<&str> = questions.iter().map(|q| q.db_id.as_str()).collect();
-        databases.sort_unstable();
-        databases.dedup();
-        for (done, db) in databases.iter().enumerate() {
-            progress(&format!("spider {}/{}: {db}", done + 1, databases.len()));
-            let Some(catalog) = catalogs.get(*db) else {
-                collector.report.failed.push(format!("{db}: not in tables.json"));
+        // Per database, in the order the questions come.
+        let mut by_db: BTreeMap<String, Vec<SpiderQuestion>> = BTreeMap::new();
+        for q in questions {
+            by_db.entry(q.db_id.clone()).or_default().push(q);
+        }
+        for (done, (db, of_db)) in by_db.iter().enumerate() {
+            progress(&format!("spider {}/{}: {db}", done + 1, by_db.len()));
+            let Some(catalog) = catalogs.get(db) else {
+                collector.fail(format!("{db}: not in tables.json"));
                 continue;
             };
             let warehouse = work.join("warehouses").join(format!("{db}.sqlite"));
             if let Err(e) = create_empty_database(catalog, &warehouse) {
-                collector.report.failed.push(format!("{db}: {e}"));
+                collector.fail(format!("{db}: {e}"));
                 continue;
             }
-            let of_db: Vec<&SpiderQuestion> = questions.iter().filter(|q| q.db_id == *db).collect();
-            let owned: Vec<SpiderQuestion> = of_db.iter().map(|q| (*q).clone()).collect();
-            for (variant, history) in [("cold", None), ("warm", Some(warm_history(&owned, db)))] {
+            for (variant, history) in [("cold", None), ("warm", Some(warm_history(of_db, db)))] {
                 let quarry = open_database(
                     base,
                     &warehouse,
@@ -274,7 +279,7 @@ pub fn export(
                     embedder.clone(),
                     None,
                 )?;
-                for q in &of_db {
+                for q in of_db {
                     collector.add(
                         &quarry,
                         &principal,

@@ -322,24 +322,20 @@ def main() -> None:
                 loss_sum, n = completion_loss(lm, ids, mask, labels)
             loss = loss_sum / max(n, 1)
             step += 1
-            if not torch.isfinite(loss):
+            # A step whose loss or gradient norm is not finite is counted and skipped, never applied.
+            problem = None if torch.isfinite(loss) else "loss not finite"
+            if problem is None:
+                loss.backward()
+                norm = torch.nn.utils.clip_grad_norm_(params, 1.0)
+                problem = None if torch.isfinite(norm) else f"grad norm {float(norm)}"
+            if problem is None:
+                opt.step()
+                losses.append(loss.item())
+            else:
                 skipped_steps += 1
-                log(f"step {step}: loss not finite, step skipped")
-                opt.zero_grad(set_to_none=True)
-                sched.step()
-                continue
-            loss.backward()
-            norm = torch.nn.utils.clip_grad_norm_(params, 1.0)
-            if not torch.isfinite(norm):
-                skipped_steps += 1
-                log(f"step {step}: grad norm {float(norm)}, step skipped")
-                opt.zero_grad(set_to_none=True)
-                sched.step()
-                continue
-            opt.step()
+                log(f"step {step}: {problem}, step skipped")
             sched.step()
             opt.zero_grad(set_to_none=True)
-            losses.append(loss.item())
             if step % 10 == 0 or step == total:
                 log(f"epoch {epoch + 1} step {step}/{total} loss {np.mean(losses[-10:]):.4f} grad-norm {float(norm):.3f} lr {sched.get_last_lr()[0]:.2e}")
     if device.type == "cuda":
