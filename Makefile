@@ -8,7 +8,7 @@ export CARGO_TARGET_DIR ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/quarry/target
 APT_PACKAGES := cmake clang libclang-dev
 BIN := $(CARGO_TARGET_DIR)/release/quarry
 
-.PHONY: run test deps ui-deps ui-test assets build demo check fmt clippy
+.PHONY: run test deps ui-deps ui-test assets build demo check fmt clippy fuzz-check fuzz
 
 run: deps assets build
 	$(BIN) serve
@@ -51,6 +51,15 @@ test: deps assets ui-deps
 
 ui-test: build
 	cd tests/ui && npm ci --no-audit --no-fund --silent && QUARRY_BIN=$(BIN) npm test
+
+# The fuzz target builds from the library (without its runtime) and holds for a bounded run.
+FUZZ_SECONDS ?= 300
+fuzz-check:
+	cargo check --manifest-path fuzz/Cargo.toml
+	scripts/fuzz.sh $(FUZZ_SECONDS)
+
+fuzz:
+	scripts/fuzz.sh $(or $(SECONDS),900)
 
 check: fmt clippy
 

@@ -37,7 +37,7 @@ fn root() -> PathBuf {
 }
 
 fn spider_corpus() -> (HashMap<String, Catalog>, Vec<(String, String)>) {
-    let dir = root().join("../shared/data/spider");
+    let dir = quarry::config::spider_dir(&root());
     let catalogs = spider::load_catalogs(&dir.join("tables.json")).expect("Spider tables.json");
     let text = std::fs::read_to_string(dir.join("dev.json")).expect("Spider dev.json");
     let examples: serde_json::Value = serde_json::from_str(&text).expect("dev.json");

@@ -243,6 +243,8 @@ pub fn retrieval(
                 ),
                 ..Trust::default()
             },
+            // Benchmark schemas: no governed past queries to hide.
+            &|_| true,
         )?;
         latencies.push(started.elapsed().as_secs_f64() * 1000.0);
         let ranked: Vec<String> = retrieved.tables.iter().map(|t| t.name.to_lowercase()).collect();
@@ -380,7 +382,7 @@ pub fn ingest(
     }
     let _ = std::fs::remove_dir_all(workdir);
     let metadata = crate::metadata::Metadata::open(&workdir.join("quarry.db"))?;
-    let options = IngestOptions { llm: llm.map(|(llm, _)| llm), source: "bench".into() };
+    let options = IngestOptions { llm: llm.map(|(llm, _)| llm), source: "bench".into(), audit: None };
     let started = Instant::now();
     let (report, _) = crate::history::ingest::ingest(
         &text,

@@ -67,6 +67,10 @@ pub struct Config {
     pub port: u16,
     pub row_cap: usize,
     pub timeout_ms: u64,
+    /// Most bytes of cell data one result returns (`[limits] max_result_bytes`).
+    pub max_result_bytes: usize,
+    /// Largest string a query may build or read (`[limits] max_value_bytes`).
+    pub max_value_bytes: usize,
     pub max_question_chars: usize,
     pub retrieval_tables: usize,
     pub retrieval_examples: usize,
@@ -77,6 +81,9 @@ pub struct Config {
     /// A verified past query is offered as the answer, without the LLM, when its question is
     /// at least this similar to the one asked; None (0 in the file): never.
     pub retrieval_reuse_similarity: Option<f32>,
+    /// Distinct analysts whose 👍 verify a (question, SQL) pair without a reviewer
+    /// (`[review] promote_votes`); 0: only a role with the `verify` action verifies.
+    pub promote_votes: usize,
     /// Roles and what each may read (`[policy.roles.<role>]`); without a `[policy]` section,
     /// the built-in default (`PolicySet::default`).
     pub policy: PolicySet,
@@ -97,7 +104,15 @@ struct File {
     limits: LimitsSection,
     #[serde(default)]
     retrieval: RetrievalSection,
+    #[serde(default)]
+    review: ReviewSection,
     policy: Option<PolicySection>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReviewSection {
+    promote_votes: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -151,6 +166,8 @@ struct ServerSection {
 struct LimitsSection {
     row_cap: Option<usize>,
     timeout_ms: Option<u64>,
+    max_result_bytes: Option<usize>,
+    max_value_bytes: Option<usize>,
     max_question_chars: Option<usize>,
 }
 
@@ -166,6 +183,21 @@ struct RetrievalSection {
 
 /// How similar (cosine of the embeddings) a verified past question must be to be reused.
 pub const DEFAULT_REUSE_SIMILARITY: f32 = 0.9;
+
+/// Where the Spider evaluation data is by default, relative to the checkout: beside it, in
+/// `shared/` (what the CLI's `--spider` and the tests use unless `QUARRY_SPIDER` says otherwise).
+pub const DEFAULT_SPIDER_DIR: &str = "../shared/data/spider";
+
+/// Where the Spider evaluation data is: `QUARRY_SPIDER`, else `DEFAULT_SPIDER_DIR` under `base`.
+pub fn spider_dir(base: &Path) -> PathBuf {
+    match std::env::var_os("QUARRY_SPIDER").filter(|v| !v.is_empty()) {
+        Some(dir) => PathBuf::from(dir),
+        None => base.join(DEFAULT_SPIDER_DIR),
+    }
+}
+
+/// Distinct analysts' 👍 that verify a pair without a reviewer, by default.
+pub const DEFAULT_PROMOTE_VOTES: usize = 3;
 
 /// The default model file name inside the assets folder.
 pub const DEFAULT_MODEL: &str = "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf";
@@ -249,6 +281,16 @@ impl Config {
         }
     }
 
+    /// What one query may cost on the warehouse.
+    pub fn execution_limits(&self) -> crate::execute::ExecutionLimits {
+        crate::execute::ExecutionLimits {
+            timeout: std::time::Duration::from_millis(self.timeout_ms),
+            row_cap: self.row_cap,
+            max_result_bytes: self.max_result_bytes,
+            max_value_bytes: self.max_value_bytes,
+        }
+    }
+
     /// Defaults for a workspace folder (used by tests and by `Config::load`).
     pub fn for_workspace(workspace: &Path) -> Config {
         let mut config = Config::from_file(File::default(), Path::new(""));
@@ -294,6 +336,16 @@ impl Config {
             port: file.server.port.unwrap_or(8080),
             row_cap: file.limits.row_cap.unwrap_or(1000),
             timeout_ms: file.limits.timeout_ms.unwrap_or(10_000),
+            max_result_bytes: file
+                .limits
+                .max_result_bytes
+                .unwrap_or(crate::execute::DEFAULT_MAX_RESULT_BYTES)
+                .max(1),
+            max_value_bytes: file
+                .limits
+                .max_value_bytes
+                .unwrap_or(crate::execute::DEFAULT_MAX_VALUE_BYTES)
+                .max(1),
             max_question_chars: file.limits.max_question_chars.unwrap_or(2000),
             retrieval_tables: file.retrieval.tables.unwrap_or(4),
             retrieval_examples: file.retrieval.examples.unwrap_or(3),
@@ -304,6 +356,7 @@ impl Config {
                 Some(s) if s <= 0.0 => None,
                 Some(s) => Some(s),
             },
+            promote_votes: file.review.promote_votes.unwrap_or(DEFAULT_PROMOTE_VOTES),
             policy: PolicySet::default(),
         }
     }

@@ -1,12 +1,16 @@
 //! The executor: runs a `ValidatedQuery` (and nothing else) on the warehouse, behind a second
 //! wall in case the validator ever has a bug: a read-only connection with `query_only` set, an
 //! authorizer that denies everything but reads of the tables the validator approved and
-//! allow-listed functions (and reads the role's denied columns as NULL), a deadline, a cap on
-//! the size of any one value, and a row cap.
+//! allow-listed functions (and reads the role's denied columns as NULL), a deadline enforced
+//! from outside the statement (a watchdog thread calls `sqlite3_interrupt`, also when the
+//! caller cancels), limits on the size of any one value and on LIKE patterns (so that no single
+//! function call runs away), and a result bounded in rows and in bytes, read row by row.
 //!
 //! No function here, or anywhere else, executes a `&str` of SQL on the warehouse.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
@@ -24,9 +28,21 @@ use crate::validate::{is_allowed_function, ValidatedQuery};
 pub struct ResultSet {
     pub columns: Vec<String>,
     pub rows: Vec<Vec<Value>>,
-    /// True when the query had more rows than the cap and only the first ones are here.
+    /// True when the query had more rows than fit (see `truncation`) and only the first are here.
     pub truncated: bool,
+    /// Why the rows were cut, when they were.
+    pub truncation: Option<Truncation>,
     pub elapsed_ms: u64,
+}
+
+/// Which bound cut a result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Truncation {
+    /// More rows than the row cap.
+    RowCap,
+    /// The rows so far reached the result's size limit in bytes.
+    ByteLimit,
 }
 
 impl ResultSet {
@@ -66,23 +82,89 @@ pub enum ExecuteError {
     /// The query ran longer than allowed and was stopped.
     #[error("the query ran longer than {0:?} and was stopped; add filters or aggregate earlier")]
     Timeout(Duration),
+    /// The caller went away (or cancelled) and the query was stopped.
+    #[error("the query was cancelled before it finished")]
+    Cancelled,
     /// The database refused or failed the query.
     #[error("the warehouse rejected the query: {0}")]
     Database(String),
 }
+
+/// A flag the caller raises to stop a running query (the HTTP layer raises it when the client
+/// goes away). Cloned handles share the flag.
+#[derive(Debug, Clone, Default)]
+pub struct Cancel(Arc<AtomicBool>);
+
+impl Cancel {
+    pub fn new() -> Cancel {
+        Cancel::default()
+    }
+
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Bounds on what one query may cost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExecutionLimits {
+    pub timeout: Duration,
+    /// Most rows returned.
+    pub row_cap: usize,
+    /// Most bytes of cell data returned (text and blobs by length, other values 8 bytes).
+    pub max_result_bytes: usize,
+    /// Largest string or blob a query may build or read (SQLite's `SQLITE_LIMIT_LENGTH`).
+    pub max_value_bytes: usize,
+}
+
+impl ExecutionLimits {
+    /// The default bounds with this deadline and row cap.
+    pub fn new(timeout: Duration, row_cap: usize) -> ExecutionLimits {
+        ExecutionLimits {
+            timeout,
+            row_cap: row_cap.max(1),
+            max_result_bytes: DEFAULT_MAX_RESULT_BYTES,
+            max_value_bytes: DEFAULT_MAX_VALUE_BYTES,
+        }
+    }
+}
+
+/// Default bound on a result's cell data: far more than a page or a chart shows, far less
+/// than the server's memory.
+pub const DEFAULT_MAX_RESULT_BYTES: usize = 8_000_000;
+
+/// Default bound on one value, in bytes (SQLite's own is 1 GB). The quadratic string
+/// functions (`instr`, `replace`, `LIKE`) run inside one step of the statement, where no
+/// deadline can reach them: this bound keeps one call under about a second on one core.
+pub const DEFAULT_MAX_VALUE_BYTES: usize = 250_000;
+
+/// Longest LIKE or GLOB pattern, in bytes (SQLite's default is 50,000): a pattern's cost grows
+/// with its length times the text's.
+const MAX_LIKE_PATTERN_BYTES: i32 = 1_000;
+
+/// How often the watchdog looks at the deadline and the cancel flag.
+const WATCHDOG_TICK: Duration = Duration::from_millis(20);
 
 /// Runs validated queries on the SQLite warehouse and the other sources attached beside it.
 #[derive(Debug, Clone)]
 pub struct Executor {
     warehouse: PathBuf,
     sources: Vec<Source>,
-    timeout: Duration,
-    row_cap: usize,
+    limits: ExecutionLimits,
 }
 
 impl Executor {
     pub fn new(warehouse: &Path, timeout: Duration, row_cap: usize) -> Self {
-        Executor { warehouse: warehouse.to_path_buf(), sources: Vec::new(), timeout, row_cap: row_cap.max(1) }
+        Executor::with_limits(warehouse, ExecutionLimits::new(timeout, row_cap))
+    }
+
+    pub fn with_limits(warehouse: &Path, limits: ExecutionLimits) -> Self {
+        let limits = ExecutionLimits { row_cap: limits.row_cap.max(1), ..limits };
+        Executor { warehouse: warehouse.to_path_buf(), sources: Vec::new(), limits }
     }
 
     /// Also reads these warehouses, attached read-only under their source names.
@@ -92,10 +174,10 @@ impl Executor {
     }
 
     pub fn row_cap(&self) -> usize {
-        self.row_cap
+        self.limits.row_cap
     }
 
-    fn connect(&self, deadline: Instant, query: &ValidatedQuery) -> Result<Connection, ExecuteError> {
+    fn connect(&self, query: &ValidatedQuery) -> Result<Connection, ExecuteError> {
         let open_err = |source| ExecuteError::Open { path: self.warehouse.clone(), source };
         for path in std::iter::once(&self.warehouse).chain(self.sources.iter().map(|s| &s.path)) {
             if !path.is_file() {
@@ -119,8 +201,10 @@ impl Executor {
                 |source_error| ExecuteError::Open { path: source.path.clone(), source: source_error },
             )?;
         }
+        let lower = |names: &[String]| names.iter().map(|t| t.to_ascii_lowercase()).collect();
         let walls = Walls {
-            tables: query.tables().iter().map(|t| t.to_ascii_lowercase()).collect(),
+            tables: lower(query.tables()),
+            ctes: lower(query.cte_names()),
             hidden: query
                 .hidden_columns()
                 .iter()
@@ -128,54 +212,119 @@ impl Executor {
                 .collect(),
         };
         conn.authorizer(Some(move |ctx: AuthContext<'_>| walls.authorize(ctx))).map_err(open_err)?;
-        conn.set_limit(Limit::SQLITE_LIMIT_LENGTH, MAX_VALUE_BYTES).map_err(open_err)?;
-        conn.progress_handler(1_000, Some(move || Instant::now() > deadline)).map_err(open_err)?;
+        let max_value = i32::try_from(self.limits.max_value_bytes).unwrap_or(i32::MAX).max(1);
+        conn.set_limit(Limit::SQLITE_LIMIT_LENGTH, max_value).map_err(open_err)?;
+        conn.set_limit(Limit::SQLITE_LIMIT_LIKE_PATTERN_LENGTH, MAX_LIKE_PATTERN_BYTES).map_err(open_err)?;
         Ok(conn)
     }
 
     /// Runs the query, returning at most `row_cap` rows.
     pub fn run(&self, query: &ValidatedQuery) -> Result<ResultSet, ExecuteError> {
+        self.run_cancellable(query, &Cancel::new())
+    }
+
+    /// Runs the query until it ends, its deadline passes or `cancel` is raised, whichever comes
+    /// first; at most `row_cap` rows and `max_result_bytes` of cell data.
+    pub fn run_cancellable(
+        &self,
+        query: &ValidatedQuery,
+        cancel: &Cancel,
+    ) -> Result<ResultSet, ExecuteError> {
         let started = Instant::now();
-        let deadline = started + self.timeout;
-        let conn = self.connect(deadline, query)?;
-        let db_err = |e: rusqlite::Error| {
-            if Instant::now() > deadline {
-                ExecuteError::Timeout(self.timeout)
-            } else {
-                ExecuteError::Database(e.to_string())
-            }
+        let deadline = started + self.limits.timeout;
+        let mut conn = self.connect(query)?;
+        // The progress handler stops the statement between steps; the watchdog interrupts it
+        // from outside, where the progress handler is not called.
+        let stop = {
+            let cancel = cancel.clone();
+            move || cancel.is_cancelled() || Instant::now() > deadline
         };
+        conn.progress_handler(1_000, Some(stop.clone()))
+            .map_err(|source| ExecuteError::Open { path: self.warehouse.clone(), source })?;
+        let interrupt = conn.get_interrupt_handle();
+        let (finished, watch) = mpsc::channel::<()>();
+        let watchdog = std::thread::spawn(move || loop {
+            match watch.recv_timeout(WATCHDOG_TICK) {
+                Err(mpsc::RecvTimeoutError::Timeout) if stop() => {
+                    interrupt.interrupt();
+                    return;
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                _ => return,
+            }
+        });
+        let result = self.read(&conn, query, started);
+        drop(finished);
+        let _ = watchdog.join();
+        result.map_err(|e| match e {
+            ExecuteError::Database(_) if cancel.is_cancelled() => ExecuteError::Cancelled,
+            ExecuteError::Database(_) if Instant::now() > deadline => {
+                ExecuteError::Timeout(self.limits.timeout)
+            }
+            other => other,
+        })
+    }
+
+    /// Steps through the statement, converting each row as it comes.
+    fn read(
+        &self,
+        conn: &Connection,
+        query: &ValidatedQuery,
+        started: Instant,
+    ) -> Result<ResultSet, ExecuteError> {
+        let db_err = |e: rusqlite::Error| ExecuteError::Database(e.to_string());
         let mut stmt = conn.prepare(query.sql()).map_err(db_err)?;
         if !stmt.readonly() {
             return Err(ExecuteError::Database("statement is not read-only".into()));
         }
         let columns: Vec<String> = stmt.column_names().map(String::from).collect();
         let mut rows = Vec::new();
-        let mut truncated = false;
+        let mut truncation = None;
+        let mut bytes = 0usize;
         let mut cursor = stmt.query([]).map_err(db_err)?;
         while let Some(row) = cursor.next().map_err(db_err)? {
-            if rows.len() == self.row_cap {
-                truncated = true;
+            if rows.len() == self.limits.row_cap {
+                truncation = Some(Truncation::RowCap);
                 break;
             }
             let mut values = Vec::with_capacity(columns.len());
+            let mut row_bytes = 0;
             for i in 0..columns.len() {
-                values.push(json_value(row.get_ref(i).map_err(db_err)?));
+                let value = row.get_ref(i).map_err(db_err)?;
+                row_bytes += cell_bytes(&value);
+                values.push(json_value(value));
             }
+            if bytes + row_bytes > self.limits.max_result_bytes {
+                truncation = Some(Truncation::ByteLimit);
+                break;
+            }
+            bytes += row_bytes;
             rows.push(values);
         }
-        Ok(ResultSet { columns, rows, truncated, elapsed_ms: started.elapsed().as_millis() as u64 })
+        Ok(ResultSet {
+            columns,
+            rows,
+            truncated: truncation.is_some(),
+            truncation,
+            elapsed_ms: started.elapsed().as_millis() as u64,
+        })
     }
 }
 
-/// Largest string or blob a query may build, in bytes (SQLite's default is 1 GB): a query
-/// that doubles a string in a recursive CTE fails here instead of exhausting memory.
-const MAX_VALUE_BYTES: i32 = 10_000_000;
+/// What a cell adds to a result's size.
+fn cell_bytes(value: &ValueRef<'_>) -> usize {
+    match value {
+        ValueRef::Text(t) => t.len(),
+        ValueRef::Blob(_) | ValueRef::Null | ValueRef::Integer(_) | ValueRef::Real(_) => 8,
+    }
+}
 
 /// The second wall, for one query: what SQLite may do while preparing it.
 struct Walls {
     /// Lower-cased catalog tables the validator approved for this query.
     tables: Vec<String>,
+    /// Lower-cased names of the query's CTEs.
+    ctes: Vec<String>,
     /// Lower-cased (table, column) pairs the role may not read.
     hidden: Vec<(String, String)>,
 }
@@ -191,8 +340,12 @@ impl Walls {
                     Authorization::Deny
                 } else if column_name.is_empty() {
                     // A FROM item from which no value is read (`count(*)`): SQLite names it as
-                    // written, which may be a CTE's name. No data is read; allowed.
-                    Authorization::Allow
+                    // written, a table or one of the query's CTEs. Its row count is still data.
+                    if self.tables.contains(&table) || self.ctes.contains(&table) {
+                        Authorization::Allow
+                    } else {
+                        Authorization::Deny
+                    }
                 } else if !self.tables.contains(&table) {
                     Authorization::Deny
                 } else if self.hidden.iter().any(|(t, c)| *t == table && c.eq_ignore_ascii_case(column_name))
@@ -241,7 +394,7 @@ mod tests {
         let run = |sql: &str, tables: &[&str], hidden: &[(&str, &str)]| {
             executor.run(&unchecked_for_tests(sql, tables, hidden)).map(|r| r.rows)
         };
-        let denied = |result: &Result<Vec<Vec<Value>>, ExecuteError>| matches!(result, Err(ExecuteError::Database(message)) if message.contains("prohibited"));
+        let denied = |result: &Result<Vec<Vec<Value>>, ExecuteError>| matches!(result, Err(ExecuteError::Database(message)) if message.contains("prohibited") || message.contains("not authorized"));
         // Only the tables the validator approved.
         let read = run("SELECT x FROM secret", &["users"], &[]);
         assert!(denied(&read), "{read:?}");
@@ -258,8 +411,13 @@ mod tests {
             run("WITH c AS (SELECT * FROM users) SELECT * FROM c", &["users"], &hidden).ok(),
             Some(vec![vec![Value::from(1), Value::Null]])
         );
-        // A CTE named like a table, and count(*), read no table value.
+        // A CTE named like a table is the CTE; the row count of a table not approved is data.
         assert!(run("WITH secret AS (SELECT 1 AS x) SELECT count(*) FROM secret", &[], &[]).is_ok());
+        for sql in ["SELECT count(*) FROM secret", "SELECT (SELECT count(*) FROM secret) FROM users"] {
+            let read = run(sql, &["users"], &[]);
+            assert!(denied(&read), "{sql}: {read:?}");
+        }
+        assert_eq!(run("SELECT count(*) FROM users", &["users"], &[]).ok(), Some(vec![vec![Value::from(1)]]));
         // No system tables, writes, attachments, settings or unknown functions.
         for sql in [
             "SELECT name FROM sqlite_master",
@@ -274,5 +432,61 @@ mod tests {
         // A value larger than the limit is an error, not memory.
         let big = run("SELECT length(printf('%.*c', 20000000, 'x'))", &[], &[]);
         assert!(matches!(big, Err(ExecuteError::Database(_))), "{big:?}");
+    }
+
+    fn warehouse(rows: usize) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("w.sqlite");
+        let conn = Connection::open(&path).unwrap_or_else(|e| panic!("{e}"));
+        conn.execute_batch("CREATE TABLE t (id INTEGER, body TEXT)").unwrap_or_else(|e| panic!("{e}"));
+        for id in 0..rows {
+            conn.execute("INSERT INTO t VALUES (?1, ?2)", rusqlite::params![id as i64, "x".repeat(1000)])
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        (dir, path)
+    }
+
+    /// A result stops at its size in bytes as well as at the row cap, and says which cut it.
+    #[test]
+    fn results_are_bounded_in_bytes_and_say_so() {
+        let (_dir, path) = warehouse(50);
+        let limits =
+            ExecutionLimits { max_result_bytes: 10_500, ..ExecutionLimits::new(Duration::from_secs(5), 40) };
+        let executor = Executor::with_limits(&path, limits);
+        let result = executor.run(&unchecked_for_tests("SELECT id, body FROM t", &["t"], &[]));
+        let result = result.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((result.rows.len(), result.truncation), (10, Some(Truncation::ByteLimit)));
+        assert!(result.truncated);
+        let result = executor.run(&unchecked_for_tests("SELECT id FROM t", &["t"], &[]));
+        let result = result.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((result.rows.len(), result.truncation), (40, Some(Truncation::RowCap)));
+        let result = executor.run(&unchecked_for_tests("SELECT id FROM t LIMIT 5", &["t"], &[]));
+        assert_eq!(result.map(|r| (r.rows.len(), r.truncation)).ok(), Some((5, None)));
+    }
+
+    /// The deadline and a cancel raised from another thread both stop a running statement.
+    #[test]
+    fn a_running_query_stops_at_its_deadline_or_when_cancelled() {
+        let (_dir, path) = warehouse(1);
+        let endless =
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT count(*) FROM n";
+        let query = unchecked_for_tests(endless, &[], &[]);
+        let impatient = Executor::new(&path, Duration::from_millis(200), 10);
+        assert!(matches!(impatient.run(&query), Err(ExecuteError::Timeout(_))));
+        let patient = Executor::new(&path, Duration::from_secs(600), 10);
+        let cancel = Cancel::new();
+        let raiser = {
+            let cancel = cancel.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(200));
+                cancel.cancel();
+            })
+        };
+        let outcome = patient.run_cancellable(&query, &cancel);
+        let _ = raiser.join();
+        assert!(matches!(outcome, Err(ExecuteError::Cancelled)), "{outcome:?}");
+        // Long LIKE patterns, whose cost grows with their length, are refused.
+        let like = format!("SELECT 'a' LIKE '%{}b'", "a".repeat(2_000));
+        assert!(matches!(patient.run(&unchecked_for_tests(&like, &[], &[])), Err(ExecuteError::Database(_))));
     }
 }

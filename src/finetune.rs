@@ -3,8 +3,9 @@
 //! assembly and template, rendered by the model's own chat template) followed by the SQL the
 //! model should answer. Pairs come from Spider train (schemas from `tables.json`; each question
 //! is asked on its database, once cold and once with the database's other questions as
-//! history) and from a workspace's history (verified pairs, and past queries with their
-//! question or intent). Deduplicated, split into train and held-out by database, and never
+//! history) and from a workspace's history (verified pairs only, and only those every role
+//! may be shown: a poisoned log line cannot teach the model a value a role may not read).
+//! Deduplicated, split into train and held-out by database, and never
 //! holding an evaluation question or a question whose SQL is an evaluation question's gold SQL.
 //!
 //! `training/train_lora.py` reads what this writes.
@@ -74,6 +75,11 @@ pub struct ExportReport {
     /// Pairs (or whole databases) that gave no example, with the reason (the first 20).
     pub failed: Vec<String>,
     pub failed_count: usize,
+    /// History queries left out as not verified (only verified pairs teach the model).
+    pub unverified: usize,
+    /// Verified history pairs left out because some role may not be shown them (they read
+    /// a denied or masked column, or a table a role may not read): a model serves every role.
+    pub governed: usize,
     pub train_sha256: String,
     pub heldout_sha256: String,
     /// The model whose chat template rendered the prompts.
@@ -298,9 +304,23 @@ pub fn export(
     if let Some(quarry) = workspace {
         progress("workspace history");
         let history = quarry.history();
+        let catalog = quarry.catalog();
         for past in history.history.usable() {
-            let question = past.logged.question.as_deref().unwrap_or(&past.intent);
-            if question.trim().is_empty() {
+            let question = past.logged.question.as_deref().unwrap_or_default();
+            if !past.verified || question.trim().is_empty() {
+                collector.report.unverified += 1;
+                continue;
+            }
+            let shown_to_every_role = quarry.config().policy.roles().all(|policy| {
+                // Any principal of the role: its row filters' attributes bound to a value.
+                let mut reader = Principal::new("finetune-export", policy.role());
+                for parameter in policy.row_filters().iter().flat_map(|f| f.parameters()) {
+                    reader.attributes.insert(parameter, String::new());
+                }
+                crate::history::visible_to(&past.logged.sql, &catalog, policy, &reader)
+            });
+            if !shown_to_every_role {
+                collector.report.governed += 1;
                 continue;
             }
             collector.add(

@@ -2,26 +2,46 @@
 //!
 //! The pipeline runs one way: retrieve -> prompt -> generate -> validate -> execute -> answer.
 //! `ARCHITECTURE.md` at the repository root maps the modules and their invariants.
+//!
+//! Without the default `runtime` feature only the validator and what it stands on (catalog,
+//! policy, executor, configuration) are built: the fuzzer's build (`fuzz/`).
 
+#[cfg(feature = "runtime")]
 pub mod bench;
 pub mod calendar;
 pub mod catalog;
 pub mod config;
+#[cfg(feature = "runtime")]
 pub mod demo;
+#[cfg(feature = "runtime")]
 pub mod embed;
+#[cfg(feature = "runtime")]
 pub mod eval;
 pub mod execute;
+#[cfg(feature = "runtime")]
 pub mod finetune;
+#[cfg(feature = "runtime")]
 pub mod history;
+#[cfg(feature = "runtime")]
 pub mod http;
+#[cfg(feature = "runtime")]
 pub mod index;
+#[cfg(feature = "runtime")]
 pub mod keys;
+#[cfg(feature = "runtime")]
 pub mod llm;
+#[cfg(feature = "runtime")]
 pub mod metadata;
+#[cfg(feature = "runtime")]
 pub mod pipeline;
 pub mod policy;
+#[cfg(feature = "runtime")]
 pub mod prompt;
+#[cfg(feature = "runtime")]
 pub mod retrieve;
+#[cfg(feature = "runtime")]
 pub mod stewardship;
+pub mod text;
 pub mod validate;
+#[cfg(feature = "runtime")]
 pub mod vector_store;

@@ -71,7 +71,7 @@ enum Command {
         #[arg(long, conflicts_with_all = ["data", "mode", "limit", "seed", "out", "resume", "samples", "jobs"])]
         demo: bool,
         /// Spider folder: dev.json, tables.json, database/<db>/<db>.sqlite.
-        #[arg(long, default_value = "../shared/data/spider")]
+        #[arg(long, env = "QUARRY_SPIDER", default_value = quarry::config::DEFAULT_SPIDER_DIR)]
         data: PathBuf,
         /// cold (catalog only), warm (other questions of the database as history, never one
         /// with the same gold SQL), enterprise (the database found by retrieval across the
@@ -167,7 +167,7 @@ enum FinetuneCommand {
         #[arg(long)]
         out: PathBuf,
         /// Spider folder with train_spider_min.json and tables.json (dev.json: kept out).
-        #[arg(long, default_value = "../shared/data/spider")]
+        #[arg(long, env = "QUARRY_SPIDER", default_value = quarry::config::DEFAULT_SPIDER_DIR)]
         spider: PathBuf,
         /// Leave out Spider train.
         #[arg(long)]
@@ -208,7 +208,7 @@ enum BenchCommand {
     /// Table recall@k and latency of retrieval on Spider dev questions.
     Retrieval {
         /// Spider folder (dev.json, tables.json).
-        #[arg(long, default_value = "../shared/data/spider")]
+        #[arg(long, env = "QUARRY_SPIDER", default_value = quarry::config::DEFAULT_SPIDER_DIR)]
         data: PathBuf,
         /// Search one catalog of all databases (else each question's own database).
         #[arg(long)]
@@ -754,6 +754,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                         loaded.catalog.glossary().len(),
                         config.governance.display()
                     );
+                    for warning in config.policy.unfiltered_children(&loaded.catalog) {
+                        println!("warning: {warning}");
+                    }
                     for conflict in &loaded.conflicts {
                         println!(
                             "conflict: {} '{}' (revision {} by {} at {}): {}",
@@ -959,7 +962,12 @@ fn print_rows(result: &ResultSet) {
         result.rows.len(),
         if result.rows.len() == 1 { "" } else { "s" },
         if more > 0 { format!(", {more} not shown") } else { String::new() },
-        if result.truncated { ", truncated at the row cap" } else { "" }
+        match result.truncation {
+            Some(quarry::execute::Truncation::RowCap) => ", cut at the row cap",
+            Some(quarry::execute::Truncation::ByteLimit) =>
+                ", cut at the size limit ([limits] max_result_bytes)",
+            None => "",
+        }
     );
 }
 

@@ -20,6 +20,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0002_audit_role", include_str!("../migrations/0002_audit_role.sql")),
     ("0003_catalog_revisions_and_keys", include_str!("../migrations/0003_catalog_revisions_and_keys.sql")),
     ("0004_history", include_str!("../migrations/0004_history.sql")),
+    ("0005_verdicts_and_access_audit", include_str!("../migrations/0005_verdicts_and_access_audit.sql")),
 ];
 
 /// Errors from the metadata database.
@@ -45,8 +46,11 @@ pub enum MetadataError {
 pub enum AuditKind {
     Ask,
     Sql,
-    /// A change: a catalog edit, an API key created or revoked.
+    /// A change: a catalog edit, an API key created or revoked, feedback, a review.
     Edit,
+    /// A request refused before or beside asking and running SQL: no valid API key, or a role
+    /// without the action (reading the catalog, the audit log, adding history).
+    Access,
 }
 
 impl AuditKind {
@@ -55,6 +59,7 @@ impl AuditKind {
             "ask" => Some(AuditKind::Ask),
             "sql" => Some(AuditKind::Sql),
             "edit" => Some(AuditKind::Edit),
+            "access" => Some(AuditKind::Access),
             _ => None,
         }
     }
@@ -149,6 +154,48 @@ pub struct Revision {
     #[serde(skip)]
     pub base_hash: String,
     pub comment: String,
+}
+
+/// What someone said of a past query's (question, SQL) pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VerdictKind {
+    /// An analyst's 👍: a vote.
+    Up,
+    /// A 👎: demotes a verified pair, pending review.
+    Down,
+    /// A reviewer's verification (a role with the `verify` action).
+    Verify,
+    /// A reviewer's revocation.
+    Revoke,
+}
+
+/// A verdict to record.
+#[derive(Debug, Clone)]
+pub struct NewVerdict {
+    /// `history::pair_key` of (question, SQL).
+    pub pair: String,
+    pub question: String,
+    pub sql: String,
+    pub principal: String,
+    pub role: String,
+    pub verdict: VerdictKind,
+    pub comment: Option<String>,
+}
+
+/// A recorded verdict.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StoredVerdict {
+    pub id: i64,
+    pub at: String,
+    #[serde(skip)]
+    pub pair: String,
+    pub question: String,
+    pub sql: String,
+    pub principal: String,
+    pub role: String,
+    pub verdict: VerdictKind,
+    pub comment: Option<String>,
 }
 
 /// An API key to store (its hash, never the key).
@@ -387,6 +434,53 @@ impl Metadata {
 }
 
 impl Metadata {
+    /// Records a verdict and its audit record in one transaction.
+    pub fn record_verdict(&self, verdict: &NewVerdict, audit: &AuditRecord) -> Result<i64, MetadataError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute(
+            "INSERT INTO query_verdicts (pair, question, sql, principal, role, verdict, comment)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                verdict.pair,
+                verdict.question,
+                verdict.sql,
+                verdict.principal,
+                verdict.role,
+                enum_str(&verdict.verdict),
+                verdict.comment,
+            ],
+        )?;
+        let id = tx.last_insert_rowid();
+        insert_audit(&tx, audit)?;
+        tx.commit()?;
+        Ok(id)
+    }
+
+    /// Every verdict, oldest first.
+    pub fn verdicts(&self) -> Result<Vec<StoredVerdict>, MetadataError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT id, at, pair, question, sql, principal, role, verdict, comment FROM query_verdicts ORDER BY id",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            let verdict: String = r.get(7)?;
+            Ok(StoredVerdict {
+                id: r.get(0)?,
+                at: r.get(1)?,
+                pair: r.get(2)?,
+                question: r.get(3)?,
+                sql: r.get(4)?,
+                principal: r.get(5)?,
+                role: r.get(6)?,
+                verdict: serde_json::from_value(serde_json::Value::String(verdict))
+                    .unwrap_or(VerdictKind::Down),
+                comment: r.get(8)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Hashes of every ingested history entry.
     pub fn history_hashes(&self) -> Result<std::collections::HashSet<String>, MetadataError> {
         let conn = self.conn();
@@ -395,8 +489,15 @@ impl Metadata {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Stores ingested queries in one transaction (an entry already there is left as it is).
-    pub fn insert_history(&self, queries: &[PastQuery], source: &str) -> Result<usize, MetadataError> {
+    /// Stores ingested queries in one transaction (an entry already there is left as it is),
+    /// with `audit` (completed with the count stored) in the same transaction: entries are never
+    /// stored without the record of who added them.
+    pub fn insert_history(
+        &self,
+        queries: &[PastQuery],
+        source: &str,
+        audit: Option<&AuditRecord>,
+    ) -> Result<usize, MetadataError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let mut inserted = 0;
@@ -427,6 +528,14 @@ impl Metadata {
                 ])?;
             }
         }
+        if let Some(audit) = audit.filter(|_| inserted > 0) {
+            let mut record = audit.clone();
+            record.row_count = Some(inserted);
+            if let Some(detail) = record.detail.as_object_mut() {
+                detail.insert("batch_stored".into(), inserted.into());
+            }
+            insert_audit(&tx, &record)?;
+        }
         tx.commit()?;
         Ok(inserted)
     }
@@ -437,7 +546,7 @@ impl Metadata {
         let conn = self.conn();
         let mut stmt = conn.prepare(
             "SELECT hash, sql, author, at, duration_ms, row_count, success, title, question, line, structure,
-                    intent, intent_source, verified
+                    intent, intent_source, (verified AND source NOT LIKE 'feedback:%')
              FROM history_queries ORDER BY at, hash",
         )?;
         let rows = stmt.query_map([], |r| {

@@ -64,6 +64,12 @@ pub enum Action {
     ReadAudit,
     /// Add query logs to the history.
     IngestHistory,
+    /// Verify and revoke past queries: what is reused as an answer and taken into training.
+    Verify,
+    /// Lift a restriction through a catalog edit (remove a deny or mask tag, make a table
+    /// readable by its tier, undo a deprecation a role refuses). Adding one needs only
+    /// `edit_catalog`.
+    EditPolicy,
 }
 
 impl Action {
@@ -292,15 +298,51 @@ impl Policy {
         !self.deny_tags.is_empty() || !self.mask_tags.is_empty()
     }
 
+    /// Whether the role may see values of `column` outside a query's result — its sample
+    /// values and allowed values in the catalog, in prompts, in search — the one decision every
+    /// surface asks: only for a column it reads unmasked, of a table it reads without a row
+    /// filter (values gathered across all rows would show rows the filter hides).
+    pub fn sees_values(&self, table: &Table, column: &Column) -> bool {
+        self.sees_totals(table) && self.column_rule(column) == ColumnRule::Read
+    }
+
+    /// Whether the role may see a table's totals — its row count and latest date: only for a
+    /// table it reads without a row filter.
+    pub fn sees_totals(&self, table: &Table) -> bool {
+        self.table_denial(table).is_none() && self.row_filters_for(&table.name).next().is_none()
+    }
+
+    /// The table as the role may browse it: every column listed with its tags (so that a
+    /// refusal can be understood), values only where `sees_values`, totals only where
+    /// `sees_totals`; None when the role may not read the table.
+    pub fn browsable(&self, table: &Table) -> Option<Table> {
+        if self.table_denial(table).is_some() {
+            return None;
+        }
+        let mut seen = table.clone();
+        for column in &mut seen.columns {
+            if !self.sees_values(table, column) {
+                column.sample_values.clear();
+                column.allowed_values.clear();
+            }
+        }
+        if !self.sees_totals(table) {
+            seen.row_count = None;
+            seen.last_change = None;
+        }
+        Some(seen)
+    }
+
     /// The catalog as this role may see it: tables it may not read (or that are deprecated and
-    /// refused) and columns it may not read are left out. What the model is shown.
+    /// refused) and columns it may not read are left out, and values and totals as `browsable`
+    /// shows them. What the model is shown.
     pub fn visible_catalog(&self, catalog: &Catalog) -> Catalog {
         catalog.restricted(|table| {
             let refused = self.deprecated == DeprecatedRule::Refuse && table.deprecated.is_some();
-            if self.table_denial(table).is_some() || refused {
+            if refused {
                 return None;
             }
-            let mut visible = table.clone();
+            let mut visible = self.browsable(table)?;
             visible.columns.retain(|c| !matches!(self.column_rule(c), ColumnRule::Deny(_)));
             let kept = |name: &str| visible.columns.iter().any(|c| c.name.eq_ignore_ascii_case(name));
             let foreign_keys = visible.foreign_keys.iter().filter(|fk| kept(&fk.column)).cloned().collect();
@@ -369,6 +411,87 @@ impl PolicySet {
 
     pub fn roles(&self) -> impl Iterator<Item = &Policy> {
         self.roles.values()
+    }
+
+    /// What a change of one table from `before` to `after` would let some role read that it
+    /// could not: a table made readable (by its tier), a deny or mask tag removed, a
+    /// deprecation undone for a role that refuses deprecated tables. Each in words; empty when
+    /// the change lifts nothing (adding a restriction lifts nothing).
+    pub fn lifted(&self, before: &Table, after: &Table) -> Vec<String> {
+        let strictness = |rule: &ColumnRule| match rule {
+            ColumnRule::Read => 0,
+            ColumnRule::Mask(_) => 1,
+            ColumnRule::Deny(_) => 2,
+        };
+        let mut lifted = Vec::new();
+        for policy in self.roles.values() {
+            let role = &policy.role;
+            if policy.table_denial(before).is_some() && policy.table_denial(after).is_none() {
+                lifted.push(format!("role '{role}' could read table {} (by its tier)", after.name));
+            }
+            if policy.deprecated == DeprecatedRule::Refuse
+                && before.deprecated.is_some()
+                && after.deprecated.is_none()
+            {
+                lifted.push(format!("role '{role}' could read {}, no longer deprecated", after.name));
+            }
+            for column in &after.columns {
+                let Some(old) = before.columns.iter().find(|c| c.name.eq_ignore_ascii_case(&column.name))
+                else {
+                    continue;
+                };
+                let (was, now) = (policy.column_rule(old), policy.column_rule(column));
+                if strictness(&now) < strictness(&was) {
+                    let now = match now {
+                        ColumnRule::Read => "unmasked".to_string(),
+                        ColumnRule::Mask(tag) => format!("masked by '{tag}'"),
+                        ColumnRule::Deny(tag) => format!("denied by '{tag}'"),
+                    };
+                    let was = match was {
+                        ColumnRule::Deny(tag) => format!("denied by '{tag}'"),
+                        ColumnRule::Mask(tag) => format!("masked by '{tag}'"),
+                        ColumnRule::Read => "readable".to_string(),
+                    };
+                    lifted.push(format!(
+                        "role '{role}' could read {}.{} {now} (was {was})",
+                        after.name, column.name
+                    ));
+                }
+            }
+        }
+        lifted
+    }
+
+    /// Row filters that stop at their table: for each role, each table it reads unfiltered
+    /// that references (by foreign key) a table the role's reads are filtered on, so that
+    /// counts and sums over it cover rows the filter hides. Each warning names the tables and
+    /// the fix.
+    pub fn unfiltered_children(&self, catalog: &Catalog) -> Vec<String> {
+        let mut warnings = Vec::new();
+        for policy in self.roles.values() {
+            for child in catalog.tables() {
+                if policy.table_denial(child).is_some()
+                    || policy.row_filters_for(&child.name).next().is_some()
+                {
+                    continue;
+                }
+                for fk in &child.foreign_keys {
+                    let filtered = policy.row_filters_for(&fk.ref_table).next().is_some();
+                    if filtered
+                        && catalog.table(&fk.ref_table).is_some_and(|t| policy.table_denial(t).is_none())
+                    {
+                        warnings.push(format!(
+                            "role '{}' reads {} unfiltered, but its rows belong to {} ({}.{} -> {}.{}), which the role's row filter narrows: \
+                             figures over {} alone cover rows the filter hides. Add {} to tables_denied of [policy.roles.{}], \
+                             or give it a column the filter can use and a row filter of its own",
+                            policy.role, child.name, fk.ref_table, child.name, fk.column, fk.ref_table, fk.ref_column,
+                            child.name, child.name, policy.role
+                        ));
+                    }
+                }
+            }
+        }
+        warnings
     }
 
     /// Checks every role against the catalog: denied and filtered tables exist, row-filter

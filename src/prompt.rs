@@ -266,7 +266,12 @@ fn user_turn(
     if !examples.is_empty() {
         user.push_str("Past queries by analysts:\n");
         for example in examples {
-            let _ = writeln!(user, "-- {}\n{}\n", example.label, example.sql.trim());
+            let _ = writeln!(
+                user,
+                "-- {}\n{}\n",
+                crate::text::for_prompt(&example.label),
+                crate::text::for_prompt(example.sql.trim())
+            );
         }
     }
     // Today's date only helps relative questions; beside explicit dates it misleads small models.

@@ -98,6 +98,9 @@ pub struct Example {
 /// A verified past query that answers essentially the question asked.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Reuse {
+    /// `history::PastQuery::hash` of the past query.
+    #[serde(skip)]
+    pub hash: String,
     /// The past query's question (or title).
     pub label: String,
     pub sql: String,
@@ -106,6 +109,9 @@ pub struct Reuse {
     pub timestamp: String,
     /// Cosine similarity of its question to the one asked.
     pub similarity: f32,
+    /// Who verified it and when (filled in by the pipeline from the verdicts in force).
+    pub verified_by: Option<String>,
+    pub verified_at: Option<String>,
 }
 
 /// What retrieval found.
@@ -238,7 +244,10 @@ fn text(hit: &Hit, field: &str) -> String {
 }
 
 /// Retrieves tables, examples and a reusable verified query for `question`; `trust` gives
-/// each candidate table's trust signals.
+/// each candidate table's trust signals; `shown` says, by its SQL, whether the asker may be
+/// shown a past query: the others are dropped before anything is derived from them (examples,
+/// the evidence that quotes them, reuse).
+#[allow(clippy::too_many_arguments)]
 pub fn retrieve(
     question: &str,
     catalog: &Catalog,
@@ -247,6 +256,7 @@ pub fn retrieve(
     budget: RetrievalBudget,
     scope: &Scope,
     trust: &dyn Fn(&crate::catalog::Table) -> Trust,
+    shown: &dyn Fn(&str) -> bool,
 ) -> Result<Retrieved, RetrieveError> {
     let started = std::time::Instant::now();
     let vector = embedder.embed(&[question.to_string()])?.pop().unwrap_or_default();
@@ -262,6 +272,7 @@ pub fn retrieve(
             hits
         }
     };
+    query_hits.retain(|hit| shown(&text(hit, "sql")));
     query_hits.truncate(HITS);
 
     #[derive(Default)]
@@ -360,6 +371,9 @@ pub fn retrieve(
             let similarity = cosine(&vector, &label_vector);
             if similarity >= threshold && literals(&label) == literals(question) {
                 reuse = Some(Reuse {
+                    hash: text(hit, "hash"),
+                    verified_by: None,
+                    verified_at: None,
                     label,
                     sql: text(hit, "sql"),
                     author: text(hit, "author"),

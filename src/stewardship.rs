@@ -78,16 +78,13 @@ fn names(list: &[&str]) -> Vec<String> {
 
 fn text(value: &Value, field: &str, max: usize, errors: &mut Vec<FieldError>) -> Option<String> {
     match value.as_str() {
-        Some(s) if s.chars().count() > max => {
-            errors
-                .push(FieldError::new(field, format!("is {} characters; at most {max}", s.chars().count())));
-            None
-        }
-        Some(s) if s.chars().any(|c| c.is_control() && c != '\n' && c != '\t') => {
-            errors.push(FieldError::new(field, "contains control characters"));
-            None
-        }
-        Some(s) => Some(s.trim().to_string()),
+        Some(s) => match crate::text::check(field, s, max) {
+            Ok(()) => Some(s.trim().to_string()),
+            Err(message) => {
+                errors.push(FieldError::new(field, message));
+                None
+            }
+        },
         None => {
             errors.push(FieldError::new(field, "must be a string"));
             None

@@ -148,7 +148,8 @@ pub struct Table {
     pub columns: Vec<Column>,
     pub primary_key: Vec<String>,
     pub foreign_keys: Vec<ForeignKey>,
-    pub row_count: u64,
+    /// Rows in the table; None where it is not shown (a role whose reads are row-filtered).
+    pub row_count: Option<u64>,
     /// The latest date in the table (`YYYY-MM-DD`) and the column it was read from, when a
     /// date column can tell: the warehouse's own record of when data last arrived.
     pub last_change: Option<LastChange>,
@@ -176,7 +177,7 @@ impl Table {
             columns,
             primary_key: Vec::new(),
             foreign_keys: Vec::new(),
-            row_count: 0,
+            row_count: Some(0),
             last_change: None,
         }
     }
@@ -546,7 +547,7 @@ fn introspect_table(conn: &Connection, name: &str) -> rusqlite::Result<Table> {
     let mut table = Table::new(name, columns);
     table.primary_key = pk.into_iter().map(|(_, c)| c).collect();
     table.foreign_keys = foreign_keys;
-    table.row_count = row_count as u64;
+    table.row_count = Some(row_count as u64);
     table.last_change = last_change;
     Ok(table)
 }

@@ -146,6 +146,7 @@ mod tests {
             columns: (0..width).map(|i| format!("c{i}")).collect(),
             rows,
             truncated: false,
+            truncation: None,
             elapsed_ms: 0,
         }
     }

@@ -478,6 +478,8 @@ impl Worker<'_> {
                 RetrievalBudget { tables: 1, examples: 0, reuse_similarity: None },
                 &Scope::default(),
                 &|_| Trust::default(),
+                // Benchmark schemas: no governed past queries to hide.
+                &|_| true,
             );
             let routed = ranked
                 .ok()
@@ -524,6 +526,7 @@ impl Worker<'_> {
                     exclude_sql_key: Some(sql_key(&q.query)),
                     samples: Some(shared.options.samples),
                     tables: None,
+                    cancel: Default::default(),
                 };
                 let answer = quarry.ask_with(&q.question, &principal, &options);
                 match &answer {

@@ -42,6 +42,8 @@ pub struct IngestOptions<'a> {
     pub llm: Option<&'a dyn Llm>,
     /// Where the entries came from (a file name, `api:<principal>`), stored with each.
     pub source: String,
+    /// Written with each batch, in the batch's own transaction (the count stored filled in).
+    pub audit: Option<crate::metadata::AuditRecord>,
 }
 
 /// Ingests a log. `progress(done, total)` is called after each entry. Returns the report and
@@ -86,12 +88,12 @@ pub fn ingest(
             }
         }
         if batch.len() == BATCH {
-            report.new += metadata.insert_history(&batch, &options.source)?;
+            report.new += metadata.insert_history(&batch, &options.source, options.audit.as_ref())?;
             stored.append(&mut batch);
         }
         progress(done + 1, total);
     }
-    report.new += metadata.insert_history(&batch, &options.source)?;
+    report.new += metadata.insert_history(&batch, &options.source, options.audit.as_ref())?;
     stored.append(&mut batch);
     skipped.sort_by_key(|s| s.line);
     report.skipped = skipped;

@@ -8,6 +8,7 @@
 pub mod ingest;
 pub mod intent;
 pub mod structure;
+pub mod verdict;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -56,10 +57,39 @@ impl LoggedQuery {
         format!("{:x}", hasher.finalize())
     }
 
+    /// Why a field of this entry cannot be taken as text (a NUL or control character, or an
+    /// over-long value), if one cannot.
+    pub fn text_problem(&self) -> Option<String> {
+        let fields = [
+            ("sql", Some(self.sql.as_str()), MAX_SQL_CHARS),
+            ("author", Some(self.author.as_str()), MAX_FIELD_CHARS),
+            ("timestamp", Some(self.timestamp.as_str()), MAX_FIELD_CHARS),
+            ("title", self.title.as_deref(), MAX_FIELD_CHARS),
+            ("question", self.question.as_deref(), MAX_FIELD_CHARS),
+        ];
+        fields.into_iter().find_map(|(name, value, max)| crate::text::check(name, value?, max).err())
+    }
+
     pub fn succeeded(&self) -> bool {
         self.success != Some(false)
     }
 }
+
+/// Whether `principal` may be shown a past query — its SQL, its question, evidence that quotes
+/// it — on any surface (search, the library, prompt examples, reuse, the fine-tuning export):
+/// only one the principal could run, and that touches no column the role reads masked (its
+/// literals could spell out the values the mask hides).
+pub fn visible_to(sql: &str, catalog: &Catalog, policy: &Policy, principal: &Principal) -> bool {
+    match validate(&DraftSql::new(sql), catalog, policy, principal) {
+        Ok(query) => !query.warnings().iter().any(|w| w.code == crate::validate::ViolationCode::MaskedColumn),
+        Err(_) => false,
+    }
+}
+
+/// Longest SQL text of a log entry, in characters.
+const MAX_SQL_CHARS: usize = 100_000;
+/// Longest author, timestamp, title or question of a log entry, in characters.
+const MAX_FIELD_CHARS: usize = 2_000;
 
 /// The identity of a query's text for the evaluation's leakage guard: SHA-256 of the SQL
 /// with case and whitespace folded and a trailing semicolon dropped, so `SELECT a FROM t;` and
@@ -101,6 +131,11 @@ impl PastQuery {
     /// What this query answers, in words, for embedding and for prompts.
     pub fn intent_text(&self) -> &str {
         &self.intent
+    }
+
+    /// `verdict::pair_key` of its question (empty when it has none) and SQL.
+    pub fn pair_key(&self) -> String {
+        verdict::pair_key(self.logged.question.as_deref().unwrap_or_default(), &self.logged.sql)
     }
 
     /// A short label: the question, else the title, else the start of the SQL.
@@ -171,6 +206,8 @@ pub fn parse_log(text: &str, format: LogFormat) -> (Vec<(usize, LoggedQuery)>, V
     let mut check = |line: usize, entry: LoggedQuery| {
         if entry.sql.trim().is_empty() {
             skipped.push(SkippedLine { line, reason: "the sql field is empty".into() });
+        } else if let Some(reason) = entry.text_problem() {
+            skipped.push(SkippedLine { line, reason });
         } else if crate::calendar::day_number(entry.timestamp.get(..10).unwrap_or(&entry.timestamp)).is_none()
         {
             skipped.push(SkippedLine {

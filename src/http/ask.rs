@@ -14,7 +14,8 @@ use futures_util::Stream;
 use serde::{Deserialize, Serialize};
 
 use super::auth::Caller;
-use super::{blocking, ApiError, AppState, ErrorBody};
+use super::{blocking, ApiError, AppState, CancelOnDrop, ErrorBody};
+use crate::execute::Cancel;
 use crate::pipeline::{Answer, AskOptions, Stage};
 
 #[derive(Debug, Deserialize)]
@@ -27,8 +28,8 @@ struct AskRequest {
 }
 
 impl AskRequest {
-    fn options(&self) -> AskOptions {
-        AskOptions { tables: self.tables.clone(), ..AskOptions::default() }
+    fn options(&self, cancel: Cancel) -> AskOptions {
+        AskOptions { tables: self.tables.clone(), cancel, ..AskOptions::default() }
     }
 }
 
@@ -43,7 +44,10 @@ async fn ask(
 ) -> Result<Json<Answer>, ApiError> {
     let Json(request) = body?;
     let quarry = state.quarry.clone();
-    let answer = blocking(move || quarry.ask_with(&request.question, &principal, &request.options())).await?;
+    let guard = CancelOnDrop::new();
+    let options = request.options(guard.token());
+    let answer = blocking(move || quarry.ask_with(&request.question, &principal, &options)).await?;
+    drop(guard);
     Ok(Json(answer))
 }
 
@@ -68,26 +72,37 @@ async fn ask_stream(
     body: Result<Json<AskRequest>, JsonRejection>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let Json(request) = body?;
-    let (sender, receiver) = tokio::sync::mpsc::unbounded_channel::<Event>();
+    // Each event with whether it is the last: the stream ends after the answer or error.
+    let (sender, receiver) = tokio::sync::mpsc::unbounded_channel::<(Event, bool)>();
     let quarry = state.quarry.clone();
+    // The stream's receiver goes when the client does: then the query under way stops.
+    let cancel = Cancel::new();
+    let (watched, watcher) = (sender.clone(), cancel.clone());
+    tokio::spawn(async move {
+        watched.closed().await;
+        watcher.cancel();
+    });
+    let options = request.options(cancel);
     tokio::task::spawn_blocking(move || {
         let stages = sender.clone();
         // A send fails only when the client has gone; the answer is still audited.
         let progress = move |stage: Stage| {
-            let _ = stages.send(event("stage", &stage));
+            let _ = stages.send((event("stage", &stage), false));
         };
-        let last =
-            match quarry.ask_with_progress(&request.question, &principal, &request.options(), &progress) {
-                Ok(answer) => event("answer", &answer),
-                Err(e) => {
-                    let (status, body) = ApiError::from(e).status_and_body();
-                    event("error", &StreamedError { status: status.as_u16(), body })
-                }
-            };
-        let _ = sender.send(last);
+        let last = match quarry.ask_with_progress(&request.question, &principal, &options, &progress) {
+            Ok(answer) => event("answer", &answer),
+            Err(e) => {
+                let (status, body) = ApiError::from(e).status_and_body();
+                event("error", &StreamedError { status: status.as_u16(), body })
+            }
+        };
+        let _ = sender.send((last, true));
     });
-    let events = futures_util::stream::unfold(receiver, |mut receiver| async move {
-        receiver.recv().await.map(|event| (Ok(event), receiver))
+    let events = futures_util::stream::unfold((receiver, false), |(mut receiver, ended)| async move {
+        if ended {
+            return None;
+        }
+        receiver.recv().await.map(|(event, last)| (Ok(event), (receiver, last)))
     });
     Ok(Sse::new(events).keep_alive(KeepAlive::default()))
 }

@@ -24,6 +24,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
 
+use crate::execute::Cancel;
 use crate::keys::AuthError;
 use crate::pipeline::{AccessError, AskError, CatalogRequestError, Quarry};
 use crate::stewardship::FieldError;
@@ -179,6 +180,9 @@ impl ApiError {
                         ..body("invalid", "the request has fields that cannot be accepted; see fields".into())
                     },
                 ),
+                e @ CatalogRequestError::LiftsRestriction { .. } => {
+                    (StatusCode::FORBIDDEN, body("lifts_restriction", e.to_string()))
+                }
                 CatalogRequestError::Metadata(e) => internal("the metadata database", &e),
                 CatalogRequestError::Retrieve(e) => internal("retrieval", &e),
             },
@@ -240,6 +244,26 @@ impl ApiError {
                 )
             }
         }
+    }
+}
+
+/// Raises its `Cancel` when dropped. A handler holds one while its blocking work runs: when the
+/// client goes away, axum drops the handler's future, and the query under way stops.
+struct CancelOnDrop(Cancel);
+
+impl CancelOnDrop {
+    fn new() -> CancelOnDrop {
+        CancelOnDrop(Cancel::new())
+    }
+
+    fn token(&self) -> Cancel {
+        self.0.clone()
+    }
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.cancel();
     }
 }
 

@@ -7,7 +7,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 
 use super::auth::Caller;
-use super::{blocking, ApiError, AppState};
+use super::{blocking, ApiError, AppState, CancelOnDrop};
 use crate::pipeline::SqlAnswer;
 
 #[derive(Debug, Deserialize)]
@@ -27,6 +27,9 @@ async fn run_sql(
 ) -> Result<Json<SqlAnswer>, ApiError> {
     let Json(request) = body?;
     let quarry = state.quarry.clone();
-    let answer = blocking(move || quarry.run_sql(&request.sql, &principal)).await?;
+    let guard = CancelOnDrop::new();
+    let cancel = guard.token();
+    let answer = blocking(move || quarry.run_sql_with(&request.sql, &principal, &cancel)).await?;
+    drop(guard);
     Ok(Json(answer))
 }

@@ -13,7 +13,8 @@ use serde_json::{json, Value};
 use super::{AccessError, HistoryState, Principal, Quarry};
 use crate::catalog::{suggestion, Catalog, GlossaryTerm, Table};
 use crate::history::ingest::{ingest, IngestOptions, IngestReport};
-use crate::history::{History, LogFormat};
+use crate::history::verdict;
+use crate::history::{visible_to, History, LogFormat, PastQuery};
 use crate::metadata::{
     AuditFilter, AuditKind, AuditRecord, MetadataError, NewRevision, Outcome, Revision, RevisionTarget,
     StoredAudit,
@@ -37,6 +38,9 @@ pub enum CatalogRequestError {
     Metadata(#[from] MetadataError),
     #[error(transparent)]
     Retrieve(#[from] RetrieveError),
+    /// A catalog edit would lift a restriction and the editor's role lacks `edit_policy`.
+    #[error("this edit would lift a restriction ({}); only a role with the edit_policy action (admin by default) may do that: ask an admin to make it, or leave these tags and the tier as they are", .lifted.join("; "))]
+    LiftsRestriction { lifted: Vec<String> },
 }
 
 pub(super) fn invalid(field: &str, message: String, allowed: Vec<String>) -> CatalogRequestError {
@@ -68,7 +72,8 @@ pub struct TableSummary {
     pub owner: Option<String>,
     pub domain: Option<String>,
     pub deprecated_for: Option<String>,
-    pub row_count: u64,
+    /// None where the role may not see it (its reads of the table are row-filtered).
+    pub row_count: Option<u64>,
     /// Tags on any of its columns.
     pub tags: Vec<String>,
     pub documentation: f32,
@@ -205,6 +210,23 @@ impl Quarry {
         principal: &Principal,
         filter: &TableFilter,
     ) -> Result<Vec<TableSummary>, CatalogRequestError> {
+        let started = Instant::now();
+        let result = self.list_tables_inner(principal, filter);
+        self.audited(
+            principal,
+            AuditKind::Access,
+            json!({ "action": "list_tables" }),
+            (None, None),
+            started,
+            result,
+        )
+    }
+
+    fn list_tables_inner(
+        &self,
+        principal: &Principal,
+        filter: &TableFilter,
+    ) -> Result<Vec<TableSummary>, CatalogRequestError> {
         let policy = self.authorize(principal, Action::ReadCatalog)?;
         let catalog = self.catalog();
         if let Some(tier) = filter.tier {
@@ -231,7 +253,9 @@ impl Quarry {
         let history = self.history();
         let words: Vec<String> =
             filter.q.as_deref().unwrap_or_default().split_whitespace().map(str::to_lowercase).collect();
-        let summaries = Quarry::readable(&catalog, policy)
+        let summaries = catalog
+            .tables()
+            .filter_map(|t| policy.browsable(t))
             .filter(|t| filter.tier.is_none_or(|n| t.tier.map(|t| i64::from(t.number())) == Some(n)))
             .filter(|t| {
                 filter
@@ -278,13 +302,38 @@ impl Quarry {
         principal: &Principal,
         name: &str,
     ) -> Result<TableDetail, CatalogRequestError> {
+        let started = Instant::now();
+        let result = self.table_detail_inner(principal, name);
+        self.audited(
+            principal,
+            AuditKind::Access,
+            json!({ "action": "table_detail" }),
+            (None, None),
+            started,
+            result,
+        )
+    }
+
+    fn table_detail_inner(
+        &self,
+        principal: &Principal,
+        name: &str,
+    ) -> Result<TableDetail, CatalogRequestError> {
         let policy = self.authorize(principal, Action::ReadCatalog)?;
         let catalog = self.catalog();
         let table = self.find_table(&catalog, policy, name)?;
-        self.detail(&catalog, table)
+        self.detail(&catalog, policy, table)
     }
 
-    fn detail(&self, catalog: &Catalog, table: Table) -> Result<TableDetail, CatalogRequestError> {
+    /// The detail of `table` as `policy` may see it: values and totals as `Policy::browsable`
+    /// shows them.
+    fn detail(
+        &self,
+        catalog: &Catalog,
+        policy: &Policy,
+        table: Table,
+    ) -> Result<TableDetail, CatalogRequestError> {
+        let table = policy.browsable(&table).unwrap_or(table);
         let revisions = self.metadata.revisions(RevisionTarget::Table, &table.name.to_lowercase())?;
         let signals = signals_now(&table, catalog, &self.history(), revisions.first().map(|r| r.at.clone()));
         let conflict = self
@@ -309,10 +358,8 @@ impl Quarry {
     ) -> Result<(EditOutcome, TableDetail), CatalogRequestError> {
         let started = Instant::now();
         let result = self.edit_table_inner(principal, name, body, started);
-        if let Err(e) = &result {
-            self.audit_refused_edit(principal, json!({ "action": "table_edit", "table": name }), e, started)?;
-        }
-        result
+        let detail = json!({ "action": "table_edit", "table": name });
+        self.audited(principal, AuditKind::Edit, detail, (None, None), started, result)
     }
 
     fn edit_table_inner(
@@ -322,7 +369,7 @@ impl Quarry {
         body: &Value,
         started: Instant,
     ) -> Result<(EditOutcome, TableDetail), CatalogRequestError> {
-        self.authorize(principal, Action::EditCatalog)?;
+        let editor = self.authorize(principal, Action::EditCatalog)?;
         let patch = TablePatch::from_json(body).map_err(CatalogRequestError::Invalid)?;
         let _edit = self.edit_lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let current = self.catalog();
@@ -332,10 +379,18 @@ impl Quarry {
         if after == before {
             let outcome =
                 EditOutcome { revision: None, reindexed: false, warnings: vec!["nothing changed".into()] };
-            return Ok((outcome, self.detail(&current, table)?));
+            return Ok((outcome, self.detail(&current, editor, table)?));
         }
         let mut next = (*current).clone();
         next.set_table_governance(&table.name, &after).map_err(|m| invalid("body", m, Vec::new()))?;
+        // Tags and tiers that restrict reading are policy: lifting one needs `edit_policy`.
+        if !editor.allows(Action::EditPolicy) {
+            let lifted =
+                next.table(&table.name).map(|t| self.config.policy.lifted(&table, t)).unwrap_or_default();
+            if !lifted.is_empty() {
+                return Err(CatalogRequestError::LiftsRestriction { lifted });
+            }
+        }
         self.config.policy.check_catalog(&next).map_err(|e| {
             invalid("columns", format!("the role policies in quarry.toml would break: {e}"), Vec::new())
         })?;
@@ -358,7 +413,7 @@ impl Quarry {
         let id = self.metadata.record_revision(&revision, &audit)?;
         let edited = next.table(&table.name).cloned().unwrap_or(table);
         let outcome = self.swap_in(next, "table", &edited.name, Some(&edited), id);
-        Ok((outcome, self.detail(&self.catalog(), edited)?))
+        Ok((outcome, self.detail(&self.catalog(), editor, edited)?))
     }
 
     /// Makes `next` the catalog in force, clears the target's conflict, and re-indexes the
@@ -421,31 +476,71 @@ impl Quarry {
         }
     }
 
-    fn audit_refused_edit(
+    /// Passes `result` through; when it is an error, appends an audit record of the refusal
+    /// (or failure) first, with `detail` and the error. Requests that succeed audit themselves
+    /// (edits and verdicts in their own transaction); reads that succeed are not audited.
+    pub(super) fn audited<T>(
         &self,
         principal: &Principal,
+        kind: AuditKind,
         mut detail: Value,
-        error: &CatalogRequestError,
+        (question, sql): (Option<String>, Option<String>),
         started: Instant,
-    ) -> Result<(), CatalogRequestError> {
+        result: Result<T, CatalogRequestError>,
+    ) -> Result<T, CatalogRequestError> {
+        let Err(error) = &result else { return result };
         if let Some(map) = detail.as_object_mut() {
             map.insert("error".into(), error.to_string().into());
         }
         let mut record = self.edit_audit(principal, detail, started);
+        record.kind = kind;
+        record.question = question;
+        record.sql = sql;
         record.outcome = match error {
             CatalogRequestError::Forbidden(_)
             | CatalogRequestError::Invalid(_)
-            | CatalogRequestError::NotFound(_) => Outcome::Refused,
+            | CatalogRequestError::NotFound(_)
+            | CatalogRequestError::LiftsRestriction { .. } => Outcome::Refused,
             _ => Outcome::Failed,
         };
-        self.metadata.audit(&record)?;
-        Ok(())
+        if let Err(e) = self.metadata.audit(&record) {
+            tracing::error!("auditing a refused request of {}: {e}", principal.name);
+            return Err(CatalogRequestError::Metadata(e));
+        }
+        result
+    }
+
+    /// Records a request refused for want of a valid API key (kind `access`, principal
+    /// `anonymous`). A failure to write it is logged: the request is refused either way.
+    pub fn audit_unauthenticated(&self, request: &str, reason: &str) {
+        let started = Instant::now();
+        let mut record = self.edit_audit(
+            &Principal::new("anonymous", ""),
+            json!({ "request": request, "error": reason }),
+            started,
+        );
+        record.kind = AuditKind::Access;
+        record.outcome = Outcome::Refused;
+        if let Err(e) = self.metadata.audit(&record) {
+            tracing::error!("auditing an unauthenticated request: {e}");
+        }
     }
 
     /// The glossary.
     pub fn glossary(&self, principal: &Principal) -> Result<Vec<GlossaryTerm>, CatalogRequestError> {
-        let policy = self.authorize(principal, Action::ReadCatalog)?;
-        Ok(policy.visible_catalog(&self.catalog()).glossary().to_vec())
+        let started = Instant::now();
+        let result = self
+            .authorize(principal, Action::ReadCatalog)
+            .map(|policy| policy.visible_catalog(&self.catalog()).glossary().to_vec())
+            .map_err(CatalogRequestError::from);
+        self.audited(
+            principal,
+            AuditKind::Access,
+            json!({ "action": "glossary" }),
+            (None, None),
+            started,
+            result,
+        )
     }
 
     /// Defines or redefines a glossary term (body: `definition`, `tables`, `comment`).
@@ -457,15 +552,8 @@ impl Quarry {
     ) -> Result<(EditOutcome, GlossaryTerm), CatalogRequestError> {
         let started = Instant::now();
         let result = self.put_term_inner(principal, term, body, started);
-        if let Err(e) = &result {
-            self.audit_refused_edit(
-                principal,
-                json!({ "action": "glossary_edit", "term": term }),
-                e,
-                started,
-            )?;
-        }
-        result
+        let detail = json!({ "action": "glossary_edit", "term": term });
+        self.audited(principal, AuditKind::Edit, detail, (None, None), started, result)
     }
 
     fn put_term_inner(
@@ -527,7 +615,7 @@ impl Quarry {
         Ok(self.search(principal, q, 1, limit)?.1)
     }
 
-    fn search(
+    fn search_inner(
         &self,
         principal: &Principal,
         q: &str,
@@ -536,13 +624,11 @@ impl Quarry {
     ) -> Result<(Vec<TableCandidate>, Vec<Example>), CatalogRequestError> {
         let policy = self.authorize(principal, Action::ReadCatalog)?;
         let q = q.trim();
-        if q.is_empty() || q.chars().count() > self.config.max_question_chars {
-            return Err(invalid(
-                "q",
-                format!("give a question or keywords of 1 to {} characters", self.config.max_question_chars),
-                Vec::new(),
-            ));
+        if q.is_empty() {
+            return Err(invalid("q", "give a question or keywords".into(), Vec::new()));
         }
+        crate::text::check("q", q, self.config.max_question_chars)
+            .map_err(|m| invalid("q", m, Vec::new()))?;
         let catalog = self.catalog();
         let history = self.history();
         let visible = policy.visible_catalog(&catalog);
@@ -554,10 +640,29 @@ impl Quarry {
             RetrievalBudget { tables, examples: examples.max(1) * 3, reuse_similarity: None },
             &crate::retrieve::Scope::default(),
             &|table| self.trust(table, &catalog, &history),
+            &|sql| visible_to(sql, &catalog, policy, principal),
         )?;
-        self.keep_runnable_examples(&mut retrieved.examples, &catalog, policy, principal);
         retrieved.examples.truncate(examples);
         Ok((retrieved.tables, retrieved.examples))
+    }
+
+    fn search(
+        &self,
+        principal: &Principal,
+        q: &str,
+        tables: usize,
+        examples: usize,
+    ) -> Result<(Vec<TableCandidate>, Vec<Example>), CatalogRequestError> {
+        let started = Instant::now();
+        let result = self.search_inner(principal, q, tables, examples);
+        self.audited(
+            principal,
+            AuditKind::Access,
+            json!({ "action": "search" }),
+            (None, None),
+            started,
+            result,
+        )
     }
 
     /// The trust signals of a table now, for ranking it in retrieval.
@@ -572,21 +677,6 @@ impl Quarry {
         Trust::from(&signals_now(table, catalog, history, last_reviewed))
     }
 
-    /// Drops past queries the principal could not run (they read tables or columns the role
-    /// may not read): they are not shown, and not used as examples in prompts.
-    pub(super) fn keep_runnable_examples(
-        &self,
-        examples: &mut Vec<Example>,
-        catalog: &Catalog,
-        policy: &Policy,
-        principal: &Principal,
-    ) {
-        examples.retain(|e| {
-            crate::validate::validate(&crate::validate::DraftSql::new(&e.sql), catalog, policy, principal)
-                .is_ok()
-        });
-    }
-
     /// Adds a query log to the history: new entries are validated, described, stored, embedded
     /// and searchable at once. With `llm_intents`, the loaded model writes the intent texts.
     pub fn ingest_history(
@@ -598,9 +688,32 @@ impl Quarry {
         progress: &mut dyn FnMut(usize, usize),
     ) -> Result<IngestReport, CatalogRequestError> {
         let started = Instant::now();
+        let result = self.ingest_history_inner(principal, text, format, llm_intents, progress);
+        self.audited(
+            principal,
+            AuditKind::Edit,
+            json!({ "action": "history_ingest" }),
+            (None, None),
+            started,
+            result,
+        )
+    }
+
+    fn ingest_history_inner(
+        &self,
+        principal: &Principal,
+        text: &str,
+        format: LogFormat,
+        llm_intents: bool,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<IngestReport, CatalogRequestError> {
+        let started = Instant::now();
         self.authorize(principal, Action::IngestHistory)?;
-        let report =
-            self.add_to_history(text, format, llm_intents, format!("ingest:{}", principal.name), progress)?;
+        // Each stored batch carries its own audit record, so that no entry is ever stored
+        // without one (a crash after a batch loses neither); the summary follows.
+        let batch_audit = self.edit_audit(principal, json!({ "action": "history_ingest_batch" }), started);
+        let source = format!("ingest:{}", principal.name);
+        let report = self.add_to_history(text, format, llm_intents, source, Some(batch_audit), progress)?;
         let mut record = self.edit_audit(
             principal,
             json!({ "action": "history_ingest", "read": report.read, "new": report.new,
@@ -613,13 +726,14 @@ impl Quarry {
     }
 
     /// Stores, embeds and indexes new log entries; the history in force is replaced at once.
-    /// The caller authorises and audits.
+    /// The caller authorises; `audit` is written with each stored batch, in its transaction.
     pub(super) fn add_to_history(
         &self,
         text: &str,
         format: LogFormat,
         llm_intents: bool,
         source: String,
+        audit: Option<AuditRecord>,
         progress: &mut dyn FnMut(usize, usize),
     ) -> Result<IngestReport, CatalogRequestError> {
         let llm = match (llm_intents, self.llm.as_deref()) {
@@ -635,33 +749,61 @@ impl Quarry {
         };
         let _ingest = self.ingest_lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let catalog = self.catalog();
-        let options = IngestOptions { llm, source };
-        let (report, added) = ingest(text, format, &catalog, &self.metadata, &options, progress)?;
-        let history = crate::history::ingest::load(&self.metadata, &catalog)?;
-        let added: Vec<&crate::history::PastQuery> =
-            history.usable().filter(|q| added.iter().any(|a| a.hash == q.hash)).collect();
+        let options = IngestOptions { llm, source, audit };
+        let (report, _) = ingest(text, format, &catalog, &self.metadata, &options, progress)?;
+        self.refresh_history(&catalog)?;
+        Ok(report)
+    }
+
+    /// Reloads the stored history and the verdicts on it, makes it the history in force, and
+    /// re-indexes the past queries that are new or whose standing changed. Callers hold the
+    /// ingest lock.
+    pub(super) fn refresh_history(&self, catalog: &Catalog) -> Result<(), MetadataError> {
+        let before: BTreeMap<String, bool> =
+            self.history().history.queries.iter().map(|q| (q.hash.clone(), q.verified)).collect();
+        let mut history = crate::history::ingest::load(&self.metadata, catalog)?;
+        let reviews = verdict::apply(&mut history, &self.metadata.verdicts()?, self.config.promote_votes);
+        let touched: Vec<&PastQuery> =
+            history.usable().filter(|q| before.get(&q.hash) != Some(&q.verified)).collect();
         let fingerprint = self.config.workspace.join("vectors").join("fingerprint");
         if let Err(e) = crate::index::add_queries(
-            &catalog,
+            catalog,
             &history,
-            &added,
+            &touched,
             self.embedder.as_ref(),
             self.store.as_ref(),
             &fingerprint,
         ) {
-            tracing::error!("indexing ingested queries: {e}");
+            tracing::error!("indexing past queries: {e}");
             let _ = std::fs::remove_file(&fingerprint);
         }
-        let state = Arc::new(super::HistoryState::new(history));
+        let state = Arc::new(super::HistoryState::new(history, reviews));
         match self.history.write() {
             Ok(mut guard) => *guard = state,
             Err(poisoned) => *poisoned.into_inner() = state,
         }
-        Ok(report)
+        Ok(())
     }
 
     /// Audit records matching `filter` (admins).
     pub fn audit_log(
+        &self,
+        principal: &Principal,
+        filter: &AuditFilter,
+    ) -> Result<Vec<StoredAudit>, CatalogRequestError> {
+        let started = Instant::now();
+        let result = self.audit_log_inner(principal, filter);
+        self.audited(
+            principal,
+            AuditKind::Access,
+            json!({ "action": "read_audit" }),
+            (None, None),
+            started,
+            result,
+        )
+    }
+
+    fn audit_log_inner(
         &self,
         principal: &Principal,
         filter: &AuditFilter,

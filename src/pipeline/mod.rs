@@ -9,7 +9,7 @@ mod catalog_ops;
 mod feedback;
 
 pub use catalog_ops::{CatalogRequestError, EditOutcome, TableDetail, TableFilter, TableSummary};
-pub use feedback::{Feedback, FeedbackOutcome, Verdict};
+pub use feedback::{Decision, Feedback, FeedbackOutcome, ReviewDecision, ReviewFilter, Verdict};
 
 use std::cell::Cell;
 use std::collections::BTreeMap;
@@ -21,9 +21,10 @@ use serde::Serialize;
 use crate::catalog::{Catalog, CatalogError, Tier};
 use crate::config::Config;
 use crate::embed::{EmbedError, Embedder, FastEmbedder};
-use crate::execute::{ExecuteError, Executor, ResultSet};
+use crate::execute::{Cancel, ExecuteError, Executor, ResultSet};
 use crate::history::ingest::{self, IngestOptions};
 use crate::history::structure::JoinEdge;
+use crate::history::verdict::{self, Reviews};
 use crate::history::{History, HistoryError, LogFormat};
 use crate::index::{ensure_index, IndexError, IndexReport};
 use crate::llm::{GenerationParams, LlamaCppLlm, Llm, LlmError, OpenAiLlm};
@@ -33,7 +34,7 @@ use crate::policy::{Action, Policy, PolicyError};
 use crate::prompt::{self, FailedAttempt, PromptBudget};
 use crate::retrieve::{retrieve, Example, RetrievalBudget, RetrieveError, Reuse, Scope, TableCandidate};
 use crate::stewardship::{Conflict, Usage};
-use crate::validate::{validate, DraftSql, Governance, Refusal, ValidatedQuery, Violation};
+use crate::validate::{outside_picks, validate, DraftSql, Governance, Refusal, ValidatedQuery, Violation};
 use crate::vector_store::{Equals, QdrantEdgeStore, VectorStore, VectorStoreError};
 
 /// Errors while opening a workspace.
@@ -107,6 +108,8 @@ fn describe(action: Action) -> &'static str {
         Action::EditCatalog => "edit the catalog",
         Action::ReadAudit => "read the audit log",
         Action::IngestHistory => "add to the query history",
+        Action::Verify => "verify past queries",
+        Action::EditPolicy => "lift a restriction (edit_policy)",
     }
 }
 
@@ -119,8 +122,11 @@ pub struct AskOptions {
     /// Candidates to generate and vote between; None: `[llm] samples`.
     pub samples: Option<usize>,
     /// Offer the model exactly these tables (the analyst picked them), instead of retrieval's
-    /// choice; a verified past query is then not reused.
+    /// choice; a verified past query is then not reused, and SQL reading any other table is
+    /// sent back to the model, never run.
     pub tables: Option<Vec<String>>,
+    /// Raised by the caller to stop the work (the HTTP layer raises it when the client goes).
+    pub cancel: Cancel,
 }
 
 /// A stage of answering a question, reported as it starts (the web page streams them).
@@ -241,13 +247,15 @@ pub struct HistoryState {
     pub last_active: BTreeMap<String, String>,
     /// Join edges of successful past queries, with how many used each.
     pub join_counts: BTreeMap<JoinEdge, usize>,
+    /// What was said of each (question, SQL) pair: votes, verifications, objections.
+    pub reviews: Reviews,
 }
 
 impl HistoryState {
-    fn new(history: History) -> HistoryState {
+    fn new(history: History, reviews: Reviews) -> HistoryState {
         let (table_usage, last_active) = catalog_ops::usage(&history);
         let join_counts = history.join_counts();
-        HistoryState { history, table_usage, last_active, join_counts }
+        HistoryState { history, table_usage, last_active, join_counts, reviews }
     }
 }
 
@@ -318,12 +326,16 @@ impl Quarry {
                 conflict.message
             );
         }
+        for warning in config.policy.unfiltered_children(&catalog) {
+            tracing::warn!("{warning}");
+        }
         // The configured log is ingested incrementally at each start (known entries are skipped).
         let mut skipped = Vec::new();
         if config.history.is_file() {
             let text = std::fs::read_to_string(&config.history)
                 .map_err(|source| HistoryError::Io { path: config.history.display().to_string(), source })?;
-            let options = IngestOptions { llm: None, source: config.history.display().to_string() };
+            let options =
+                IngestOptions { llm: None, source: config.history.display().to_string(), audit: None };
             let format = LogFormat::of_path(&config.history);
             let (report, _) = ingest::ingest(&text, format, &catalog, &metadata, &options, &mut |_, _| {})?;
             skipped = report.skipped;
@@ -331,6 +343,7 @@ impl Quarry {
         let mut history = ingest::load(&metadata, &catalog)?;
         history.skipped.extend(skipped);
         history.skipped.sort_by_key(|s| s.line);
+        let reviews = verdict::apply(&mut history, &metadata.verdicts()?, config.promote_votes);
         let store: Arc<dyn VectorStore> =
             Arc::new(QdrantEdgeStore::open(&config.workspace.join("vectors"), embedder.dimension())?);
         let index_report = ensure_index(
@@ -341,15 +354,14 @@ impl Quarry {
             &config.workspace.join("vectors").join("fingerprint"),
         )?;
         let executor =
-            Executor::new(&config.warehouse, Duration::from_millis(config.timeout_ms), config.row_cap)
-                .with_sources(&config.sources);
+            Executor::with_limits(&config.warehouse, config.execution_limits()).with_sources(&config.sources);
         Ok(Quarry {
             config,
             files_catalog,
             catalog: RwLock::new(Arc::new(catalog)),
             conflicts: RwLock::new(conflicts),
             edit_lock: Mutex::new(()),
-            history: RwLock::new(Arc::new(HistoryState::new(history))),
+            history: RwLock::new(Arc::new(HistoryState::new(history, reviews))),
             ingest_lock: Mutex::new(()),
             embedder,
             store,
@@ -460,17 +472,11 @@ impl Quarry {
     }
 
     fn check_question(&self, question: &str) -> Result<(), AskError> {
-        let chars = question.chars().count();
         if question.trim().is_empty() {
             return Err(AskError::InvalidQuestion("the question is empty: ask something, e.g. \"which 5 countries had the most active users last month?\"".into()));
         }
-        if chars > self.config.max_question_chars {
-            return Err(AskError::InvalidQuestion(format!(
-                "the question has {chars} characters, more than the limit of {}; shorten it",
-                self.config.max_question_chars
-            )));
-        }
-        Ok(())
+        crate::text::check("the question", question, self.config.max_question_chars)
+            .map_err(AskError::InvalidQuestion)
     }
 
     /// Answers a question in plain language.
@@ -650,13 +656,24 @@ impl Quarry {
                 trust.past_queries = trust.past_queries.saturating_sub(excluded);
                 trust
             },
+            // Past queries the principal may not be shown are neither examples nor evidence.
+            &|sql| crate::history::visible_to(sql, catalog, policy, principal),
         )?;
         if let Some(picked) = &options.tables {
             retrieved.tables = picked_tables(picked, retrieved.tables, visible)?;
             retrieved.reuse = None;
         }
-        // Past queries the principal could not run are not shown to the model as examples.
-        self.keep_runnable_examples(&mut retrieved.examples, catalog, policy, principal);
+        // A verified query is reused only while its pair is verified now, naming who said so.
+        if let Some(reuse) = retrieved.reuse.as_mut() {
+            let pair = history.history.queries.iter().find(|q| q.hash == reuse.hash).map(|q| q.pair_key());
+            match pair.and_then(|pair| history.reviews.get(&pair)).map(|r| &r.standing) {
+                Some(crate::history::verdict::Standing::Verified { by, at }) => {
+                    reuse.verified_by = Some(by.clone());
+                    reuse.verified_at = Some(at.clone());
+                }
+                _ => retrieved.reuse = None,
+            }
+        }
         Ok(retrieved)
     }
 
@@ -685,7 +702,8 @@ impl Quarry {
         // Asset first: a verified past query asking the same is the answer, when this
         // principal may run it.
         if let Some(reuse) = retrieved.reuse.take() {
-            match self.reuse(question, reuse, &retrieved, &catalog, policy, principal, timings.clone()) {
+            let context = Reusing { catalog: &catalog, policy, principal, cancel: &options.cancel };
+            match self.reuse(question, reuse, &retrieved, &context, timings.clone()) {
                 Ok(answer) => return Ok(answer),
                 Err(reason) => tracing::info!("not reusing the verified query: {reason}"),
             }
@@ -694,8 +712,18 @@ impl Quarry {
         let llm = self.llm.as_deref().ok_or(LlmError::NotLoaded)?;
         let params = GenerationParams::greedy(self.config.max_tokens, prompt::STOP);
         let build = self.prompt_builder(question, &retrieved, &visible, &history);
-        let context =
-            Attempting { llm, catalog: &catalog, policy, principal, progress, attempts: Cell::new(0) };
+        let picked: Option<Vec<String>> =
+            options.tables.as_ref().map(|_| retrieved.tables.iter().map(|t| t.name.clone()).collect());
+        let context = Attempting {
+            llm,
+            catalog: &catalog,
+            policy,
+            principal,
+            progress,
+            attempts: Cell::new(0),
+            picked: picked.as_deref(),
+            cancel: &options.cancel,
+        };
 
         // The greedy answer, repaired when refused or when it fails to run.
         let mut failed: Vec<FailedAttempt> = Vec::new();
@@ -789,9 +817,12 @@ impl Quarry {
         timings.validate_ms += stage.elapsed().as_millis() as u64;
         let query =
             verdict.map_err(|refusal| AskError::Refused { sql: draft.text().to_string(), refusal })?;
+        if let Some(refusal) = context.picked.and_then(|picked| outside_picks(&query, picked)) {
+            return Err(AskError::Refused { sql: draft.text().to_string(), refusal });
+        }
         (context.progress)(Stage::Running { attempt });
         let stage = Instant::now();
-        let executed = self.executor.run(&query);
+        let executed = self.executor.run_cancellable(&query, context.cancel);
         timings.execute_ms += stage.elapsed().as_millis() as u64;
         match executed {
             Ok(result) => Ok(Candidate { query, result, greedy: params.temperature == 0.0 }),
@@ -801,29 +832,29 @@ impl Quarry {
 
     /// The answer from a verified past query, validated and run for this principal like any
     /// SQL; `Err` says why it cannot serve (the caller then asks the model).
-    #[allow(clippy::too_many_arguments)]
     fn reuse(
         &self,
         question: &str,
         reuse: Reuse,
         retrieved: &crate::retrieve::Retrieved,
-        catalog: &Catalog,
-        policy: &Policy,
-        principal: &Principal,
+        context: &Reusing,
         mut timings: Timings,
     ) -> Result<Answer, String> {
+        let Reusing { catalog, policy, principal, cancel } = *context;
         let stage = Instant::now();
         let query =
             validate(&DraftSql::new(&reuse.sql), catalog, policy, principal).map_err(|r| r.to_string())?;
         timings.validate_ms = stage.elapsed().as_millis() as u64;
         let stage = Instant::now();
-        let result = self.executor.run(&query).map_err(|e| e.to_string())?;
+        let result = self.executor.run_cancellable(&query, cancel).map_err(|e| e.to_string())?;
         timings.execute_ms = stage.elapsed().as_millis() as u64;
+        let verified_at = reuse.verified_at.as_deref().unwrap_or(&reuse.timestamp);
         let evidence = format!(
-            "read by the verified query \"{}\" by {} ({})",
+            "read by the verified query \"{}\" by {}, verified by {} ({})",
             reuse.label,
             reuse.author,
-            reuse.timestamp.get(..10).unwrap_or(&reuse.timestamp)
+            reuse.verified_by.as_deref().unwrap_or("its query log"),
+            verified_at.get(..10).unwrap_or(verified_at)
         );
         let mut tables = self.table_uses(catalog, &query, Some(&retrieved.tables));
         for table in &mut tables {
@@ -850,11 +881,21 @@ impl Quarry {
 
     /// Validates and runs SQL written by a user or a tool.
     pub fn run_sql(&self, sql: &str, principal: &Principal) -> Result<SqlAnswer, AskError> {
+        self.run_sql_with(sql, principal, &Cancel::new())
+    }
+
+    /// Validates and runs SQL written by a user or a tool, until `cancel` is raised.
+    pub fn run_sql_with(
+        &self,
+        sql: &str,
+        principal: &Principal,
+        cancel: &Cancel,
+    ) -> Result<SqlAnswer, AskError> {
         let started = Instant::now();
         let outcome = self
             .authorize(principal, Action::Sql)
             .map_err(AskError::from)
-            .and_then(|policy| self.run_sql_inner(sql, principal, policy));
+            .and_then(|policy| self.run_sql_inner(sql, principal, policy, cancel));
         let total_ms = started.elapsed().as_millis() as u64;
         let (audit_outcome, rows, detail) = match &outcome {
             Ok(a) => (
@@ -892,6 +933,7 @@ impl Quarry {
         sql: &str,
         principal: &Principal,
         policy: &Policy,
+        cancel: &Cancel,
     ) -> Result<SqlAnswer, AskError> {
         let mut timings = Timings::default();
         let draft = DraftSql::new(sql);
@@ -903,7 +945,7 @@ impl Quarry {
         let stage = Instant::now();
         let result = self
             .executor
-            .run(&query)
+            .run_cancellable(&query, cancel)
             .map_err(|source| AskError::Execution { sql: query.sql().to_string(), source })?;
         timings.execute_ms = stage.elapsed().as_millis() as u64;
         Ok(SqlAnswer {
@@ -972,6 +1014,15 @@ fn picked_tables(
     Ok(chosen)
 }
 
+/// Who a verified query is reused for, on which catalog snapshot.
+#[derive(Clone, Copy)]
+struct Reusing<'a> {
+    catalog: &'a Catalog,
+    policy: &'a Policy,
+    principal: &'a Principal,
+    cancel: &'a Cancel,
+}
+
 /// What an attempt needs beside the prompt.
 struct Attempting<'a> {
     llm: &'a dyn Llm,
@@ -981,6 +1032,9 @@ struct Attempting<'a> {
     progress: &'a (dyn Fn(Stage) + Sync),
     /// Generations so far, for the progress report.
     attempts: Cell<usize>,
+    /// The analyst's picked tables, when there are picks: the SQL may read no other.
+    picked: Option<&'a [String]>,
+    cancel: &'a Cancel,
 }
 
 /// A generated query that passed validation and ran.

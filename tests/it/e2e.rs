@@ -166,3 +166,29 @@ fn the_embedded_model_reuses_the_cached_prefix_without_changing_answers() {
     assert_eq!(sampled.cached_tokens, sampled.prompt_tokens - 1);
     assert!(!sampled.text.trim().is_empty());
 }
+
+/// With the real model, the analyst's picks bind: whatever it writes reads only the picked
+/// tables (SQL reading another is sent back to it, never run).
+#[test]
+fn real_model_answers_read_only_the_picked_tables() {
+    if skip_without_real_model() {
+        return;
+    }
+    let quarry = real();
+    let options = quarry::pipeline::AskOptions {
+        tables: Some(vec!["orders".into(), "countries".into()]),
+        ..Default::default()
+    };
+    let question = "How many orders were placed per country name in October 2026?";
+    match quarry.ask_with(question, &Principal::local(), &options) {
+        Ok(answer) => {
+            let read: Vec<&str> = answer.tables.iter().map(|t| t.name.as_str()).collect();
+            assert!(read.iter().all(|t| ["orders", "countries"].contains(t)), "{read:?}: {}", answer.sql);
+        }
+        // A model that keeps reaching for another table is refused, not run.
+        Err(quarry::pipeline::AskError::Refused { refusal, .. }) => {
+            assert!(refusal.violations.iter().all(|v| !v.code.is_policy()), "{refusal}");
+        }
+        Err(other) => panic!("{other}"),
+    }
+}

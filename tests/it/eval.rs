@@ -9,17 +9,15 @@ use quarry::history::sql_key;
 use quarry::llm::{Llm, ScriptedLlm};
 use quarry::pipeline::{AskOptions, Principal};
 
-use crate::support::{config_for, embedder, repo_root, skip_without_real_model};
-
-fn spider_data() -> PathBuf {
-    repo_root().join("../shared/data/spider")
-}
+use crate::support::{config_for, embedder, skip_without_real_model, spider_or_skip};
 
 /// In a warm run, neither the question under test nor any question with identical gold SQL
 /// is ever among the examples the model sees; other questions of the database are.
 #[test]
 fn warm_runs_never_show_the_question_or_its_identical_gold_sql() {
-    let data = spider_data();
+    let Some(data) = spider_or_skip("warm_runs_never_show_the_question_or_its_identical_gold_sql") else {
+        return;
+    };
     let questions = spider::read_questions(&data.join("dev.json")).expect("dev.json");
     let db = "concert_singer";
     let dir = tempfile::tempdir().expect("temp dir");
@@ -63,7 +61,8 @@ fn warm_runs_never_show_the_question_or_its_identical_gold_sql() {
 /// the official distribution of the dev set.
 #[test]
 fn difficulty_classes_match_the_official_distribution() {
-    let questions = spider::read_questions(&spider_data().join("dev.json")).expect("dev.json");
+    let Some(data) = spider_or_skip("difficulty_classes_match_the_official_distribution") else { return };
+    let questions = spider::read_questions(&data.join("dev.json")).expect("dev.json");
     let mut counts = std::collections::BTreeMap::new();
     for q in &questions {
         *counts.entry(spider::difficulty(q.sql.as_ref().expect("dev.json carries sql"))).or_insert(0) += 1;
@@ -72,9 +71,16 @@ fn difficulty_classes_match_the_official_distribution() {
     assert_eq!(counts.into_iter().collect::<Vec<_>>(), expected);
 }
 
-fn options(mode: Mode, limit: usize, dir: &std::path::Path, samples: usize, jobs: usize) -> Options {
+fn options(
+    data: PathBuf,
+    mode: Mode,
+    limit: usize,
+    dir: &std::path::Path,
+    samples: usize,
+    jobs: usize,
+) -> Options {
     Options {
-        data: spider_data(),
+        data,
         mode,
         limit: Some(limit),
         seed: 7,
@@ -92,10 +98,11 @@ fn a_smoke_evaluation_with_the_real_model() {
     if skip_without_real_model() {
         return;
     }
+    let Some(data) = spider_or_skip("a_smoke_evaluation_with_the_real_model") else { return };
     let dir = tempfile::tempdir().expect("temp dir");
     let config = config_for(dir.path());
     let llm = quarry::pipeline::load_default_llm(&config).expect("model assets: run `make assets`");
-    let options = options(Mode::Cold, 10, dir.path(), 1, 1);
+    let options = options(data, Mode::Cold, 10, dir.path(), 1, 1);
     let mut seen = 0;
     let (results, skipped) =
         spider::run(&options, &config, embedder(), &|| Ok(llm.clone()), &mut |_, done, total| {
@@ -130,11 +137,14 @@ fn an_enterprise_evaluation_routes_across_the_merged_catalog() {
     if skip_without_real_model() {
         return;
     }
+    let Some(data) = spider_or_skip("an_enterprise_evaluation_routes_across_the_merged_catalog") else {
+        return;
+    };
     let dir = tempfile::tempdir().expect("temp dir");
     let config = config_for(dir.path());
     let mut per_job = config.clone();
     per_job.threads = (config.threads / 2).max(1);
-    let options = options(Mode::Enterprise, 6, dir.path(), 1, 2);
+    let options = options(data, Mode::Enterprise, 6, dir.path(), 1, 2);
     let (results, _) = spider::run(
         &options,
         &config,

@@ -11,7 +11,9 @@ use quarry::history::sql_key;
 use quarry::llm::{ChatPrompt, Generation, GenerationParams, LlamaCppLlm, Llm, LlmError, PromptRenderer};
 use quarry::pipeline::{load_default_llm, AskOptions, Principal, Quarry};
 
-use crate::support::{config_for, embedder, private_workspace, repo_root, skip_without_real_model};
+use crate::support::{
+    config_for, embedder, private_workspace, repo_root, skip_without_real_model, spider_or_skip,
+};
 
 /// The default adapter shipped with the repository.
 const DEFAULT_ADAPTER: &str = "training/adapters/qwen2.5-coder-0.5b-quarry-lora.gguf";
@@ -46,7 +48,11 @@ fn the_export_writes_the_runtime_prompt_and_never_an_evaluation_question() {
     if skip_without_real_model() {
         return;
     }
-    let spider = repo_root().join("../shared/data/spider");
+    let Some(spider) =
+        spider_or_skip("the_export_writes_the_runtime_prompt_and_never_an_evaluation_question")
+    else {
+        return;
+    };
     let dir = private_workspace();
     let mut config = config_for(dir.path());
     config.governance = dir.path().join("schemas");
@@ -115,8 +121,13 @@ fn the_export_writes_the_runtime_prompt_and_never_an_evaluation_question() {
 
 #[test]
 fn the_evaluation_guard_catches_questions_and_sql_however_they_are_written() {
-    let guard = EvaluationGuard::load(Some(&repo_root().join("../shared/data/spider"))).expect("guard");
-    let dev = read_questions(&repo_root().join("../shared/data/spider/dev.json")).expect("dev.json");
+    let Some(spider) =
+        spider_or_skip("the_evaluation_guard_catches_questions_and_sql_however_they_are_written")
+    else {
+        return;
+    };
+    let guard = EvaluationGuard::load(Some(&spider)).expect("guard");
+    let dev = read_questions(&spider.join("dev.json")).expect("dev.json");
     let q = &dev[0];
     assert!(guard.excludes(&format!("  {}  ", q.question.to_uppercase()), "SELECT 1"));
     let spaced = format!("{} ;", q.query.split_whitespace().collect::<Vec<_>>().join("   ").to_lowercase());

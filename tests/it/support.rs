@@ -90,6 +90,25 @@ pub fn scripted() -> Arc<Quarry> {
         .clone()
 }
 
+/// The Spider data (`QUARRY_SPIDER`, else `../shared/data/spider` beside the checkout), or
+/// None after saying on the terminal (past the test harness's capture) which test it skips
+/// and why. A clone without `../shared` passes; CI, which has the data, must run it: under
+/// `CI=true` missing data fails the test instead.
+pub fn spider_or_skip(test: &str) -> Option<PathBuf> {
+    let dir = quarry::config::spider_dir(repo_root());
+    if dir.join("tables.json").is_file() && dir.join("dev.json").is_file() {
+        return Some(dir);
+    }
+    let why = format!(
+        "no Spider data (tables.json, dev.json) at {}; set QUARRY_SPIDER to its folder",
+        dir.display()
+    );
+    assert!(std::env::var("CI").map_or(true, |v| v != "true"), "{test}: {why}");
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why}");
+    None
+}
+
 /// True (and says so) when the slow tests with the real model should not run: they run when
 /// `QUARRY_E2E=1`.
 pub fn skip_without_real_model() -> bool {

@@ -73,7 +73,7 @@ async fn picked_tables_are_offered_instead_of_retrievals_choice() {
 }
 
 #[tokio::test]
-async fn a_thumbs_up_verifies_the_query_so_the_same_question_reuses_it() {
+async fn an_analysts_thumbs_up_is_a_vote_and_a_reviewer_verifies() {
     let dir = private_workspace();
     let quarry = open_private(dir.path());
     let question = "How many orders were refunded, all time?";
@@ -82,34 +82,109 @@ async fn a_thumbs_up_verifies_the_query_so_the_same_question_reuses_it() {
     let (status, outcome) =
         request(quarry.clone(), As::Role("analyst"), "POST", "/api/v1/feedback", Some(up)).await;
     assert_eq!(status, StatusCode::OK, "{outcome}");
-    assert_eq!(outcome, json!({ "added_sql": sql, "verified": true }));
+    assert_eq!(outcome, json!({ "added_sql": sql, "verified": false, "status": "proposed" }));
 
-    // The library finds it by meaning, verified, by its author.
+    // The library finds it by meaning, by its author, not verified.
     let path = "/api/v1/search/queries?q=number+of+refunded+orders&limit=5";
     let (_, found) = request(quarry.clone(), As::Role("analyst"), "GET", path, None).await;
     let hit = found["queries"]
         .as_array()
         .and_then(|q| q.iter().find(|q| q["sql"] == sql))
         .unwrap_or_else(|| panic!("not in the library: {found}"));
-    assert_eq!(hit["verified"], true);
-    assert_eq!(hit["author"], "test-analyst");
+    assert_eq!((hit["verified"].clone(), hit["author"].clone()), (json!(false), json!("test-analyst")));
 
-    // The same question is answered by it, without the model (the script has no rule for it).
+    // One analyst's vote does not make it the answer for everyone: the model answers.
     let ask = json!({ "question": question });
-    let (status, answer) =
-        request(quarry.clone(), As::Role("analyst"), "POST", "/api/v1/ask", Some(ask)).await;
-    assert_eq!(status, StatusCode::OK, "{answer}");
-    assert_eq!(answer["reused"]["author"], "test-analyst");
-    assert_eq!(answer["model"], "none");
+    let (_, answer) =
+        request(quarry.clone(), As::Role("analyst"), "POST", "/api/v1/ask", Some(ask.clone())).await;
+    assert!(answer["reused"].is_null() && answer["model"] != "none", "{answer}");
 
-    // The verdict is audited.
+    // It waits in the review queue; an analyst may not see the queue or verify.
+    let (status, _) = request(quarry.clone(), As::Role("analyst"), "GET", "/api/v1/reviews", None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let verify = json!({ "question": question, "sql": sql, "decision": "verify", "comment": "checked against finance" });
+    let (status, _) =
+        request(quarry.clone(), As::Role("analyst"), "POST", "/api/v1/reviews", Some(verify.clone())).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (_, pending) = request(quarry.clone(), As::Role("steward"), "GET", "/api/v1/reviews", None).await;
+    let queued = pending.as_array().and_then(|p| p.iter().find(|r| r["sql"] == sql)).cloned();
+    assert_eq!(queued.as_ref().map(|r| r["votes"].clone()), Some(json!(["test-analyst"])), "{pending}");
+
+    // A steward verifies: now it answers the question, naming who verified it and when.
+    let (status, outcome) =
+        request(quarry.clone(), As::Role("steward"), "POST", "/api/v1/reviews", Some(verify)).await;
+    assert_eq!((status, outcome["verified"].clone()), (StatusCode::OK, json!(true)), "{outcome}");
+    let (_, answer) =
+        request(quarry.clone(), As::Role("analyst"), "POST", "/api/v1/ask", Some(ask.clone())).await;
+    assert_eq!(answer["model"], "none", "{answer}");
+    assert_eq!(answer["reused"]["verified_by"], "test-steward");
+    assert!(answer["reused"]["verified_at"].as_str().is_some_and(|at| at.starts_with("20")), "{answer}");
+    let (_, verified) =
+        request(quarry.clone(), As::Role("admin"), "GET", "/api/v1/reviews?status=verified", None).await;
+    let listed = verified.as_array().and_then(|v| v.iter().find(|r| r["sql"] == sql)).cloned();
+    assert_eq!(listed.map(|r| r["by"].clone()), Some(json!("test-steward")), "{verified}");
+
+    // A 👎 on the reused answer demotes it pending review: the model answers again.
+    let down =
+        json!({ "question": question, "sql": sql, "verdict": "down", "comment": "refunds are in refunds" });
+    let (status, outcome) =
+        request(quarry.clone(), As::Role("analyst"), "POST", "/api/v1/feedback", Some(down)).await;
+    assert_eq!((status, outcome["status"].clone()), (StatusCode::OK, json!("demoted")), "{outcome}");
+    let (_, answer) = request(quarry.clone(), As::Role("analyst"), "POST", "/api/v1/ask", Some(ask)).await;
+    assert!(answer["reused"].is_null(), "{answer}");
+    let (_, pending) = request(quarry.clone(), As::Role("steward"), "GET", "/api/v1/reviews", None).await;
+    let queued = pending.as_array().and_then(|p| p.iter().find(|r| r["sql"] == sql)).cloned();
+    assert_eq!(queued.map(|r| r["objections"][0]["comment"].clone()), Some(json!("refunds are in refunds")));
+
+    // A revocation is the reviewer's too; every verdict is audited with who and what.
+    let revoke = json!({ "question": question, "sql": sql, "decision": "revoke", "comment": "wrong table" });
+    let (status, outcome) =
+        request(quarry.clone(), As::Role("admin"), "POST", "/api/v1/reviews", Some(revoke)).await;
+    assert_eq!((status, outcome["status"].clone()), (StatusCode::OK, json!("revoked")), "{outcome}");
     let (_, audit) = request(quarry.clone(), As::Role("admin"), "GET", "/api/v1/audit?kind=edit", None).await;
-    let record = audit["records"]
+    let verdicts: Vec<(Value, Value)> = audit["records"]
         .as_array()
-        .and_then(|r| r.iter().find(|r| r["detail"]["action"] == "feedback"))
-        .unwrap_or_else(|| panic!("no feedback record: {audit}"));
-    assert_eq!(record["question"], question);
-    assert_eq!(record["detail"]["verdict"], "up");
+        .into_iter()
+        .flatten()
+        .filter(|r| r["detail"]["action"] == "verdict" && r["sql"] == sql)
+        .map(|r| (r["principal"].clone(), r["detail"]["verdict"].clone()))
+        .collect();
+    for expected in [
+        ("test-analyst", "up"),
+        ("test-steward", "verify"),
+        ("test-analyst", "down"),
+        ("test-admin", "revoke"),
+    ] {
+        assert!(
+            verdicts.contains(&(json!(expected.0), json!(expected.1))),
+            "{expected:?} not in {verdicts:?}"
+        );
+    }
+}
+
+/// Enough distinct analysts' votes verify without a reviewer (`[review] promote_votes`).
+#[test]
+fn distinct_analysts_votes_promote_a_pair() {
+    let dir = private_workspace();
+    let quarry = open_private(dir.path());
+    let sql = "SELECT plan, COUNT(*) AS users FROM users GROUP BY plan";
+    let feedback = quarry::pipeline::Feedback {
+        question: "users per plan".into(),
+        sql: sql.into(),
+        verdict: quarry::pipeline::Verdict::Up,
+        comment: None,
+        corrected_sql: None,
+    };
+    let promote = quarry.config().promote_votes;
+    assert!(promote >= 2, "the demo configuration promotes after several votes");
+    for voter in 1..=promote {
+        let analyst = quarry::pipeline::Principal::new(format!("analyst-{voter}"), "analyst");
+        let outcome = quarry.feedback(&analyst, &feedback).expect("feedback");
+        assert_eq!(outcome.verified, voter == promote, "after {voter} of {promote} votes");
+        // The same analyst voting again counts once.
+        let again = quarry.feedback(&analyst, &feedback).expect("feedback");
+        assert_eq!(again.verified, voter == promote);
+    }
 }
 
 #[tokio::test]
@@ -127,7 +202,7 @@ async fn a_thumbs_down_keeps_the_correction_unverified_and_bad_feedback_is_expla
     let (status, outcome) =
         request(quarry.clone(), As::Role("analyst"), "POST", "/api/v1/feedback", Some(down)).await;
     assert_eq!(status, StatusCode::OK, "{outcome}");
-    assert_eq!(outcome, json!({ "added_sql": corrected, "verified": false }));
+    assert_eq!(outcome, json!({ "added_sql": corrected, "verified": false, "status": "proposed" }));
     let (_, found) = request(
         quarry.clone(),
         As::Role("analyst"),

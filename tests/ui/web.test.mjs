@@ -213,32 +213,44 @@ test("an analyst unpicks tables and regenerates from the ones left", async () =>
   await page.close();
 });
 
-test("👍 verifies an answer: it appears in the library and answers the question next time", async () => {
+test("👍 is a vote: a steward verifies it in the review queue, then it answers the question next time", async () => {
   const page = await openAsAnalyst();
   const question = "How many users are there in each country?";
   await ask(page, question);
   await page.locator("#rows").waitFor();
   const sql = (await page.locator("#answer-sql").textContent()).trim();
   await page.click("#thumbs-up");
-  await page.locator("#feedback-status", { hasText: "verified" }).waitFor();
+  await page.locator("#feedback-status", { hasText: "steward reviews it" }).waitFor();
 
   await page.click("nav a[data-view='library']");
   await page.fill("#library-q", "number of users by country");
   await page.click("#library-form button");
   const entry = page.locator(".query", { hasText: question });
   await entry.waitFor();
-  assert.match(await entry.textContent(), /verified/);
   assert.match(await entry.textContent(), /ui-analyst/);
   await entry.locator("button.open").click();
   assert.equal((await entry.locator("pre").textContent()).trim(), sql);
   await page.screenshot({ path: join(artefacts, "library.png"), fullPage: true });
   await entry.locator("button.run").click();
   await page.locator("#rows").waitFor();
+  // An analyst has no review queue.
+  assert.equal(await page.locator("nav a[data-view='review']").isVisible(), false);
 
-  // Asked again, the verified query answers without the model.
+  // The steward finds the vote in the review queue and verifies it.
+  const steward = await openAs("steward", "#review");
+  const item = steward.locator("#review-list .review", { hasText: question });
+  await item.waitFor();
+  assert.match(await item.textContent(), /ui-analyst/);
+  await item.locator(".review-comment").fill("checked against the users table");
+  await item.locator("button.verify").click();
+  await item.locator(".review-outcome", { hasText: "verified" }).waitFor();
+  await steward.screenshot({ path: join(artefacts, "review.png"), fullPage: true });
+  await steward.close();
+
+  // Asked again, the verified query answers without the model, naming who verified it.
   await page.click("nav a[data-view='ask']");
   await ask(page, question);
-  assert.match(await page.locator("#reused").textContent(), /ui-analyst/);
+  assert.match(await page.locator("#reused").textContent(), /verified by ui-steward/);
   await page.close();
 });
 
