@@ -116,7 +116,13 @@ fn the_export_writes_the_runtime_prompt_and_never_an_evaluation_question() {
             compared += 1;
         }
     }
-    assert!(compared >= 3, "only {compared} history questions reached the model");
+    // Only verified pairs (every role may be shown) are history examples; each reached the model.
+    let history = train.iter().filter(|e| e.source == "history").take(5).count();
+    assert!(
+        history >= 1 && compared == history,
+        "{compared} of {history} history questions reached the model"
+    );
+    assert!(report.unverified > 0, "the demo log's unverified queries teach nothing: {report:?}");
 }
 
 #[test]
