@@ -222,7 +222,7 @@ pub fn retrieval(
         let Some(gold_tables) = &gold[i] else { continue };
         let mut scope = Scope {
             filters: Vec::new(),
-            exclude: Some(Equals { field: "gold", value: Value::String(crate::history::sql_key(&q.query)) }),
+            exclude: vec![Equals { field: "gold", value: Value::String(crate::history::sql_key(&q.query)) }],
         };
         if !options.merged {
             scope.filters.push(Equals { field: "db", value: Value::String(q.db_id.clone()) });

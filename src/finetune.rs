@@ -193,7 +193,7 @@ impl Collector<'_> {
             return;
         }
         // The pair's own SQL is never its example (as the evaluation asks).
-        let options = AskOptions { exclude_sql_key: Some(sql_key(sql)), ..AskOptions::default() };
+        let options = AskOptions { exclude_sql_keys: vec![sql_key(sql)], ..AskOptions::default() };
         let rendered = quarry
             .first_prompt(question, principal, &options)
             .map_err(|e| e.to_string())

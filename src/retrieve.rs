@@ -138,7 +138,7 @@ pub enum RetrieveError {
 #[derive(Debug, Clone, Default)]
 pub struct Scope {
     pub filters: Vec<Equals>,
-    pub exclude: Option<Equals>,
+    pub exclude: Vec<Equals>,
 }
 
 /// Nearest neighbours fetched per collection before fusion.
@@ -264,13 +264,12 @@ pub fn retrieve(
 
     let started = std::time::Instant::now();
     let table_hits = store.search(Collection::Tables, &vector, HITS.max(budget.tables), &scope.filters)?;
-    let mut query_hits = match &scope.exclude {
-        None => store.search(Collection::Queries, &vector, HITS, &scope.filters)?,
-        Some(exclude) => {
-            let mut hits = store.search(Collection::Queries, &vector, HITS * 3, &scope.filters)?;
-            hits.retain(|h| h.payload.get(exclude.field) != Some(&exclude.value));
-            hits
-        }
+    let mut query_hits = if scope.exclude.is_empty() {
+        store.search(Collection::Queries, &vector, HITS, &scope.filters)?
+    } else {
+        let mut hits = store.search(Collection::Queries, &vector, HITS * 3, &scope.filters)?;
+        hits.retain(|h| !scope.exclude.iter().any(|e| h.payload.get(e.field) == Some(&e.value)));
+        hits
     };
     query_hits.retain(|hit| shown(&text(hit, "sql")));
     query_hits.truncate(HITS);

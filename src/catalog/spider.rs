@@ -113,6 +113,32 @@ pub struct SpiderQuestion {
     /// from files that do not carry it.
     #[serde(default)]
     pub sql: Option<serde_json::Value>,
+    /// Every acceptable gold SQL (defog's `query_alternatives`; `query` among them): a
+    /// prediction is right when its rows match any. Empty: `query` alone.
+    #[serde(default)]
+    pub query_alternatives: Vec<String>,
+    /// The question's category, where the file has one (defog: `gen:date_functions`, …).
+    #[serde(default)]
+    pub category: Option<String>,
+}
+
+/// SQL with case and spacing folded and a trailing semicolon dropped (as `history::sql_key`).
+fn folded(sql: &str) -> String {
+    let words: Vec<String> = sql.split_whitespace().map(str::to_lowercase).collect();
+    words.join(" ").trim_end_matches(';').trim_end().to_string()
+}
+
+impl SpiderQuestion {
+    /// The acceptable gold queries: `query` first, then the other alternatives.
+    pub fn golds(&self) -> Vec<&str> {
+        let mut golds = vec![self.query.as_str()];
+        for alternative in &self.query_alternatives {
+            if !golds.iter().any(|g| folded(g) == folded(alternative)) {
+                golds.push(alternative);
+            }
+        }
+        golds
+    }
 }
 
 /// Reads `dev.json`-style questions.

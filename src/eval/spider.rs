@@ -100,6 +100,9 @@ pub struct QuestionResult {
     /// Spider's difficulty class of the gold SQL: easy, medium, hard or extra.
     #[serde(default)]
     pub difficulty: String,
+    /// The question's category, where the data has one (defog's `gen:ratio`, …).
+    #[serde(default)]
+    pub category: Option<String>,
     pub question: String,
     pub gold: String,
     /// The SQL that ran (or was refused), when the model wrote one.
@@ -154,6 +157,8 @@ pub struct Summary {
     /// Questions whose gold SQL did not run here (not scored).
     pub gold_failed: usize,
     pub by_database: BTreeMap<String, Score>,
+    /// EX by the questions' category, where the data has categories (defog_dev).
+    pub by_category: BTreeMap<String, Score>,
     /// EX by Spider difficulty class (easy, medium, hard, extra).
     pub by_difficulty: BTreeMap<String, Score>,
     /// Enterprise mode: share of questions routed to their own database.
@@ -450,6 +455,7 @@ impl Worker<'_> {
             index,
             db_id: q.db_id.clone(),
             difficulty: q.sql.as_ref().map(difficulty).unwrap_or_default().to_string(),
+            category: q.category.clone(),
             question: q.question.clone(),
             gold: q.query.clone(),
             predicted: None,
@@ -493,14 +499,20 @@ impl Worker<'_> {
         result.gold_tables = structure::analyze(&q.query, &catalog)
             .map(|s| s.tables.iter().map(|t| t.to_lowercase()).collect::<BTreeSet<_>>().into_iter().collect())
             .unwrap_or_default();
-        let gold = match quarry.run_sql(&q.query, &principal) {
-            Ok(gold) => gold,
-            Err(e) => {
-                result.outcome = "gold_failed".into();
-                result.error = Some(e.to_string());
-                return Ok(result);
+        // Every acceptable gold that runs here; the question is scored when one does.
+        let mut golds = Vec::new();
+        let mut gold_error = None;
+        for sql in q.golds() {
+            match quarry.run_sql(sql, &principal) {
+                Ok(gold) => golds.push((gold.result, has_order_by(sql))),
+                Err(e) => gold_error = gold_error.or(Some(e.to_string())),
             }
-        };
+        }
+        if golds.is_empty() {
+            result.outcome = "gold_failed".into();
+            result.error = gold_error;
+            return Ok(result);
+        }
         if db != q.db_id {
             // Answering on another database cannot be right (a coincidentally equal count
             // would be luck, not an answer): scored wrong without asking.
@@ -523,7 +535,7 @@ impl Worker<'_> {
             }
             Mode::Cold | Mode::Warm | Mode::Enterprise => {
                 let options = AskOptions {
-                    exclude_sql_key: Some(sql_key(&q.query)),
+                    exclude_sql_keys: q.golds().into_iter().map(sql_key).collect(),
                     samples: Some(shared.options.samples),
                     tables: None,
                     cancel: Default::default(),
@@ -548,7 +560,7 @@ impl Worker<'_> {
         (result.attempts, result.prompt_tokens, result.completion_tokens) = llm.take();
         match answer {
             Ok((sql, rows, repairs)) => {
-                result.correct = same_result(&gold.result, &rows, has_order_by(&q.query));
+                result.correct = golds.iter().any(|(gold, ordered)| same_result(gold, &rows, *ordered));
                 result.outcome = if result.correct { "correct".into() } else { "wrong_result".into() };
                 result.predicted = Some(sql);
                 result.repairs = repairs;
@@ -650,12 +662,16 @@ pub fn summarize(
     let n = scored.len().max(1) as f64;
     let mut by_database: BTreeMap<String, Score> = BTreeMap::new();
     let mut by_difficulty: BTreeMap<String, Score> = BTreeMap::new();
+    let mut by_category: BTreeMap<String, Score> = BTreeMap::new();
     let mut errors: BTreeMap<String, usize> = BTreeMap::new();
     let mut recall = 0.0;
     for r in &scored {
         by_database.entry(r.db_id.clone()).or_default().add(r.correct);
         if !r.difficulty.is_empty() {
             by_difficulty.entry(r.difficulty.clone()).or_default().add(r.correct);
+        }
+        if let Some(category) = &r.category {
+            by_category.entry(category.clone()).or_default().add(r.correct);
         }
         if !r.correct {
             *errors.entry(r.outcome.clone()).or_default() += 1;
@@ -681,6 +697,7 @@ pub fn summarize(
         gold_failed: results.len() - scored.len(),
         by_database,
         by_difficulty,
+        by_category,
         routing_accuracy: (mode == Mode::Enterprise).then(|| {
             scored.iter().filter(|r| r.routed_db.as_deref() == Some(r.db_id.as_str())).count() as f64 / n
         }),
@@ -739,6 +756,9 @@ pub fn markdown(summary: &Summary) -> String {
     let mut by_difficulty: Vec<(&String, &Score)> = summary.by_difficulty.iter().collect();
     by_difficulty.sort_by_key(|(name, _)| ["easy", "medium", "hard", "extra"].iter().position(|d| d == name));
     out.push_str(&table("difficulty", by_difficulty));
+    if !summary.by_category.is_empty() {
+        out.push_str(&table("category", summary.by_category.iter().collect()));
+    }
     out.push_str(&table("database", summary.by_database.iter().collect()));
     out.push_str("\n## Errors\n\n| outcome | questions |\n|---|---|\n");
     for (outcome, count) in &summary.errors {
@@ -782,7 +802,14 @@ mod tests {
     use super::*;
 
     fn q(db: &str, sql: &str, question: &str) -> SpiderQuestion {
-        SpiderQuestion { db_id: db.into(), query: sql.into(), question: question.into(), sql: None }
+        SpiderQuestion {
+            db_id: db.into(),
+            query: sql.into(),
+            question: question.into(),
+            sql: None,
+            query_alternatives: Vec::new(),
+            category: None,
+        }
     }
 
     #[test]
@@ -806,6 +833,7 @@ mod tests {
             index: 0,
             db_id: db.into(),
             difficulty: "easy".into(),
+            category: None,
             question: String::new(),
             gold: String::new(),
             predicted: None,

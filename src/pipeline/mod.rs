@@ -116,9 +116,10 @@ fn describe(action: Action) -> &'static str {
 /// How to answer, beyond the question.
 #[derive(Debug, Clone, Default)]
 pub struct AskOptions {
-    /// Never use past queries whose SQL has this `history::sql_key` (the evaluation asks with
-    /// its gold SQL's key, so neither it nor a question with identical gold SQL helps).
-    pub exclude_sql_key: Option<String>,
+    /// Never use past queries whose SQL has one of these `history::sql_key`s (the evaluation
+    /// asks with its gold SQL's keys, every acceptable alternative's included, so neither they
+    /// nor a question with identical gold SQL helps).
+    pub exclude_sql_keys: Vec<String>,
     /// Candidates to generate and vote between; None: `[llm] samples`.
     pub samples: Option<usize>,
     /// Offer the model exactly these tables (the analyst picked them), instead of retrieval's
@@ -635,8 +636,8 @@ impl Quarry {
         // not count as usage.
         let mut scope = Scope::default();
         let mut excluded_reads: BTreeMap<String, usize> = BTreeMap::new();
-        if let Some(key) = &options.exclude_sql_key {
-            scope.exclude = Some(Equals { field: "sql_key", value: key.clone().into() });
+        for key in &options.exclude_sql_keys {
+            scope.exclude.push(Equals { field: "sql_key", value: key.clone().into() });
             for q in history.history.usable().filter(|q| crate::history::sql_key(&q.logged.sql) == *key) {
                 for table in &q.tables {
                     *excluded_reads.entry(table.to_lowercase()).or_default() += 1;
@@ -936,6 +937,7 @@ impl Quarry {
         cancel: &Cancel,
     ) -> Result<SqlAnswer, AskError> {
         let mut timings = Timings::default();
+        crate::text::check("the SQL", sql, MAX_SQL_CHARS).map_err(AskError::InvalidQuestion)?;
         let draft = DraftSql::new(sql);
         let stage = Instant::now();
         let catalog = self.catalog();
@@ -970,6 +972,10 @@ fn repair_feedback(refusal: &Refusal) -> String {
         .collect::<Vec<_>>()
         .join("\n")
 }
+
+/// Longest SQL a user or tool may send, in characters (the validator's own byte limit is
+/// lower; this only keeps control characters and absurd sizes out of the audit log).
+const MAX_SQL_CHARS: usize = 1_000_000;
 
 /// Temperature of the sampled candidates (`[llm] samples` > 1): varied enough to disagree
 /// where the model is unsure, low enough to stay on the question.

@@ -38,7 +38,7 @@ fn warm_runs_never_show_the_question_or_its_identical_gold_sql() {
     let (mut shared_gold, mut leaked_without_guard) = (0, 0);
     for q in questions.iter().filter(|q| q.db_id == db) {
         let key = sql_key(&q.query);
-        let guarded = AskOptions { exclude_sql_key: Some(key.clone()), ..AskOptions::default() };
+        let guarded = AskOptions { exclude_sql_keys: vec![key.clone()], ..AskOptions::default() };
         let answer = quarry.ask_with(&q.question, &principal, &guarded).expect("answer");
         assert!(!answer.examples.is_empty(), "{}: no history example at all", q.question);
         for example in &answer.examples {
@@ -163,4 +163,48 @@ fn an_enterprise_evaluation_routes_across_the_merged_catalog() {
     let summary = spider::summarize(&results, Mode::Enterprise, "m", 0, 1);
     let routing = summary.routing_accuracy.expect("enterprise summaries report routing");
     assert!(routing >= 0.5, "{}", spider::markdown(&summary));
+}
+
+/// A prediction is right when its rows match any acceptable gold (`query_alternatives`), and
+/// results are reported by category; none of the alternatives' SQL may help answer.
+#[test]
+fn any_acceptable_gold_scores_and_categories_are_reported() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let db_dir = data.path().join("database/shop");
+    std::fs::create_dir_all(&db_dir).expect("folder");
+    rusqlite::Connection::open(db_dir.join("shop.sqlite"))
+        .and_then(|c| {
+            c.execute_batch(
+                "CREATE TABLE sales (region TEXT, amount INTEGER);
+                 INSERT INTO sales VALUES ('north', 10), ('south', 30), ('north', 5);",
+            )
+        })
+        .expect("database");
+    let questions = serde_json::json!([
+        { "db_id": "shop", "question": "Total sales per region?", "category": "gen:group_by",
+          "query": "SELECT region, SUM(amount) FROM sales GROUP BY region",
+          "query_alternatives": ["SELECT region, SUM(amount) FROM sales GROUP BY region",
+                                 "SELECT SUM(amount), region FROM sales GROUP BY region"] },
+        { "db_id": "shop", "question": "How many sales are there?", "category": "gen:ratio",
+          "query": "SELECT COUNT(*) FROM sales" },
+    ]);
+    std::fs::write(data.path().join("dev.json"), questions.to_string()).expect("dev.json");
+    std::fs::write(data.path().join("tables.json"), "[]").expect("tables.json");
+    // The model writes the second alternative's column order, and a wrong count.
+    let llm: Arc<dyn Llm> = Arc::new(ScriptedLlm::new([
+        ("Total sales per region?", "SELECT SUM(amount) AS total, region FROM sales GROUP BY region"),
+        ("How many sales are there?", "SELECT COUNT(*) + 1 FROM sales"),
+    ]));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = config_for(dir.path());
+    let options = options(data.path().to_path_buf(), Mode::Cold, 10, dir.path(), 1, 1);
+    let (results, _) = spider::run(&options, &config, embedder(), &|| Ok(llm.clone()), &mut |_, _, _| Ok(()))
+        .expect("evaluation");
+    let outcome = |q: &str| results.iter().find(|r| r.question == q).map(|r| r.outcome.clone());
+    assert_eq!(outcome("Total sales per region?").as_deref(), Some("correct"), "{results:?}");
+    assert_eq!(outcome("How many sales are there?").as_deref(), Some("wrong_result"), "{results:?}");
+    let summary = spider::summarize(&results, Mode::Cold, "scripted", 0, 1);
+    let category = |c: &str| summary.by_category.get(c).map(|s| (s.questions, s.correct));
+    assert_eq!((category("gen:group_by"), category("gen:ratio")), (Some((1, 1)), Some((1, 0))));
+    assert!(spider::markdown(&summary).contains("## By category"));
 }

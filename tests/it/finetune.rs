@@ -108,7 +108,7 @@ fn the_export_writes_the_runtime_prompt_and_never_an_evaluation_question() {
     let mut compared = 0;
     for e in train.iter().filter(|e| e.source == "history").take(5) {
         let before = recording.prompts.lock().expect("lock").len();
-        let options = AskOptions { exclude_sql_key: Some(sql_key(&e.sql)), ..AskOptions::default() };
+        let options = AskOptions { exclude_sql_keys: vec![sql_key(&e.sql)], ..AskOptions::default() };
         let _ = quarry.ask_with(&e.question, &principal, &options);
         let prompts = recording.prompts.lock().expect("lock");
         if prompts.len() > before {

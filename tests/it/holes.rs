@@ -248,3 +248,31 @@ fn row_filters_that_stop_at_their_table_are_named_with_the_fix() {
     assert!(!warnings.iter().any(|w| w.contains("reads user_sessions")), "{warnings:#?}");
     assert!(!warnings.iter().any(|w| w.contains("role 'analyst'")), "{warnings:#?}");
 }
+
+/// A large ingest is stored in batches, each with its own audit record in the same
+/// transaction: however the process ends, no stored entry lacks the record of who added it.
+#[test]
+fn each_stored_batch_of_an_ingest_carries_its_audit_record() {
+    let dir = private_workspace();
+    let quarry = open_private(dir.path());
+    let log: String = (0..450)
+        .map(|i| {
+            let line = json!({ "sql": format!("SELECT {i} AS n FROM countries"), "author": "bulk",
+                               "timestamp": "2026-10-02T00:00:00Z" });
+            format!("{line}\n")
+        })
+        .collect();
+    let steward = quarry::pipeline::Principal::new("test-steward", "steward");
+    let report = quarry
+        .ingest_history(&steward, &log, quarry::history::LogFormat::Jsonl, false, &mut |_, _| {})
+        .expect("ingest");
+    assert_eq!(report.new, 450);
+    let records = quarry.metadata().recent_audit(100).expect("audit");
+    let mut batches: Vec<i64> = records
+        .iter()
+        .filter(|r| r.principal == "test-steward" && r.detail["action"] == "history_ingest_batch")
+        .filter_map(|r| r.row_count)
+        .collect();
+    batches.sort_unstable();
+    assert_eq!(batches, [50, 200, 200], "{records:#?}");
+}
