@@ -988,6 +988,10 @@ fn serve(config: Config) -> Result<ExitCode> {
         let demo = config.demo;
         let quarry =
             tokio::task::spawn_blocking(move || open(config)).await.context("opening the workspace")??;
+        // Row filters that stop at their table, once at start-up (and in `catalog check`).
+        for warning in quarry.config().policy.unfiltered_children(&quarry.catalog()) {
+            tracing::warn!("{warning}");
+        }
         let active_keys = quarry.metadata().keys()?.iter().filter(|k| k.revoked_at.is_none()).count();
         let mut open_url = format!("http://{address}");
         if demo && active_keys == 0 {

@@ -327,9 +327,6 @@ impl Quarry {
                 conflict.message
             );
         }
-        for warning in config.policy.unfiltered_children(&catalog) {
-            tracing::warn!("{warning}");
-        }
         // The configured log is ingested incrementally at each start (known entries are skipped).
         let mut skipped = Vec::new();
         if config.history.is_file() {
