@@ -276,3 +276,41 @@ fn each_stored_batch_of_an_ingest_carries_its_audit_record() {
     batches.sort_unstable();
     assert_eq!(batches, [50, 200, 200], "{records:#?}");
 }
+
+/// A query stops when its client goes away: over a real socket, the client sends an endless
+/// query and hangs up; the audit record says it was cancelled, well before its deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_stops_when_its_client_goes_away() {
+    use tokio::io::AsyncWriteExt;
+    let dir = private_workspace();
+    let quarry = open_private(dir.path());
+    let key = crate::support::api_key(&quarry, "analyst");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = listener.local_addr().expect("address");
+    let app = quarry::http::app(quarry.clone());
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let body = json!({ "sql": "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT count(*) AS c FROM n" })
+        .to_string();
+    let request = format!(
+        "POST /api/v1/sql HTTP/1.1\r\nhost: {address}\r\nauthorization: Bearer {key}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let started = std::time::Instant::now();
+    let mut client = tokio::net::TcpStream::connect(address).await.expect("connect");
+    client.write_all(request.as_bytes()).await.expect("send");
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    drop(client);
+    let deadline = std::time::Duration::from_millis(quarry.config().timeout_ms);
+    let record = loop {
+        let records = quarry.metadata().recent_audit(20).expect("audit");
+        if let Some(record) = records.into_iter().find(|r| r.kind == "sql") {
+            break record;
+        }
+        assert!(started.elapsed() < deadline * 2, "no audit record of the run");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    server.abort();
+    assert_eq!(record.outcome, "failed", "{record:?}");
+    assert!(record.detail.to_string().contains("cancelled"), "{record:?}");
+    assert!((record.duration_ms as u128) < deadline.as_millis() / 2, "{record:?}");
+}
