@@ -52,14 +52,15 @@ test: deps assets ui-deps
 ui-test: build
 	cd tests/ui && npm ci --no-audit --no-fund --silent && QUARRY_BIN=$(BIN) npm test
 
-# The fuzz target builds from the library (without its runtime) and holds for a bounded run.
+# The fuzz target builds from the library (without its runtime) and holds for a bounded run
+# (CI: 300 s); `make fuzz FUZZ_SECONDS=3600` for a longer one.
 FUZZ_SECONDS ?= 300
 fuzz-check:
 	cargo check --manifest-path fuzz/Cargo.toml
 	scripts/fuzz.sh $(FUZZ_SECONDS)
 
 fuzz:
-	scripts/fuzz.sh $(or $(SECONDS),900)
+	scripts/fuzz.sh $(FUZZ_SECONDS)
 
 check: fmt clippy
 
