@@ -14,5 +14,10 @@ command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked --quiet
 export RUSTC_BOOTSTRAP=1
 target="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/quarry/target}/fuzz"
 mkdir -p corpus/validate
+mkdir -p "$target"
+log="$target/last-run.log"
+echo "fuzzing the validator for $seconds s (full log: $log)"
+# The summary lines: coverage at the end, the final stats, and a crash's report if any.
 cargo fuzz run validate --target-dir "$target" corpus/validate -- \
-  -max_total_time="$seconds" -max_len=4096 -print_final_stats=1 2>&1 | tail -n 25
+  -max_total_time="$seconds" -max_len=4096 -print_final_stats=1 2>&1 | tee "$log" \
+  | grep -E "DONE|stat::|panicked|ERROR|SUMMARY|Test unit written|Minimize"
