@@ -90,7 +90,7 @@ pub fn scripted() -> Arc<Quarry> {
         .clone()
 }
 
-/// The Spider data (`QUARRY_SPIDER`, else `../shared/data/spider` beside the checkout), or
+/// The Spider data (`QUARRY_SPIDER`, else `config::DEFAULT_SPIDER_DIR` beside the checkout), or
 /// None after saying on the terminal (past the test harness's capture) which test it skips
 /// and why. A clone without `../shared` passes; CI, which has the data, must run it: under
 /// `CI=true` missing data fails the test instead.
