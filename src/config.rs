@@ -84,9 +84,30 @@ pub struct Config {
     /// Distinct analysts whose 👍 verify a (question, SQL) pair without a reviewer
     /// (`[review] promote_votes`); 0: only a role with the `verify` action verifies.
     pub promote_votes: usize,
+    /// What answering adds beside retrieval (`[answer]`).
+    pub answer: AnswerSettings,
     /// Roles and what each may read (`[policy.roles.<role>]`); without a `[policy]` section,
     /// the built-in default (`PolicySet::default`).
     pub policy: PolicySet,
+}
+
+/// What answering adds beside retrieval and the model (`[answer]`): each is on by default and
+/// can be switched off, in the file or by its `QUARRY_ANSWER_*` variable, to measure it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AnswerSettings {
+    /// The question's time phrases as explicit date ranges in the prompt (`dates`).
+    pub dates: bool,
+    /// The definitions of glossary terms the question names, in the prompt (`glossary`).
+    pub glossary: bool,
+    /// A result checked the way a careful analyst would, with one repair round on a finding
+    /// (`checks`).
+    pub checks: bool,
+}
+
+impl Default for AnswerSettings {
+    fn default() -> Self {
+        AnswerSettings { dates: true, glossary: true, checks: true }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -106,7 +127,17 @@ struct File {
     retrieval: RetrievalSection,
     #[serde(default)]
     review: ReviewSection,
+    #[serde(default)]
+    answer: AnswerSection,
     policy: Option<PolicySection>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AnswerSection {
+    dates: Option<bool>,
+    glossary: Option<bool>,
+    checks: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -357,6 +388,11 @@ impl Config {
                 Some(s) => Some(s),
             },
             promote_votes: file.review.promote_votes.unwrap_or(DEFAULT_PROMOTE_VOTES),
+            answer: AnswerSettings {
+                dates: file.answer.dates.unwrap_or(true),
+                glossary: file.answer.glossary.unwrap_or(true),
+                checks: file.answer.checks.unwrap_or(true),
+            },
             policy: PolicySet::default(),
         }
     }
@@ -407,6 +443,19 @@ impl Config {
         }
         if let Some(v) = var("QUARRY_HOST") {
             self.host = v;
+        }
+        let switch = |name: &'static str| number::<bool>(name, "true or false");
+        if let Some(on) = switch("QUARRY_ANSWER_DATES")? {
+            self.answer.dates = on;
+        }
+        if let Some(on) = switch("QUARRY_ANSWER_GLOSSARY")? {
+            self.answer.glossary = on;
+        }
+        if let Some(on) = switch("QUARRY_ANSWER_CHECKS")? {
+            self.answer.checks = on;
+        }
+        if let Some(n) = number::<usize>("QUARRY_SAMPLES", "a number of candidates, e.g. 1")? {
+            self.samples = n.max(1);
         }
         Ok(())
     }

@@ -10,6 +10,8 @@
 pub mod bench;
 pub mod calendar;
 pub mod catalog;
+#[cfg(feature = "runtime")]
+pub mod check;
 pub mod config;
 #[cfg(feature = "runtime")]
 pub mod demo;
@@ -42,6 +44,8 @@ pub mod retrieve;
 #[cfg(feature = "runtime")]
 pub mod stewardship;
 pub mod text;
+#[cfg(feature = "runtime")]
+pub mod timeframe;
 pub mod validate;
 #[cfg(feature = "runtime")]
 pub mod vector_store;

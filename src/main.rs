@@ -65,12 +65,14 @@ enum Command {
     },
     /// Build the vector index if the catalog or history changed, and report.
     Index,
-    /// Ask the demo questions and score the answers against their gold SQL.
+    /// Ask an evaluation set's questions and score the answers against their gold SQL: the
+    /// demo's (`--data demo`), Spider dev, or any set in Spider's layout (defog_dev).
     Eval {
-        /// The demo workspace's questions with hand-written gold SQL, instead of Spider.
+        /// The demo workspace's questions with hand-written gold SQL (same as `--data demo`).
         #[arg(long, conflicts_with_all = ["data", "mode", "limit", "seed", "out", "resume", "samples", "jobs"])]
         demo: bool,
-        /// Spider folder: dev.json, tables.json, database/<db>/<db>.sqlite.
+        /// `demo` (this workspace's demo questions), or a folder in Spider's layout: dev.json,
+        /// tables.json, database/<db>/<db>.sqlite (Spider dev, `../shared/data/defog_dev`).
         #[arg(long, env = "QUARRY_SPIDER", default_value = quarry::config::DEFAULT_SPIDER_DIR)]
         data: PathBuf,
         /// cold (catalog only), warm (other questions of the database as history, never one
@@ -172,9 +174,13 @@ enum FinetuneCommand {
         /// Leave out Spider train.
         #[arg(long)]
         no_spider: bool,
-        /// Leave out this workspace's history.
+        /// Leave out this workspace's history (and its synthetic pairs).
         #[arg(long)]
         no_history: bool,
+        /// Synthetic pairs proposed per table of the workspace's catalog, each kept only when
+        /// it validates and runs with a non-trivial result (0: none).
+        #[arg(long, default_value_t = 40)]
+        synthetic: usize,
         /// At most this many Spider train questions (a seeded sample).
         #[arg(long)]
         limit: Option<usize>,
@@ -711,7 +717,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Finetune {
             command:
-                FinetuneCommand::Export { out, spider, no_spider, no_history, limit, heldout_percent, seed },
+                FinetuneCommand::Export {
+                    out,
+                    spider,
+                    no_spider,
+                    no_history,
+                    synthetic,
+                    limit,
+                    heldout_percent,
+                    seed,
+                },
         } => {
             let embedder = load_default_embedder(&config).context("loading the embedding model")?;
             let workspace = if no_history {
@@ -725,6 +740,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 spider_limit: limit,
                 heldout_percent: heldout_percent.min(100),
                 seed,
+                synthetic_per_table: synthetic,
             };
             let report =
                 quarry::finetune::export(&options, &config, workspace.as_ref(), embedder, &mut |step| {
@@ -800,7 +816,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Eval { demo: false, data, mode, limit, seed, out, resume, samples, jobs, json } => {
+        Command::Eval { demo: false, data, mode, limit, seed, out, resume, samples, jobs, json }
+            if data.as_os_str() != "demo" =>
+        {
             let out = out.unwrap_or_else(|| config.workspace.join(format!("eval-{mode}.jsonl")));
             if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
                 std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
@@ -867,7 +885,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Eval { demo: true, json, .. } => {
+        Command::Eval { json, samples, .. } => {
+            let mut config = config;
+            if let Some(samples) = samples {
+                config.samples = samples.max(1);
+            }
             let quarry = open(config)?;
             let cases = quarry::eval::parse_cases(quarry::eval::DEMO_QUESTIONS)?;
             let total = cases.len();
@@ -888,8 +910,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 println!("{}", serde_json::to_string(&summary)?);
             } else {
                 println!(
-                    "{} of {} correct (EX {:.1}%) with {}",
-                    summary.correct, summary.cases, summary.ex, summary.model
+                    "{} of {} correct (EX {:.1}%) with {}; time to answer p50 {} ms, p95 {} ms",
+                    summary.correct, summary.cases, summary.ex, summary.model, summary.p50_ms, summary.p95_ms
                 );
             }
             Ok(ExitCode::SUCCESS)

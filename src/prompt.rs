@@ -7,7 +7,8 @@
 
 use std::fmt::Write;
 
-use crate::catalog::{Catalog, Table};
+use crate::catalog::{Catalog, GlossaryTerm, Table};
+use crate::config::AnswerSettings;
 use crate::llm::{ChatPrompt, Turn};
 use crate::retrieve::Retrieved;
 use crate::validate::DraftSql;
@@ -15,7 +16,13 @@ use crate::validate::DraftSql;
 const SYSTEM: &str = "You are a careful data analyst who writes SQLite SQL. \
 Answer the question with exactly one SQLite SELECT statement that uses only the tables and \
 columns given; when a column you need is in another table, JOIN that table on its FOREIGN KEY. \
-Prefer certified (tier 1) tables and never use deprecated ones. Reply with the SQL only.";
+Prefer certified (tier 1) tables and never use deprecated ones. \
+Dates are text: filter a period as date_column >= 'first day' AND date_column < 'day after', \
+and take parts with strftime ('%Y-%m' month, '%Y' year). \
+Compute ratios and percentages with 100.0 * or 1.0 * so they are not integer division. \
+Group by every column you select beside the aggregates. \
+Use LIMIT only when the question asks for a number of rows or for the top or bottom one. \
+Reply with the SQL only.";
 
 /// The beginning of the answer the model continues from, and where it must stop.
 pub const ASSISTANT_PREFIX: &str = "```sql\n";
@@ -50,6 +57,20 @@ pub fn join_hints(
     hints.sort_by(|a, b| b.queries.cmp(&a.queries).then_with(|| a.left.cmp(&b.left)));
     hints.truncate(limit);
     hints
+}
+
+/// What a prompt is built from.
+#[derive(Clone, Copy)]
+pub struct Context<'a> {
+    pub question: &'a str,
+    pub retrieved: &'a Retrieved,
+    /// The catalog as the role may see it.
+    pub catalog: &'a Catalog,
+    /// The day the question is asked (ISO date).
+    pub today: &'a str,
+    pub joins: &'a [JoinHint],
+    /// Which facts beside the tables the prompt states.
+    pub grounding: AnswerSettings,
 }
 
 /// A previous attempt that was refused or failed, for a repair round.
@@ -185,6 +206,9 @@ fn table_ddl(table: &Table, described: &[bool]) -> String {
     if let Some(dep) = &table.deprecated {
         notes.push(format!("DEPRECATED, use {}", dep.replacement));
     }
+    if let Some(last) = &table.last_change {
+        notes.push(format!("data through {} ({})", last.date, last.column));
+    }
     if !notes.is_empty() {
         let _ = writeln!(out, "-- {}", notes.join(" | "));
     }
@@ -202,6 +226,12 @@ fn table_ddl(table: &Table, described: &[bool]) -> String {
                 comment.push_str("; ");
             }
             comment.push_str(&format!("values: {}", values.join(", ")));
+        }
+        if let Some(format) = &column.date_format {
+            if !comment.is_empty() {
+                comment.push_str("; ");
+            }
+            comment.push_str(&format!("format {format}"));
         }
         let comment = if comment.is_empty() { String::new() } else { format!(" -- {comment}") };
         let _ = writeln!(out, "  {} {}{comma}{comment}", column.name, column.data_type);
@@ -225,16 +255,13 @@ fn table_ddl(table: &Table, described: &[bool]) -> String {
 
 /// The user turn with the first `tables` offered tables, `columns` described per table and
 /// the first `examples` examples.
-#[allow(clippy::too_many_arguments)]
 fn user_turn(
-    question: &str,
+    context: &Context,
     offered: &[&Table],
-    retrieved: &Retrieved,
-    today: &str,
-    joins: &[JoinHint],
     mentions: &Mentions,
     (tables, columns, examples): (usize, usize, usize),
 ) -> String {
+    let Context { question, retrieved, today, joins, .. } = *context;
     let offered = &offered[..tables.min(offered.len())];
     let mut user = String::from("Tables:\n");
     for table in offered {
@@ -264,7 +291,9 @@ fn user_turn(
     }
     let examples = &retrieved.examples[..examples.min(retrieved.examples.len())];
     if !examples.is_empty() {
-        user.push_str("Past queries by analysts:\n");
+        user.push_str(
+            "Past queries by analysts (their dates and filter values answered their own questions, not this one):\n",
+        );
         for example in examples {
             let _ = writeln!(
                 user,
@@ -274,9 +303,32 @@ fn user_turn(
             );
         }
     }
+    let terms =
+        if context.grounding.glossary { terms_named(question, offered, context.catalog) } else { Vec::new() };
+    if !terms.is_empty() {
+        user.push_str("Definitions the SQL must follow:\n");
+        for term in terms {
+            let _ = writeln!(user, "- {}: {}", term.term, crate::text::for_prompt(&term.definition));
+        }
+        user.push('\n');
+    }
     // Today's date only helps relative questions; beside explicit dates it misleads small models.
     if is_relative_in_time(question) {
         let _ = writeln!(user, "Today is {today}.");
+    }
+    let periods =
+        if context.grounding.dates { crate::timeframe::resolve(question, today) } else { Vec::new() };
+    if !periods.is_empty() {
+        user.push_str("Dates in the question, as ranges on the date column:\n");
+        for period in periods {
+            let _ = write!(user, "- \"{}\": >= '{}' AND < '{}'", period.phrase, period.start, period.end);
+            match period.year {
+                Some(year) => {
+                    let _ = writeln!(user, " (a year-number column: = {year})");
+                }
+                None => user.push('\n'),
+            }
+        }
     }
     let _ = write!(user, "\nQuestion: {question}");
     user
@@ -285,15 +337,8 @@ fn user_turn(
 /// Builds the chat prompt for a question, within `budget`: when the whole context would not
 /// fit, the examples go first (the farthest first), then columns are described for fewer per
 /// table, then the lowest-ranked tables go.
-pub fn build(
-    question: &str,
-    retrieved: &Retrieved,
-    catalog: &Catalog,
-    today: &str,
-    joins: &[JoinHint],
-    failed: &[FailedAttempt],
-    budget: PromptBudget,
-) -> ChatPrompt {
+pub fn build(context: &Context, failed: &[FailedAttempt], budget: PromptBudget) -> ChatPrompt {
+    let Context { question, retrieved, catalog, joins, .. } = *context;
     // Deprecated tables stay out of the prompt: the model cannot pick what it does not see.
     let offered: Vec<&Table> = retrieved
         .tables
@@ -304,7 +349,7 @@ pub fn build(
     let mentions = Mentions::new(question, retrieved, joins);
     let mut shape = (offered.len(), budget.columns, retrieved.examples.len());
     let user = loop {
-        let user = user_turn(question, &offered, retrieved, today, joins, &mentions, shape);
+        let user = user_turn(context, &offered, &mentions, shape);
         if estimate_tokens(SYSTEM) + estimate_tokens(&user) <= budget.tokens {
             break user;
         }
@@ -355,6 +400,33 @@ pub fn baseline(question: &str, catalog: &Catalog) -> ChatPrompt {
         turns: Vec::new(),
         assistant_prefix: ASSISTANT_PREFIX.to_string(),
     }
+}
+
+/// The glossary terms the question names (whole words, a plural too) that belong to one of
+/// the offered tables.
+fn terms_named<'c>(question: &str, offered: &[&Table], catalog: &'c Catalog) -> Vec<&'c GlossaryTerm> {
+    let words: Vec<String> = question
+        .to_lowercase()
+        .split(|c: char| !c.is_alphanumeric() && c != '_')
+        .filter(|w| !w.is_empty())
+        .map(stem)
+        .collect();
+    let padded = format!(" {} ", words.join(" "));
+    catalog
+        .glossary()
+        .iter()
+        .filter(|term| {
+            let phrase: Vec<String> = term
+                .term
+                .to_lowercase()
+                .split(|c: char| !c.is_alphanumeric() && c != '_')
+                .filter(|w| !w.is_empty())
+                .map(stem)
+                .collect();
+            !phrase.is_empty() && padded.contains(&format!(" {} ", phrase.join(" ")))
+        })
+        .filter(|term| term.tables.iter().any(|t| offered.iter().any(|o| o.name.eq_ignore_ascii_case(t))))
+        .collect()
 }
 
 /// Fewest columns described per table when the budget is tight.
@@ -464,6 +536,15 @@ mod tests {
         Catalog::from_tables(vec![events, users])
     }
 
+    fn context<'a>(
+        question: &'a str,
+        retrieved: &'a Retrieved,
+        catalog: &'a Catalog,
+        today: &'a str,
+    ) -> Context<'a> {
+        Context { question, retrieved, catalog, today, joins: &[], grounding: AnswerSettings::default() }
+    }
+
     fn retrieved(tables: &[&str], examples: usize) -> Retrieved {
         let candidate = |name: &str| crate::retrieve::TableCandidate {
             name: name.into(),
@@ -497,8 +578,8 @@ mod tests {
         let catalog = wide_catalog();
         let budget = PromptBudget { columns: 8, tokens: 10_000 };
         let question = "Revenue by country for users on each plan";
-        let prompt =
-            build(question, &retrieved(&["events", "users"], 1), &catalog, "2026-11-27", &[], &[], budget);
+        let retrieved = retrieved(&["events", "users"], 1);
+        let prompt = build(&context(question, &retrieved, &catalog, "2026-11-27"), &[], budget);
         let ddl = prompt.user.split("Past queries").next().unwrap_or_default();
         for kept in [
             "event_id INTEGER",
@@ -523,7 +604,7 @@ mod tests {
         let question = "How many events per plan?";
         let prompt = |columns: usize, tokens: usize| {
             let retrieved = retrieved(&["events", "users"], 3);
-            build(question, &retrieved, &catalog, "", &[], &[], PromptBudget { columns, tokens })
+            build(&context(question, &retrieved, &catalog, ""), &[], PromptBudget { columns, tokens })
         };
         let size = |p: &ChatPrompt| estimate_tokens(&p.system) + estimate_tokens(&p.user);
         // (tables, described columns, examples) of the prompt at each budget, largest first.

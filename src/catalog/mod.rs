@@ -92,6 +92,9 @@ pub struct Column {
     pub allowed_values: Vec<String>,
     /// Distinct values, when the column has only a few (useful in prompts).
     pub sample_values: Vec<String>,
+    /// How a date column writes its dates, e.g. `YYYY-MM-DD HH:MM:SS` (read from its data).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub date_format: Option<String>,
 }
 
 impl Column {
@@ -104,6 +107,7 @@ impl Column {
             tags: Vec::new(),
             allowed_values: Vec::new(),
             sample_values: Vec::new(),
+            date_format: None,
         }
     }
 }
@@ -543,6 +547,11 @@ fn introspect_table(conn: &Connection, name: &str) -> rusqlite::Result<Table> {
             column.sample_values = low_cardinality_values(conn, &q, &quote_ident(&column.name))?;
         }
     }
+    if row_count > 0 {
+        for column in columns.iter_mut().filter(|c| is_date_column(c)) {
+            column.date_format = date_format(conn, &q, &quote_ident(&column.name))?;
+        }
+    }
     let last_change = if row_count > 0 { latest_date(conn, &q, &columns)? } else { None };
     let mut table = Table::new(name, columns);
     table.primary_key = pk.into_iter().map(|(_, c)| c).collect();
@@ -584,6 +593,35 @@ fn latest_date(conn: &Connection, table: &str, columns: &[Column]) -> rusqlite::
         }
     }
     Ok(latest)
+}
+
+/// The layout of a date column's first value, when it is one of the ISO forms SQLite's date
+/// functions read (or a bare year).
+fn date_format(conn: &Connection, table: &str, column: &str) -> rusqlite::Result<Option<String>> {
+    let sql = format!("SELECT {column} FROM {table} WHERE {column} IS NOT NULL LIMIT 1");
+    let value: Option<rusqlite::types::Value> = conn.query_row(&sql, [], |r| r.get(0)).ok();
+    let text = match value {
+        Some(rusqlite::types::Value::Text(t)) => t,
+        Some(rusqlite::types::Value::Integer(i)) => i.to_string(),
+        _ => return Ok(None),
+    };
+    Ok(classify_date(&text).map(str::to_string))
+}
+
+/// `YYYY-MM-DD`, `YYYY-MM-DD HH:MM:SS`, `YYYY-MM-DDTHH:MM:SS`, `YYYY-MM` or `YYYY` by shape.
+fn classify_date(value: &str) -> Option<&'static str> {
+    let shape: String = value.chars().map(|c| if c.is_ascii_digit() { '9' } else { c }).collect();
+    let fraction = shape.find('.').map(|i| &shape[..i]).unwrap_or(&shape);
+    let zone = fraction.trim_end_matches('Z');
+    match zone {
+        "9999-99-99" => Some("YYYY-MM-DD"),
+        "9999-99-99 99:99:99" => Some("YYYY-MM-DD HH:MM:SS"),
+        "9999-99-99 99:99" => Some("YYYY-MM-DD HH:MM"),
+        "9999-99-99T99:99:99" => Some("YYYY-MM-DDTHH:MM:SS"),
+        "9999-99" => Some("YYYY-MM"),
+        "9999" => Some("YYYY"),
+        _ => None,
+    }
 }
 
 /// Up to 12 distinct values, when the column has no more than that (else none).

@@ -9,7 +9,7 @@ pub mod spider;
 use serde::{Deserialize, Serialize};
 
 use crate::execute::ResultSet;
-use crate::pipeline::{AskError, Principal, Quarry, Timings};
+use crate::pipeline::{AskError, AskOptions, Principal, Quarry, Timings};
 
 /// The demo questions with gold SQL (TOML: `[[case]] question = …, gold = …`).
 pub const DEMO_QUESTIONS: &str = include_str!("../demo/questions.toml");
@@ -20,6 +20,10 @@ pub const DEMO_QUESTIONS: &str = include_str!("../demo/questions.toml");
 pub struct Case {
     pub question: String,
     pub gold: String,
+    /// The day the question is asked (ISO date), for relative time phrases ("last month");
+    /// absent: today.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub today: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -49,15 +53,71 @@ pub fn has_order_by(sql: &str) -> bool {
     sql.to_lowercase().split_whitespace().collect::<Vec<_>>().windows(2).any(|w| w == ["order", "by"])
 }
 
-/// Same rows (as a multiset, or as a sequence when `ordered`), compared by column position.
+/// Same rows (as a multiset, or as a sequence when `ordered`), as the official Spider
+/// evaluation compares them: the predicted columns may come in another order (some
+/// permutation of them must match the gold columns, value for value), never in another number.
 pub fn same_result(gold: &ResultSet, predicted: &ResultSet, ordered: bool) -> bool {
     if gold.rows.len() != predicted.rows.len() {
         return false;
     }
-    if gold.columns.len() != predicted.columns.len() && !gold.rows.is_empty() {
+    if gold.rows.is_empty() {
+        return true;
+    }
+    if gold.columns.len() != predicted.columns.len() {
         return false;
     }
-    gold.canonical_rows(ordered) == predicted.canonical_rows(ordered)
+    let gold_rows = gold.canonical_rows(true);
+    let predicted_rows = predicted.canonical_rows(true);
+    let width = gold.columns.len();
+    let column = |rows: &[Vec<String>], i: usize| {
+        let mut values: Vec<String> = rows.iter().map(|r| r.get(i).cloned().unwrap_or_default()).collect();
+        values.sort();
+        values
+    };
+    let gold_columns: Vec<Vec<String>> = (0..width).map(|i| column(&gold_rows, i)).collect();
+    let predicted_columns: Vec<Vec<String>> = (0..width).map(|j| column(&predicted_rows, j)).collect();
+    // For each gold column, the predicted columns holding the same values.
+    let options: Vec<Vec<usize>> =
+        gold_columns.iter().map(|g| (0..width).filter(|j| predicted_columns[*j] == *g).collect()).collect();
+    let mut target = gold_rows.clone();
+    if !ordered {
+        target.sort();
+    }
+    let mut chosen = Vec::with_capacity(width);
+    let mut tried = 0usize;
+    permutations_match(&options, &mut chosen, &mut tried, &mut |mapping| {
+        let mut rows: Vec<Vec<String>> =
+            predicted_rows.iter().map(|r| mapping.iter().map(|j| r[*j].clone()).collect()).collect();
+        if !ordered {
+            rows.sort();
+        }
+        rows == target
+    })
+}
+
+/// Tries each assignment of distinct predicted columns to gold columns (`options[i]`: those
+/// that may stand for gold column `i`) until `matches` accepts one; gives up after 10,000.
+fn permutations_match(
+    options: &[Vec<usize>],
+    chosen: &mut Vec<usize>,
+    tried: &mut usize,
+    matches: &mut dyn FnMut(&[usize]) -> bool,
+) -> bool {
+    if chosen.len() == options.len() {
+        *tried += 1;
+        return matches(chosen);
+    }
+    for &j in &options[chosen.len()] {
+        if chosen.contains(&j) || *tried >= 10_000 {
+            continue;
+        }
+        chosen.push(j);
+        if permutations_match(options, chosen, tried, matches) {
+            return true;
+        }
+        chosen.pop();
+    }
+    false
 }
 
 /// How one case went.
@@ -80,6 +140,20 @@ pub struct Summary {
     /// Execution accuracy in percent.
     pub ex: f64,
     pub model: String,
+    /// Median and 95th-percentile time to an answer, in milliseconds (answered questions).
+    pub p50_ms: u64,
+    pub p95_ms: u64,
+}
+
+/// The `q`-quantile (0..=1) of `values`, nearest rank; 0 when there are none.
+pub fn quantile(values: &[u64], q: f64) -> u64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_unstable();
+    if sorted.is_empty() {
+        return 0;
+    }
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
 }
 
 /// Asks every case's question and compares the answer's rows with the gold query's rows.
@@ -95,7 +169,13 @@ pub fn run_cases(
         let gold = quarry
             .run_sql(&case.gold, &principal)
             .map_err(|e| EvalError::Gold { question: case.question.clone(), error: e.to_string() })?;
-        let result = match quarry.ask(&case.question, &principal) {
+        // Neither the gold query nor a past query with the same SQL may help answer it.
+        let options = AskOptions {
+            exclude_sql_keys: vec![crate::history::sql_key(&case.gold)],
+            today: case.today.clone(),
+            ..AskOptions::default()
+        };
+        let result = match quarry.ask_with(&case.question, &principal, &options) {
             Ok(answer) => CaseResult {
                 question: case.question.clone(),
                 gold: case.gold.clone(),
@@ -125,11 +205,14 @@ pub fn run_cases(
         results.push(result);
     }
     let correct = results.iter().filter(|r| r.correct).count();
+    let times: Vec<u64> = results.iter().filter(|r| r.error.is_none()).map(|r| r.timings.total_ms).collect();
     let summary = Summary {
         cases: results.len(),
         correct,
         ex: if results.is_empty() { 0.0 } else { 100.0 * correct as f64 / results.len() as f64 },
         model: quarry.model_id().to_string(),
+        p50_ms: quantile(&times, 0.5),
+        p95_ms: quantile(&times, 0.95),
     };
     Ok((results, summary))
 }
@@ -164,6 +247,22 @@ mod tests {
         assert!(!same_result(&gold, &reordered, true));
         assert!(!same_result(&gold, &deduplicated, false));
         assert!(!same_result(&gold, &other_dupes, false));
+    }
+
+    #[test]
+    fn columns_may_come_in_another_order_as_in_the_official_evaluation() {
+        let gold = rs(vec![vec![json!("pro"), json!(3)], vec![json!("free"), json!(5)]]);
+        let swapped = rs(vec![vec![json!(5), json!("free")], vec![json!(3), json!("pro")]]);
+        let mixed = rs(vec![vec![json!(5), json!("pro")], vec![json!(3), json!("free")]]);
+        assert!(same_result(&gold, &swapped, false));
+        assert!(!same_result(&gold, &mixed, false), "values must stay in their rows");
+        let ordered_gold = rs(vec![vec![json!("a"), json!(1)], vec![json!("b"), json!(2)]]);
+        let ordered_swapped = rs(vec![vec![json!(1), json!("a")], vec![json!(2), json!("b")]]);
+        let reversed = rs(vec![vec![json!(2), json!("b")], vec![json!(1), json!("a")]]);
+        assert!(same_result(&ordered_gold, &ordered_swapped, true));
+        assert!(!same_result(&ordered_gold, &reversed, true));
+        let wider = rs(vec![vec![json!("pro"), json!(3), json!(0)], vec![json!("free"), json!(5), json!(0)]]);
+        assert!(!same_result(&gold, &wider, false), "an extra column is another answer");
     }
 
     #[test]

@@ -274,6 +274,7 @@ pub fn open_database(
     config.retrieval_tables = base.retrieval_tables;
     config.retrieval_examples = base.retrieval_examples;
     config.retrieval_columns = base.retrieval_columns;
+    config.answer = base.answer;
     // Join hints count every past query, the excluded one too: off, so nothing leaks.
     config.retrieval_join_hints = 0;
     config.row_cap = 100_000;
@@ -537,8 +538,7 @@ impl Worker<'_> {
                 let options = AskOptions {
                     exclude_sql_keys: q.golds().into_iter().map(sql_key).collect(),
                     samples: Some(shared.options.samples),
-                    tables: None,
-                    cancel: Default::default(),
+                    ..AskOptions::default()
                 };
                 let answer = quarry.ask_with(&q.question, &principal, &options);
                 match &answer {

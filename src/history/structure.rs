@@ -322,12 +322,12 @@ impl Collector<'_> {
 }
 
 /// The FROM clause of one SELECT: alias (lower-cased) -> catalog table.
-struct Scope {
-    aliases: BTreeMap<String, String>,
+pub(crate) struct Scope {
+    pub(crate) aliases: BTreeMap<String, String>,
 }
 
 impl Scope {
-    fn of(select: &Select, catalog: &Catalog) -> Scope {
+    pub(crate) fn of(select: &Select, catalog: &Catalog) -> Scope {
         let mut aliases = BTreeMap::new();
         let mut add = |factor: &TableFactor| {
             if let TableFactor::Table { name, alias, .. } = factor {
@@ -347,7 +347,7 @@ impl Scope {
     }
 
     /// `table.column` for a column reference, if it resolves in this scope.
-    fn column(&self, expr: &Expr, catalog: &Catalog) -> Option<ColumnRef> {
+    pub(crate) fn column(&self, expr: &Expr, catalog: &Catalog) -> Option<ColumnRef> {
         match expr {
             Expr::Identifier(ident) => {
                 let mut owners = self
@@ -404,7 +404,7 @@ fn table_of(column: &str) -> &str {
 }
 
 /// Splits `a AND b AND c` into its parts.
-fn conjuncts<'e>(expr: &'e Expr, out: &mut Vec<&'e Expr>) {
+pub(crate) fn conjuncts<'e>(expr: &'e Expr, out: &mut Vec<&'e Expr>) {
     match expr {
         Expr::BinaryOp { left, op: BinaryOperator::And, right } => {
             conjuncts(left, out);

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::catalog::{Catalog, CatalogError, Tier};
+use crate::check::{check, Confidence, Finding, Subject};
 use crate::config::Config;
 use crate::embed::{EmbedError, Embedder, FastEmbedder};
 use crate::execute::{Cancel, ExecuteError, Executor, ResultSet};
@@ -34,6 +35,7 @@ use crate::policy::{Action, Policy, PolicyError};
 use crate::prompt::{self, FailedAttempt, PromptBudget};
 use crate::retrieve::{retrieve, Example, RetrievalBudget, RetrieveError, Reuse, Scope, TableCandidate};
 use crate::stewardship::{Conflict, Usage};
+use crate::timeframe::Period;
 use crate::validate::{outside_picks, validate, DraftSql, Governance, Refusal, ValidatedQuery, Violation};
 use crate::vector_store::{Equals, QdrantEdgeStore, VectorStore, VectorStoreError};
 
@@ -128,6 +130,8 @@ pub struct AskOptions {
     pub tables: Option<Vec<String>>,
     /// Raised by the caller to stop the work (the HTTP layer raises it when the client goes).
     pub cancel: Cancel,
+    /// The day the question is asked (ISO date), for its relative time phrases; None: today.
+    pub today: Option<String>,
 }
 
 /// A stage of answering a question, reported as it starts (the web page streams them).
@@ -189,6 +193,12 @@ pub struct Answer {
     pub reused: Option<Reuse>,
     /// How sampled candidates voted, when more than one was generated (`[llm] samples`).
     pub votes: Option<Votes>,
+    /// What the plausibility checks still find on the answer (`[answer] checks`).
+    pub findings: Vec<Finding>,
+    /// How far the answer can be trusted, and why not more.
+    pub confidence: Confidence,
+    /// The question's time phrases as the date ranges they were read as.
+    pub periods: Vec<Period>,
     /// The model that wrote the SQL ("none" when a verified query was reused).
     pub model: String,
     /// The fine-tuned adapter on top of that model, if any.
@@ -582,7 +592,7 @@ impl Quarry {
         let question = question.trim();
         let retrieved =
             self.retrieve_for(question, &catalog, &visible, &history, policy, principal, options)?;
-        let build = self.prompt_builder(question, &retrieved, &visible, &history);
+        let build = self.prompt_builder(question, &retrieved, &visible, &history, options);
         let prompt = build(&[]);
         Ok(prompt)
     }
@@ -596,20 +606,30 @@ impl Quarry {
         retrieved: &'a crate::retrieve::Retrieved,
         visible: &'a Catalog,
         history: &HistoryState,
+        options: &AskOptions,
     ) -> impl Fn(&[FailedAttempt]) -> crate::llm::ChatPrompt + 'a {
         let offered: Vec<&str> =
             retrieved.tables.iter().filter(|c| c.deprecated_for.is_none()).map(|c| c.name.as_str()).collect();
         let joins =
             prompt::join_hints(&history.join_counts, &offered, visible, self.config.retrieval_join_hints);
-        let today = crate::calendar::today();
+        let today = options.today.clone().unwrap_or_else(crate::calendar::today);
         let budget = PromptBudget::for_model(
             self.config.context_tokens as usize,
             self.config.max_tokens,
             self.config.max_repairs,
             self.config.retrieval_columns,
         );
+        let grounding = self.config.answer;
         move |failed: &[FailedAttempt]| {
-            prompt::build(question, retrieved, visible, &today, &joins, failed, budget)
+            let context = prompt::Context {
+                question,
+                retrieved,
+                catalog: visible,
+                today: &today,
+                joins: &joins,
+                grounding,
+            };
+            prompt::build(&context, failed, budget)
         }
     }
 
@@ -709,7 +729,7 @@ impl Quarry {
 
         let llm = self.llm.as_deref().ok_or(LlmError::NotLoaded)?;
         let params = GenerationParams::greedy(self.config.max_tokens, prompt::STOP);
-        let build = self.prompt_builder(question, &retrieved, &visible, &history);
+        let build = self.prompt_builder(question, &retrieved, &visible, &history, options);
         let picked: Option<Vec<String>> =
             options.tables.as_ref().map(|_| retrieved.tables.iter().map(|t| t.name.clone()).collect());
         let context = Attempting {
@@ -749,7 +769,51 @@ impl Quarry {
             }
         }
 
-        // More candidates, sampled from the first prompt; the result most of them agree on wins.
+        // What a careful analyst would check; one repair round on a finding that names a fix.
+        let today = options.today.clone().unwrap_or_else(crate::calendar::today);
+        let periods = crate::timeframe::resolve(question, &today);
+        let checks = self.config.answer.checks;
+        let findings_of = |candidate: &Candidate| -> Vec<Finding> {
+            if !checks {
+                return Vec::new();
+            }
+            check(&Subject {
+                question,
+                sql: &candidate.draft,
+                result: &candidate.result,
+                catalog: &visible,
+                periods: &periods,
+            })
+        };
+        let mut corrected = None;
+        if let Some(first) = candidates.first() {
+            let found = findings_of(first);
+            let repairable: Vec<&str> =
+                found.iter().filter(|f| f.repairable()).map(|f| f.message.as_str()).collect();
+            if !repairable.is_empty() {
+                let message = repairable.join("\n");
+                let mut retry = failed.clone();
+                retry.push(FailedAttempt {
+                    sql: first.draft.clone(),
+                    error: format!("It ran, but: {message}"),
+                });
+                match self.attempt(&context, &build(&retry), &params, &mut timings) {
+                    Ok(candidate) => {
+                        let left = findings_of(&candidate).iter().filter(|f| f.repairable()).count();
+                        if left < repairable.len() {
+                            candidates[0] = candidate;
+                            failed = retry;
+                            corrected = Some(message);
+                        }
+                    }
+                    Err(AskError::Llm(e)) => return Err(AskError::Llm(e)),
+                    Err(_) => {}
+                }
+            }
+        }
+
+        // More candidates, sampled from the first prompt; the result most of them agree on wins
+        // (among those the checks find nothing to fix on, when there are such).
         let samples = options.samples.unwrap_or(self.config.samples).max(1);
         let mut votes = None;
         if samples > 1 {
@@ -760,6 +824,12 @@ impl Quarry {
                     Err(AskError::Llm(e)) => return Err(AskError::Llm(e)),
                     Err(_) => {}
                 }
+            }
+            let clean: Vec<bool> =
+                candidates.iter().map(|c| findings_of(c).iter().all(|f| !f.repairable())).collect();
+            if clean.iter().any(|c| *c) && clean.iter().any(|c| !*c) {
+                let mut keep = clean.iter();
+                candidates.retain(|_| *keep.next().unwrap_or(&true));
             }
             let (winner, tally) = vote(&candidates, samples);
             if let Some(winner) = winner {
@@ -772,6 +842,10 @@ impl Quarry {
         };
         // Repairs belong to the greedy answer; a sampled winner had none.
         let repairs = if chosen.greedy { failed } else { Vec::new() };
+        let corrected = if chosen.greedy { corrected } else { None };
+        let findings = findings_of(&chosen);
+        let agreement = votes.as_ref().map(|v: &Votes| (v.agreeing, v.ran));
+        let confidence = Confidence::assess(&findings, agreement, corrected.as_deref());
         Ok(Answer {
             question: question.to_string(),
             sql: chosen.query.sql().to_string(),
@@ -784,6 +858,9 @@ impl Quarry {
             repairs: repairs.into_iter().map(|f| RepairNote { sql: f.sql, error: f.error }).collect(),
             reused: None,
             votes,
+            findings,
+            confidence,
+            periods,
             model: llm.model_id().to_string(),
             adapter: llm.adapter().map(str::to_string),
             timings,
@@ -823,7 +900,12 @@ impl Quarry {
         let executed = self.executor.run_cancellable(&query, context.cancel);
         timings.execute_ms += stage.elapsed().as_millis() as u64;
         match executed {
-            Ok(result) => Ok(Candidate { query, result, greedy: params.temperature == 0.0 }),
+            Ok(result) => Ok(Candidate {
+                draft: draft.text().to_string(),
+                query,
+                result,
+                greedy: params.temperature == 0.0,
+            }),
             Err(source) => Err(AskError::Execution { sql: query.sql().to_string(), source }),
         }
     }
@@ -871,6 +953,9 @@ impl Quarry {
             repairs: Vec::new(),
             reused: Some(reuse),
             votes: None,
+            findings: Vec::new(),
+            confidence: Confidence::verified(),
+            periods: Vec::new(),
             model: "none".into(),
             adapter: None,
             timings,
@@ -1042,6 +1127,8 @@ struct Attempting<'a> {
 
 /// A generated query that passed validation and ran.
 struct Candidate {
+    /// The SQL as the model wrote it.
+    draft: String,
     query: ValidatedQuery,
     result: ResultSet,
     /// Written by greedy decoding (the first candidate), not sampled.

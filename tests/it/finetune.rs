@@ -66,6 +66,7 @@ fn the_export_writes_the_runtime_prompt_and_never_an_evaluation_question() {
         spider_limit: Some(60),
         heldout_percent: 20,
         seed: 7,
+        synthetic_per_table: 0,
     };
     let report = export(&options, &config, Some(&quarry), embedder(), &mut |_| {}).expect("export");
     let train = read_examples(&out.path().join("train.jsonl"));
@@ -169,4 +170,49 @@ fn a_fine_tuned_adapter_loads_in_the_embedded_runtime_and_answers_name_it() {
     let missing = dir.path().join("missing.gguf");
     let error = LlamaCppLlm::load(&config.model, Some(&missing), 1, 1024).err().expect("refused").to_string();
     assert!(error.contains("missing.gguf") && error.contains("[llm] adapter"), "{error}");
+}
+
+#[test]
+fn every_synthetic_pair_validates_runs_and_is_non_trivial() {
+    if skip_without_real_model() {
+        return;
+    }
+    let dir = private_workspace();
+    let mut config = config_for(dir.path());
+    config.governance = dir.path().join("schemas");
+    let quarry = Quarry::open(config.clone(), embedder(), None).expect("open the workspace");
+    let out = tempfile::tempdir().expect("temp dir");
+    let options = ExportOptions {
+        out: out.path().to_path_buf(),
+        spider: None,
+        spider_limit: None,
+        heldout_percent: 0,
+        seed: 7,
+        synthetic_per_table: 30,
+    };
+    let report = export(&options, &config, Some(&quarry), embedder(), &mut |_| {}).expect("export");
+    let train = read_examples(&out.path().join("train.jsonl"));
+    let synthetic: Vec<&TrainingExample> = train.iter().filter(|e| e.source == "synthetic").collect();
+    assert!(synthetic.len() >= 100, "{} synthetic pairs: {report:?}", synthetic.len());
+    let patterns: BTreeSet<&str> = synthetic.iter().map(|e| e.variant.as_str()).collect();
+    assert!(patterns.len() >= 10, "{patterns:?}");
+    // Every pair the export kept runs for every role's analyst view with rows to learn from,
+    // and reads no deprecated table and no governed column.
+    let principal = Principal::local();
+    let catalog = quarry.catalog();
+    for e in &synthetic {
+        let answer = quarry.run_sql(&e.sql, &principal).unwrap_or_else(|err| panic!("{}: {err}", e.sql));
+        assert!(!answer.result.rows.is_empty(), "{}", e.sql);
+        assert!(answer.warnings.is_empty(), "{}: {:?}", e.sql, answer.warnings);
+        let structure = quarry::history::structure::analyze(&e.sql, &catalog).expect("parses");
+        for table in &structure.tables {
+            let table = catalog.table(table).expect("a catalog table");
+            assert!(table.deprecated.is_none() && table.tier.is_some(), "{}", e.sql);
+        }
+        assert!(e.prompt.ends_with(quarry::prompt::ASSISTANT_PREFIX));
+    }
+    // No duplicates by normalised SQL, and the export says what it left out.
+    let keys: HashSet<String> = synthetic.iter().map(|e| sql_key(&e.sql)).collect();
+    assert_eq!(keys.len(), synthetic.len());
+    assert!(report.synthetic_proposed >= synthetic.len());
 }

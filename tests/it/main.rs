@@ -11,6 +11,7 @@ mod demo;
 mod e2e;
 mod eval;
 mod finetune;
+mod grounding;
 mod history;
 mod holes;
 mod http;

@@ -8,7 +8,13 @@
 //! Deduplicated, split into train and held-out by database, and never
 //! holding an evaluation question or a question whose SQL is an evaluation question's gold SQL.
 //!
+//! Beside them, synthetic pairs from the workspace's own catalog (`synthetic`): kept only when
+//! their SQL validates and runs for the export's analyst with a non-trivial result, and every
+//! role may be shown it.
+//!
 //! `training/train_lora.py` reads what this writes.
+
+pub mod synthetic;
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::Write;
@@ -42,6 +48,8 @@ pub struct ExportOptions {
     /// Share of databases (and of history questions) held out, in percent.
     pub heldout_percent: u64,
     pub seed: u64,
+    /// Synthetic pairs proposed per workspace table (0: none).
+    pub synthetic_per_table: usize,
 }
 
 /// One training example, as a line of `train.jsonl` / `heldout.jsonl`.
@@ -77,6 +85,12 @@ pub struct ExportReport {
     pub failed_count: usize,
     /// History queries left out as not verified (only verified pairs teach the model).
     pub unverified: usize,
+    /// Synthetic pairs proposed, and those left out: refused or failed to run, empty or
+    /// all-zero results, or not to be shown to every role.
+    pub synthetic_proposed: usize,
+    pub synthetic_refused: usize,
+    pub synthetic_trivial: usize,
+    pub synthetic_governed: usize,
     /// Verified history pairs left out because some role may not be shown them (they read
     /// a denied or masked column, or a table a role may not read): a model serves every role.
     pub governed: usize,
@@ -147,10 +161,59 @@ fn completion(sql: &str) -> String {
     format!("{}\n{}<|im_end|>", sql.join(" ").trim_end_matches(';'), crate::prompt::STOP)
 }
 
+/// The catalog as every role sees it: tables each may read (none deprecated), columns each
+/// reads unmasked, and sample values only where each may see them. (The tables' last dates
+/// stay: they only place the synthetic questions' periods; no result reaches training data.)
+fn seen_by_every_role(
+    catalog: &crate::catalog::Catalog,
+    policies: &[&crate::policy::Policy],
+) -> crate::catalog::Catalog {
+    use crate::policy::ColumnRule;
+    catalog.restricted(|table| {
+        if table.deprecated.is_some() {
+            return None;
+        }
+        let mut common = table.clone();
+        for policy in policies {
+            let seen = policy.browsable(table)?;
+            common.columns.retain(|c| policy.column_rule(c) == ColumnRule::Read);
+            for column in &mut common.columns {
+                if seen.column(&column.name).is_none_or(|s| s.sample_values.is_empty()) {
+                    column.sample_values.clear();
+                }
+            }
+        }
+        let kept = |name: &str| common.columns.iter().any(|c| c.name.eq_ignore_ascii_case(name));
+        let foreign_keys = common.foreign_keys.iter().filter(|fk| kept(&fk.column)).cloned().collect();
+        common.foreign_keys = foreign_keys;
+        Some(common)
+    })
+}
+
+/// A result worth learning from: some row holds a value other than NULL and 0.
+fn non_trivial(result: &crate::execute::ResultSet) -> bool {
+    result.rows.iter().flatten().any(|v| match v {
+        serde_json::Value::Null => false,
+        serde_json::Value::Number(n) => n.as_f64() != Some(0.0),
+        serde_json::Value::String(s) => !s.is_empty(),
+        _ => true,
+    })
+}
+
 /// A number from 0 to 99 fixed by `text`: which split a database or question falls in.
 fn bucket(text: &str) -> u64 {
     let digest = Sha256::digest(text.as_bytes());
     u64::from_le_bytes(digest[..8].try_into().unwrap_or_default()) % 100
+}
+
+/// One pair to add: (source, variant, database), question, SQL, the day it is asked on, and
+/// what decides its split.
+struct Pair<'a> {
+    kind: (&'a str, &'a str, &'a str),
+    question: &'a str,
+    sql: &'a str,
+    today: Option<&'a str>,
+    split_key: &'a str,
 }
 
 /// Collects examples, dropping duplicates and evaluation pairs.
@@ -172,18 +235,9 @@ impl Collector<'_> {
         }
     }
 
-    /// Builds and keeps one example; `split_key` decides train or held-out.
-    #[allow(clippy::too_many_arguments)]
-    fn add(
-        &mut self,
-        quarry: &Quarry,
-        principal: &Principal,
-        (source, variant, db_id): (&str, &str, &str),
-        question: &str,
-        sql: &str,
-        split_key: &str,
-        heldout_percent: u64,
-    ) {
+    /// Builds and keeps one example; `pair.split_key` decides train or held-out.
+    fn add(&mut self, quarry: &Quarry, principal: &Principal, pair: Pair, heldout_percent: u64) {
+        let Pair { kind: (source, variant, db_id), question, sql, today, split_key } = pair;
         if self.guard.excludes(question, sql) {
             self.report.excluded_for_evaluation += 1;
             return;
@@ -193,7 +247,11 @@ impl Collector<'_> {
             return;
         }
         // The pair's own SQL is never its example (as the evaluation asks).
-        let options = AskOptions { exclude_sql_keys: vec![sql_key(sql)], ..AskOptions::default() };
+        let options = AskOptions {
+            exclude_sql_keys: vec![sql_key(sql)],
+            today: today.map(str::to_string),
+            ..AskOptions::default()
+        };
         let rendered = quarry
             .first_prompt(question, principal, &options)
             .map_err(|e| e.to_string())
@@ -286,15 +344,14 @@ pub fn export(
                     None,
                 )?;
                 for q in of_db {
-                    collector.add(
-                        &quarry,
-                        &principal,
-                        ("spider_train", variant, db),
-                        &q.question,
-                        &q.query,
-                        db,
-                        options.heldout_percent,
-                    );
+                    let pair = Pair {
+                        kind: ("spider_train", variant, db),
+                        question: &q.question,
+                        sql: &q.query,
+                        today: None,
+                        split_key: db,
+                    };
+                    collector.add(&quarry, &principal, pair, options.heldout_percent);
                 }
             }
         }
@@ -305,33 +362,81 @@ pub fn export(
         progress("workspace history");
         let history = quarry.history();
         let catalog = quarry.catalog();
+        // A model serves every role: it learns only what each of them may be shown.
+        let readers: Vec<(&crate::policy::Policy, Principal)> = quarry
+            .config()
+            .policy
+            .roles()
+            .map(|policy| {
+                // Any principal of the role: its row filters' attributes bound to a value.
+                let mut reader = Principal::new("finetune-export", policy.role());
+                for parameter in policy.row_filters().iter().flat_map(|f| f.parameters()) {
+                    reader.attributes.insert(parameter, String::new());
+                }
+                (policy, reader)
+            })
+            .collect();
+        let shown_to_every_role = |sql: &str| {
+            readers.iter().all(|(policy, reader)| crate::history::visible_to(sql, &catalog, policy, reader))
+        };
         for past in history.history.usable() {
             let question = past.logged.question.as_deref().unwrap_or_default();
             if !past.verified || question.trim().is_empty() {
                 collector.report.unverified += 1;
                 continue;
             }
-            let shown_to_every_role = quarry.config().policy.roles().all(|policy| {
-                // Any principal of the role: its row filters' attributes bound to a value.
-                let mut reader = Principal::new("finetune-export", policy.role());
-                for parameter in policy.row_filters().iter().flat_map(|f| f.parameters()) {
-                    reader.attributes.insert(parameter, String::new());
-                }
-                crate::history::visible_to(&past.logged.sql, &catalog, policy, &reader)
-            });
-            if !shown_to_every_role {
+            if !shown_to_every_role(&past.logged.sql) {
                 collector.report.governed += 1;
                 continue;
             }
-            collector.add(
-                quarry,
-                &principal,
-                ("history", "history", "workspace"),
+            let pair = Pair {
+                kind: ("history", "history", "workspace"),
                 question,
-                &past.logged.sql,
-                question,
-                options.heldout_percent,
-            );
+                sql: &past.logged.sql,
+                today: None,
+                split_key: question,
+            };
+            collector.add(quarry, &principal, pair, options.heldout_percent);
+        }
+
+        if options.synthetic_per_table > 0 {
+            progress("synthetic pairs from the workspace's catalog");
+            let policies: Vec<&crate::policy::Policy> = readers.iter().map(|(policy, _)| *policy).collect();
+            let common = seen_by_every_role(&catalog, &policies);
+            let proposed =
+                synthetic::candidates(&common, &|_| true, options.synthetic_per_table, options.seed);
+            collector.report.synthetic_proposed = proposed.len();
+            let mut seen_sql = HashSet::new();
+            for candidate in &proposed {
+                if !seen_sql.insert(sql_key(&candidate.sql)) {
+                    collector.report.duplicates += 1;
+                    continue;
+                }
+                if !shown_to_every_role(&candidate.sql) {
+                    collector.report.synthetic_governed += 1;
+                    continue;
+                }
+                match quarry.run_sql(&candidate.sql, &principal) {
+                    Err(e) => {
+                        collector.report.synthetic_refused += 1;
+                        collector.fail(format!("synthetic: {}: {e}", candidate.sql));
+                        continue;
+                    }
+                    Ok(answer) if !non_trivial(&answer.result) => {
+                        collector.report.synthetic_trivial += 1;
+                        continue;
+                    }
+                    Ok(_) => {}
+                }
+                let pair = Pair {
+                    kind: ("synthetic", candidate.pattern, "workspace"),
+                    question: &candidate.question,
+                    sql: &candidate.sql,
+                    today: candidate.today.as_deref(),
+                    split_key: &candidate.question,
+                };
+                collector.add(quarry, &principal, pair, options.heldout_percent);
+            }
         }
     }
 

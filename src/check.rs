@@ -1,0 +1,760 @@
+//! Plausibility checks on a query that ran: what a careful analyst looks at before trusting a
+//! result. A filter comparing a column with a value it never holds (or a date in another
+//! shape), `LIMIT 1` for a question about several rows, a ratio in integer arithmetic, a column
+//! selected beside an aggregate without GROUP BY, a period after the data ends.
+//!
+//! Checks read the SQL the model wrote, the result, and the catalog as the role sees it (so a
+//! finding never names a value the role may not see). A finding that names a fix is sent back
+//! to the model once (`Finding::repairable`); every finding left lowers the answer's
+//! confidence.
+
+use std::ops::ControlFlow;
+
+use serde::Serialize;
+use sqlparser::ast::{
+    BinaryOperator, CastKind, DataType, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr,
+    InTarget, LimitClause, Query, Select, SelectItem, SetExpr, Statement, Value, Visit, Visitor,
+};
+use sqlparser::dialect::SQLiteDialect;
+use sqlparser::parser::Parser;
+
+use crate::catalog::{Catalog, Column};
+use crate::execute::ResultSet;
+use crate::history::structure::{conjuncts, Scope};
+use crate::timeframe::Period;
+
+/// What a check found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FindingCode {
+    /// A filter compares a column with a value it does not hold.
+    ValueNeverHeld,
+    /// A filter compares a date (or a part of one) with a literal of another shape.
+    DateShape,
+    /// The outermost LIMIT differs from the number of rows the question asks for.
+    LimitMismatch,
+    /// `LIMIT 1` although the question asks about several rows.
+    LimitOne,
+    /// A division of integers: SQLite drops the fraction.
+    IntegerDivision,
+    /// A column selected beside an aggregate without GROUP BY: one arbitrary row's value.
+    UngroupedColumn,
+    /// The question's period starts after the last date in the tables read.
+    PeriodAfterData,
+    /// No rows.
+    Empty,
+}
+
+/// One finding, worded for the model and for the reader.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    pub code: FindingCode,
+    pub message: String,
+}
+
+impl Finding {
+    /// True when the finding names a fix the model can make (the others are facts the answer
+    /// reports: no repair round changes the data).
+    pub fn repairable(&self) -> bool {
+        !matches!(self.code, FindingCode::PeriodAfterData | FindingCode::Empty)
+    }
+}
+
+/// How far an answer can be trusted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Level {
+    Low,
+    Medium,
+    High,
+}
+
+/// The answer's confidence, with the reasons that lowered it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Confidence {
+    pub level: Level,
+    pub reasons: Vec<String>,
+}
+
+impl Confidence {
+    /// A verified query asked the same: no model involved.
+    pub fn verified() -> Confidence {
+        Confidence { level: Level::High, reasons: vec!["a verified query asked the same".into()] }
+    }
+
+    /// From the findings left on the answer, how sampled candidates agreed (`agreeing` of
+    /// `ran`), and the finding a repair round fixed, if one did.
+    pub fn assess(
+        findings: &[Finding],
+        agreement: Option<(usize, usize)>,
+        corrected: Option<&str>,
+    ) -> Confidence {
+        let mut level = Level::High;
+        let mut reasons = Vec::new();
+        let mut lower = |to: Level, reason: String| {
+            level = level.min(to);
+            reasons.push(reason);
+        };
+        for finding in findings {
+            let to = if finding.code == FindingCode::Empty { Level::Medium } else { Level::Low };
+            lower(to, finding.message.clone());
+        }
+        if let Some((agreeing, ran)) = agreement {
+            if ran == 0 {
+                lower(Level::Low, "none of the sampled candidates ran".into());
+            } else if agreeing * 2 <= ran && ran > 1 {
+                lower(
+                    Level::Low,
+                    format!("the candidates disagree: only {agreeing} of {ran} gave this result"),
+                );
+            } else if agreeing < ran {
+                lower(Level::Medium, format!("{agreeing} of {ran} candidates gave this result"));
+            }
+        }
+        if let Some(corrected) = corrected {
+            lower(Level::Medium, format!("corrected once after a check: {corrected}"));
+        }
+        Confidence { level, reasons }
+    }
+}
+
+/// What the checks look at.
+pub struct Subject<'a> {
+    pub question: &'a str,
+    /// The SQL as the model wrote it (before the policy's rewrite).
+    pub sql: &'a str,
+    pub result: &'a ResultSet,
+    /// The catalog as the role sees it.
+    pub catalog: &'a Catalog,
+    /// The question's time phrases, resolved.
+    pub periods: &'a [Period],
+}
+
+/// Every finding on `subject`, repairable ones first.
+pub fn check(subject: &Subject) -> Vec<Finding> {
+    let Some(query) = parse(subject.sql) else { return Vec::new() };
+    let empty = subject.result.rows.is_empty();
+    let mut walker = Walker { catalog: subject.catalog, empty, findings: Vec::new(), tables: Vec::new() };
+    let _ = query.visit(&mut walker);
+    let mut findings = walker.findings;
+    findings.extend(limit_findings(subject.question, &query));
+    findings.extend(period_findings(subject.periods, &walker.tables, subject.catalog));
+    if empty && findings.iter().all(|f| f.code == FindingCode::PeriodAfterData) {
+        findings.push(Finding { code: FindingCode::Empty, message: "The query returned no rows.".into() });
+    }
+    findings.sort_by_key(|f| !f.repairable());
+    findings.dedup();
+    findings
+}
+
+fn parse(sql: &str) -> Option<Query> {
+    let statements = Parser::new(&SQLiteDialect {})
+        .with_recursion_limit(64)
+        .try_with_sql(sql)
+        .ok()?
+        .parse_statements()
+        .ok()?;
+    match statements.into_iter().next() {
+        Some(Statement::Query(query)) => Some(*query),
+        _ => None,
+    }
+}
+
+struct Walker<'c> {
+    catalog: &'c Catalog,
+    empty: bool,
+    findings: Vec<Finding>,
+    /// Catalog tables read.
+    tables: Vec<String>,
+}
+
+impl Visitor for Walker<'_> {
+    type Break = ();
+
+    fn pre_visit_query(&mut self, query: &Query) -> ControlFlow<()> {
+        self.body(&query.body);
+        ControlFlow::Continue(())
+    }
+}
+
+impl<'c> Walker<'c> {
+    fn body(&mut self, body: &SetExpr) {
+        match body {
+            SetExpr::Select(select) => self.select(select),
+            SetExpr::SetOperation { left, right, .. } => {
+                self.body(left);
+                self.body(right);
+            }
+            _ => {}
+        }
+    }
+
+    fn select(&mut self, select: &Select) {
+        let scope = Scope::of(select, self.catalog);
+        for table in scope.aliases.values() {
+            if !self.tables.contains(table) {
+                self.tables.push(table.clone());
+            }
+        }
+        let mut conditions = Vec::new();
+        if let Some(selection) = &select.selection {
+            conjuncts(selection, &mut conditions);
+        }
+        for table in &select.from {
+            for join in &table.joins {
+                if let Some(sqlparser::ast::JoinConstraint::On(on)) =
+                    crate::validate::join_constraint(&join.join_operator)
+                {
+                    conjuncts(on, &mut conditions);
+                }
+            }
+        }
+        for condition in conditions {
+            self.condition(condition, &scope);
+        }
+        let items: Vec<&Expr> = select
+            .projection
+            .iter()
+            .filter_map(|item| match item {
+                SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => Some(e),
+                _ => None,
+            })
+            .collect();
+        for item in &items {
+            self.divisions(item, &scope);
+        }
+        let grouped = match &select.group_by {
+            GroupByExpr::Expressions(exprs, _) => !exprs.is_empty(),
+            GroupByExpr::All(_) => true,
+        };
+        let windowed = items.iter().any(|e| has_window(e));
+        if !grouped && !windowed && items.iter().any(|e| has_aggregate(e)) {
+            if let Some(bare) = items.iter().find_map(|e| bare_column(e)) {
+                self.findings.push(Finding {
+                    code: FindingCode::UngroupedColumn,
+                    message: format!(
+                        "It selects {bare} beside an aggregate without GROUP BY, so SQLite returns one arbitrary {bare} with the total of all rows; add GROUP BY {bare} to get one row per {bare}"
+                    ),
+                });
+            }
+        }
+    }
+
+    fn column(&self, expr: &Expr, scope: &Scope) -> Option<(String, &'c Column)> {
+        let catalog: &'c Catalog = self.catalog;
+        let reference = scope.column(expr, catalog)?;
+        let (table, name) = reference.split_once('.')?;
+        let column = catalog.table(table)?.column(name)?;
+        Some((reference, column))
+    }
+
+    fn condition(&mut self, expr: &Expr, scope: &Scope) {
+        match expr {
+            Expr::BinaryOp { left, op: op @ (BinaryOperator::Eq | BinaryOperator::NotEq), right } => {
+                let (side, literal) = match (text_literal(left), text_literal(right)) {
+                    (None, Some(l)) => (left.as_ref(), l),
+                    (Some(l), None) => (right.as_ref(), l),
+                    _ => return,
+                };
+                if let Some(format) = strftime_format(side) {
+                    if *op == BinaryOperator::Eq && shape(&format_shape(&format)) != shape(literal) {
+                        self.findings.push(Finding {
+                            code: FindingCode::DateShape,
+                            message: format!(
+                                "strftime('{format}', ...) gives values shaped like '{}', so = '{literal}' never matches; compare with a value of that shape, or filter the date column with a range",
+                                example_of(&format)
+                            ),
+                        });
+                    }
+                    return;
+                }
+                if *op == BinaryOperator::Eq {
+                    self.value(side, &[literal], scope);
+                }
+            }
+            Expr::In { expr, target: InTarget::List(list), negated: false, .. } => {
+                let literals: Vec<&str> = list.iter().filter_map(text_literal).collect();
+                if literals.len() == list.len() {
+                    self.value(expr, &literals, scope);
+                }
+            }
+            Expr::Between { expr, negated: false, high, .. } => {
+                let (Some((name, column)), Some(high)) = (self.column(expr, scope), text_literal(high))
+                else {
+                    return;
+                };
+                let timestamps = column.date_format.as_deref().is_some_and(|f| f.contains("HH"));
+                if timestamps && shape(high) == "9999-99-99" {
+                    let next = crate::calendar::day_number(high).map(|d| crate::calendar::iso_date(d + 1));
+                    self.findings.push(Finding {
+                        code: FindingCode::DateShape,
+                        message: format!(
+                            "{name} holds timestamps ({}), so BETWEEN ... AND '{high}' leaves out {high} after midnight; use {name} >= start AND {name} < '{}'",
+                            column.date_format.as_deref().unwrap_or_default(),
+                            next.unwrap_or_else(|| "the day after".into())
+                        ),
+                    });
+                }
+            }
+            Expr::Nested(inner) => self.condition(inner, scope),
+            _ => {}
+        }
+    }
+
+    /// A column compared with `literals`: one it never holds, or a date of another shape.
+    fn value(&mut self, side: &Expr, literals: &[&str], scope: &Scope) {
+        let Some((name, column)) = self.column(side, scope) else { return };
+        if let Some(format) = &column.date_format {
+            let full = format_shape(format);
+            for literal in literals {
+                let got = shape(literal);
+                if self.empty && got != shape(&full) && got.len() < full.len() {
+                    let hint = if format.contains("HH") {
+                        "compare a range of days (>= the first day AND < the day after the last)"
+                    } else {
+                        "use a range, or strftime for a month or year"
+                    };
+                    self.findings.push(Finding {
+                        code: FindingCode::DateShape,
+                        message: format!(
+                            "{name} is written {format}, so = '{literal}' matches no row; {hint}"
+                        ),
+                    });
+                    return;
+                }
+            }
+            return;
+        }
+        let values =
+            if column.allowed_values.is_empty() { &column.sample_values } else { &column.allowed_values };
+        if values.is_empty() {
+            return;
+        }
+        for literal in literals {
+            if values.iter().any(|v| v == literal) {
+                continue;
+            }
+            let cased = values.iter().find(|v| v.eq_ignore_ascii_case(literal));
+            let listed = values.iter().map(|v| format!("'{v}'")).collect::<Vec<_>>().join(", ");
+            match cased {
+                Some(right) => self.findings.push(Finding {
+                    code: FindingCode::ValueNeverHeld,
+                    message: format!(
+                        "{name} holds '{right}', not '{literal}' (values are case-sensitive): use '{right}'"
+                    ),
+                }),
+                None if self.empty => self.findings.push(Finding {
+                    code: FindingCode::ValueNeverHeld,
+                    message: format!("{name} never holds '{literal}'; its values are {listed}"),
+                }),
+                None => {}
+            }
+        }
+    }
+
+    fn divisions(&mut self, expr: &Expr, scope: &Scope) {
+        let mut found = None;
+        let _ = sqlparser::ast::visit_expressions(expr, |e| {
+            if let Expr::BinaryOp { left, op: BinaryOperator::Divide, right } = e {
+                if found.is_none() && self.integer(left, scope) && self.integer(right, scope) {
+                    found = Some(format!("{left} / {right}"));
+                }
+            }
+            ControlFlow::<()>::Continue(())
+        });
+        if let Some(division) = found {
+            self.findings.push(Finding {
+                code: FindingCode::IntegerDivision,
+                message: format!(
+                    "{division} divides integers, so SQLite drops the fraction (1 / 4 is 0); multiply by 1.0 first (100.0 for a percentage)"
+                ),
+            });
+        }
+    }
+
+    /// True when `expr` is sure to be an integer in SQLite.
+    fn integer(&self, expr: &Expr, scope: &Scope) -> bool {
+        match expr {
+            Expr::Value(v) => matches!(&v.value, Value::Number(n, _) if !n.contains(['.', 'e', 'E'])),
+            Expr::Nested(inner) => self.integer(inner, scope),
+            Expr::UnaryOp { expr, .. } => self.integer(expr, scope),
+            Expr::BinaryOp {
+                left,
+                op:
+                    BinaryOperator::Plus
+                    | BinaryOperator::Minus
+                    | BinaryOperator::Multiply
+                    | BinaryOperator::Divide,
+                right,
+            } => self.integer(left, scope) && self.integer(right, scope),
+            Expr::Cast { data_type, kind: CastKind::Cast | CastKind::DoubleColon, .. } => {
+                matches!(data_type, DataType::Int(_) | DataType::Integer(_) | DataType::BigInt(_))
+            }
+            Expr::Case { conditions, else_result, .. } => {
+                conditions.iter().all(|c| self.integer(&c.result, scope))
+                    && else_result.as_ref().is_none_or(|e| self.integer(e, scope))
+            }
+            Expr::Function(f) => {
+                let name = f.name.to_string().to_lowercase();
+                match name.as_str() {
+                    "count" => true,
+                    "sum" | "max" | "min" | "abs" => {
+                        single_argument(&f.args).is_some_and(|a| self.integer(a, scope))
+                    }
+                    _ => false,
+                }
+            }
+            Expr::Identifier(_) | Expr::CompoundIdentifier(_) => {
+                self.column(expr, scope).is_some_and(|(_, c)| c.data_type.to_uppercase().contains("INT"))
+            }
+            _ => false,
+        }
+    }
+}
+
+fn single_argument(args: &FunctionArguments) -> Option<&Expr> {
+    match args {
+        FunctionArguments::List(list) if list.args.len() == 1 => match &list.args[0] {
+            FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some(e),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn text_literal(expr: &Expr) -> Option<&str> {
+    match expr {
+        Expr::Value(v) => match &v.value {
+            Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => Some(s),
+            _ => None,
+        },
+        Expr::Nested(inner) => text_literal(inner),
+        _ => None,
+    }
+}
+
+/// The format of `strftime('<format>', …)`.
+fn strftime_format(expr: &Expr) -> Option<String> {
+    let Expr::Function(f) = expr else { return None };
+    if !f.name.to_string().eq_ignore_ascii_case("strftime") {
+        return None;
+    }
+    let FunctionArguments::List(list) = &f.args else { return None };
+    match list.args.first()? {
+        FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => text_literal(e).map(str::to_string),
+        _ => None,
+    }
+}
+
+/// The shape of what a strftime format (`%Y-%m`) or a catalog date format (`YYYY-MM-DD`)
+/// writes, every digit as 9.
+fn format_shape(format: &str) -> String {
+    if !format.contains('%') {
+        return format.replace("YYYY", "9999").replace(['Y', 'M', 'D', 'H', 'S'], "9");
+    }
+    let mut out = String::new();
+    let mut chars = format.chars();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('Y') => out.push_str("9999"),
+            Some('j') => out.push_str("999"),
+            Some('w') => out.push('9'),
+            Some('f') => out.push_str("99.999"),
+            Some('%') => out.push('%'),
+            Some(_) => out.push_str("99"),
+            None => {}
+        }
+    }
+    out
+}
+
+/// A literal's shape: every digit as 9.
+fn shape(text: &str) -> String {
+    text.chars().map(|c| if c.is_ascii_digit() { '9' } else { c }).collect()
+}
+
+/// An example value for a strftime format.
+fn example_of(format: &str) -> String {
+    format
+        .replace("%Y", "2026")
+        .replace("%m", "09")
+        .replace("%d", "30")
+        .replace("%H", "14")
+        .replace("%M", "05")
+        .replace("%S", "00")
+        .replace("%w", "3")
+        .replace("%j", "273")
+        .replace("%W", "39")
+}
+
+fn is_aggregate(name: &str) -> bool {
+    ["count", "sum", "avg", "min", "max", "total", "group_concat"].contains(&name)
+}
+
+fn has_aggregate(expr: &Expr) -> bool {
+    let mut found = false;
+    let _ = sqlparser::ast::visit_expressions(expr, |e| {
+        if let Expr::Function(f) = e {
+            if f.over.is_none() && is_aggregate(&f.name.to_string().to_lowercase()) {
+                found = true;
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    found
+}
+
+fn has_window(expr: &Expr) -> bool {
+    let mut found = false;
+    let _ = sqlparser::ast::visit_expressions(expr, |e| {
+        if matches!(e, Expr::Function(f) if f.over.is_some()) {
+            found = true;
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    found
+}
+
+/// A column reference of `expr` outside every aggregate and subquery, as written.
+fn bare_column(expr: &Expr) -> Option<String> {
+    match expr {
+        Expr::Identifier(i) => Some(i.value.clone()),
+        Expr::CompoundIdentifier(parts) => {
+            Some(parts.iter().map(|p| p.value.as_str()).collect::<Vec<_>>().join("."))
+        }
+        Expr::Function(f) if is_aggregate(&f.name.to_string().to_lowercase()) => None,
+        Expr::Function(f) => match &f.args {
+            FunctionArguments::List(list) => list.args.iter().find_map(|a| match a {
+                FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => bare_column(e),
+                _ => None,
+            }),
+            _ => None,
+        },
+        Expr::BinaryOp { left, right, .. } => bare_column(left).or_else(|| bare_column(right)),
+        Expr::UnaryOp { expr, .. } | Expr::Nested(expr) | Expr::Cast { expr, .. } => bare_column(expr),
+        _ => None,
+    }
+}
+
+/// The number of rows a question asks for: "top 5", "the 3 most", "10 largest", "first 10".
+fn rows_asked(question: &str) -> Option<u64> {
+    let words: Vec<String> = question
+        .to_lowercase()
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_string)
+        .collect();
+    const BEFORE: &[&str] = &["top", "first", "bottom", "last"];
+    const AFTER: &[&str] = &[
+        "most", "least", "largest", "smallest", "biggest", "highest", "lowest", "best", "worst", "top",
+        "busiest", "longest", "shortest", "newest", "oldest", "latest", "earliest",
+    ];
+    for (i, word) in words.iter().enumerate() {
+        let Some(n) = number_word(word) else { continue };
+        let before = i > 0 && BEFORE.contains(&words[i - 1].as_str());
+        // "the 3 most viewed", "which 5 countries had the most users"; not "at least 15".
+        let after = words.iter().skip(i + 1).take(4).any(|w| AFTER.contains(&w.as_str()))
+            && !(i > 0 && matches!(words[i - 1].as_str(), "least" | "most" | "than"));
+        if before || after {
+            return Some(n);
+        }
+    }
+    None
+}
+
+fn number_word(word: &str) -> Option<u64> {
+    const WORDS: [&str; 10] = ["one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"];
+    WORDS
+        .iter()
+        .position(|w| *w == word)
+        .map(|i| i as u64 + 1)
+        .or_else(|| word.parse().ok().filter(|n| *n <= 100))
+}
+
+/// True when the question asks about several rows: one per group, or a list.
+fn asks_for_several(question: &str) -> bool {
+    let q = format!(" {} ", question.to_lowercase().replace(|c: char| !c.is_alphanumeric(), " "));
+    [" each ", " per ", " every ", " by ", " list ", " all ", " for all "].iter().any(|cue| q.contains(cue))
+}
+
+fn outer_limit(query: &Query) -> Option<u64> {
+    let limit = match &query.limit_clause {
+        Some(LimitClause::LimitOffset { limit: Some(limit), .. }) => limit,
+        Some(LimitClause::OffsetCommaLimit { limit, .. }) => limit,
+        _ => return None,
+    };
+    match limit {
+        Expr::Value(v) => match &v.value {
+            Value::Number(n, _) => n.parse().ok(),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn limit_findings(question: &str, query: &Query) -> Vec<Finding> {
+    let Some(limit) = outer_limit(query) else { return Vec::new() };
+    match rows_asked(question) {
+        Some(asked) if asked != limit => vec![Finding {
+            code: FindingCode::LimitMismatch,
+            message: format!("The question asks for {asked} rows but the query has LIMIT {limit}: use LIMIT {asked}"),
+        }],
+        None if limit == 1 && asks_for_several(question) => vec![Finding {
+            code: FindingCode::LimitOne,
+            message: "The question asks for a row per group (or a list), but LIMIT 1 keeps only one: remove the LIMIT".into(),
+        }],
+        _ => Vec::new(),
+    }
+}
+
+/// A period that starts after the last date of every table read that has one.
+fn period_findings(periods: &[Period], tables: &[String], catalog: &Catalog) -> Vec<Finding> {
+    let latest = tables
+        .iter()
+        .filter_map(|t| catalog.table(t))
+        .filter_map(|t| t.last_change.as_ref().map(|l| (t.name.clone(), l.date.clone())))
+        .max_by(|a, b| a.1.cmp(&b.1));
+    let Some((table, date)) = latest else { return Vec::new() };
+    periods
+        .iter()
+        .filter(|p| p.start > date)
+        .map(|p| Finding {
+            code: FindingCode::PeriodAfterData,
+            message: format!(
+                "The data ends on {date} ({table}), before \"{}\" ({} to {}) begins, so the result cannot cover that period",
+                p.phrase,
+                p.start,
+                p.last_day()
+            ),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn confidence_falls_with_findings_and_disagreement() {
+        let finding = |code| Finding { code, message: "m".into() };
+        assert_eq!(Confidence::assess(&[], None, None).level, Level::High);
+        assert_eq!(Confidence::assess(&[], Some((3, 3)), None).level, Level::High);
+        assert_eq!(Confidence::assess(&[], Some((2, 3)), None).level, Level::Medium);
+        assert_eq!(Confidence::assess(&[], Some((1, 3)), None).level, Level::Low);
+        assert_eq!(Confidence::assess(&[finding(FindingCode::Empty)], None, None).level, Level::Medium);
+        assert_eq!(
+            Confidence::assess(&[finding(FindingCode::PeriodAfterData)], None, None).level,
+            Level::Low
+        );
+        let corrected = Confidence::assess(&[], None, Some("LIMIT 1"));
+        assert_eq!((corrected.level, corrected.reasons.len()), (Level::Medium, 1));
+    }
+
+    #[derive(serde::Deserialize)]
+    struct CaseFile {
+        case: Vec<Case>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Case {
+        name: String,
+        question: String,
+        sql: String,
+        empty: bool,
+        #[serde(default)]
+        periods: bool,
+        expect: Vec<FindingCode>,
+    }
+
+    fn catalog() -> Catalog {
+        use crate::catalog::{LastChange, Table};
+        let text = |name: &str, values: &[&str]| Column {
+            sample_values: values.iter().map(|v| v.to_string()).collect(),
+            ..Column::new(name, "TEXT")
+        };
+        let date = |name: &str, format: &str| Column {
+            date_format: Some(format.into()),
+            ..Column::new(name, "TEXT")
+        };
+        let mut orders = Table::new(
+            "orders",
+            vec![
+                Column::new("order_id", "INTEGER"),
+                Column::new("user_id", "INTEGER"),
+                date("ordered_at", "YYYY-MM-DD HH:MM:SS"),
+                text("status", &["cancelled", "completed", "pending", "refunded"]),
+                Column::new("total_amount", "REAL"),
+                Column::new("country_code", "TEXT"),
+            ],
+        );
+        orders.last_change = Some(LastChange { date: "2026-10-31".into(), column: "ordered_at".into() });
+        let users = Table::new(
+            "users",
+            vec![
+                Column::new("user_id", "INTEGER"),
+                text("plan", &["free", "plus", "pro"]),
+                date("signup_date", "YYYY-MM-DD"),
+            ],
+        );
+        Catalog::from_tables(vec![orders, users])
+    }
+
+    #[test]
+    fn plausibility_cases_find_what_a_careful_analyst_would() {
+        let file: CaseFile = toml::from_str(include_str!("../tests/data/plausibility.toml"))
+            .expect("plausibility.toml parses");
+        assert!(file.case.len() >= 15);
+        let catalog = catalog();
+        let mut failures = Vec::new();
+        for case in &file.case {
+            let result = ResultSet {
+                columns: vec!["c".into()],
+                rows: if case.empty { Vec::new() } else { vec![vec![serde_json::json!(1)]] },
+                truncated: false,
+                truncation: None,
+                elapsed_ms: 0,
+            };
+            let periods = if case.periods {
+                crate::timeframe::resolve(&case.question, "2026-12-03")
+            } else {
+                Vec::new()
+            };
+            let subject = Subject {
+                question: &case.question,
+                sql: &case.sql,
+                result: &result,
+                catalog: &catalog,
+                periods: &periods,
+            };
+            let found = check(&subject);
+            let codes: Vec<FindingCode> = found.iter().map(|f| f.code).collect();
+            if codes != case.expect {
+                failures.push(format!("{}: got {found:?}, want {:?}", case.name, case.expect));
+            }
+        }
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
+
+    #[test]
+    fn shapes_of_formats_and_literals() {
+        assert_eq!(format_shape("%Y-%m"), "9999-99");
+        assert_eq!(format_shape("%Y"), "9999");
+        assert_eq!(format_shape("%w"), "9");
+        assert_eq!(format_shape("YYYY-MM-DD"), "9999-99-99");
+        assert_eq!(format_shape("YYYY-MM-DD HH:MM:SS"), "9999-99-99 99:99:99");
+        assert_eq!(shape("2026-09-01"), "9999-99-99");
+    }
+
+    #[test]
+    fn rows_asked_reads_top_n() {
+        assert_eq!(rows_asked("Which 5 countries had the most users?"), Some(5));
+        assert_eq!(rows_asked("users active on at least 15 days, most active first"), None);
+        assert_eq!(rows_asked("the top 5 countries by users"), Some(5));
+        assert_eq!(rows_asked("the 3 most viewed posts"), Some(3));
+        assert_eq!(rows_asked("top three campaigns"), Some(3));
+        assert_eq!(rows_asked("revenue in 2026"), None);
+    }
+}

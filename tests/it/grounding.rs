@@ -1,0 +1,223 @@
+//! Answers grounded in facts the model gets wrong (time phrases as explicit ranges, glossary
+//! definitions), checked after they run (one repair round on a finding) and honest about what
+//! is left (`confidence`). Scripted-model tests for the loop; real-model tests for each lever.
+
+use std::sync::Arc;
+
+use quarry::check::{FindingCode, Level};
+use quarry::eval::{has_order_by, same_result};
+use quarry::llm::{ChatPrompt, Generation, GenerationParams, Llm, LlmError, ScriptedLlm};
+use quarry::pipeline::{load_default_llm, AskOptions, Principal, Quarry};
+
+use crate::support::{config_for, embedder, private_workspace, real, skip_without_real_model};
+
+const PER_STATUS: &str = "How many orders were placed for each status in September 2026?";
+const PER_STATUS_GOLD: &str = "SELECT status, COUNT(*) FROM orders \
+     WHERE ordered_at >= '2026-09-01' AND ordered_at < '2026-10-01' GROUP BY status";
+const LIMIT_ONE: &str = "SELECT status, COUNT(*) FROM orders \
+     WHERE ordered_at >= '2026-09-01' AND ordered_at < '2026-10-01' GROUP BY status LIMIT 1";
+
+fn open(dir: &std::path::Path, llm: Arc<dyn Llm>, checks: bool) -> Arc<Quarry> {
+    let mut config = config_for(dir);
+    config.governance = dir.join("schemas");
+    config.answer.checks = checks;
+    Arc::new(Quarry::open(config, embedder(), Some(llm)).expect("open the workspace"))
+}
+
+fn on(day: &str) -> AskOptions {
+    AskOptions { today: Some(day.to_string()), ..AskOptions::default() }
+}
+
+#[test]
+fn a_check_finding_gets_one_repair_round_and_is_reported() {
+    let dir = private_workspace();
+    let llm = ScriptedLlm::new([("It ran, but", PER_STATUS_GOLD), ("for each status", LIMIT_ONE)]);
+    let quarry = open(dir.path(), Arc::new(llm), true);
+    let answer = quarry.ask(PER_STATUS, &Principal::local()).expect("answer");
+    assert!(!answer.sql.contains("LIMIT 1 "), "{}", answer.sql);
+    assert_eq!(answer.repairs.len(), 1, "{:?}", answer.repairs);
+    assert!(answer.repairs[0].error.contains("LIMIT 1"), "{}", answer.repairs[0].error);
+    assert!(answer.findings.is_empty(), "{:?}", answer.findings);
+    assert_eq!(answer.confidence.level, Level::Medium, "{:?}", answer.confidence);
+    assert!(
+        answer.confidence.reasons[0].starts_with("corrected once after a check"),
+        "{:?}",
+        answer.confidence
+    );
+    assert!(answer.result.rows.len() > 1, "one row per status");
+}
+
+#[test]
+fn a_finding_the_repair_does_not_fix_stays_and_lowers_confidence() {
+    let dir = private_workspace();
+    // The repair round answers the same: the first answer stays, and says what is wrong with it.
+    let llm = ScriptedLlm::new([("for each status", LIMIT_ONE)]);
+    let quarry = open(dir.path(), Arc::new(llm), true);
+    let answer = quarry.ask(PER_STATUS, &Principal::local()).expect("answer");
+    assert!(answer.repairs.is_empty(), "{:?}", answer.repairs);
+    assert_eq!(answer.findings.iter().map(|f| f.code).collect::<Vec<_>>(), vec![FindingCode::LimitOne]);
+    assert_eq!(answer.confidence.level, Level::Low);
+    assert!(answer.timings.completion_tokens > 0);
+}
+
+#[test]
+fn with_checks_off_nothing_is_checked_or_repaired() {
+    let dir = private_workspace();
+    let llm = ScriptedLlm::new([("It ran, but", PER_STATUS_GOLD), ("for each status", LIMIT_ONE)]);
+    let quarry = open(dir.path(), Arc::new(llm), false);
+    let answer = quarry.ask(PER_STATUS, &Principal::local()).expect("answer");
+    assert!(answer.sql.contains("LIMIT 1"), "{}", answer.sql);
+    assert!(answer.repairs.is_empty() && answer.findings.is_empty());
+    assert_eq!(answer.confidence.level, Level::High);
+}
+
+#[test]
+fn a_period_after_the_data_is_said_not_hidden() {
+    let dir = private_workspace();
+    let llm = ScriptedLlm::new([(
+        "November 2026",
+        "SELECT COUNT(*) FROM orders WHERE ordered_at >= '2026-11-01' AND ordered_at < '2026-12-01'",
+    )]);
+    let quarry = open(dir.path(), Arc::new(llm), true);
+    let answer = quarry.ask_with(
+        "How many orders were placed in November 2026?",
+        &Principal::local(),
+        &on("2026-12-03"),
+    );
+    let answer = answer.expect("answer");
+    assert_eq!(answer.confidence.level, Level::Low, "{:?}", answer.confidence);
+    assert!(
+        answer.confidence.reasons.iter().any(|r| r.contains("ends on 2026-10-31")),
+        "{:?}",
+        answer.confidence
+    );
+    assert_eq!(answer.periods.len(), 1);
+    assert_eq!(
+        (answer.periods[0].start.as_str(), answer.periods[0].end.as_str()),
+        ("2026-11-01", "2026-12-01")
+    );
+}
+
+#[test]
+fn the_prompt_states_date_ranges_and_definitions_unless_switched_off() {
+    let dir = private_workspace();
+    let quarry = open(dir.path(), Arc::new(ScriptedLlm::new([("x", "SELECT 1")])), true);
+    let question = "What was the revenue last month?";
+    let prompt = quarry.first_prompt(question, &Principal::local(), &on("2026-11-01")).expect("prompt");
+    assert!(prompt.user.contains("\"last month\": >= '2026-10-01' AND < '2026-11-01'"), "{}", prompt.user);
+    assert!(prompt.user.contains("- revenue: Net revenue"), "{}", prompt.user);
+    assert!(prompt.user.contains("format YYYY-MM-DD"), "date formats are shown: {}", prompt.user);
+    assert!(prompt.user.contains("data through 2026-10-31"), "{}", prompt.user);
+
+    let other = private_workspace();
+    let mut config = config_for(other.path());
+    config.governance = other.path().join("schemas");
+    config.answer.dates = false;
+    config.answer.glossary = false;
+    let bare = Quarry::open(config, embedder(), None).expect("open");
+    let prompt = bare.first_prompt(question, &Principal::local(), &on("2026-11-01")).expect("prompt");
+    assert!(
+        !prompt.user.contains("Dates in the question") && !prompt.user.contains("Definitions"),
+        "{}",
+        prompt.user
+    );
+}
+
+/// The real model, except that its first answer is `first`: what a weak first answer looks
+/// like, to see the real model repair it.
+struct FirstAnswer {
+    first: String,
+    real: Arc<dyn Llm>,
+    calls: std::sync::atomic::AtomicUsize,
+}
+
+impl Llm for FirstAnswer {
+    fn model_id(&self) -> &str {
+        self.real.model_id()
+    }
+
+    fn generate(&self, prompt: &ChatPrompt, params: &GenerationParams) -> Result<Generation, LlmError> {
+        if self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+            return Ok(Generation {
+                text: self.first.clone(),
+                prompt_tokens: 0,
+                cached_tokens: 0,
+                completion_tokens: 1,
+                prefill_ms: 0,
+                decode_ms: 0,
+            });
+        }
+        self.real.generate(prompt, params)
+    }
+}
+
+fn assert_answers(
+    quarry: &Quarry,
+    question: &str,
+    options: &AskOptions,
+    gold: &str,
+) -> quarry::pipeline::Answer {
+    let principal = Principal::local();
+    let expected = quarry.run_sql(gold, &principal).expect("gold runs");
+    let answer = quarry.ask_with(question, &principal, options).unwrap_or_else(|e| panic!("{question}: {e}"));
+    assert!(
+        same_result(&expected.result, &answer.result, has_order_by(gold)),
+        "{question}\nmodel SQL: {}\nrows: {:?}\nexpected: {:?}",
+        answer.sql,
+        answer.result.rows,
+        expected.result.rows
+    );
+    answer
+}
+
+#[test]
+fn real_model_reads_time_phrases_as_their_ranges() {
+    if skip_without_real_model() {
+        return;
+    }
+    let quarry = real();
+    let gold = "SELECT COUNT(*) FROM orders WHERE ordered_at >= '2026-09-01' AND ordered_at < '2026-10-01'";
+    let answer = assert_answers(&quarry, "How many orders were placed last month?", &on("2026-10-15"), gold);
+    assert_eq!(answer.periods[0].start, "2026-09-01");
+    assert_answers(&quarry, "How many orders were placed in September 2026?", &AskOptions::default(), gold);
+}
+
+#[test]
+fn real_model_follows_the_glossary_definition() {
+    if skip_without_real_model() {
+        return;
+    }
+    let quarry = real();
+    // Revenue counts completed orders only (schemas/demo/commerce.toml).
+    let gold = "SELECT SUM(total_amount) FROM orders WHERE status = 'completed' \
+         AND ordered_at >= '2026-09-01' AND ordered_at < '2026-10-01'";
+    assert_answers(&quarry, "What was the total revenue in September 2026?", &AskOptions::default(), gold);
+}
+
+#[test]
+fn real_model_repairs_what_a_check_finds() {
+    if skip_without_real_model() {
+        return;
+    }
+    let dir = private_workspace();
+    let config = config_for(dir.path());
+    let real_llm = load_default_llm(&config).expect("model assets: run `make assets`");
+    let llm = FirstAnswer { first: LIMIT_ONE.to_string(), real: real_llm, calls: Default::default() };
+    let quarry = open(dir.path(), Arc::new(llm), true);
+    let answer = assert_answers(&quarry, PER_STATUS, &AskOptions::default(), PER_STATUS_GOLD);
+    assert_eq!(answer.repairs.len(), 1, "{:?}", answer.repairs);
+    assert_eq!(answer.confidence.level, Level::Medium, "{:?}", answer.confidence);
+}
+
+#[test]
+fn real_model_answer_after_the_data_ends_says_so() {
+    if skip_without_real_model() {
+        return;
+    }
+    let quarry = real();
+    let answer = quarry
+        .ask_with("How many orders were placed in November 2026?", &Principal::local(), &on("2026-12-03"))
+        .expect("answer");
+    assert_eq!(answer.confidence.level, Level::Low, "{}\n{:?}", answer.sql, answer.confidence);
+    assert!(answer.confidence.reasons.iter().any(|r| r.contains("2026-10-31")), "{:?}", answer.confidence);
+}
