@@ -32,8 +32,10 @@ ui-deps:
 	  else echo "Missing system packages: $$missing. Install them with: sudo apt-get install -y $$missing" >&2; exit 1; fi; \
 	fi
 
+# The default model (1.5B), and the 0.5B the repository's adapter was trained for.
 assets:
-	scripts/fetch-assets.sh
+	scripts/fetch-assets.sh --model 1.5b
+	scripts/fetch-assets.sh --model 0.5b
 
 build:
 	cargo build --release

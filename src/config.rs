@@ -231,7 +231,10 @@ pub fn spider_dir(base: &Path) -> PathBuf {
 pub const DEFAULT_PROMOTE_VOTES: usize = 3;
 
 /// The default model file name inside the assets folder.
-pub const DEFAULT_MODEL: &str = "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf";
+pub const DEFAULT_MODEL: &str = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf";
+
+/// The smaller model the repository's adapter was trained for.
+pub const SMALL_MODEL: &str = "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf";
 
 /// Where `scripts/fetch-assets.sh` puts model assets by default.
 pub fn default_assets_dir() -> PathBuf {

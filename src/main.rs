@@ -69,7 +69,7 @@ enum Command {
     /// demo's (`--data demo`), Spider dev, or any set in Spider's layout (defog_dev).
     Eval {
         /// The demo workspace's questions with hand-written gold SQL (same as `--data demo`).
-        #[arg(long, conflicts_with_all = ["data", "mode", "limit", "seed", "out", "resume", "samples", "jobs"])]
+        #[arg(long, conflicts_with_all = ["data", "mode", "limit", "seed", "out", "resume", "samples", "jobs", "category"])]
         demo: bool,
         /// `demo` (this workspace's demo questions), or a folder in Spider's layout: dev.json,
         /// tables.json, database/<db>/<db>.sqlite (Spider dev, `../shared/data/defog_dev`).
@@ -101,6 +101,9 @@ enum Command {
         /// threads/jobs threads; with an LLM server ([llm] url) they share it.
         #[arg(long, default_value_t = 1)]
         jobs: usize,
+        /// Only the questions of this category (defog_dev: gen:ratio, gen:date_functions, …).
+        #[arg(long)]
+        category: Option<String>,
         /// Print one JSON object per question, then the summary as the last line.
         #[arg(long)]
         json: bool,
@@ -816,9 +819,19 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Eval { demo: false, data, mode, limit, seed, out, resume, samples, jobs, json }
-            if data.as_os_str() != "demo" =>
-        {
+        Command::Eval {
+            demo: false,
+            data,
+            mode,
+            limit,
+            seed,
+            out,
+            resume,
+            samples,
+            jobs,
+            category,
+            json,
+        } if data.as_os_str() != "demo" => {
             let out = out.unwrap_or_else(|| config.workspace.join(format!("eval-{mode}.jsonl")));
             if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
                 std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
@@ -852,6 +865,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 done,
                 samples,
                 jobs,
+                category,
             };
             let mut bar = ProgressBar::new("evaluating");
             let mut correct = options.done.iter().filter(|r| r.correct).count();

@@ -19,7 +19,7 @@ columns given; when a column you need is in another table, JOIN that table on it
 Prefer certified (tier 1) tables and never use deprecated ones. \
 Dates are text: filter a period as date_column >= 'first day' AND date_column < 'day after', \
 and take parts with strftime ('%Y-%m' month, '%Y' year). \
-Compute ratios and percentages with 100.0 * or 1.0 * so they are not integer division. \
+A ratio is 1.0 * a / b; only a percentage is 100.0 * a / b (neither is integer division). \
 Group by every column you select beside the aggregates. \
 Use LIMIT only when the question asks for a number of rows or for the top or bottom one. \
 Reply with the SQL only.";

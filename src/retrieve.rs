@@ -201,20 +201,7 @@ fn trust_evidence(trust: &Trust, table: &crate::catalog::Table) -> Vec<String> {
 /// differ in any of them ask different things however similar they read ("refunds in 2025"
 /// against "refunds in 2026"), so a verified query is reused only when these agree.
 fn literals(question: &str) -> std::collections::BTreeSet<String> {
-    const MONTHS: [&str; 12] = [
-        "january",
-        "february",
-        "march",
-        "april",
-        "may",
-        "june",
-        "july",
-        "august",
-        "september",
-        "october",
-        "november",
-        "december",
-    ];
+    use crate::timeframe::MONTHS;
     let mut found: std::collections::BTreeSet<String> =
         question.split('"').skip(1).step_by(2).map(|quoted| quoted.trim().to_lowercase()).collect();
     for word in question.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()) {

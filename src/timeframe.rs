@@ -45,7 +45,8 @@ impl Period {
     }
 }
 
-const MONTHS: [&str; 12] = [
+/// The month names, lower-case, January first.
+pub const MONTHS: [&str; 12] = [
     "january",
     "february",
     "march",

@@ -145,17 +145,6 @@ pub struct Summary {
     pub p95_ms: u64,
 }
 
-/// The `q`-quantile (0..=1) of `values`, nearest rank; 0 when there are none.
-pub fn quantile(values: &[u64], q: f64) -> u64 {
-    let mut sorted = values.to_vec();
-    sorted.sort_unstable();
-    if sorted.is_empty() {
-        return 0;
-    }
-    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1]
-}
-
 /// Asks every case's question and compares the answer's rows with the gold query's rows.
 pub fn run_cases(
     quarry: &Quarry,
@@ -187,7 +176,9 @@ pub fn run_cases(
             },
             Err(e) => {
                 let predicted = match &e {
-                    AskError::Refused { sql, .. } | AskError::Execution { sql, .. } => Some(sql.clone()),
+                    AskError::Refused { sql, .. }
+                    | AskError::Execution { sql, .. }
+                    | AskError::Unanswerable { sql, .. } => Some(sql.clone()),
                     _ => None,
                 };
                 CaseResult {
@@ -205,14 +196,16 @@ pub fn run_cases(
         results.push(result);
     }
     let correct = results.iter().filter(|r| r.correct).count();
-    let times: Vec<u64> = results.iter().filter(|r| r.error.is_none()).map(|r| r.timings.total_ms).collect();
+    let mut times: Vec<u64> =
+        results.iter().filter(|r| r.error.is_none()).map(|r| r.timings.total_ms).collect();
+    times.sort_unstable();
     let summary = Summary {
         cases: results.len(),
         correct,
         ex: if results.is_empty() { 0.0 } else { 100.0 * correct as f64 / results.len() as f64 },
         model: quarry.model_id().to_string(),
-        p50_ms: quantile(&times, 0.5),
-        p95_ms: quantile(&times, 0.95),
+        p50_ms: crate::bench::percentile(&times, 50.0),
+        p95_ms: crate::bench::percentile(&times, 95.0),
     };
     Ok((results, summary))
 }

@@ -199,6 +199,8 @@ pub struct Options {
     pub samples: usize,
     /// Questions asked at once (`--jobs`); each worker has its own workspaces.
     pub jobs: usize,
+    /// Only the questions of this category (`--category`, e.g. `gen:ratio`).
+    pub category: Option<String>,
 }
 
 /// The questions of a run: those with a database, in a seeded sample, in file order; and
@@ -577,9 +579,13 @@ impl Worker<'_> {
                             .unwrap_or_default()
                     ),
                     AskError::Execution { .. } => "execution".into(),
+                    AskError::Unanswerable { .. } => "unanswerable".into(),
                     _ => "generation".into(),
                 };
-                if let AskError::Refused { sql, .. } | AskError::Execution { sql, .. } = &e {
+                if let AskError::Refused { sql, .. }
+                | AskError::Execution { sql, .. }
+                | AskError::Unanswerable { sql, .. } = &e
+                {
                     result.predicted = Some(sql.clone());
                 }
                 result.error = Some(e.to_string());
@@ -601,7 +607,10 @@ pub fn run(
     record: &mut dyn FnMut(&QuestionResult, usize, usize) -> Result<(), SpiderEvalError>,
 ) -> Result<(Vec<QuestionResult>, usize), SpiderEvalError> {
     let questions = read_questions(&options.data.join("dev.json"))?;
-    let (chosen, skipped) = select(&questions, &options.data, options.limit, options.seed);
+    let (mut chosen, skipped) = select(&questions, &options.data, options.limit, options.seed);
+    if let Some(category) = &options.category {
+        chosen.retain(|i| questions[*i].category.as_deref() == Some(category.as_str()));
+    }
     let done: BTreeSet<usize> = options.done.iter().map(|r| r.index).collect();
     let todo: Vec<usize> = chosen.iter().copied().filter(|i| !done.contains(i)).collect();
     let merged = if options.mode == Mode::Enterprise {

@@ -25,21 +25,6 @@ pub struct Candidate {
     pub pattern: &'static str,
 }
 
-const MONTH_NAMES: [&str; 12] = [
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-];
-
 /// What a table offers to questions: a date column and its last month with data, grouping
 /// columns with their values, measures, and parents along foreign keys.
 struct Facts<'t> {
@@ -126,7 +111,11 @@ fn month_start(y: i64, m: i64) -> String {
 
 fn month_name(y: i64, m: i64) -> String {
     let index = y * 12 + (m - 1);
-    format!("{} {}", MONTH_NAMES[index.rem_euclid(12) as usize], index.div_euclid(12))
+    format!(
+        "{} {}",
+        capitalise(crate::timeframe::MONTHS[index.rem_euclid(12) as usize]),
+        index.div_euclid(12)
+    )
 }
 
 fn quote(value: &str) -> String {

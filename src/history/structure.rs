@@ -162,16 +162,24 @@ impl Visitor for Collector<'_> {
     }
 }
 
+/// The SELECTs of a query body, across set operations (nested queries are visited on their
+/// own).
+pub(crate) fn selects_of(body: &SetExpr) -> Vec<&Select> {
+    match body {
+        SetExpr::Select(select) => vec![select],
+        SetExpr::SetOperation { left, right, .. } => {
+            let mut all = selects_of(left);
+            all.extend(selects_of(right));
+            all
+        }
+        _ => Vec::new(),
+    }
+}
+
 impl Collector<'_> {
-    /// The SELECTs of a query body (nested queries are visited on their own).
     fn selects(&mut self, body: &SetExpr) {
-        match body {
-            SetExpr::Select(select) => self.select(select),
-            SetExpr::SetOperation { left, right, .. } => {
-                self.selects(left);
-                self.selects(right);
-            }
-            _ => {}
+        for select in selects_of(body) {
+            self.select(select);
         }
     }
 

@@ -201,6 +201,19 @@ impl ApiError {
                         fields: Vec::new(),
                     },
                 ),
+                AskError::Unanswerable { sql, refusal, offered } => {
+                    let message = crate::pipeline::unanswerable(&refusal, &offered);
+                    (
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        ErrorBody {
+                            error: "unanswerable",
+                            message,
+                            sql: Some(sql),
+                            violations: refusal.violations,
+                            fields: Vec::new(),
+                        },
+                    )
+                }
                 AskError::Execution { sql, source } => (
                     StatusCode::UNPROCESSABLE_ENTITY,
                     ErrorBody {

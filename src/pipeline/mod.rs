@@ -36,7 +36,9 @@ use crate::prompt::{self, FailedAttempt, PromptBudget};
 use crate::retrieve::{retrieve, Example, RetrievalBudget, RetrieveError, Reuse, Scope, TableCandidate};
 use crate::stewardship::{Conflict, Usage};
 use crate::timeframe::Period;
-use crate::validate::{outside_picks, validate, DraftSql, Governance, Refusal, ValidatedQuery, Violation};
+use crate::validate::{
+    outside_picks, validate, DraftSql, Governance, Refusal, ValidatedQuery, Violation, ViolationCode,
+};
 use crate::vector_store::{Equals, QdrantEdgeStore, VectorStore, VectorStoreError};
 
 /// Errors while opening a workspace.
@@ -82,6 +84,10 @@ pub enum AskError {
     /// The SQL was valid but the warehouse could not run it.
     #[error("{source}")]
     Execution { sql: String, source: ExecuteError },
+    /// Every attempt read a table that does not exist among those the role may read: the honest
+    /// answer is that these tables do not hold it.
+    #[error("{}", unanswerable(refusal, offered))]
+    Unanswerable { sql: String, refusal: Refusal, offered: Vec<String> },
     #[error(transparent)]
     Retrieve(#[from] RetrieveError),
     #[error(transparent)]
@@ -89,6 +95,17 @@ pub enum AskError {
     /// The audit record could not be written, so no answer is given.
     #[error("cannot write the audit record: {0}")]
     Audit(#[from] MetadataError),
+}
+
+/// What an unanswerable question is told: that the tables it may read do not hold the answer,
+/// what the model looked for, and which tables were considered.
+pub fn unanswerable(refusal: &Refusal, offered: &[String]) -> String {
+    let wanted =
+        refusal.violations.first().map(|v| v.message.as_str()).unwrap_or("no query over them held up");
+    format!(
+        "I can't answer this from the tables you may read ({wanted}); tables considered: {}",
+        offered.join(", ")
+    )
 }
 
 /// Why a principal may not do something.
@@ -537,6 +554,12 @@ impl Quarry {
                 None,
                 serde_json::json!({ "violations": refusal.violations }),
             ),
+            Err(e @ AskError::Unanswerable { sql, refusal, .. }) => (
+                Outcome::Failed,
+                Some(sql.clone()),
+                None,
+                serde_json::json!({ "unanswerable": e.to_string(), "violations": refusal.violations }),
+            ),
             Err(AskError::Execution { sql, source }) => {
                 (Outcome::Failed, Some(sql.clone()), None, serde_json::json!({ "error": source.to_string() }))
             }
@@ -838,7 +861,15 @@ impl Quarry {
             votes = Some(tally);
         }
         let Some(chosen) = candidates.into_iter().next() else {
-            return Err(last_error.unwrap_or_else(|| AskError::InvalidQuestion("no attempt was made".into())));
+            return Err(match last_error {
+                // The model kept reaching for what is not there: say so, not "refused".
+                Some(AskError::Refused { sql, refusal }) if reads_missing_tables(&sql, &refusal) => {
+                    let offered = retrieved.tables.iter().map(|t| t.name.clone()).collect();
+                    AskError::Unanswerable { sql, refusal, offered }
+                }
+                Some(other) => other,
+                None => AskError::InvalidQuestion("no attempt was made".into()),
+            });
         };
         // Repairs belong to the greedy answer; a sampled winner had none.
         let repairs = if chosen.greedy { failed } else { Vec::new() };
@@ -1041,6 +1072,25 @@ impl Quarry {
             timings,
         })
     }
+}
+
+/// True when every violation is a table the SQL reads (`FROM x`, `JOIN x`) that does not
+/// exist: the model reached for data these tables do not hold (not an alias slip).
+fn reads_missing_tables(sql: &str, refusal: &Refusal) -> bool {
+    let words: Vec<String> = sql
+        .split(|c: char| !(c.is_alphanumeric() || c == '_' || c == '.'))
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect();
+    let read_as_table = |name: &str| {
+        let name = name.to_lowercase();
+        words.windows(2).any(|w| matches!(w[0].as_str(), "from" | "join") && w[1] == name)
+    };
+    !refusal.violations.is_empty()
+        && refusal
+            .violations
+            .iter()
+            .all(|v| v.code == ViolationCode::UnknownTable && read_as_table(&v.fragment))
 }
 
 /// What the model is told about a refused attempt: each violation with its fix.

@@ -88,6 +88,7 @@ fn options(
         done: Vec::new(),
         samples,
         jobs,
+        category: None,
     }
 }
 

@@ -153,6 +153,8 @@ fn a_fine_tuned_adapter_loads_in_the_embedded_runtime_and_answers_name_it() {
     let dir = private_workspace();
     let mut config = config_for(dir.path());
     config.governance = dir.path().join("schemas");
+    // The adapter fits the model it was trained on: the 0.5B.
+    config.model = config.assets.join(quarry::config::SMALL_MODEL);
     config.adapter = Some(repo_root().join(DEFAULT_ADAPTER));
     let llm = load_default_llm(&config).expect("the model with its adapter");
     assert_eq!(llm.adapter(), Some("qwen2.5-coder-0.5b-quarry-lora"));

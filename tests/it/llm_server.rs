@@ -146,7 +146,7 @@ fn a_question_through_a_real_llama_server() {
 
     config.llm_url = Some(format!("http://127.0.0.1:{port}/v1"));
     let llm = load_default_llm(&config).expect("server client");
-    assert_eq!(llm.model_id(), "qwen2.5-coder-0.5b-instruct-q4_k_m");
+    assert_eq!(llm.model_id(), quarry::config::DEFAULT_MODEL.trim_end_matches(".gguf"));
     let quarry = Quarry::open(config, embedder(), Some(llm)).expect("open");
     let options = AskOptions { samples: Some(3), ..AskOptions::default() };
     let answer = quarry.ask_with("How many users are there?", &Principal::local(), &options).expect("answer");

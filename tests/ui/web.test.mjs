@@ -136,6 +136,8 @@ test("an analyst asks a question and sees progress, the SQL, the tables and the 
   await page.click("#chart-toggle");
   assert.equal(await page.locator("#chart").isVisible(), true);
   assert.ok(await page.locator("#copy-sql").isVisible());
+  // How far to trust it, in words: one of the three levels.
+  assert.match(await page.locator("#confidence-level").textContent(), /^(confident|check this|not sure)$/);
   // The users table as a card: certified, with its owner and why it was chosen.
   const card = page.locator(".table[data-table='users']");
   assert.match(await card.textContent(), /certified/);
@@ -179,6 +181,14 @@ test("long results come a page at a time, and a date with a number is a line cha
   assert.equal(await page.locator("#chart").getAttribute("data-kind"), "line");
   assert.equal(await page.locator("#chart polyline").count(), 1);
   await page.screenshot({ path: join(artefacts, "line-chart.png"), fullPage: true });
+  await page.close();
+});
+
+test("a question with a time phrase shows how it was read", async () => {
+  const page = await openAsAnalyst();
+  await ask(page, "How many orders were placed in September 2026?");
+  assert.equal(await page.locator("#error").count(), 0, "the question is answered");
+  assert.match(await page.locator("#periods").textContent(), /september 2026.*2026-09-01 to 2026-09-30/);
   await page.close();
 });
 
