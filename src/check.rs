@@ -13,14 +13,12 @@ use std::ops::ControlFlow;
 use serde::Serialize;
 use sqlparser::ast::{
     BinaryOperator, CastKind, DataType, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr,
-    InTarget, LimitClause, Query, Select, SelectItem, SetExpr, Statement, Value, Visit, Visitor,
+    InTarget, LimitClause, Query, Select, SelectItem, SetExpr, Value, Visit, Visitor,
 };
-use sqlparser::dialect::SQLiteDialect;
-use sqlparser::parser::Parser;
 
 use crate::catalog::{Catalog, Column};
 use crate::execute::ResultSet;
-use crate::history::structure::{conjuncts, selects_of, Scope};
+use crate::history::structure::{conjuncts, parse_query, selects_of, Scope, AGGREGATES};
 use crate::timeframe::Period;
 
 /// What a check found.
@@ -132,7 +130,7 @@ pub struct Subject<'a> {
 
 /// Every finding on `subject`, repairable ones first.
 pub fn check(subject: &Subject) -> Vec<Finding> {
-    let Some(query) = parse(subject.sql) else { return Vec::new() };
+    let Some(query) = parse_query(subject.sql) else { return Vec::new() };
     let empty = subject.result.rows.is_empty();
     let mut walker = Walker { catalog: subject.catalog, empty, findings: Vec::new(), tables: Vec::new() };
     let _ = query.visit(&mut walker);
@@ -145,19 +143,6 @@ pub fn check(subject: &Subject) -> Vec<Finding> {
     findings.sort_by_key(|f| !f.repairable());
     findings.dedup();
     findings
-}
-
-fn parse(sql: &str) -> Option<Query> {
-    let statements = Parser::new(&SQLiteDialect {})
-        .with_recursion_limit(64)
-        .try_with_sql(sql)
-        .ok()?
-        .parse_statements()
-        .ok()?;
-    match statements.into_iter().next() {
-        Some(Statement::Query(query)) => Some(*query),
-        _ => None,
-    }
 }
 
 struct Walker<'c> {
@@ -487,7 +472,7 @@ fn example_of(format: &str) -> String {
 }
 
 fn is_aggregate(name: &str) -> bool {
-    ["count", "sum", "avg", "min", "max", "total", "group_concat"].contains(&name)
+    AGGREGATES.contains(&name)
 }
 
 fn has_aggregate(expr: &Expr) -> bool {

@@ -81,17 +81,28 @@ pub struct QueryStructure {
     pub normalized_hash: String,
 }
 
-const AGGREGATES: &[&str] = &["count", "sum", "avg", "min", "max", "total", "group_concat", "string_agg"];
+pub(crate) const AGGREGATES: &[&str] =
+    &["count", "sum", "avg", "min", "max", "total", "group_concat", "string_agg"];
 
-/// Reads the structure of `sql` (one SELECT statement; anything else gives `None`).
-pub fn analyze(sql: &str, catalog: &Catalog) -> Option<QueryStructure> {
+/// The one query `sql` holds (`None` for anything else: several statements, not a query, not
+/// SQL).
+pub(crate) fn parse_query(sql: &str) -> Option<Query> {
     let statements = Parser::new(&SQLiteDialect {})
         .with_recursion_limit(64)
         .try_with_sql(sql)
         .ok()?
         .parse_statements()
         .ok()?;
-    let [Statement::Query(query)] = statements.as_slice() else { return None };
+    match <[Statement; 1]>::try_from(statements) {
+        Ok([Statement::Query(query)]) => Some(*query),
+        _ => None,
+    }
+}
+
+/// Reads the structure of `sql` (one SELECT statement; anything else gives `None`).
+pub fn analyze(sql: &str, catalog: &Catalog) -> Option<QueryStructure> {
+    let query = parse_query(sql)?;
+    let query = &query;
     let mut collector = Collector { catalog, out: Found::default() };
     let _ = query.visit(&mut collector);
     let found = collector.out;

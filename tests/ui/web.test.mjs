@@ -225,15 +225,16 @@ test("an analyst unpicks tables and regenerates from the ones left", async () =>
 
 test("👍 is a vote: a steward verifies it in the review queue, then it answers the question next time", async () => {
   const page = await openAsAnalyst();
-  const question = "How many users are there in each country?";
+  const question = "How many users are on each plan?";
   await ask(page, question);
+  assert.equal(await page.locator("#error").count(), 0, "answered");
   await page.locator("#rows").waitFor();
   const sql = (await page.locator("#answer-sql").textContent()).trim();
   await page.click("#thumbs-up");
   await page.locator("#feedback-status", { hasText: "steward reviews it" }).waitFor();
 
   await page.click("nav a[data-view='library']");
-  await page.fill("#library-q", "number of users by country");
+  await page.fill("#library-q", "number of users per plan");
   await page.click("#library-form button");
   const entry = page.locator(".query", { hasText: question });
   await entry.waitFor();
