@@ -72,7 +72,7 @@ enum Command {
         #[arg(long, conflicts_with_all = ["data", "mode", "limit", "seed", "out", "resume", "samples", "jobs", "category"])]
         demo: bool,
         /// `demo` (this workspace's demo questions), or a folder in Spider's layout: dev.json,
-        /// tables.json, database/<db>/<db>.sqlite (Spider dev, `../shared/data/defog_dev`).
+        /// tables.json, database/<db>/<db>.sqlite (Spider dev, or defog_dev beside it).
         #[arg(long, env = "QUARRY_SPIDER", default_value = quarry::config::DEFAULT_SPIDER_DIR)]
         data: PathBuf,
         /// cold (catalog only), warm (other questions of the database as history, never one

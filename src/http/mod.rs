@@ -201,19 +201,17 @@ impl ApiError {
                         fields: Vec::new(),
                     },
                 ),
-                AskError::Unanswerable { sql, refusal, offered } => {
-                    let message = crate::pipeline::unanswerable(&refusal, &offered);
-                    (
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                        ErrorBody {
-                            error: "unanswerable",
-                            message,
-                            sql: Some(sql),
-                            violations: refusal.violations,
-                            fields: Vec::new(),
-                        },
-                    )
-                }
+                // No violations in the body: their hints may list tables of the whole catalog.
+                AskError::Unanswerable { sql, refusal, offered } => (
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    ErrorBody {
+                        error: "unanswerable",
+                        message: crate::pipeline::unanswerable(&refusal, &offered),
+                        sql: Some(sql),
+                        violations: Vec::new(),
+                        fields: Vec::new(),
+                    },
+                ),
                 AskError::Execution { sql, source } => (
                     StatusCode::UNPROCESSABLE_ENTITY,
                     ErrorBody {

@@ -99,11 +99,13 @@ pub enum AskError {
 
 /// What an unanswerable question is told: that the tables it may read do not hold the answer,
 /// what the model looked for, and which tables were considered.
+/// Only names the model wrote and tables the role may read appear (the validator's own message
+/// may suggest a table of the whole catalog).
 pub fn unanswerable(refusal: &Refusal, offered: &[String]) -> String {
-    let wanted =
-        refusal.violations.first().map(|v| v.message.as_str()).unwrap_or("no query over them held up");
+    let wanted: Vec<String> = refusal.violations.iter().map(|v| format!("'{}'", v.fragment)).collect();
     format!(
-        "I can't answer this from the tables you may read ({wanted}); tables considered: {}",
+        "I can't answer this from the tables you may read (no table {} among them); tables considered: {}",
+        wanted.join(", "),
         offered.join(", ")
     )
 }

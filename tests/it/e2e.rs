@@ -1,11 +1,10 @@
 //! End to end with every real component: llama.cpp running the Qwen2.5-Coder GGUF, fastembed,
 //! Qdrant Edge and SQLite. Runs when `QUARRY_E2E=1` (`make test` and CI set it).
 
-use quarry::eval::{has_order_by, same_result};
 use quarry::llm::{ChatPrompt, GenerationParams, Turn};
 use quarry::pipeline::{load_default_llm, Principal};
 
-use crate::support::{config_for, real, skip_without_real_model};
+use crate::support::{assert_answers, config_for, real, skip_without_real_model};
 
 /// Questions the default model answers, with hand-written gold SQL.
 const CASES: &[(&str, &str)] = &[
@@ -26,17 +25,8 @@ fn real_model_answers_demo_questions_with_the_right_rows() {
         return;
     }
     let quarry = real();
-    let principal = Principal::local();
     for (question, gold) in CASES {
-        let expected = quarry.run_sql(gold, &principal).expect("gold runs");
-        let answer = quarry.ask(question, &principal).unwrap_or_else(|e| panic!("{question}: {e}"));
-        assert!(
-            same_result(&expected.result, &answer.result, has_order_by(gold)),
-            "{question}\nmodel SQL: {}\nrows: {:?}\nexpected: {:?}",
-            answer.sql,
-            answer.result.rows,
-            expected.result.rows
-        );
+        let answer = assert_answers(&quarry, question, &Default::default(), gold);
         assert!(answer.model.contains("qwen2.5-coder"), "{}", answer.model);
         assert!(
             answer.timings.prompt_tokens > 100 && answer.timings.completion_tokens > 5,

@@ -5,11 +5,12 @@
 use std::sync::Arc;
 
 use quarry::check::{FindingCode, Level};
-use quarry::eval::{has_order_by, same_result};
 use quarry::llm::{ChatPrompt, Generation, GenerationParams, Llm, LlmError, ScriptedLlm};
 use quarry::pipeline::{load_default_llm, AskOptions, Principal, Quarry};
 
-use crate::support::{config_for, embedder, private_workspace, real, skip_without_real_model};
+use crate::support::{
+    assert_answers, config_for, embedder, private_workspace, real, skip_without_real_model,
+};
 
 const PER_STATUS: &str = "How many orders were placed for each status in September 2026?";
 const PER_STATUS_GOLD: &str = "SELECT status, COUNT(*) FROM orders \
@@ -149,25 +150,6 @@ impl Llm for FirstAnswer {
         }
         self.real.generate(prompt, params)
     }
-}
-
-fn assert_answers(
-    quarry: &Quarry,
-    question: &str,
-    options: &AskOptions,
-    gold: &str,
-) -> quarry::pipeline::Answer {
-    let principal = Principal::local();
-    let expected = quarry.run_sql(gold, &principal).expect("gold runs");
-    let answer = quarry.ask_with(question, &principal, options).unwrap_or_else(|e| panic!("{question}: {e}"));
-    assert!(
-        same_result(&expected.result, &answer.result, has_order_by(gold)),
-        "{question}\nmodel SQL: {}\nrows: {:?}\nexpected: {:?}",
-        answer.sql,
-        answer.result.rows,
-        expected.result.rows
-    );
-    answer
 }
 
 #[test]

@@ -219,3 +219,24 @@ pub async fn request(
         serde_json::from_slice(&bytes).unwrap_or_else(|_| json!({ "raw": String::from_utf8_lossy(&bytes) }));
     (status, value)
 }
+
+/// Asks `question` as the local analyst and checks the answer's rows against `gold`'s, as the
+/// evaluation compares them; the answer, for more checks.
+pub fn assert_answers(
+    quarry: &Quarry,
+    question: &str,
+    options: &quarry::pipeline::AskOptions,
+    gold: &str,
+) -> quarry::pipeline::Answer {
+    let principal = quarry::pipeline::Principal::local();
+    let expected = quarry.run_sql(gold, &principal).expect("gold runs");
+    let answer = quarry.ask_with(question, &principal, options).unwrap_or_else(|e| panic!("{question}: {e}"));
+    assert!(
+        quarry::eval::same_result(&expected.result, &answer.result, quarry::eval::has_order_by(gold)),
+        "{question}\nmodel SQL: {}\nrows: {:?}\nexpected: {:?}",
+        answer.sql,
+        answer.result.rows,
+        expected.result.rows
+    );
+    answer
+}
