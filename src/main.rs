@@ -192,6 +192,11 @@ enum FinetuneCommand {
         heldout_percent: u64,
         #[arg(long, default_value_t = 7)]
         seed: u64,
+        /// More evaluation sets (folders with a dev.json) whose questions and gold SQL must
+        /// never be exported. Spider's dev set and every evaluation set beside it (defog_dev)
+        /// are kept out already.
+        #[arg(long)]
+        keep_out: Vec<PathBuf>,
     },
 }
 
@@ -729,6 +734,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     limit,
                     heldout_percent,
                     seed,
+                    keep_out,
                 },
         } => {
             let embedder = load_default_embedder(&config).context("loading the embedding model")?;
@@ -737,8 +743,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             } else {
                 Some(Quarry::open(config.clone(), embedder.clone(), None).context("opening the workspace")?)
             };
+            let keep_out =
+                quarry::finetune::evaluation_sets_beside(&spider).into_iter().chain(keep_out).collect();
             let options = quarry::finetune::ExportOptions {
                 out: out.clone(),
+                keep_out,
                 spider: (!no_spider).then_some(spider),
                 spider_limit: limit,
                 heldout_percent: heldout_percent.min(100),

@@ -50,6 +50,9 @@ pub struct ExportOptions {
     pub seed: u64,
     /// Synthetic pairs proposed per workspace table (0: none).
     pub synthetic_per_table: usize,
+    /// Evaluation sets (folders with a `dev.json`) whose questions and gold SQL, every
+    /// alternative included, never reach the export: Spider's dev set is always among them.
+    pub keep_out: Vec<PathBuf>,
 }
 
 /// One training example, as a line of `train.jsonl` / `heldout.jsonl`.
@@ -123,18 +126,31 @@ pub struct EvaluationGuard {
 }
 
 impl EvaluationGuard {
-    /// Spider dev (when `spider` has `dev.json`) and the demo evaluation.
-    pub fn load(spider: Option<&Path>) -> Result<EvaluationGuard, FinetuneError> {
+    /// The demo evaluation, and every `dev.json` in `eval_sets` (folders in Spider's layout:
+    /// Spider dev, defog_dev …), each question with every acceptable gold SQL. A folder
+    /// without `dev.json` is skipped.
+    pub fn load(eval_sets: &[PathBuf]) -> Result<EvaluationGuard, FinetuneError> {
         let mut guard = EvaluationGuard { questions: HashSet::new(), sql_keys: HashSet::new() };
-        if let Some(dev) = spider.map(|s| s.join("dev.json")).filter(|p| p.is_file()) {
+        for dev in eval_sets.iter().map(|s| s.join("dev.json")).filter(|p| p.is_file()) {
             for q in read_questions(&dev)? {
-                guard.add(&q.question, &q.query);
+                for gold in q.golds() {
+                    guard.add(&q.question, gold);
+                }
             }
         }
         for case in crate::eval::parse_cases(crate::eval::DEMO_QUESTIONS)? {
             guard.add(&case.question, &case.gold);
         }
         Ok(guard)
+    }
+
+    /// How many distinct questions it keeps out.
+    pub fn len(&self) -> usize {
+        self.questions.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.questions.is_empty()
     }
 
     fn add(&mut self, question: &str, sql: &str) {
@@ -146,6 +162,21 @@ impl EvaluationGuard {
     pub fn excludes(&self, question: &str, sql: &str) -> bool {
         self.questions.contains(&normalize_question(question)) || self.sql_keys.contains(&sql_key(sql))
     }
+}
+
+/// `spider` and every evaluation set beside it (a sibling folder holding a `dev.json`, such as
+/// defog_dev next to Spider): what an export keeps out by default.
+pub fn evaluation_sets_beside(spider: &Path) -> Vec<PathBuf> {
+    let mut sets = vec![spider.to_path_buf()];
+    let siblings = spider.parent().and_then(|parent| std::fs::read_dir(parent).ok());
+    for entry in siblings.into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.join("dev.json").is_file() && !sets.contains(&path) {
+            sets.push(path);
+        }
+    }
+    sets.sort();
+    sets
 }
 
 /// A question folded for comparison: lower case, single spaces, no final punctuation.
@@ -296,7 +327,8 @@ pub fn export(
     };
     std::fs::create_dir_all(&options.out).map_err(io(&options.out))?;
     let renderer = PromptRenderer::load(&base.model)?;
-    let guard = EvaluationGuard::load(options.spider.as_deref())?;
+    let eval_sets: Vec<PathBuf> = options.spider.iter().chain(&options.keep_out).cloned().collect();
+    let guard = EvaluationGuard::load(&eval_sets)?;
     let mut collector = Collector {
         guard: &guard,
         renderer: &renderer,

@@ -67,6 +67,7 @@ fn the_export_writes_the_runtime_prompt_and_never_an_evaluation_question() {
         heldout_percent: 20,
         seed: 7,
         synthetic_per_table: 0,
+        keep_out: Vec::new(),
     };
     let report = export(&options, &config, Some(&quarry), embedder(), &mut |_| {}).expect("export");
     let train = read_examples(&out.path().join("train.jsonl"));
@@ -133,7 +134,8 @@ fn the_evaluation_guard_catches_questions_and_sql_however_they_are_written() {
     else {
         return;
     };
-    let guard = EvaluationGuard::load(Some(&spider)).expect("guard");
+    let sets = quarry::finetune::evaluation_sets_beside(&spider);
+    let guard = EvaluationGuard::load(&sets).expect("guard");
     let dev = read_questions(&spider.join("dev.json")).expect("dev.json");
     let q = &dev[0];
     assert!(guard.excludes(&format!("  {}  ", q.question.to_uppercase()), "SELECT 1"));
@@ -143,6 +145,23 @@ fn the_evaluation_guard_catches_questions_and_sql_however_they_are_written() {
     // The demo evaluation's questions are kept out too.
     let demo = quarry::eval::parse_cases(quarry::eval::DEMO_QUESTIONS).expect("demo questions");
     assert!(guard.excludes(&demo[0].question, "SELECT 1"));
+    // Every evaluation set beside Spider (defog_dev in ../shared/data), each alternative gold.
+    let defog = spider.parent().map(|p| p.join("defog_dev")).filter(|p| p.join("dev.json").is_file());
+    match defog {
+        Some(defog) => {
+            assert!(sets.contains(&defog), "{sets:?}");
+            let questions = read_questions(&defog.join("dev.json")).expect("defog dev.json");
+            let with_alternatives =
+                questions.iter().find(|q| q.golds().len() > 1).expect("an alternative gold");
+            let last = with_alternatives.golds().last().map(|g| g.to_string()).unwrap_or_default();
+            assert!(guard.excludes("a question nobody asked", &last));
+            assert!(guard.excludes(&with_alternatives.question, "SELECT 1"));
+        }
+        None if std::env::var_os("CI").is_some() => {
+            panic!("CI must have defog_dev beside {}", spider.display())
+        }
+        None => eprintln!("SKIPPED part of the guard test: no defog_dev beside {}", spider.display()),
+    }
 }
 
 #[test]
@@ -191,6 +210,7 @@ fn every_synthetic_pair_validates_runs_and_is_non_trivial() {
         heldout_percent: 0,
         seed: 7,
         synthetic_per_table: 30,
+        keep_out: Vec::new(),
     };
     let report = export(&options, &config, Some(&quarry), embedder(), &mut |_| {}).expect("export");
     let train = read_examples(&out.path().join("train.jsonl"));

@@ -212,6 +212,7 @@ async fn the_training_export_takes_no_pair_some_role_may_not_see() {
         heldout_percent: 0,
         seed: 7,
         synthetic_per_table: 20,
+        keep_out: Vec::new(),
     };
     let config = crate::support::config_for(dir.path());
     let report =
