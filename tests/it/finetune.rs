@@ -145,7 +145,7 @@ fn the_evaluation_guard_catches_questions_and_sql_however_they_are_written() {
     // The demo evaluation's questions are kept out too.
     let demo = quarry::eval::parse_cases(quarry::eval::DEMO_QUESTIONS).expect("demo questions");
     assert!(guard.excludes(&demo[0].question, "SELECT 1"));
-    // Every evaluation set beside Spider (defog_dev in ../shared/data), each alternative gold.
+    // Every evaluation set beside the Spider folder (defog_dev), each alternative gold.
     let defog = spider.parent().map(|p| p.join("defog_dev")).filter(|p| p.join("dev.json").is_file());
     match defog {
         Some(defog) => {
