@@ -1,6 +1,7 @@
 //! Benchmarks behind `quarry bench` (measurements, not tests): table retrieval recall and
-//! latency on Spider, history ingestion throughput, vector search latency at scale, and the
-//! embedded model's prefill and decode speed (with and without an adapter).
+//! latency on Spider, history ingestion throughput, vector search latency at scale, the
+//! embedded model's prefill and decode speed (with and without an adapter, one candidate or
+//! several decoded together), and questions answered end to end (`ask_latency`).
 //!
 //! Spider is used as one enterprise catalog: every table is named `<db_id>.<table>` (its
 //! schema-qualified name), so the 166 databases merge into one catalog of ~900 tables.
@@ -448,4 +449,178 @@ pub fn llm_speed(
         prompt_tokens,
         completion_tokens,
     })
+}
+
+/// What decoding several candidates together costs against one greedy answer, on the same
+/// prompts (`quarry bench llm --candidates N`).
+#[derive(Debug, Clone, Serialize)]
+pub struct CandidatesCost {
+    pub name: String,
+    pub candidates: usize,
+    pub prompts: usize,
+    /// Wall time of one greedy answer per prompt (its prompt cached from a first run), median.
+    pub greedy_ms_p50: u64,
+    /// Wall time of the greedy answer and `candidates - 1` sampled ones decoded in one batch
+    /// over the same cached prompt, median.
+    pub batch_ms_p50: u64,
+    /// batch / greedy: what `[llm] samples = candidates` multiplies generation time by.
+    pub cost_ratio: f64,
+    /// Tokens generated per prompt, greedy and batch (all candidates), medians.
+    pub greedy_tokens_p50: u64,
+    pub batch_tokens_p50: u64,
+}
+
+/// Times, for each prompt, one greedy generation and then a batch of `candidates` (greedy
+/// first, the rest sampled as the pipeline samples them); both after a warm-up generation,
+/// so both read the prompt from the cache and measure decoding.
+pub fn candidates_cost(
+    name: &str,
+    llm: &dyn crate::llm::Llm,
+    prompts: &[crate::llm::ChatPrompt],
+    max_tokens: usize,
+    candidates: usize,
+) -> Result<CandidatesCost, crate::llm::LlmError> {
+    let greedy = crate::llm::GenerationParams::greedy(max_tokens, crate::prompt::STOP);
+    let batch: Vec<_> = std::iter::once(greedy.clone())
+        .chain(
+            (1..candidates.max(1))
+                .map(|seed| greedy.sampled(crate::pipeline::SAMPLE_TEMPERATURE, seed as u32)),
+        )
+        .collect();
+    let (mut greedy_ms, mut batch_ms, mut greedy_tokens, mut batch_tokens) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for prompt in prompts {
+        llm.generate(prompt, &greedy)?;
+        let started = std::time::Instant::now();
+        let one = llm.generate(prompt, &greedy)?;
+        greedy_ms.push(started.elapsed().as_millis() as f64);
+        greedy_tokens.push(one.completion_tokens as f64);
+        let started = std::time::Instant::now();
+        let all = llm.generate_batch(prompt, &batch)?;
+        batch_ms.push(started.elapsed().as_millis() as f64);
+        batch_tokens.push(all.iter().map(|g| g.completion_tokens).sum::<usize>() as f64);
+    }
+    for values in [&mut greedy_ms, &mut batch_ms, &mut greedy_tokens, &mut batch_tokens] {
+        values.sort_by(f64::total_cmp);
+    }
+    let (g, b) = (percentile(&greedy_ms, 50.0), percentile(&batch_ms, 50.0));
+    Ok(CandidatesCost {
+        name: name.to_string(),
+        candidates: batch.len(),
+        prompts: prompts.len(),
+        greedy_ms_p50: g as u64,
+        batch_ms_p50: b as u64,
+        cost_ratio: b / g.max(1.0),
+        greedy_tokens_p50: percentile(&greedy_tokens, 50.0) as u64,
+        batch_tokens_p50: percentile(&batch_tokens, 50.0) as u64,
+    })
+}
+
+/// Questions answered end to end (`quarry bench ask`): per pass, time per stage, prompt
+/// tokens prefilled against read from the model's cache, and answers served again.
+#[derive(Debug, Clone, Serialize)]
+pub struct AskLatency {
+    /// `cold` (first pass: nothing asked before) or `repeat` (the same questions again).
+    pub pass: String,
+    pub questions: usize,
+    /// Asks that ended in an error (a refusal, an unanswerable question); timed all the same.
+    pub errors: usize,
+    /// Answers served from the answer cache (nothing generated).
+    pub answer_cached: usize,
+    /// Answers reusing a verified past query.
+    pub reused: usize,
+    pub total_ms_p50: u64,
+    pub total_ms_p95: u64,
+    pub generate_ms_p50: u64,
+    pub generate_ms_p95: u64,
+    pub retrieve_ms_p50: u64,
+    pub embed_ms_p50: u64,
+    pub validate_ms_p50: u64,
+    pub execute_ms_p50: u64,
+    /// Prompt tokens over all generations: prefilled, and read from the cache.
+    pub prefilled_tokens: usize,
+    pub cached_tokens: usize,
+    pub completion_tokens: usize,
+    /// The process's peak resident memory after the pass (Linux `VmHWM`), MiB.
+    pub peak_rss_mib: Option<u64>,
+}
+
+/// Asks `questions` (with the day each is asked on) `passes` times through `quarry`: the first
+/// pass cold, the others repeats. `progress(pass, done, total)`.
+pub fn ask_latency(
+    quarry: &crate::pipeline::Quarry,
+    principal: &crate::pipeline::Principal,
+    questions: &[(String, Option<String>)],
+    passes: usize,
+    progress: &mut dyn FnMut(usize, usize, usize),
+) -> Vec<AskLatency> {
+    let mut reports = Vec::new();
+    for pass in 0..passes.max(1) {
+        let mut stages: [Vec<u64>; 6] = Default::default();
+        let mut report = AskLatency {
+            pass: if pass == 0 { "cold".into() } else { "repeat".into() },
+            questions: questions.len(),
+            errors: 0,
+            answer_cached: 0,
+            reused: 0,
+            total_ms_p50: 0,
+            total_ms_p95: 0,
+            generate_ms_p50: 0,
+            generate_ms_p95: 0,
+            retrieve_ms_p50: 0,
+            embed_ms_p50: 0,
+            validate_ms_p50: 0,
+            execute_ms_p50: 0,
+            prefilled_tokens: 0,
+            cached_tokens: 0,
+            completion_tokens: 0,
+            peak_rss_mib: None,
+        };
+        for (done, (question, today)) in questions.iter().enumerate() {
+            let options = crate::pipeline::AskOptions { today: today.clone(), ..Default::default() };
+            let started = Instant::now();
+            let answer = quarry.ask_with(question, principal, &options);
+            let total = started.elapsed().as_millis() as u64;
+            stages[0].push(total);
+            match answer {
+                Ok(answer) => {
+                    let t = &answer.timings;
+                    stages[1].push(t.generate_ms);
+                    stages[2].push(t.retrieve_ms);
+                    stages[3].push(t.embed_ms);
+                    stages[4].push(t.validate_ms);
+                    stages[5].push(t.execute_ms);
+                    report.prefilled_tokens += t.prompt_tokens.saturating_sub(t.cached_tokens);
+                    report.cached_tokens += t.cached_tokens;
+                    report.completion_tokens += t.completion_tokens;
+                    report.answer_cached += usize::from(t.answer_cached);
+                    report.reused += usize::from(answer.reused.is_some());
+                }
+                Err(_) => report.errors += 1,
+            }
+            progress(pass, done + 1, questions.len());
+        }
+        for values in &mut stages {
+            values.sort_unstable();
+        }
+        report.total_ms_p50 = percentile(&stages[0], 50.0);
+        report.total_ms_p95 = percentile(&stages[0], 95.0);
+        report.generate_ms_p50 = percentile(&stages[1], 50.0);
+        report.generate_ms_p95 = percentile(&stages[1], 95.0);
+        report.retrieve_ms_p50 = percentile(&stages[2], 50.0);
+        report.embed_ms_p50 = percentile(&stages[3], 50.0);
+        report.validate_ms_p50 = percentile(&stages[4], 50.0);
+        report.execute_ms_p50 = percentile(&stages[5], 50.0);
+        report.peak_rss_mib = peak_rss_mib();
+        reports.push(report);
+    }
+    reports
+}
+
+/// The process's peak resident set (Linux `/proc/self/status`, `VmHWM`), MiB.
+pub fn peak_rss_mib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024)
 }

@@ -18,6 +18,7 @@ use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::{LlamaChatMessage, LlamaModel};
 use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
+use llama_cpp_2::vocab::LlamaVocab;
 use serde::Serialize;
 
 /// A chat prompt: a system message, a user message, earlier exchanges (e.g. a refused answer
@@ -119,6 +120,17 @@ pub trait Llm: Send + Sync {
         None
     }
     fn generate(&self, prompt: &ChatPrompt, params: &GenerationParams) -> Result<Generation, LlmError>;
+
+    /// One generation per entry of `params`, all continuing the same prompt (a greedy answer
+    /// and sampled candidates). The embedded runtime decodes them together in one batch over
+    /// the prompt's keys and values, computed once; this default asks one after another.
+    fn generate_batch(
+        &self,
+        prompt: &ChatPrompt,
+        params: &[GenerationParams],
+    ) -> Result<Vec<Generation>, LlmError> {
+        params.iter().map(|p| self.generate(prompt, p)).collect()
+    }
 }
 
 /// llama.cpp's backend may be initialised once per process.
@@ -147,11 +159,11 @@ pub struct LlamaCppLlm {
     worker: Option<std::thread::JoinHandle<()>>,
 }
 
-/// One generation asked of the model's thread.
+/// Generations asked of the model's thread: one per entry of `params`, decoded together.
 struct Request {
     prompt: ChatPrompt,
-    params: GenerationParams,
-    reply: mpsc::Sender<Result<Generation, LlmError>>,
+    params: Vec<GenerationParams>,
+    reply: mpsc::Sender<Result<Vec<Generation>, LlmError>>,
 }
 
 impl LlamaCppLlm {
@@ -202,8 +214,12 @@ impl LlamaCppLlm {
                         return;
                     }
                 };
+                // Several sequences share one unified cache: the candidates of a batch read the
+                // prompt's cells, copied by reference, and each has the whole window.
                 let params = LlamaContextParams::default()
                     .with_n_ctx(NonZeroU32::new(context_tokens))
+                    .with_n_seq_max(MAX_STREAMS as u32)
+                    .with_kv_unified(true)
                     .with_n_batch(BATCH as u32)
                     .with_n_threads(threads)
                     .with_n_threads_batch(threads);
@@ -255,16 +271,33 @@ impl Llm for LlamaCppLlm {
     }
 
     fn generate(&self, prompt: &ChatPrompt, params: &GenerationParams) -> Result<Generation, LlmError> {
+        let mut generations = self.generate_batch(prompt, std::slice::from_ref(params))?;
+        generations.pop().ok_or_else(|| LlmError::Inference("the model returned no generation".into()))
+    }
+
+    fn generate_batch(
+        &self,
+        prompt: &ChatPrompt,
+        params: &[GenerationParams],
+    ) -> Result<Vec<Generation>, LlmError> {
         let stopped = || LlmError::Inference("the model's thread has stopped".into());
-        let (reply, answer) = mpsc::channel();
-        let request = Request { prompt: prompt.clone(), params: params.clone(), reply };
-        self.requests.as_ref().ok_or_else(stopped)?.send(request).map_err(|_| stopped())?;
-        answer.recv().map_err(|_| stopped())?
+        let mut generations = Vec::with_capacity(params.len());
+        // More candidates than sequences: in groups, each over the cached prompt.
+        for group in params.chunks(MAX_STREAMS) {
+            let (reply, answer) = mpsc::channel();
+            let request = Request { prompt: prompt.clone(), params: group.to_vec(), reply };
+            self.requests.as_ref().ok_or_else(stopped)?.send(request).map_err(|_| stopped())?;
+            generations.extend(answer.recv().map_err(|_| stopped())??);
+        }
+        Ok(generations)
     }
 }
 
 /// Tokens decoded per batch.
 const BATCH: usize = 512;
+
+/// Generations decoded together at most (llama.cpp sequences of the one context).
+pub const MAX_STREAMS: usize = 8;
 
 /// The model's thread: the model, its one context, and the tokens whose keys and values the
 /// context holds, in position order.
@@ -276,12 +309,17 @@ struct Engine<'m> {
 }
 
 impl Engine<'_> {
-    fn generate(&mut self, prompt: &ChatPrompt, params: &GenerationParams) -> Result<Generation, LlmError> {
+    fn generate(
+        &mut self,
+        prompt: &ChatPrompt,
+        params: &[GenerationParams],
+    ) -> Result<Vec<Generation>, LlmError> {
         let text = render(self.model, prompt)?;
         let tokens = self.model.vocab().tokenize(text.as_bytes(), false, true);
         let limit = self.context_tokens as usize;
-        if tokens.len() + params.max_tokens > limit {
-            return Err(LlmError::PromptTooLong { tokens: tokens.len() + params.max_tokens, limit });
+        let answers: usize = params.iter().map(|p| p.max_tokens).sum();
+        if tokens.len() + answers > limit {
+            return Err(LlmError::PromptTooLong { tokens: tokens.len() + answers, limit });
         }
         let result = self.run(&tokens, params);
         if result.is_err() {
@@ -292,7 +330,14 @@ impl Engine<'_> {
         result
     }
 
-    fn run(&mut self, tokens: &[LlamaToken], params: &GenerationParams) -> Result<Generation, LlmError> {
+    /// Prefills what of `tokens` the cache lacks on sequence 0, then decodes one stream per
+    /// entry of `params` together: stream 0 continues sequence 0, stream i a copy of it on
+    /// sequence i (removed afterwards). Sequence 0 keeps the prompt and stream 0's answer.
+    fn run(
+        &mut self,
+        tokens: &[LlamaToken],
+        params: &[GenerationParams],
+    ) -> Result<Vec<Generation>, LlmError> {
         let infer = |e: &dyn std::fmt::Display| LlmError::Inference(e.to_string());
         // Keep the cached prefix this prompt shares, leaving at least one token to decode (its
         // logits start the answer); drop the rest from the cache.
@@ -305,7 +350,8 @@ impl Engine<'_> {
         self.cached.truncate(keep);
 
         let started = Instant::now();
-        let mut batch = LlamaBatch::new(BATCH, 1);
+        let streams = params.len().min(MAX_STREAMS);
+        let mut batch = LlamaBatch::new(BATCH.max(streams), streams as i32);
         let fresh = &tokens[keep..];
         for (chunk_index, chunk) in fresh.chunks(BATCH).enumerate() {
             batch.clear();
@@ -317,9 +363,71 @@ impl Engine<'_> {
             self.cached.extend_from_slice(chunk);
         }
         let prefill_ms = started.elapsed().as_millis() as u64;
+        for seq in 1..streams {
+            self.ctx.clear_kv_cache_seq(Some(seq as u32), None, None).map_err(|e| infer(&e))?;
+            self.ctx.copy_kv_cache_seq(0, seq as i32, None, None).map_err(|e| infer(&e))?;
+        }
 
         let decode_started = Instant::now();
-        let mut sampler = if params.temperature > 0.0 {
+        let mut states: Vec<Stream> = params[..streams].iter().map(Stream::new).collect();
+        // Where each live stream's logits are in the last decoded batch.
+        let mut logits_at: Vec<Option<i32>> = vec![Some(batch.n_tokens() - 1); streams];
+        let vocab = self.model.vocab();
+        let mut position = tokens.len();
+        loop {
+            batch.clear();
+            for (seq, state) in states.iter_mut().enumerate() {
+                let Some(index) = logits_at[seq].take() else { continue };
+                if let Some(token) = state.step(&self.ctx, index, &vocab) {
+                    batch.add(token, position as i32, &[seq as i32], true).map_err(|e| infer(&e))?;
+                    logits_at[seq] = Some(batch.n_tokens() - 1);
+                    if seq == 0 {
+                        self.cached.push(token);
+                    }
+                } else {
+                    state.decode_ms = decode_started.elapsed().as_millis() as u64;
+                }
+            }
+            if batch.n_tokens() == 0 {
+                break;
+            }
+            self.ctx.decode(&mut batch).map_err(|e| infer(&e))?;
+            position += 1;
+        }
+        for seq in 1..streams {
+            self.ctx.clear_kv_cache_seq(Some(seq as u32), None, None).map_err(|e| infer(&e))?;
+        }
+        Ok(states
+            .into_iter()
+            .enumerate()
+            .map(|(seq, state)| Generation {
+                decode_ms: state.decode_ms,
+                completion_tokens: state.completion_tokens,
+                text: state.text(),
+                prompt_tokens: tokens.len(),
+                // The candidates beside the first read the prompt prefilled for it.
+                cached_tokens: if seq == 0 { keep } else { tokens.len() },
+                prefill_ms: if seq == 0 { prefill_ms } else { 0 },
+            })
+            .collect())
+    }
+}
+
+/// One answer being decoded: its sampler, the bytes so far, and whether it has ended.
+struct Stream<'p> {
+    params: &'p GenerationParams,
+    sampler: LlamaSampler,
+    output: Vec<u8>,
+    completion_tokens: usize,
+    /// The text up to the stop string, once one appeared.
+    stopped: Option<String>,
+    done: bool,
+    decode_ms: u64,
+}
+
+impl<'p> Stream<'p> {
+    fn new(params: &'p GenerationParams) -> Self {
+        let sampler = if params.temperature > 0.0 {
             LlamaSampler::chain_simple([
                 LlamaSampler::top_p(0.95, 1),
                 LlamaSampler::temp(params.temperature),
@@ -328,40 +436,43 @@ impl Engine<'_> {
         } else {
             LlamaSampler::greedy()
         };
-        let mut output = Vec::<u8>::new();
-        let mut completion_tokens = 0usize;
-        let mut logits_index = batch.n_tokens() - 1;
-        let vocab = self.model.vocab();
-        let stopped_text = loop {
-            if completion_tokens >= params.max_tokens {
-                break None;
-            }
-            // `sample` also accepts the token into the sampler; never call `accept` again.
-            let token = sampler.sample(&self.ctx, logits_index);
-            if vocab.is_eog(token) {
-                break None;
-            }
-            completion_tokens += 1;
-            output.extend(vocab.token_to_piece(token, false, None));
-            let so_far = String::from_utf8_lossy(&output);
-            if let Some(stop_at) = params.stop.iter().filter_map(|s| so_far.find(s.as_str())).min() {
-                break Some(so_far[..stop_at].to_string());
-            }
-            batch.clear();
-            batch.add(token, self.cached.len() as i32, &[0], true).map_err(|e| infer(&e))?;
-            self.ctx.decode(&mut batch).map_err(|e| infer(&e))?;
-            self.cached.push(token);
-            logits_index = 0;
-        };
-        let text = stopped_text.unwrap_or_else(|| String::from_utf8_lossy(&output).into_owned());
-        Ok(Generation {
-            text,
-            prompt_tokens: tokens.len(),
-            cached_tokens: keep,
-            completion_tokens,
-            prefill_ms,
-            decode_ms: decode_started.elapsed().as_millis() as u64,
-        })
+        Stream {
+            params,
+            sampler,
+            output: Vec::new(),
+            completion_tokens: 0,
+            stopped: None,
+            done: false,
+            decode_ms: 0,
+        }
+    }
+
+    /// Samples the next token from the logits at `index`; None when the stream has ended
+    /// (end of turn, a stop string, or its token budget).
+    fn step(&mut self, ctx: &LlamaContext, index: i32, vocab: &LlamaVocab) -> Option<LlamaToken> {
+        if self.done || self.completion_tokens >= self.params.max_tokens {
+            self.done = true;
+            return None;
+        }
+        // `sample` also accepts the token into the sampler; never call `accept` again.
+        let token = self.sampler.sample(ctx, index);
+        if vocab.is_eog(token) {
+            self.done = true;
+            return None;
+        }
+        self.completion_tokens += 1;
+        self.output.extend(vocab.token_to_piece(token, false, None));
+        let so_far = String::from_utf8_lossy(&self.output);
+        if let Some(stop_at) = self.params.stop.iter().filter_map(|s| so_far.find(s.as_str())).min() {
+            self.stopped = Some(so_far[..stop_at].to_string());
+            self.done = true;
+            return None;
+        }
+        Some(token)
+    }
+
+    fn text(self) -> String {
+        self.stopped.unwrap_or_else(|| String::from_utf8_lossy(&self.output).into_owned())
     }
 }
 
@@ -511,6 +622,23 @@ impl Llm for OpenAiLlm {
             completion_tokens: count("completion_tokens"),
             prefill_ms,
             decode_ms: elapsed.saturating_sub(prefill_ms),
+        })
+    }
+
+    /// The candidates as concurrent requests: the server batches them and reuses the
+    /// prompt's cache across its slots.
+    fn generate_batch(
+        &self,
+        prompt: &ChatPrompt,
+        params: &[GenerationParams],
+    ) -> Result<Vec<Generation>, LlmError> {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> =
+                params.iter().map(|p| scope.spawn(move || self.generate(prompt, p))).collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|_| Err(self.failed("a request thread panicked"))))
+                .collect()
         })
     }
 }

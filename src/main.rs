@@ -249,6 +249,19 @@ enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// The demo questions answered end to end through the configured model: time per stage
+    /// (p50/p95), prompt tokens prefilled and read from cache, peak memory; the first pass
+    /// cold, the next ones asking the same questions again.
+    Ask {
+        /// How many of the demo questions (in file order).
+        #[arg(long, default_value_t = 10)]
+        questions: usize,
+        /// Passes over those questions (the second and later are repeats).
+        #[arg(long, default_value_t = 2)]
+        passes: usize,
+        #[arg(long)]
+        json: bool,
+    },
     /// Prefill and decode speed of the embedded model on the demo questions' prompts, without
     /// and with a fine-tuned adapter.
     Llm {
@@ -258,6 +271,10 @@ enum BenchCommand {
         /// How many of the demo questions (their prompts) to generate for.
         #[arg(long, default_value_t = 10)]
         questions: usize,
+        /// Also time N candidates decoded together (greedy + N-1 sampled) against one greedy
+        /// answer on the same prompts: what `[llm] samples = N` costs.
+        #[arg(long)]
+        candidates: Option<usize>,
         /// Passes over those questions.
         #[arg(long, default_value_t = 1)]
         rounds: usize,
@@ -461,7 +478,24 @@ fn bench(config: Config, command: BenchCommand) -> Result<ExitCode> {
             let report = quarry::bench::vectors(&scratch.join("vectors"), 384, points, searches, 7)?;
             print_report(json, &report)
         }
-        BenchCommand::Llm { adapter, questions, rounds, json } => {
+        BenchCommand::Ask { questions, passes, json } => {
+            let cases = quarry::eval::parse_cases(quarry::eval::DEMO_QUESTIONS)?;
+            let asked: Vec<(String, Option<String>)> =
+                cases.into_iter().take(questions).map(|case| (case.question, case.today)).collect();
+            let quarry = open(config)?;
+            let principal = quarry::pipeline::Principal::local();
+            let mut bar = ProgressBar::new("asking");
+            let reports =
+                quarry::bench::ask_latency(&quarry, &principal, &asked, passes, &mut |_, done, total| {
+                    bar.update(done, total)
+                });
+            bar.finish();
+            for report in &reports {
+                print_report(json, report)?;
+            }
+            Ok(())
+        }
+        BenchCommand::Llm { adapter, questions, candidates, rounds, json } => {
             let embedder = load_default_embedder(&config).context("loading the embedding model")?;
             let quarry = Quarry::open(config.clone(), embedder, None).context("opening the workspace")?;
             let principal = quarry::pipeline::Principal::local();
@@ -486,6 +520,10 @@ fn bench(config: Config, command: BenchCommand) -> Result<ExitCode> {
                 .with_context(|| format!("loading the model ({name})"))?;
                 let report = quarry::bench::llm_speed(&name, &llm, &prompts, config.max_tokens, rounds)?;
                 print_report(json, &report)?;
+                if let Some(n) = candidates {
+                    let report = quarry::bench::candidates_cost(&name, &llm, &prompts, config.max_tokens, n)?;
+                    print_report(json, &report)?;
+                }
             }
             Ok(())
         }

@@ -404,6 +404,20 @@ impl Llm for Metered {
         self.completion_tokens.fetch_add(generation.completion_tokens, Ordering::Relaxed);
         Ok(generation)
     }
+
+    fn generate_batch(
+        &self,
+        prompt: &ChatPrompt,
+        params: &[GenerationParams],
+    ) -> Result<Vec<Generation>, LlmError> {
+        self.calls.fetch_add(params.len(), Ordering::Relaxed);
+        let generations = self.inner.generate_batch(prompt, params)?;
+        for generation in &generations {
+            self.prompt_tokens.fetch_add(generation.prompt_tokens, Ordering::Relaxed);
+            self.completion_tokens.fetch_add(generation.completion_tokens, Ordering::Relaxed);
+        }
+        Ok(generations)
+    }
 }
 
 /// What every worker shares.

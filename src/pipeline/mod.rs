@@ -5,6 +5,7 @@
 //! Stages never call each other; they are called from here, each timed. Catalog browsing,
 //! steward edits, search and the audit log are in `catalog_ops`.
 
+mod answer_cache;
 mod catalog_ops;
 mod feedback;
 
@@ -28,7 +29,7 @@ use crate::history::structure::JoinEdge;
 use crate::history::verdict::{self, Reviews};
 use crate::history::{History, HistoryError, LogFormat};
 use crate::index::{ensure_index, IndexError, IndexReport};
-use crate::llm::{GenerationParams, LlamaCppLlm, Llm, LlmError, OpenAiLlm};
+use crate::llm::{Generation, GenerationParams, LlamaCppLlm, Llm, LlmError, OpenAiLlm};
 use crate::metadata::{AuditKind, AuditRecord, Metadata, MetadataError, Outcome};
 pub use crate::policy::Principal;
 use crate::policy::{Action, Policy, PolicyError};
@@ -172,7 +173,13 @@ pub enum Stage {
 pub struct Timings {
     pub embed_ms: u64,
     pub retrieve_ms: u64,
+    /// The answer to the same question asked before, its SQL validated and run again with
+    /// the same rows: nothing was generated.
+    pub answer_cached: bool,
     pub prompt_tokens: usize,
+    /// Of the prompt tokens, those whose keys and values came from the model's cache (a
+    /// shared prefix, or a candidate decoded beside the first) rather than being prefilled.
+    pub cached_tokens: usize,
     pub completion_tokens: usize,
     pub generate_ms: u64,
     pub validate_ms: u64,
@@ -266,6 +273,9 @@ pub struct Quarry {
     executor: Executor,
     metadata: Metadata,
     index_report: IndexReport,
+    /// Answers to questions asked before, served again while nothing they were made from
+    /// has changed (`answer_cache`).
+    answers: answer_cache::AnswerCache,
 }
 
 /// The query history in force, with the signals derived from it.
@@ -396,6 +406,7 @@ impl Quarry {
             executor,
             metadata,
             index_report,
+            answers: Default::default(),
         })
     }
 
@@ -737,6 +748,13 @@ impl Quarry {
         let question = question.trim();
         let mut timings = Timings::default();
         let history = self.history();
+        let today = options.today.clone().unwrap_or_else(crate::calendar::today);
+        let cache_key = answer_cache::Key::new(question, principal, options, &today);
+        if let Some(kept) = self.answers.get(&cache_key, &catalog, &history) {
+            if let Some(answer) = self.serve_kept(kept, &catalog, policy, principal, options) {
+                return Ok(answer);
+            }
+        }
         let mut retrieved =
             self.retrieve_for(question, &catalog, &visible, &history, policy, principal, options)?;
         timings.embed_ms = retrieved.embed_ms;
@@ -768,12 +786,28 @@ impl Quarry {
             cancel: &options.cancel,
         };
 
+        // The first round: the greedy answer and, with `[llm] samples` above 1, sampled
+        // candidates from the same prompt, generated together (one prefill, one batch).
+        let samples = options.samples.unwrap_or(self.config.samples).max(1);
+        let first_params: Vec<GenerationParams> = std::iter::once(params.clone())
+            .chain((1..samples).map(|seed| params.sampled(SAMPLE_TEMPERATURE, seed as u32)))
+            .collect();
+        let mut first_round = self.generate(&context, &build(&[]), &first_params, &mut timings)?.into_iter();
+        let mut greedy_first = first_round.next();
+        let sampled: Vec<(usize, Generation)> = first_round.collect();
+
         // The greedy answer, repaired when refused or when it fails to run.
         let mut failed: Vec<FailedAttempt> = Vec::new();
         let mut candidates = Vec::new();
         let mut last_error = None;
         for _attempt in 0..=self.config.max_repairs {
-            match self.attempt(&context, &build(&failed), &params, &mut timings) {
+            let tried = match greedy_first.take() {
+                Some((attempt, generation)) => {
+                    self.consider(&context, attempt, generation, true, &mut timings)
+                }
+                None => self.attempt(&context, &build(&failed), &params, &mut timings),
+            };
+            match tried {
                 Ok(candidate) => {
                     candidates.push(candidate);
                     break;
@@ -795,7 +829,6 @@ impl Quarry {
         }
 
         // What a careful analyst would check; one repair round on a finding that names a fix.
-        let today = options.today.clone().unwrap_or_else(crate::calendar::today);
         let periods = crate::timeframe::resolve(question, &today);
         let checks = self.config.answer.checks;
         let findings_of = |candidate: &Candidate| -> Vec<Finding> {
@@ -837,14 +870,12 @@ impl Quarry {
             }
         }
 
-        // More candidates, sampled from the first prompt; the result most of them agree on wins
+        // The sampled candidates of the first round; the result most of them agree on wins
         // (among those the checks find nothing to fix on, when there are such).
-        let samples = options.samples.unwrap_or(self.config.samples).max(1);
         let mut votes = None;
         if samples > 1 {
-            for seed in 1..samples {
-                let sampled = params.sampled(SAMPLE_TEMPERATURE, seed as u32);
-                match self.attempt(&context, &build(&[]), &sampled, &mut timings) {
+            for (attempt, generation) in sampled {
+                match self.consider(&context, attempt, generation, false, &mut timings) {
                     Ok(candidate) => candidates.push(candidate),
                     Err(AskError::Llm(e)) => return Err(AskError::Llm(e)),
                     Err(_) => {}
@@ -879,7 +910,8 @@ impl Quarry {
         let findings = findings_of(&chosen);
         let agreement = votes.as_ref().map(|v: &Votes| (v.agreeing, v.ran));
         let confidence = Confidence::assess(&findings, agreement, corrected.as_deref());
-        Ok(Answer {
+        let draft = chosen.draft.clone();
+        let answer = Answer {
             question: question.to_string(),
             sql: chosen.query.sql().to_string(),
             tables: self.table_uses(&catalog, &chosen.query, Some(&retrieved.tables)),
@@ -897,7 +929,47 @@ impl Quarry {
             model: llm.model_id().to_string(),
             adapter: llm.adapter().map(str::to_string),
             timings,
-        })
+        };
+        // Kept only while what it was made from is still in force.
+        if Arc::ptr_eq(&catalog, &self.catalog()) && Arc::ptr_eq(&history, &self.history()) {
+            self.answers.put(cache_key, catalog, history, draft, answer.clone());
+        }
+        Ok(answer)
+    }
+
+    /// A kept answer served again: its SQL validated for this principal and run; None (answer
+    /// from scratch) when it no longer validates or its rows changed.
+    fn serve_kept(
+        &self,
+        kept: answer_cache::Kept,
+        catalog: &Catalog,
+        policy: &Policy,
+        principal: &Principal,
+        options: &AskOptions,
+    ) -> Option<Answer> {
+        let stage = Instant::now();
+        let query = validate(&DraftSql::new(&kept.draft), catalog, policy, principal).ok()?;
+        if options.tables.as_deref().is_some_and(|picked| outside_picks(&query, picked).is_some()) {
+            return None;
+        }
+        let validate_ms = stage.elapsed().as_millis() as u64;
+        let stage = Instant::now();
+        let result = self.executor.run_cancellable(&query, &options.cancel).ok()?;
+        if result.columns != kept.answer.result.columns || result.rows != kept.answer.result.rows {
+            return None;
+        }
+        let mut answer = kept.answer;
+        answer.sql = query.sql().to_string();
+        answer.result = result;
+        answer.warnings = query.warnings().to_vec();
+        answer.governance = query.governance().clone();
+        answer.timings = Timings {
+            answer_cached: true,
+            validate_ms,
+            execute_ms: stage.elapsed().as_millis() as u64,
+            ..Timings::default()
+        };
+        Some(answer)
     }
 
     /// One generation, validated and run: a candidate answer, or why it is not one.
@@ -908,16 +980,45 @@ impl Quarry {
         params: &GenerationParams,
         timings: &mut Timings,
     ) -> Result<Candidate, AskError> {
-        tracing::debug!(system = %chat.system, user = %chat.user, "prompt");
-        let attempt = context.attempts.get() + 1;
-        context.attempts.set(attempt);
-        (context.progress)(Stage::Generating { attempt });
-        let stage = Instant::now();
-        let generation = context.llm.generate(chat, params)?;
-        timings.generate_ms += stage.elapsed().as_millis() as u64;
-        timings.prompt_tokens += generation.prompt_tokens;
-        timings.completion_tokens += generation.completion_tokens;
+        let (attempt, generation) = self
+            .generate(context, chat, std::slice::from_ref(params), timings)?
+            .pop()
+            .ok_or_else(|| LlmError::Inference("the model returned no generation".into()))?;
+        self.consider(context, attempt, generation, params.temperature == 0.0, timings)
+    }
 
+    /// One generation per entry of `params` from one prompt, numbered as attempts.
+    fn generate(
+        &self,
+        context: &Attempting,
+        chat: &crate::llm::ChatPrompt,
+        params: &[GenerationParams],
+        timings: &mut Timings,
+    ) -> Result<Vec<(usize, Generation)>, AskError> {
+        tracing::debug!(system = %chat.system, user = %chat.user, "prompt");
+        let first = context.attempts.get() + 1;
+        context.attempts.set(first + params.len() - 1);
+        (context.progress)(Stage::Generating { attempt: first });
+        let stage = Instant::now();
+        let generations = context.llm.generate_batch(chat, params)?;
+        timings.generate_ms += stage.elapsed().as_millis() as u64;
+        for generation in &generations {
+            timings.prompt_tokens += generation.prompt_tokens;
+            timings.cached_tokens += generation.cached_tokens;
+            timings.completion_tokens += generation.completion_tokens;
+        }
+        Ok((first..).zip(generations).collect())
+    }
+
+    /// What the model wrote, validated and run: a candidate answer, or why it is not one.
+    fn consider(
+        &self,
+        context: &Attempting,
+        attempt: usize,
+        generation: Generation,
+        greedy: bool,
+        timings: &mut Timings,
+    ) -> Result<Candidate, AskError> {
         let draft = prompt::extract_sql(&generation.text);
         (context.progress)(Stage::Validating { attempt });
         let stage = Instant::now();
@@ -933,12 +1034,7 @@ impl Quarry {
         let executed = self.executor.run_cancellable(&query, context.cancel);
         timings.execute_ms += stage.elapsed().as_millis() as u64;
         match executed {
-            Ok(result) => Ok(Candidate {
-                draft: draft.text().to_string(),
-                query,
-                result,
-                greedy: params.temperature == 0.0,
-            }),
+            Ok(result) => Ok(Candidate { draft: draft.text().to_string(), query, result, greedy }),
             Err(source) => Err(AskError::Execution { sql: query.sql().to_string(), source }),
         }
     }
@@ -1113,7 +1209,7 @@ const MAX_SQL_CHARS: usize = 1_000_000;
 
 /// Temperature of the sampled candidates (`[llm] samples` > 1): varied enough to disagree
 /// where the model is unsure, low enough to stay on the question.
-const SAMPLE_TEMPERATURE: f32 = 0.7;
+pub const SAMPLE_TEMPERATURE: f32 = 0.7;
 
 /// The tables an analyst picked, in their order, as candidates: retrieval's evidence where
 /// retrieval found the table too. Every name must be a table the role may read.

@@ -56,3 +56,80 @@ fn a_policy_refusal_is_final_even_with_samples() {
         quarry.ask_with("List every e-mail by vote", &Principal::local(), &samples(3)).expect_err("refused");
     assert!(error.to_string().contains("email"), "{error}");
 }
+
+/// A model that counts its generations, over a scripted one.
+struct Counting {
+    inner: ScriptedLlm,
+    generations: std::sync::atomic::AtomicUsize,
+}
+
+impl quarry::llm::Llm for Counting {
+    fn model_id(&self) -> &str {
+        "counting"
+    }
+
+    fn generate(
+        &self,
+        prompt: &quarry::llm::ChatPrompt,
+        params: &quarry::llm::GenerationParams,
+    ) -> Result<quarry::llm::Generation, quarry::llm::LlmError> {
+        self.generations.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.generate(prompt, params)
+    }
+}
+
+#[test]
+fn a_repeated_question_is_served_from_its_kept_answer_until_something_changes() {
+    use std::sync::atomic::Ordering;
+    use std::sync::Arc;
+
+    let dir = private_workspace();
+    let llm = Arc::new(Counting {
+        inner: ScriptedLlm::new([(
+            "orders per status",
+            "SELECT status, COUNT(*) FROM orders GROUP BY status",
+        )]),
+        generations: Default::default(),
+    });
+    let mut config = crate::support::config_for(dir.path());
+    config.governance = dir.path().join("schemas");
+    let quarry = quarry::pipeline::Quarry::open(config, crate::support::embedder(), Some(llm.clone()))
+        .expect("open the workspace");
+    let analyst = Principal::local();
+    let today = |day: &str| AskOptions { today: Some(day.to_string()), ..AskOptions::default() };
+
+    let first =
+        quarry.ask_with("How many orders per status?", &analyst, &today("2026-11-02")).expect("answer");
+    assert!(!first.timings.answer_cached);
+    let generated = llm.generations.load(Ordering::SeqCst);
+    assert!(generated >= 1);
+
+    // The same question (case and spacing aside): the kept SQL, validated and run again.
+    let again =
+        quarry.ask_with("  how many ORDERS per status? ", &analyst, &today("2026-11-02")).expect("answer");
+    assert!(again.timings.answer_cached, "{:?}", again.timings);
+    assert_eq!(llm.generations.load(Ordering::SeqCst), generated, "nothing generated");
+    assert_eq!((again.sql.as_str(), &again.result.rows), (first.sql.as_str(), &first.result.rows));
+    assert_eq!(again.timings.prompt_tokens, 0);
+
+    // Another day (relative phrases read otherwise), another role: answered from scratch.
+    let other_day =
+        quarry.ask_with("How many orders per status?", &analyst, &today("2026-11-03")).expect("answer");
+    assert!(!other_day.timings.answer_cached);
+    let steward = Principal::new("sam.steward", "steward");
+    let as_steward =
+        quarry.ask_with("How many orders per status?", &steward, &today("2026-11-02")).expect("answer");
+    assert!(!as_steward.timings.answer_cached);
+
+    // A steward edit replaces the catalog: the kept answer is not served over the new one.
+    let body = serde_json::json!({ "description": "Orders, one row per order.", "comment": "clearer" });
+    quarry.edit_table(&steward, "orders", &body).expect("edit");
+    let after_edit =
+        quarry.ask_with("How many orders per status?", &analyst, &today("2026-11-02")).expect("answer");
+    assert!(!after_edit.timings.answer_cached);
+    let count = llm.generations.load(Ordering::SeqCst);
+    let kept_again =
+        quarry.ask_with("How many orders per status?", &analyst, &today("2026-11-02")).expect("answer");
+    assert!(kept_again.timings.answer_cached);
+    assert_eq!(llm.generations.load(Ordering::SeqCst), count);
+}

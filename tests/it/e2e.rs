@@ -2,9 +2,9 @@
 //! Qdrant Edge and SQLite. Runs when `QUARRY_E2E=1` (`make test` and CI set it).
 
 use quarry::llm::{ChatPrompt, GenerationParams, Turn};
-use quarry::pipeline::{load_default_llm, Principal};
+use quarry::pipeline::{load_default_llm, Principal, Quarry};
 
-use crate::support::{assert_answers, config_for, real, skip_without_real_model};
+use crate::support::{assert_answers, config_for, embedder, real, skip_without_real_model};
 
 /// Questions the default model answers, with hand-written gold SQL.
 const CASES: &[(&str, &str)] = &[
@@ -157,6 +157,46 @@ fn the_embedded_model_reuses_the_cached_prefix_without_changing_answers() {
     assert!(!sampled.text.trim().is_empty());
 }
 
+/// Candidates decoded together (`[llm] samples`): one prefill, the greedy answer first and
+/// the same as alone, sampled ones beside it reading the whole prompt from the cache, and the
+/// cache left as one sequence that later generations reuse unchanged.
+#[test]
+fn the_embedded_model_decodes_candidates_together_over_one_prompt() {
+    if skip_without_real_model() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let llm = load_default_llm(&config_for(dir.path())).expect("model assets: run `make assets`");
+    let prompt = ChatPrompt {
+        system: "You write SQLite queries. Tables: users(user_id, country_code, plan, signup_date).".into(),
+        user: "How many users are on each plan?".into(),
+        turns: Vec::new(),
+        assistant_prefix: "```sql\n".into(),
+    };
+    let greedy = GenerationParams::greedy(64, "```");
+    // Compared from the cache each time (a full prefill may sum in another order).
+    llm.generate(&prompt, &greedy).expect("warm-up");
+    let alone = llm.generate(&prompt, &greedy).expect("generation");
+    let batch: Vec<GenerationParams> =
+        std::iter::once(greedy.clone()).chain((1..4).map(|seed| greedy.sampled(0.7, seed))).collect();
+    let together = llm.generate_batch(&prompt, &batch).expect("batch");
+    assert_eq!(together.len(), 4);
+    assert_eq!(together[0].text, alone.text, "the greedy answer does not depend on its neighbours");
+    for candidate in &together[1..] {
+        assert_eq!(candidate.cached_tokens, candidate.prompt_tokens, "sampled candidates prefill nothing");
+        assert_eq!(candidate.prefill_ms, 0);
+        let sql = candidate.text.to_lowercase();
+        assert!(sql.contains("select") && sql.contains("users"), "{}", candidate.text);
+    }
+    // Ten candidates: more than one batch holds, in groups over the same cached prompt.
+    let many: Vec<GenerationParams> = (1..=10).map(|seed| greedy.sampled(0.7, seed)).collect();
+    assert_eq!(llm.generate_batch(&prompt, &many).expect("two groups").len(), 10);
+    // The cache holds the prompt once more: the next generation reuses it and agrees.
+    let after = llm.generate(&prompt, &greedy).expect("generation");
+    assert_eq!(after.cached_tokens, after.prompt_tokens - 1);
+    assert_eq!(after.text, alone.text);
+}
+
 /// With the real model, the analyst's picks bind: whatever it writes reads only the picked
 /// tables (SQL reading another is sent back to it, never run).
 #[test]
@@ -181,4 +221,25 @@ fn real_model_answers_read_only_the_picked_tables() {
         }
         Err(other) => panic!("{other}"),
     }
+}
+
+/// With the real model, the same question asked again is served from the kept answer: the
+/// same SQL and rows, nothing generated. (Its own workspace: no other test edits its catalog.)
+#[test]
+fn real_model_serves_a_repeated_question_from_its_kept_answer() {
+    if skip_without_real_model() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = config_for(dir.path());
+    let llm = load_default_llm(&config).expect("model assets: run `make assets`");
+    let quarry = Quarry::open(config, embedder(), Some(llm)).expect("open workspace");
+    let question = "How many orders were refunded in September 2026?";
+    let first = quarry.ask(question, &Principal::local()).expect("first answer");
+    assert!(!first.timings.answer_cached);
+    assert!(first.timings.completion_tokens > 0);
+    let again = quarry.ask(&format!("  {}  ", question.to_uppercase()), &Principal::local()).expect("again");
+    assert!(again.timings.answer_cached, "{:?}", again.timings);
+    assert_eq!(again.timings.completion_tokens, 0);
+    assert_eq!((again.sql.as_str(), &again.result.rows), (first.sql.as_str(), &first.result.rows));
 }
