@@ -1,7 +1,8 @@
 //! Plausibility checks on a query that ran: what a careful analyst looks at before trusting a
 //! result. A filter comparing a column with a value it never holds (or a date in another
-//! shape), `LIMIT 1` for a question about several rows, a ratio in integer arithmetic, a column
-//! selected beside an aggregate without GROUP BY, a period after the data ends.
+//! shape), `LIMIT 1` for a question about several rows, a ratio in integer arithmetic or
+//! scaled to a percentage, a column selected beside an aggregate without GROUP BY, a range
+//! that misses or overruns the question's period by a day, a period after the data ends.
 //!
 //! Checks read the SQL the model wrote, the result, and the catalog as the role sees it (so a
 //! finding never names a value the role may not see). A finding that names a fix is sent back
@@ -37,6 +38,10 @@ pub enum FindingCode {
     IntegerDivision,
     /// A column selected beside an aggregate without GROUP BY: one arbitrary row's value.
     UngroupedColumn,
+    /// A range on a date column that leaves out the period's last day or counts the day after.
+    PeriodBounds,
+    /// A ratio asked for, multiplied by 100 as if a percentage had been.
+    RatioAsPercentage,
     /// The question's period starts after the last date in the tables read.
     PeriodAfterData,
     /// No rows.
@@ -132,7 +137,14 @@ pub struct Subject<'a> {
 pub fn check(subject: &Subject) -> Vec<Finding> {
     let Some(query) = parse_query(subject.sql) else { return Vec::new() };
     let empty = subject.result.rows.is_empty();
-    let mut walker = Walker { catalog: subject.catalog, empty, findings: Vec::new(), tables: Vec::new() };
+    let mut walker = Walker {
+        catalog: subject.catalog,
+        empty,
+        periods: subject.periods,
+        ratio_asked: asks_for_ratio(subject.question),
+        findings: Vec::new(),
+        tables: Vec::new(),
+    };
     let _ = query.visit(&mut walker);
     let mut findings = walker.findings;
     findings.extend(limit_findings(subject.question, &query));
@@ -148,6 +160,10 @@ pub fn check(subject: &Subject) -> Vec<Finding> {
 struct Walker<'c> {
     catalog: &'c Catalog,
     empty: bool,
+    /// The question's time phrases, resolved.
+    periods: &'c [Period],
+    /// The question asks for a ratio and not for a percentage.
+    ratio_asked: bool,
     findings: Vec<Finding>,
     /// Catalog tables read.
     tables: Vec<String>,
@@ -202,6 +218,9 @@ impl<'c> Walker<'c> {
             .collect();
         for item in &items {
             self.divisions(item, &scope);
+            if self.ratio_asked {
+                self.percentage(item);
+            }
         }
         let grouped = match &select.group_by {
             GroupByExpr::Expressions(exprs, _) => !exprs.is_empty(),
@@ -258,12 +277,26 @@ impl<'c> Walker<'c> {
                     self.value(expr, &literals, scope);
                 }
             }
-            Expr::Between { expr, negated: false, high, .. } => {
+            Expr::Between { expr, negated: false, low, high } => {
                 let (Some((name, column)), Some(high)) = (self.column(expr, scope), text_literal(high))
                 else {
                     return;
                 };
                 let timestamps = column.date_format.as_deref().is_some_and(|f| f.contains("HH"));
+                let low = text_literal(low).unwrap_or_default();
+                if let Some(period) = self.periods.iter().find(|p| p.start == low && p.end == high) {
+                    // On timestamps the day after's midnight is all it adds: harmless.
+                    if !timestamps {
+                        self.findings.push(Finding {
+                            code: FindingCode::PeriodBounds,
+                            message: format!(
+                                "BETWEEN includes both ends, so BETWEEN '{low}' AND '{high}' also counts {high}, the day after \"{}\"; use {name} >= '{low}' AND {name} < '{high}'",
+                                period.phrase
+                            ),
+                        });
+                    }
+                    return;
+                }
                 if timestamps && shape(high) == "9999-99-99" {
                     let next = crate::calendar::day_number(high).map(|d| crate::calendar::iso_date(d + 1));
                     self.findings.push(Finding {
@@ -276,8 +309,65 @@ impl<'c> Walker<'c> {
                     });
                 }
             }
+            Expr::BinaryOp { left, op: op @ (BinaryOperator::Lt | BinaryOperator::LtEq), right } => {
+                let (Some((name, _)), Some(bound)) = (self.column(left, scope), text_literal(right)) else {
+                    return;
+                };
+                self.upper_bound(&name, op, bound);
+            }
+            Expr::BinaryOp { left, op: op @ (BinaryOperator::Gt | BinaryOperator::GtEq), right } => {
+                let (Some(bound), Some((name, _))) = (text_literal(left), self.column(right, scope)) else {
+                    return;
+                };
+                let flipped =
+                    if *op == BinaryOperator::Gt { BinaryOperator::Lt } else { BinaryOperator::LtEq };
+                self.upper_bound(&name, &flipped, bound);
+            }
             Expr::Nested(inner) => self.condition(inner, scope),
             _ => {}
+        }
+    }
+
+    /// `column < bound` or `column <= bound` against the question's periods: the last day left
+    /// out, or the day after counted.
+    fn upper_bound(&mut self, name: &str, op: &BinaryOperator, bound: &str) {
+        for period in self.periods {
+            let last = period.last_day();
+            let message = match op {
+                BinaryOperator::Lt if bound == last && last != period.start => format!(
+                    "{name} < '{last}' leaves out {last}, the last day of \"{}\"; use {name} < '{}'",
+                    period.phrase, period.end
+                ),
+                BinaryOperator::LtEq if bound == period.end => format!(
+                    "{name} <= '{}' also counts {}, the day after \"{}\"; use {name} < '{}'",
+                    period.end, period.end, period.phrase, period.end
+                ),
+                _ => continue,
+            };
+            self.findings.push(Finding { code: FindingCode::PeriodBounds, message });
+            return;
+        }
+    }
+
+    /// A ratio scaled by 100 (`100.0 * a / b`, `a * 100 / b`).
+    fn percentage(&mut self, expr: &Expr) {
+        let mut scaled = None;
+        let _ = sqlparser::ast::visit_expressions(expr, |e| {
+            if let Expr::BinaryOp { left, op: BinaryOperator::Multiply, right } = e {
+                if scaled.is_none() && (is_hundred(left) || is_hundred(right)) {
+                    scaled = Some(e.to_string());
+                }
+            }
+            ControlFlow::<()>::Continue(())
+        });
+        // `100.0 * a / b` parses as `(100.0 * a) / b`: the division may sit around the scale.
+        if let (Some(expr), true) = (scaled, has_division(expr)) {
+            self.findings.push(Finding {
+                code: FindingCode::RatioAsPercentage,
+                message: format!(
+                    "The question asks for a ratio, not a percentage, but {expr} multiplies by 100; write the ratio as 1.0 * a / b"
+                ),
+            });
         }
     }
 
@@ -390,6 +480,30 @@ impl<'c> Walker<'c> {
             _ => false,
         }
     }
+}
+
+/// The literal 100 (or 100.0).
+fn is_hundred(expr: &Expr) -> bool {
+    matches!(expr, Expr::Value(v) if matches!(&v.value, Value::Number(n, _) if n.parse::<f64>() == Ok(100.0)))
+}
+
+/// True when `expr` divides somewhere.
+fn has_division(expr: &Expr) -> bool {
+    let mut found = false;
+    let _ = sqlparser::ast::visit_expressions(expr, |e| {
+        found |= matches!(e, Expr::BinaryOp { op: BinaryOperator::Divide, .. });
+        ControlFlow::<()>::Continue(())
+    });
+    found
+}
+
+/// "ratio" asked for, and no percentage, percent sign or rate (which some read as percent).
+fn asks_for_ratio(question: &str) -> bool {
+    let lower = question.to_lowercase();
+    let words: Vec<&str> = lower.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).collect();
+    words.iter().any(|w| *w == "ratio" || *w == "ratios")
+        && !lower.contains('%')
+        && !words.iter().any(|w| w.starts_with("percent") || *w == "pct" || *w == "rate")
 }
 
 fn single_argument(args: &FunctionArguments) -> Option<&Expr> {

@@ -9,7 +9,8 @@
 //! - "the last/past N days": the N whole days before today; "N weeks/months/years": the N
 //!   whole calendar units before the current one;
 //! - "year/month/quarter to date" (ytd, mtd, qtd): from the unit's first day through today;
-//! - a month or quarter without a year: its latest occurrence that began by today.
+//! - a month or quarter without a year: its latest occurrence that began by today;
+//! - "between/from <day> and/to <day>" with ISO days: both days and those between.
 //!
 //! Weeks start on Monday.
 
@@ -239,6 +240,16 @@ type Match = (usize, String, String, Option<i64>);
 fn match_at<'a>(i: usize, now: Day, word: &dyn Fn(usize) -> &'a str) -> Option<Match> {
     let today = now.number;
     let first = word(i);
+    // A range of days written out: "between 2026-07-01 and 2026-09-30", both days in it.
+    if matches!(first, "from" | "between")
+        && matches!(word(i + 2), "to" | "and" | "through" | "until" | "thru")
+    {
+        if let (Some(from), Some(to)) = (Day::parse(word(i + 1)), Day::parse(word(i + 3))) {
+            if from.number <= to.number {
+                return Some((4, iso_date(from.number), iso_date(to.number + 1), None));
+            }
+        }
+    }
     // A month range: "from June to October 2026", "between june and august".
     if matches!(first, "from" | "between") {
         if let Some(m1) = month_of(word(i + 1)) {

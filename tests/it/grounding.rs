@@ -179,6 +179,26 @@ fn real_model_reads_time_phrases_as_their_ranges() {
     }
 }
 
+/// With the real model, days written out are a range with both ends in it: the answer counts
+/// the last day and not the one after (a bound off by a day is a check finding, repaired).
+#[test]
+fn real_model_counts_both_days_of_a_written_out_range() {
+    if skip_without_real_model() {
+        return;
+    }
+    let quarry = real();
+    let answer = crate::support::assert_answers(
+        &quarry,
+        "How many users signed up between 2026-09-01 and 2026-09-30?",
+        &AskOptions::default(),
+        "SELECT COUNT(*) FROM users WHERE signup_date >= '2026-09-01' AND signup_date < '2026-10-01'",
+    );
+    assert_eq!(
+        (answer.periods[0].start.as_str(), answer.periods[0].end.as_str()),
+        ("2026-09-01", "2026-10-01")
+    );
+}
+
 #[test]
 fn real_model_follows_the_glossary_definition() {
     if skip_without_real_model() {
