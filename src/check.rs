@@ -426,7 +426,12 @@ impl<'c> Walker<'c> {
         let mut found = None;
         let _ = sqlparser::ast::visit_expressions(expr, |e| {
             if let Expr::BinaryOp { left, op: BinaryOperator::Divide, right } = e {
-                if found.is_none() && self.integer(left, scope) && self.integer(right, scope) {
+                // A row's value over a constant is bucketing (`(month + 2) / 3` is the quarter),
+                // meant to drop the fraction; an aggregate or a column below the line is a ratio.
+                let bucketing = self.integer(right, scope)
+                    && matches!(right.as_ref(), Expr::Value(_))
+                    && !has_aggregate(left);
+                if found.is_none() && !bucketing && self.integer(left, scope) && self.integer(right, scope) {
                     found = Some(format!("{left} / {right}"));
                 }
             }

@@ -179,6 +179,35 @@ fn real_model_reads_time_phrases_as_their_ranges() {
     }
 }
 
+/// A check that flags a right answer would send the model to "repair" it into a wrong one:
+/// no demo question's hand-written gold SQL gets a repairable finding.
+#[test]
+fn no_check_finds_a_fix_on_a_right_answer() {
+    let quarry = crate::support::scripted();
+    let catalog = quarry.catalog();
+    let cases = quarry::eval::parse_cases(quarry::eval::DEMO_QUESTIONS).expect("demo questions");
+    let mut flagged = Vec::new();
+    for case in &cases {
+        let ran = quarry.run_sql(&case.gold, &Principal::local()).expect("gold runs");
+        let periods =
+            quarry::timeframe::resolve(&case.question, case.today.as_deref().unwrap_or("2026-11-03"));
+        let subject = quarry::check::Subject {
+            question: &case.question,
+            sql: &case.gold,
+            result: &ran.result,
+            catalog: &catalog,
+            periods: &periods,
+        };
+        let findings: Vec<_> =
+            quarry::check::check(&subject).into_iter().filter(|f| f.repairable()).collect();
+        if !findings.is_empty() {
+            flagged.push(format!("{}: {findings:?}", case.question));
+        }
+    }
+    assert!(cases.len() >= 60);
+    assert!(flagged.is_empty(), "{}", flagged.join("\n"));
+}
+
 /// With the real model, days written out are a range with both ends in it: the answer counts
 /// the last day and not the one after (a bound off by a day is a check finding, repaired).
 #[test]
