@@ -189,6 +189,11 @@ test("a question with a time phrase shows how it was read", async () => {
   await ask(page, "How many orders were placed in September 2026?");
   assert.equal(await page.locator("#error").count(), 0, "the question is answered");
   assert.match(await page.locator("#periods").textContent(), /september 2026.*2026-09-01 to 2026-09-30/);
+  const sql = (await page.locator("#answer-sql").textContent()).trim();
+  // Asked again: the kept answer, its SQL run again on the current data, said so.
+  await ask(page, "How many orders were placed in September 2026?");
+  assert.match(await page.locator("#timings").textContent(), /asked before: the same SQL validated and run again/);
+  assert.equal((await page.locator("#answer-sql").textContent()).trim(), sql);
   await page.close();
 });
 
