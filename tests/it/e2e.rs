@@ -28,9 +28,7 @@ fn real_model_answers_demo_questions_with_the_right_rows() {
     // left in the shared model's cache (prefill batches sum in another order), and this test
     // pins answers, so it starts from the same state every run.
     let dir = tempfile::tempdir().expect("temp dir");
-    let config = config_for(dir.path());
-    let llm = load_default_llm(&config).expect("model assets: run `make assets`");
-    let quarry = Quarry::open(config, embedder(), Some(llm)).expect("open workspace");
+    let quarry = own_real(dir.path());
     for (question, gold) in CASES {
         let answer = assert_answers(&quarry, question, &Default::default(), gold);
         assert!(answer.model.contains("qwen2.5-coder"), "{}", answer.model);
@@ -123,12 +121,7 @@ fn the_embedded_model_reuses_the_cached_prefix_without_changing_answers() {
     }
     let dir = tempfile::tempdir().expect("temp dir");
     let llm = load_default_llm(&config_for(dir.path())).expect("model assets: run `make assets`");
-    let first = ChatPrompt {
-        system: "You write SQLite queries. Tables: users(user_id, country_code, plan).".into(),
-        user: "How many users are on each plan?".into(),
-        turns: Vec::new(),
-        assistant_prefix: "```sql\n".into(),
-    };
+    let first = plans_prompt("users(user_id, country_code, plan)");
     let params = GenerationParams::greedy(64, "```");
     let cold = llm.generate(&first, &params).expect("generation");
     assert_eq!(cold.cached_tokens, 0, "a fresh model has nothing cached");
@@ -173,12 +166,7 @@ fn the_embedded_model_decodes_candidates_together_over_one_prompt() {
     }
     let dir = tempfile::tempdir().expect("temp dir");
     let llm = load_default_llm(&config_for(dir.path())).expect("model assets: run `make assets`");
-    let prompt = ChatPrompt {
-        system: "You write SQLite queries. Tables: users(user_id, country_code, plan, signup_date).".into(),
-        user: "How many users are on each plan?".into(),
-        turns: Vec::new(),
-        assistant_prefix: "```sql\n".into(),
-    };
+    let prompt = plans_prompt("users(user_id, country_code, plan, signup_date)");
     let greedy = GenerationParams::greedy(64, "```");
     // Compared from the cache each time (a full prefill may sum in another order).
     llm.generate(&prompt, &greedy).expect("warm-up");
@@ -237,9 +225,7 @@ fn real_model_serves_a_repeated_question_from_its_kept_answer() {
         return;
     }
     let dir = tempfile::tempdir().expect("temp dir");
-    let config = config_for(dir.path());
-    let llm = load_default_llm(&config).expect("model assets: run `make assets`");
-    let quarry = Quarry::open(config, embedder(), Some(llm)).expect("open workspace");
+    let quarry = own_real(dir.path());
     let question = "How many orders were refunded in September 2026?";
     let first = quarry.ask(question, &Principal::local()).expect("first answer");
     assert!(!first.timings.answer_cached);
@@ -248,4 +234,21 @@ fn real_model_serves_a_repeated_question_from_its_kept_answer() {
     assert!(again.timings.answer_cached, "{:?}", again.timings);
     assert_eq!(again.timings.completion_tokens, 0);
     assert_eq!((again.sql.as_str(), &again.result.rows), (first.sql.as_str(), &first.result.rows));
+}
+
+/// A workspace and model of the test's own (no other test edits it or fills its cache).
+fn own_real(dir: &std::path::Path) -> Quarry {
+    let config = config_for(dir);
+    let llm = load_default_llm(&config).expect("model assets: run `make assets`");
+    Quarry::open(config, embedder(), Some(llm)).expect("open workspace")
+}
+
+/// "How many users are on each plan?" over `tables`, answered from a SQL fence.
+fn plans_prompt(tables: &str) -> ChatPrompt {
+    ChatPrompt {
+        system: format!("You write SQLite queries. Tables: {tables}."),
+        user: "How many users are on each plan?".into(),
+        turns: Vec::new(),
+        assistant_prefix: "```sql\n".into(),
+    }
 }
