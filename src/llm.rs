@@ -317,17 +317,30 @@ impl Engine<'_> {
         let text = render(self.model, prompt)?;
         let tokens = self.model.vocab().tokenize(text.as_bytes(), false, true);
         let limit = self.context_tokens as usize;
-        let answers: usize = params.iter().map(|p| p.max_tokens).sum();
-        if tokens.len() + answers > limit {
-            return Err(LlmError::PromptTooLong { tokens: tokens.len() + answers, limit });
+        // The streams share the prompt's cells and each needs room for its answer: as many
+        // decode together as the window holds, the rest in later groups over the same prompt.
+        let mut generations = Vec::with_capacity(params.len());
+        let mut rest = params;
+        while !rest.is_empty() {
+            let mut room = tokens.len();
+            let fit = rest.iter().take_while(|p| {
+                room += p.max_tokens;
+                room <= limit
+            });
+            let group = fit.count();
+            if group == 0 {
+                return Err(LlmError::PromptTooLong { tokens: tokens.len() + rest[0].max_tokens, limit });
+            }
+            let result = self.run(&tokens, &rest[..group]);
+            if result.is_err() {
+                // Whatever the cache holds now is unknown: start clean next time.
+                self.ctx.clear_kv_cache();
+                self.cached.clear();
+            }
+            generations.extend(result?);
+            rest = &rest[group..];
         }
-        let result = self.run(&tokens, params);
-        if result.is_err() {
-            // Whatever the cache holds now is unknown: start clean next time.
-            self.ctx.clear_kv_cache();
-            self.cached.clear();
-        }
-        result
+        Ok(generations)
     }
 
     /// Prefills what of `tokens` the cache lacks on sequence 0, then decodes one stream per

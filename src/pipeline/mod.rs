@@ -751,7 +751,7 @@ impl Quarry {
         let today = options.today.clone().unwrap_or_else(crate::calendar::today);
         let cache_key = answer_cache::Key::new(question, principal, options, &today);
         if let Some(kept) = self.answers.get(&cache_key, &catalog, &history) {
-            if let Some(answer) = self.serve_kept(kept, &catalog, policy, principal, options) {
+            if let Some(answer) = self.serve_kept(question, kept, &catalog, policy, principal, options) {
                 return Ok(answer);
             }
         }
@@ -941,6 +941,7 @@ impl Quarry {
     /// from scratch) when it no longer validates or its rows changed.
     fn serve_kept(
         &self,
+        question: &str,
         kept: answer_cache::Kept,
         catalog: &Catalog,
         policy: &Policy,
@@ -959,6 +960,8 @@ impl Quarry {
             return None;
         }
         let mut answer = kept.answer;
+        // The key folds case and spacing: the answer names the question as this caller asked it.
+        answer.question = question.to_string();
         answer.sql = query.sql().to_string();
         answer.result = result;
         answer.warnings = query.warnings().to_vec();

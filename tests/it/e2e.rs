@@ -185,6 +185,12 @@ fn the_embedded_model_decodes_candidates_together_over_one_prompt() {
     // Ten candidates: more than one batch holds, in groups over the same cached prompt.
     let many: Vec<GenerationParams> = (1..=10).map(|seed| greedy.sampled(0.7, seed)).collect();
     assert_eq!(llm.generate_batch(&prompt, &many).expect("two groups").len(), 10);
+    // Candidates whose answers together would overflow the window run in smaller groups.
+    let long: Vec<GenerationParams> =
+        (1..=4).map(|seed| GenerationParams::greedy(1500, "```").sampled(0.7, seed)).collect();
+    let fitted = llm.generate_batch(&prompt, &long).expect("groups that fit the window");
+    assert_eq!(fitted.len(), 4);
+    assert!(fitted.iter().all(|g| g.text.to_lowercase().contains("select")), "{fitted:?}");
     // The cache holds the prompt once more: the next generation reuses it and agrees.
     let after = llm.generate(&prompt, &greedy).expect("generation");
     assert_eq!(after.cached_tokens, after.prompt_tokens - 1);
@@ -233,6 +239,7 @@ fn real_model_serves_a_repeated_question_from_its_kept_answer() {
     let again = quarry.ask(&format!("  {}  ", question.to_uppercase()), &Principal::local()).expect("again");
     assert!(again.timings.answer_cached, "{:?}", again.timings);
     assert_eq!(again.timings.completion_tokens, 0);
+    assert_eq!(again.question, question.to_uppercase(), "the answer names the question as asked");
     assert_eq!((again.sql.as_str(), &again.result.rows), (first.sql.as_str(), &first.result.rows));
 }
 
