@@ -78,9 +78,9 @@ pub struct Config {
     pub retrieval_join_hints: usize,
     /// Columns shown per table in the prompt before the rest are listed by name only.
     pub retrieval_columns: usize,
-    /// A verified past query is offered as the answer, without the LLM, when its question is
-    /// at least this similar to the one asked; None (0 in the file): never.
-    pub retrieval_reuse_similarity: Option<f32>,
+    /// Asset first: a verified past query asking the same question, or the same with other
+    /// literals (`template`), is the answer, without the LLM (`[retrieval] reuse`).
+    pub retrieval_reuse: bool,
     /// Distinct analysts whose 👍 verify a (question, SQL) pair without a reviewer
     /// (`[review] promote_votes`); 0: only a role with the `verify` action verifies.
     pub promote_votes: usize,
@@ -209,11 +209,10 @@ struct RetrievalSection {
     examples: Option<usize>,
     join_hints: Option<usize>,
     columns: Option<usize>,
+    reuse: Option<bool>,
+    /// Before templates, a cosine threshold; now only 0 (off) or anything else (on).
     reuse_similarity: Option<f32>,
 }
-
-/// How similar (cosine of the embeddings) a verified past question must be to be reused.
-pub const DEFAULT_REUSE_SIMILARITY: f32 = 0.9;
 
 /// Where the Spider evaluation data is by default, relative to the checkout: beside it, in
 /// `shared/` (what the CLI's `--spider` and the tests use unless `QUARRY_SPIDER` says otherwise).
@@ -385,11 +384,10 @@ impl Config {
             retrieval_examples: file.retrieval.examples.unwrap_or(3),
             retrieval_join_hints: file.retrieval.join_hints.unwrap_or(0),
             retrieval_columns: file.retrieval.columns.unwrap_or(20).max(1),
-            retrieval_reuse_similarity: match file.retrieval.reuse_similarity {
-                None => Some(DEFAULT_REUSE_SIMILARITY),
-                Some(s) if s <= 0.0 => None,
-                Some(s) => Some(s),
-            },
+            retrieval_reuse: file
+                .retrieval
+                .reuse
+                .unwrap_or_else(|| file.retrieval.reuse_similarity.is_none_or(|s| s > 0.0)),
             promote_votes: file.review.promote_votes.unwrap_or(DEFAULT_PROMOTE_VOTES),
             answer: AnswerSettings {
                 dates: file.answer.dates.unwrap_or(true),
@@ -496,5 +494,14 @@ mod tests {
             let message = load(text).err().map(|e| e.to_string()).unwrap_or_default();
             assert!(message.contains(needle), "{text}: {message}");
         }
+    }
+
+    #[test]
+    fn reuse_is_on_by_default_and_the_old_threshold_key_still_switches_it() {
+        let reuse = |text: &str| load(text).map(|c| c.retrieval_reuse).unwrap_or_else(|e| panic!("{e}"));
+        assert!(reuse(""));
+        assert!(!reuse("[retrieval]\nreuse = false\n"));
+        assert!(!reuse("[retrieval]\nreuse_similarity = 0\n"));
+        assert!(reuse("[retrieval]\nreuse_similarity = 0.9\n"));
     }
 }

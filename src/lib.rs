@@ -43,6 +43,8 @@ pub mod prompt;
 pub mod retrieve;
 #[cfg(feature = "runtime")]
 pub mod stewardship;
+#[cfg(feature = "runtime")]
+pub mod template;
 pub mod text;
 #[cfg(feature = "runtime")]
 pub mod timeframe;

@@ -661,8 +661,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 Ok(answer) => {
                     if let Some(r) = &answer.reused {
                         let day = r.timestamp.get(..10).unwrap_or(&r.timestamp);
+                        let swapped: String = r
+                            .substitutions
+                            .iter()
+                            .map(|s| format!(", with \"{}\" for \"{}\"", s.now, s.before))
+                            .collect();
                         println!(
-                            "Answered before by {} on {day}: \"{}\" (verified; no model call)\n",
+                            "Answered before by {} on {day}: \"{}\"{swapped} (verified; no model call)\n",
                             r.author, r.label
                         );
                     }

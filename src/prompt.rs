@@ -567,7 +567,7 @@ mod tests {
         Retrieved {
             tables: tables.iter().map(|t| candidate(t)).collect(),
             examples: (0..examples).map(example).collect(),
-            reuse: None,
+            reusable: Vec::new(),
             embed_ms: 0,
             search_ms: 0,
         }

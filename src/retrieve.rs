@@ -23,9 +23,9 @@ pub struct RetrievalBudget {
     pub tables: usize,
     /// Past queries handed to the prompt as examples.
     pub examples: usize,
-    /// Offer a verified past query as the answer when its question is at least this similar
-    /// to the one asked (cosine of the two embeddings); None: never.
-    pub reuse_similarity: Option<f32>,
+    /// Offer the closest verified past queries for reuse, as they are or as templates (whether
+    /// one answers is `template::instantiate`'s call).
+    pub reuse: bool,
 }
 
 /// What governance and usage say about a table, beyond its tier and deprecation: the
@@ -95,7 +95,7 @@ pub struct Example {
     pub verified: bool,
 }
 
-/// A verified past query that answers essentially the question asked.
+/// A verified past query that may answer the question asked, as it is or as a template.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Reuse {
     /// `history::PastQuery::hash` of the past query.
@@ -107,19 +107,27 @@ pub struct Reuse {
     pub author: String,
     /// When it ran.
     pub timestamp: String,
-    /// Cosine similarity of its question to the one asked.
-    pub similarity: f32,
+    /// Its search score for the question asked.
+    pub score: f32,
     /// Who verified it and when (filled in by the pipeline from the verdicts in force).
     pub verified_by: Option<String>,
     pub verified_at: Option<String>,
+    /// The literals of its SQL replaced by the question's (empty: reused as it was).
+    pub substitutions: Vec<crate::template::Substitution>,
 }
+
+/// Verified past queries offered for reuse at most, the most similar first.
+pub const REUSE_CANDIDATES: usize = 3;
 
 /// What retrieval found.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Retrieved {
     pub tables: Vec<TableCandidate>,
     pub examples: Vec<Example>,
-    pub reuse: Option<Reuse>,
+    /// Verified past queries whose question is similar enough to answer this one, the most
+    /// similar first; whether one does (as it is, or with other literals) is decided by
+    /// `template::instantiate`.
+    pub reusable: Vec<Reuse>,
     pub embed_ms: u64,
     pub search_ms: u64,
 }
@@ -195,28 +203,6 @@ fn trust_evidence(trust: &Trust, table: &crate::catalog::Table) -> Vec<String> {
         evidence.push(format!("read by {} past {plural} in all", trust.past_queries));
     }
     evidence
-}
-
-/// The literals of a question: numbers, quoted strings and month names. Two questions that
-/// differ in any of them ask different things however similar they read ("refunds in 2025"
-/// against "refunds in 2026"), so a verified query is reused only when these agree.
-fn literals(question: &str) -> std::collections::BTreeSet<String> {
-    use crate::timeframe::MONTHS;
-    let mut found: std::collections::BTreeSet<String> =
-        question.split('"').skip(1).step_by(2).map(|quoted| quoted.trim().to_lowercase()).collect();
-    for word in question.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()) {
-        let word = word.to_lowercase();
-        if word.chars().any(|c| c.is_ascii_digit()) || MONTHS.contains(&word.as_str()) {
-            found.insert(word);
-        }
-    }
-    found
-}
-
-fn cosine(a: &[f32], b: &[f32]) -> f32 {
-    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
-    let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-6);
-    dot / (norm(a) * norm(b))
 }
 
 fn strings(value: Option<&Value>) -> Vec<String> {
@@ -346,46 +332,34 @@ pub fn retrieve(
         })
         .collect();
 
-    // Asset first: the closest verified query whose own question matches the one asked.
-    let mut reuse = None;
-    if let Some(threshold) = budget.reuse_similarity {
-        if let Some(hit) =
-            query_hits.iter().filter(|h| verified(h)).max_by(|a, b| a.score.total_cmp(&b.score))
-        {
-            let label = text(hit, "label");
-            let label_vector = embedder.embed(std::slice::from_ref(&label))?.pop().unwrap_or_default();
-            let similarity = cosine(&vector, &label_vector);
-            if similarity >= threshold && literals(&label) == literals(question) {
-                reuse = Some(Reuse {
-                    hash: text(hit, "hash"),
-                    verified_by: None,
-                    verified_at: None,
-                    label,
-                    sql: text(hit, "sql"),
-                    author: text(hit, "author"),
-                    timestamp: text(hit, "timestamp"),
-                    similarity,
-                });
-            }
-        }
-    }
-    Ok(Retrieved { tables, examples, reuse, embed_ms, search_ms: started.elapsed().as_millis() as u64 })
+    // Asset first: the closest verified queries, offered for reuse as they are or as templates.
+    let reusable = if budget.reuse {
+        let mut hits: Vec<&Hit> = query_hits.iter().filter(|h| verified(h)).collect();
+        hits.sort_by(|a, b| b.score.total_cmp(&a.score));
+        hits.into_iter()
+            .take(REUSE_CANDIDATES)
+            .map(|hit| Reuse {
+                hash: text(hit, "hash"),
+                label: text(hit, "label"),
+                sql: text(hit, "sql"),
+                author: text(hit, "author"),
+                timestamp: text(hit, "timestamp"),
+                score: hit.score,
+                verified_by: None,
+                verified_at: None,
+                substitutions: Vec::new(),
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Ok(Retrieved { tables, examples, reusable, embed_ms, search_ms: started.elapsed().as_millis() as u64 })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::catalog::{Column, Table};
-
-    #[test]
-    fn literals_tell_apart_questions_that_read_alike() {
-        let verified = "How many refunds, and what refunded amount, per refund reason in 2026?";
-        assert_eq!(literals(verified), literals("refunds and refunded amount per reason in 2026"));
-        assert_ne!(literals(verified), literals("refunds and refunded amount per reason in 2025"));
-        assert_ne!(literals("signups in June"), literals("signups in July"));
-        assert_ne!(literals("orders with status \"refunded\""), literals("orders with status \"cancelled\""));
-        assert_eq!(literals("What's the top 10?"), literals("what is the top 10"));
-    }
 
     #[test]
     fn trust_orders_tables_that_match_alike() {

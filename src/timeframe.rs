@@ -214,21 +214,42 @@ fn latest_year_for(today: Day, m: i64) -> i64 {
 /// Every time phrase of `question` with its range, in the order they appear. `today` is an
 /// ISO date; when it is not one, nothing is resolved.
 pub fn resolve(question: &str, today: &str) -> Vec<Period> {
-    let Some(now) = Day::parse(today) else {
-        return Vec::new();
-    };
+    segments(question, today)
+        .into_iter()
+        .filter_map(|segment| match segment {
+            Segment::Period(period) => Some(period),
+            Segment::Word(_) => None,
+        })
+        .collect()
+}
+
+/// A piece of a question: a time phrase with its range, or another (lower-cased) word.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Segment {
+    Word(String),
+    Period(Period),
+}
+
+/// The question's words in order, each time phrase taken as one `Segment::Period`. `today` is
+/// an ISO date; when it is not one, every word stays a word.
+pub fn segments(question: &str, today: &str) -> Vec<Segment> {
     let w = words(question);
+    let Some(now) = Day::parse(today) else {
+        return w.into_iter().map(Segment::Word).collect();
+    };
     let word = |i: usize| w.get(i).map(String::as_str).unwrap_or("");
     let mut out = Vec::new();
     let mut i = 0;
     while i < w.len() {
-        let taken = match_at(i, now, &word);
-        match taken {
+        match match_at(i, now, &word) {
             Some((len, start, end, year)) => {
-                out.push(Period { phrase: w[i..i + len].join(" "), start, end, year });
+                out.push(Segment::Period(Period { phrase: w[i..i + len].join(" "), start, end, year }));
                 i += len;
             }
-            None => i += 1,
+            None => {
+                out.push(Segment::Word(w[i].clone()));
+                i += 1;
+            }
         }
     }
     out

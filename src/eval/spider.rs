@@ -498,7 +498,7 @@ impl Worker<'_> {
                 &merged.catalog,
                 shared.embedder.as_ref(),
                 &merged.store,
-                RetrievalBudget { tables: 1, examples: 0, reuse_similarity: None },
+                RetrievalBudget { tables: 1, examples: 0, reuse: false },
                 &Scope::default(),
                 &|_| Trust::default(),
                 // Benchmark schemas: no governed past queries to hide.

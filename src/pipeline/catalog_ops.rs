@@ -637,7 +637,7 @@ impl Quarry {
             &visible,
             self.embedder.as_ref(),
             self.store.as_ref(),
-            RetrievalBudget { tables, examples: examples.max(1) * 3, reuse_similarity: None },
+            RetrievalBudget { tables, examples: examples.max(1) * 3, reuse: false },
             &crate::retrieve::Scope::default(),
             &|table| self.trust(table, &catalog, &history),
             &|sql| visible_to(sql, &catalog, policy, principal),

@@ -36,6 +36,7 @@ use crate::policy::{Action, Policy, PolicyError};
 use crate::prompt::{self, FailedAttempt, PromptBudget};
 use crate::retrieve::{retrieve, Example, RetrievalBudget, RetrieveError, Reuse, Scope, TableCandidate};
 use crate::stewardship::{Conflict, Usage};
+use crate::template;
 use crate::timeframe::Period;
 use crate::validate::{
     outside_picks, validate, DraftSql, Governance, Refusal, ValidatedQuery, Violation, ViolationCode,
@@ -683,7 +684,7 @@ impl Quarry {
         let budget = RetrievalBudget {
             tables: self.config.retrieval_tables,
             examples: self.config.retrieval_examples,
-            reuse_similarity: self.config.retrieval_reuse_similarity,
+            reuse: self.config.retrieval_reuse,
         };
         // Past queries with the excluded SQL are not searched, and their reads of tables do
         // not count as usage.
@@ -715,19 +716,20 @@ impl Quarry {
         )?;
         if let Some(picked) = &options.tables {
             retrieved.tables = picked_tables(picked, retrieved.tables, visible)?;
-            retrieved.reuse = None;
+            retrieved.reusable.clear();
         }
         // A verified query is reused only while its pair is verified now, naming who said so.
-        if let Some(reuse) = retrieved.reuse.as_mut() {
+        retrieved.reusable.retain_mut(|reuse| {
             let pair = history.history.queries.iter().find(|q| q.hash == reuse.hash).map(|q| q.pair_key());
             match pair.and_then(|pair| history.reviews.get(&pair)).map(|r| &r.standing) {
                 Some(crate::history::verdict::Standing::Verified { by, at }) => {
                     reuse.verified_by = Some(by.clone());
                     reuse.verified_at = Some(at.clone());
+                    true
                 }
-                _ => retrieved.reuse = None,
+                _ => false,
             }
-        }
+        });
         Ok(retrieved)
     }
 
@@ -760,10 +762,17 @@ impl Quarry {
         timings.embed_ms = retrieved.embed_ms;
         timings.retrieve_ms = retrieved.search_ms;
 
-        // Asset first: a verified past query asking the same is the answer, when this
-        // principal may run it.
-        if let Some(reuse) = retrieved.reuse.take() {
-            let context = Reusing { catalog: &catalog, policy, principal, cancel: &options.cancel };
+        // Asset first: a verified past query asking the same, or the same with other literals,
+        // is the answer, when this principal may run it.
+        let context = Reusing {
+            catalog: &catalog,
+            visible: &visible,
+            policy,
+            principal,
+            today: &today,
+            cancel: &options.cancel,
+        };
+        for reuse in std::mem::take(&mut retrieved.reusable) {
             match self.reuse(question, reuse, &retrieved, &context, timings.clone()) {
                 Ok(answer) => return Ok(answer),
                 Err(reason) => tracing::info!("not reusing the verified query: {reason}"),
@@ -1042,32 +1051,41 @@ impl Quarry {
         }
     }
 
-    /// The answer from a verified past query, validated and run for this principal like any
-    /// SQL; `Err` says why it cannot serve (the caller then asks the model).
+    /// The answer from a verified past query — as it is, or as a template with the question's
+    /// literals — validated and run for this principal like any SQL; `Err` says why it cannot
+    /// serve (the caller then tries the next one, then the model).
     fn reuse(
         &self,
         question: &str,
-        reuse: Reuse,
+        mut reuse: Reuse,
         retrieved: &crate::retrieve::Retrieved,
         context: &Reusing,
         mut timings: Timings,
     ) -> Result<Answer, String> {
-        let Reusing { catalog, policy, principal, cancel } = *context;
+        let Reusing { catalog, visible, policy, principal, today, cancel } = *context;
         let stage = Instant::now();
+        let before = template::Asked { question: &reuse.label, day: reuse.timestamp.get(..10).unwrap_or("") };
+        let filled =
+            template::instantiate(before, template::Asked { question, day: today }, &reuse.sql, visible)
+                .map_err(|m| m.to_string())?;
+        reuse.substitutions = filled.substitutions;
         let query =
-            validate(&DraftSql::new(&reuse.sql), catalog, policy, principal).map_err(|r| r.to_string())?;
+            validate(&DraftSql::new(&filled.sql), catalog, policy, principal).map_err(|r| r.to_string())?;
         timings.validate_ms = stage.elapsed().as_millis() as u64;
         let stage = Instant::now();
         let result = self.executor.run_cancellable(&query, cancel).map_err(|e| e.to_string())?;
         timings.execute_ms = stage.elapsed().as_millis() as u64;
         let verified_at = reuse.verified_at.as_deref().unwrap_or(&reuse.timestamp);
-        let evidence = format!(
+        let mut evidence = format!(
             "read by the verified query \"{}\" by {}, verified by {} ({})",
             reuse.label,
             reuse.author,
             reuse.verified_by.as_deref().unwrap_or("its query log"),
             verified_at.get(..10).unwrap_or(verified_at)
         );
+        for s in &reuse.substitutions {
+            evidence.push_str(&format!(", with \"{}\" for \"{}\"", s.now, s.before));
+        }
         let mut tables = self.table_uses(catalog, &query, Some(&retrieved.tables));
         for table in &mut tables {
             table.evidence.insert(0, evidence.clone());
@@ -1257,8 +1275,12 @@ fn picked_tables(
 #[derive(Clone, Copy)]
 struct Reusing<'a> {
     catalog: &'a Catalog,
+    /// What the principal may see: a template's values are spelled as these columns know them.
+    visible: &'a Catalog,
     policy: &'a Policy,
     principal: &'a Principal,
+    /// The day the question is asked: its relative periods are read against it.
+    today: &'a str,
     cancel: &'a Cancel,
 }
 

@@ -270,6 +270,24 @@ test("👍 is a vote: a steward verifies it in the review queue, then it answers
   await page.close();
 });
 
+test("a verified query answers the same question for another month, saying what it swapped", async () => {
+  const sql = "SELECT COUNT(*) AS orders FROM orders WHERE status = 'refunded' " +
+    "AND ordered_at >= '2026-09-01' AND ordered_at < '2026-10-01'";
+  const review = await fetch(`${base}/api/v1/reviews`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${keys.steward}`, "content-type": "application/json" },
+    body: JSON.stringify({ question: "How many orders were refunded in September 2026?", sql, decision: "verify", comment: "checked" }),
+  });
+  assert.equal(review.status, 200, await review.text());
+  const page = await openAsAnalyst();
+  await ask(page, "How many orders were refunded in August 2026?");
+  await page.locator("#rows").waitFor();
+  assert.match(await page.locator("#reused").textContent(), /with “august 2026” for “september 2026”/);
+  assert.match(await page.locator("#answer-sql").textContent(), /'2026-08-01'.*'2026-09-01'/s);
+  await page.screenshot({ path: join(artefacts, "template.png"), fullPage: true });
+  await page.close();
+});
+
 test("a steward tags a column as personal data and the analyst's next query on it is refused", async () => {
   const sql = "SELECT device, COUNT(*) AS sessions FROM user_sessions GROUP BY device";
   const analyst = await openAsAnalyst();
