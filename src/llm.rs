@@ -131,6 +131,22 @@ pub trait Llm: Send + Sync {
     ) -> Result<Vec<Generation>, LlmError> {
         params.iter().map(|p| self.generate(prompt, p)).collect()
     }
+
+    /// `generate_batch`, handing the first generation's text to `partial` piece by piece as it
+    /// is decoded (the page shows the SQL being written). This default hands it over whole,
+    /// once it is done; the embedded runtime streams it token by token.
+    fn generate_batch_streaming(
+        &self,
+        prompt: &ChatPrompt,
+        params: &[GenerationParams],
+        partial: &dyn Fn(&str),
+    ) -> Result<Vec<Generation>, LlmError> {
+        let generations = self.generate_batch(prompt, params)?;
+        if let Some(first) = generations.first().filter(|g| !g.text.is_empty()) {
+            partial(&first.text);
+        }
+        Ok(generations)
+    }
 }
 
 /// llama.cpp's backend may be initialised once per process.
@@ -163,7 +179,15 @@ pub struct LlamaCppLlm {
 struct Request {
     prompt: ChatPrompt,
     params: Vec<GenerationParams>,
-    reply: mpsc::Sender<Result<Vec<Generation>, LlmError>>,
+    /// Send the first generation's text as it grows (`Reply::Partial`).
+    stream_first: bool,
+    reply: mpsc::Sender<Reply>,
+}
+
+/// What the model's thread sends back: pieces of the first generation, then the result.
+enum Reply {
+    Partial(String),
+    Done(Result<Vec<Generation>, LlmError>),
 }
 
 impl LlamaCppLlm {
@@ -240,7 +264,13 @@ impl LlamaCppLlm {
                 let _ = loaded.send(Ok(()));
                 let mut engine = Engine { model: &model, ctx, cached: Vec::new(), context_tokens };
                 for request in inbox {
-                    let _ = request.reply.send(engine.generate(&request.prompt, &request.params));
+                    let reply = request.reply.clone();
+                    let partial = move |piece: &str| {
+                        let _ = reply.send(Reply::Partial(piece.to_string()));
+                    };
+                    let partial = request.stream_first.then_some(&partial as &dyn Fn(&str));
+                    let result = engine.generate(&request.prompt, &request.params, partial);
+                    let _ = request.reply.send(Reply::Done(result));
                 }
             })
             .map_err(|e| LlmError::Inference(format!("cannot start the model's thread: {e}")))?;
@@ -280,14 +310,47 @@ impl Llm for LlamaCppLlm {
         prompt: &ChatPrompt,
         params: &[GenerationParams],
     ) -> Result<Vec<Generation>, LlmError> {
+        self.batch(prompt, params, None)
+    }
+
+    fn generate_batch_streaming(
+        &self,
+        prompt: &ChatPrompt,
+        params: &[GenerationParams],
+        partial: &dyn Fn(&str),
+    ) -> Result<Vec<Generation>, LlmError> {
+        self.batch(prompt, params, Some(partial))
+    }
+}
+
+impl LlamaCppLlm {
+    fn batch(
+        &self,
+        prompt: &ChatPrompt,
+        params: &[GenerationParams],
+        partial: Option<&dyn Fn(&str)>,
+    ) -> Result<Vec<Generation>, LlmError> {
         let stopped = || LlmError::Inference("the model's thread has stopped".into());
         let mut generations = Vec::with_capacity(params.len());
         // More candidates than sequences: in groups, each over the cached prompt.
-        for group in params.chunks(MAX_STREAMS) {
+        for (index, group) in params.chunks(MAX_STREAMS).enumerate() {
             let (reply, answer) = mpsc::channel();
-            let request = Request { prompt: prompt.clone(), params: group.to_vec(), reply };
+            let stream_first = index == 0 && partial.is_some();
+            let request = Request { prompt: prompt.clone(), params: group.to_vec(), stream_first, reply };
             self.requests.as_ref().ok_or_else(stopped)?.send(request).map_err(|_| stopped())?;
-            generations.extend(answer.recv().map_err(|_| stopped())??);
+            loop {
+                match answer.recv().map_err(|_| stopped())? {
+                    Reply::Partial(piece) => {
+                        if let Some(partial) = partial {
+                            partial(&piece);
+                        }
+                    }
+                    Reply::Done(result) => {
+                        generations.extend(result?);
+                        break;
+                    }
+                }
+            }
         }
         Ok(generations)
     }
@@ -309,10 +372,12 @@ struct Engine<'m> {
 }
 
 impl Engine<'_> {
+    /// `partial`, when given, receives the first generation's text as it is decoded.
     fn generate(
         &mut self,
         prompt: &ChatPrompt,
         params: &[GenerationParams],
+        partial: Option<&dyn Fn(&str)>,
     ) -> Result<Vec<Generation>, LlmError> {
         let text = render(self.model, prompt)?;
         let tokens = self.model.vocab().tokenize(text.as_bytes(), false, true);
@@ -331,7 +396,8 @@ impl Engine<'_> {
             if group == 0 {
                 return Err(LlmError::PromptTooLong { tokens: tokens.len() + rest[0].max_tokens, limit });
             }
-            let result = self.run(&tokens, &rest[..group]);
+            let first_group = rest.len() == params.len();
+            let result = self.run(&tokens, &rest[..group], partial.filter(|_| first_group));
             if result.is_err() {
                 // Whatever the cache holds now is unknown: start clean next time.
                 self.ctx.clear_kv_cache();
@@ -350,6 +416,7 @@ impl Engine<'_> {
         &mut self,
         tokens: &[LlamaToken],
         params: &[GenerationParams],
+        partial: Option<&dyn Fn(&str)>,
     ) -> Result<Vec<Generation>, LlmError> {
         let infer = |e: &dyn std::fmt::Display| LlmError::Inference(e.to_string());
         // Keep the cached prefix this prompt shares, leaving at least one token to decode (its
@@ -387,6 +454,8 @@ impl Engine<'_> {
         let mut logits_at: Vec<Option<i32>> = vec![Some(batch.n_tokens() - 1); streams];
         let vocab = self.model.vocab();
         let mut position = tokens.len();
+        // Bytes of stream 0's text handed to `partial` so far.
+        let mut sent = 0;
         loop {
             batch.clear();
             for (seq, state) in states.iter_mut().enumerate() {
@@ -396,6 +465,9 @@ impl Engine<'_> {
                     logits_at[seq] = Some(batch.n_tokens() - 1);
                     if seq == 0 {
                         self.cached.push(token);
+                        if let Some(partial) = partial {
+                            sent += state.hand_over(sent, partial);
+                        }
                     }
                 } else {
                     state.decode_ms = decode_started.elapsed().as_millis() as u64;
@@ -410,7 +482,7 @@ impl Engine<'_> {
         for seq in 1..streams {
             self.ctx.clear_kv_cache_seq(Some(seq as u32), None, None).map_err(|e| infer(&e))?;
         }
-        Ok(states
+        let generations: Vec<Generation> = states
             .into_iter()
             .enumerate()
             .map(|(seq, state)| Generation {
@@ -422,7 +494,14 @@ impl Engine<'_> {
                 cached_tokens: if seq == 0 { keep } else { tokens.len() },
                 prefill_ms: if seq == 0 { prefill_ms } else { 0 },
             })
-            .collect())
+            .collect();
+        // What of stream 0's final text (up to its stop string) was held back.
+        if let (Some(partial), Some(first)) = (partial, generations.first()) {
+            if let Some(rest) = first.text.get(sent..).filter(|rest| !rest.is_empty()) {
+                partial(rest);
+            }
+        }
+        Ok(generations)
     }
 }
 
@@ -482,6 +561,30 @@ impl<'p> Stream<'p> {
             return None;
         }
         Some(token)
+    }
+
+    /// Hands `partial` the text decoded since byte `sent`, whole characters only and short of
+    /// the last bytes that could begin a stop string; returns how many bytes it handed over.
+    fn hand_over(&self, sent: usize, partial: &dyn Fn(&str)) -> usize {
+        let valid = match std::str::from_utf8(&self.output) {
+            Ok(text) => text.len(),
+            Err(e) => e.valid_up_to(),
+        };
+        let hold = self.params.stop.iter().map(String::len).max().unwrap_or(0);
+        let mut until = valid.saturating_sub(hold);
+        while until > sent && std::str::from_utf8(&self.output[sent..until]).is_err() {
+            until -= 1;
+        }
+        if until <= sent || self.stopped.is_some() {
+            return 0;
+        }
+        match std::str::from_utf8(&self.output[sent..until]) {
+            Ok(piece) => {
+                partial(piece);
+                until - sent
+            }
+            Err(_) => 0,
+        }
     }
 
     fn text(self) -> String {

@@ -1,6 +1,7 @@
 //! `POST /api/v1/ask`: a question in plain language -> SQL, rows, tables and evidence.
 //! `POST /api/v1/ask/stream`: the same, as server-sent events: a `stage` event as each stage
-//! starts (retrieving, generating, validating, running), then one `answer` or `error` event.
+//! starts (retrieving, generating, validating, running), `writing` stage events with the SQL
+//! text as the model writes it, then one `answer` or `error` event.
 //! Both take `tables` to offer the model exactly the tables the analyst picked.
 
 use std::convert::Infallible;

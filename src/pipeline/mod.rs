@@ -155,14 +155,17 @@ pub struct AskOptions {
     pub today: Option<String>,
 }
 
-/// A stage of answering a question, reported as it starts (the web page streams them).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// A stage of answering a question, reported as it starts (the web page streams them), and
+/// the SQL as the model writes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "stage", rename_all = "snake_case")]
 pub enum Stage {
     /// Embedding the question and searching tables and past queries.
     Retrieving,
     /// The model writes SQL; `attempt` counts from 1 (repairs and samples add attempts).
     Generating { attempt: usize },
+    /// More of the text the model is writing for `attempt` (the greedy answer of a round).
+    Writing { attempt: usize, text: String },
     /// Checking the SQL against the catalog and the role's policy.
     Validating { attempt: usize },
     /// Running the validated SQL on the warehouse.
@@ -1012,7 +1015,9 @@ impl Quarry {
         context.attempts.set(first + params.len() - 1);
         (context.progress)(Stage::Generating { attempt: first });
         let stage = Instant::now();
-        let generations = context.llm.generate_batch(chat, params)?;
+        let writing =
+            |piece: &str| (context.progress)(Stage::Writing { attempt: first, text: piece.to_string() });
+        let generations = context.llm.generate_batch_streaming(chat, params, &writing)?;
         timings.generate_ms += stage.elapsed().as_millis() as u64;
         for generation in &generations {
             timings.prompt_tokens += generation.prompt_tokens;

@@ -182,6 +182,16 @@ fn the_embedded_model_decodes_candidates_together_over_one_prompt() {
         let sql = candidate.text.to_lowercase();
         assert!(sql.contains("select") && sql.contains("users"), "{}", candidate.text);
     }
+    // Streamed, the greedy answer arrives piece by piece as it is decoded, and the pieces are
+    // its text up to the stop string.
+    let pieces = std::cell::RefCell::new(Vec::<String>::new());
+    let streamed = llm
+        .generate_batch_streaming(&prompt, &batch, &|piece| pieces.borrow_mut().push(piece.to_string()))
+        .expect("streamed batch");
+    assert_eq!(streamed[0].text, alone.text);
+    let pieces = pieces.into_inner();
+    assert!(pieces.len() > 1, "{pieces:?}");
+    assert_eq!(pieces.concat(), alone.text);
     // Ten candidates: more than one batch holds, in groups over the same cached prompt.
     let many: Vec<GenerationParams> = (1..=10).map(|seed| greedy.sampled(0.7, seed)).collect();
     assert_eq!(llm.generate_batch(&prompt, &many).expect("two groups").len(), 10);

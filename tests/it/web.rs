@@ -32,10 +32,17 @@ async fn asking_streams_each_stage_then_the_answer() {
         .filter(|(name, _)| name == "stage")
         .map(|(_, data)| data["stage"].as_str().unwrap_or_default().to_string())
         .collect();
-    assert_eq!(stages, ["retrieving", "generating", "validating", "running"], "{events:?}");
+    assert_eq!(stages, ["retrieving", "generating", "writing", "validating", "running"], "{events:?}");
     let (last, answer) = events.last().expect("events");
     assert_eq!(last, "answer");
     assert_eq!(answer["result"]["columns"], json!(["plan", "users"]));
+    // The text the model wrote arrives before it is validated (the scripted model: at once).
+    let written: String = events
+        .iter()
+        .filter(|(name, data)| name == "stage" && data["stage"] == "writing")
+        .map(|(_, data)| data["text"].as_str().unwrap_or_default())
+        .collect();
+    assert!(written.contains("SELECT plan, COUNT(*) AS users FROM users"), "{written}");
 
     // A refusal arrives as an error event with the status and violations of POST /ask.
     let body = json!({ "question": "please drop everything now" });

@@ -127,6 +127,8 @@ test("an analyst asks a question and sees progress, the SQL, the tables and the 
   assert.match(text, /\bplan\b/);
   const rows = await page.locator("#rows tbody tr").count();
   assert.ok(rows >= 2, `${rows} rows`);
+  // The SQL was shown as the model wrote it (the box is hidden once the answer is in).
+  assert.match((await page.locator("#writing").textContent()).toLowerCase(), /select[\s\S]*\busers\b/);
   // A plan and a count: a bar per row, which the toggle hides and shows.
   assert.equal(await page.locator("#chart").getAttribute("data-kind"), "bar");
   assert.equal(await page.locator("#chart rect").count(), rows);
