@@ -218,7 +218,7 @@ impl LlamaCppLlm {
         let worker = std::thread::Builder::new()
             .name("llama.cpp".into())
             .spawn(move || {
-                let mut model = match LlamaModel::load_from_file(backend, &path, &LlamaModelParams::default())
+                let mut model = match LlamaModel::load_from_file(backend, &path, &model_params())
                 {
                     Ok(model) => model,
                     Err(e) => {
@@ -354,6 +354,13 @@ impl LlamaCppLlm {
         }
         Ok(generations)
     }
+}
+
+/// How the weights are loaded: read into memory rather than mapped. On the CPU, llama.cpp
+/// repacks the weights into its own buffers anyway; a mapping kept the file's pages resident
+/// beside that copy (measured: 2.17 GB resident at start for the 1.5B model, mapped).
+fn model_params() -> LlamaModelParams {
+    LlamaModelParams::default().with_use_mmap(false)
 }
 
 /// Tokens decoded per batch.

@@ -256,10 +256,9 @@ impl Shape {
         if first_of_month && months(1).as_deref() == Some(period.end.as_str()) {
             return Shape::Month;
         }
-        if first_of_month && months(3).as_deref() == Some(period.end.as_str()) {
-            if matches!(period.start.get(5..7), Some("01" | "04" | "07" | "10")) {
-                return Shape::Quarter;
-            }
+        let quarter_start = matches!(period.start.get(5..7), Some("01" | "04" | "07" | "10"));
+        if first_of_month && quarter_start && months(3).as_deref() == Some(period.end.as_str()) {
+            return Shape::Quarter;
         }
         if period.start.ends_with("-01-01") && months(12).as_deref() == Some(period.end.as_str()) {
             return Shape::Year;

@@ -778,7 +778,7 @@ impl Quarry {
         for reuse in std::mem::take(&mut retrieved.reusable) {
             match self.reuse(question, reuse, &retrieved, &context, timings.clone()) {
                 Ok(answer) => return Ok(answer),
-                Err(reason) => tracing::info!("not reusing the verified query: {reason}"),
+                Err(reason) => tracing::debug!("not reusing the verified query: {reason}"),
             }
         }
 
