@@ -1,0 +1,118 @@
+//! `quarry bench`: measurements, not tests — each prints a report.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use quarry::config::Config;
+use quarry::metadata::Metadata;
+use quarry::pipeline::{load_catalog, load_default_embedder, load_default_llm, Quarry};
+
+use super::{open, BenchCommand, ProgressBar};
+
+/// `quarry bench ...`: each prints a human summary, or with --json the report as the last line.
+pub(super) fn bench(config: Config, command: BenchCommand) -> Result<ExitCode> {
+    let scratch = std::env::temp_dir().join(format!("quarry-bench-{}", std::process::id()));
+    let result = match command {
+        BenchCommand::Retrieval { data, merged, history, limit, seed, json } => {
+            let embedder = load_default_embedder(&config).context("loading the embedding model")?;
+            let options = quarry::bench::RetrievalOptions {
+                data,
+                merged,
+                history,
+                limit,
+                seed,
+                workdir: scratch.join("vectors"),
+            };
+            let mut bar = ProgressBar::new("retrieving");
+            let report = quarry::bench::retrieval(&options, embedder.as_ref(), &mut |done, total, _| {
+                bar.update(done, total)
+            })?;
+            bar.finish();
+            print_report(json, &report)
+        }
+        BenchCommand::Vectors { points, searches, json } => {
+            let report = quarry::bench::vectors(&scratch.join("vectors"), 384, points, searches, 7)?;
+            print_report(json, &report)
+        }
+        BenchCommand::Ask { questions, passes, json } => {
+            let cases = quarry::eval::parse_cases(quarry::eval::DEMO_QUESTIONS)?;
+            let asked: Vec<(String, Option<String>)> =
+                cases.into_iter().take(questions).map(|case| (case.question, case.today)).collect();
+            let quarry = open(config)?;
+            let principal = quarry::pipeline::Principal::local();
+            let mut bar = ProgressBar::new("asking");
+            let reports =
+                quarry::bench::ask_latency(&quarry, &principal, &asked, passes, &mut |_, done, total| {
+                    bar.update(done, total)
+                });
+            bar.finish();
+            for report in &reports {
+                print_report(json, report)?;
+            }
+            Ok(())
+        }
+        BenchCommand::Llm { adapter, questions, candidates, rounds, json } => {
+            let embedder = load_default_embedder(&config).context("loading the embedding model")?;
+            let quarry = Quarry::open(config.clone(), embedder, None).context("opening the workspace")?;
+            let principal = quarry::pipeline::Principal::local();
+            let prompts = quarry::eval::parse_cases(quarry::eval::DEMO_QUESTIONS)?
+                .iter()
+                .take(questions)
+                .map(|case| quarry.first_prompt(&case.question, &principal, &Default::default()))
+                .collect::<Result<Vec<_>, _>>()?;
+            let adapter = adapter.or_else(|| config.adapter.clone());
+            let mut runs = vec![("base".to_string(), None)];
+            if let Some(adapter) = adapter {
+                let name = adapter.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+                runs.push((name, Some(adapter)));
+            }
+            for (name, adapter) in runs {
+                let llm = quarry::llm::LlamaCppLlm::load(
+                    &config.model,
+                    adapter.as_deref(),
+                    config.threads,
+                    config.context_tokens,
+                )
+                .with_context(|| format!("loading the model ({name})"))?;
+                let report = quarry::bench::llm_speed(&name, &llm, &prompts, config.max_tokens, rounds)?;
+                print_report(json, &report)?;
+                if let Some(n) = candidates {
+                    let report = quarry::bench::candidates_cost(&name, &llm, &prompts, config.max_tokens, n)?;
+                    print_report(json, &report)?;
+                }
+            }
+            Ok(())
+        }
+        BenchCommand::Ingest { copies, llm, json } => {
+            let metadata = Metadata::open(&scratch.join("catalog.db"))?;
+            let catalog = load_catalog(&config, &metadata).context("loading the catalog")?.catalog;
+            let log = quarry::demo::HISTORY_JSONL;
+            let report = quarry::bench::ingest(&catalog, log, copies, &scratch.join("ingest"), None)?;
+            print_report(json, &report)?;
+            if let Some(n) = llm {
+                let model = load_default_llm(&config).context("loading the language model")?;
+                let report = quarry::bench::ingest(
+                    &catalog,
+                    log,
+                    1,
+                    &scratch.join("ingest-llm"),
+                    Some((model.as_ref(), n)),
+                )?;
+                print_report(json, &report)?;
+            }
+            Ok(())
+        }
+    };
+    let _ = std::fs::remove_dir_all(&scratch);
+    result.map(|()| ExitCode::SUCCESS)
+}
+
+/// A benchmark report: one JSON line with --json (the last line printed), else pretty JSON.
+fn print_report<T: serde::Serialize>(json: bool, report: &T) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(report)?);
+    } else {
+        println!("{}", serde_json::to_string_pretty(report)?);
+    }
+    Ok(())
+}

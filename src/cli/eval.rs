@@ -1,0 +1,105 @@
+//! `quarry eval`: an evaluation set asked and scored, the demo's questions or a set in
+//! Spider's layout (Spider dev, defog_dev), with the model shared or one per job.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use quarry::config::Config;
+use quarry::pipeline::{load_default_embedder, load_default_llm};
+
+use super::{open, EvalArgs, ProgressBar};
+
+pub(super) fn eval(config: Config, args: EvalArgs) -> Result<ExitCode> {
+    if args.demo || args.data.as_os_str() == "demo" {
+        return demo(config, args.json, args.samples);
+    }
+    let EvalArgs { data, mode, limit, seed, out, resume, samples, jobs, category, json, .. } = args;
+    let out = out.unwrap_or_else(|| config.workspace.join(format!("eval-{mode}.jsonl")));
+    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    }
+    let done = if resume { quarry::eval::spider::read_results(&out)? } else { Vec::new() };
+    if !resume {
+        let _ = std::fs::remove_file(&out);
+    }
+    let embedder = load_default_embedder(&config).context("loading the embedding model")?;
+    let jobs = jobs.max(1);
+    // One model for all jobs when it is a server, or when there is one job; else one
+    // copy per job, sharing the cores.
+    let shared = if config.llm_url.is_some() || jobs == 1 {
+        Some(load_default_llm(&config).context("loading the language model")?)
+    } else {
+        None
+    };
+    let mut per_job = config.clone();
+    per_job.threads = (config.threads / jobs).max(1);
+    let load_llm = || match &shared {
+        Some(llm) => Ok(llm.clone()),
+        None => load_default_llm(&per_job),
+    };
+    let samples = samples.unwrap_or(config.samples).max(1);
+    let options = quarry::eval::spider::Options {
+        data,
+        mode,
+        limit,
+        seed,
+        workdir: std::env::temp_dir().join(format!("quarry-eval-{}", std::process::id())),
+        done,
+        samples,
+        jobs,
+        category,
+    };
+    let mut bar = ProgressBar::new("evaluating");
+    let mut correct = options.done.iter().filter(|r| r.correct).count();
+    let (results, skipped) =
+        quarry::eval::spider::run(&options, &config, embedder, &load_llm, &mut |result, done, total| {
+            quarry::eval::spider::append_result(&out, result)?;
+            correct += usize::from(result.correct);
+            if json {
+                println!("{}", serde_json::to_string(result).unwrap_or_default());
+            }
+            bar.note(format!("EX {:.1}%", 100.0 * correct as f64 / done.max(1) as f64));
+            bar.update(done, total);
+            Ok(())
+        })?;
+    bar.finish();
+    let _ = std::fs::remove_dir_all(&options.workdir);
+    let summary = quarry::eval::spider::summarize(&results, mode, &config.model_name(), skipped, samples);
+    let report = quarry::eval::spider::markdown(&summary);
+    std::fs::write(out.with_extension("md"), &report)?;
+    std::fs::write(out.with_extension("json"), serde_json::to_string_pretty(&summary)?)?;
+    if json {
+        println!("{}", serde_json::to_string(&summary)?);
+    } else {
+        println!("{report}\nper question: {}", out.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The demo workspace's own questions, one at a time.
+fn demo(config: Config, json: bool, samples: Option<usize>) -> Result<ExitCode> {
+    let mut config = config;
+    if let Some(samples) = samples {
+        config.samples = samples.max(1);
+    }
+    let quarry = open(config)?;
+    let cases = quarry::eval::parse_cases(quarry::eval::DEMO_QUESTIONS)?;
+    let total = cases.len();
+    let (_, summary) = quarry::eval::run_cases(&quarry, &cases, |i, result| {
+        if json {
+            println!("{}", serde_json::to_string(result).unwrap_or_default());
+        } else {
+            let mark = if result.correct { "ok  " } else { "MISS" };
+            eprintln!("[{}/{total}] {mark} {} ({} ms)", i + 1, result.question, result.timings.total_ms);
+        }
+    })?;
+    if json {
+        println!("{}", serde_json::to_string(&summary)?);
+    } else {
+        println!(
+            "{} of {} correct (EX {:.1}%) with {}; time to answer p50 {} ms, p95 {} ms",
+            summary.correct, summary.cases, summary.ex, summary.model, summary.p50_ms, summary.p95_ms
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

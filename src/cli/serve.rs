@@ -1,0 +1,50 @@
+//! `quarry serve`: the web page and the HTTP API on one port.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use quarry::config::Config;
+use quarry::keys;
+
+use super::admin::print_demo_keys;
+use super::open;
+
+async fn shutdown_signal() {
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+pub(super) fn serve(config: Config) -> Result<ExitCode> {
+    let address = format!("{}:{}", config.host, config.port);
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(async move {
+        // Bind first: a port in use is reported before minutes of model loading.
+        let listener = tokio::net::TcpListener::bind(&address).await.with_context(|| {
+            format!(
+                "cannot listen on {address}: is another server using it? Pass --port N or set QUARRY_PORT"
+            )
+        })?;
+        let demo = config.demo;
+        let quarry =
+            tokio::task::spawn_blocking(move || open(config)).await.context("opening the workspace")??;
+        // Row filters that stop at their table, once at start-up (and in `catalog check`).
+        for warning in quarry.config().policy.unfiltered_children(&quarry.catalog()) {
+            tracing::warn!("{warning}");
+        }
+        let active_keys = quarry.metadata().keys()?.iter().filter(|k| k.revoked_at.is_none()).count();
+        let mut open_url = format!("http://{address}");
+        if demo && active_keys == 0 {
+            let created = keys::create_demo_keys(quarry.metadata(), &quarry.config().policy)?;
+            print_demo_keys(quarry.config(), &created)?;
+            if let Some((_, key)) = created.iter().find(|(k, _)| k.role == "analyst") {
+                open_url = format!("http://{address}/#key={key}");
+            }
+        } else if active_keys == 0 {
+            eprintln!("no API keys yet: create one with `quarry keys create --name <you> --role analyst`");
+        }
+        eprintln!("Quarry is serving {open_url} (model {})", quarry.model_id());
+        let app = quarry::http::app(Arc::new(quarry));
+        axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await.context("serving")?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
