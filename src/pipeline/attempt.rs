@@ -1,0 +1,121 @@
+//! One round of generation and what becomes of it: each generation's SQL validated and run
+//! as a `Candidate`, and the vote over candidates by their results.
+
+use super::*;
+
+impl Quarry {
+    /// One generation, validated and run: a candidate answer, or why it is not one.
+    pub(super) fn attempt(
+        &self,
+        context: &Attempting,
+        chat: &crate::llm::ChatPrompt,
+        params: &GenerationParams,
+        timings: &mut Timings,
+    ) -> Result<Candidate, AskError> {
+        let (attempt, generation) = self
+            .generate(context, chat, std::slice::from_ref(params), timings)?
+            .pop()
+            .ok_or_else(|| LlmError::Inference("the model returned no generation".into()))?;
+        self.consider(context, attempt, generation, params.temperature == 0.0, timings)
+    }
+
+    /// One generation per entry of `params` from one prompt, numbered as attempts.
+    pub(super) fn generate(
+        &self,
+        context: &Attempting,
+        chat: &crate::llm::ChatPrompt,
+        params: &[GenerationParams],
+        timings: &mut Timings,
+    ) -> Result<Vec<(usize, Generation)>, AskError> {
+        tracing::debug!(system = %chat.system, user = %chat.user, "prompt");
+        let first = context.attempts.get() + 1;
+        context.attempts.set(first + params.len() - 1);
+        (context.progress)(Stage::Generating { attempt: first });
+        let stage = Instant::now();
+        let writing =
+            |piece: &str| (context.progress)(Stage::Writing { attempt: first, text: piece.to_string() });
+        let generations = context.llm.generate_batch_streaming(chat, params, &writing)?;
+        timings.generate_ms += stage.elapsed().as_millis() as u64;
+        for generation in &generations {
+            timings.prompt_tokens += generation.prompt_tokens;
+            timings.cached_tokens += generation.cached_tokens;
+            timings.completion_tokens += generation.completion_tokens;
+        }
+        Ok((first..).zip(generations).collect())
+    }
+
+    /// What the model wrote, validated and run: a candidate answer, or why it is not one.
+    pub(super) fn consider(
+        &self,
+        context: &Attempting,
+        attempt: usize,
+        generation: Generation,
+        greedy: bool,
+        timings: &mut Timings,
+    ) -> Result<Candidate, AskError> {
+        let draft = prompt::extract_sql(&generation.text);
+        (context.progress)(Stage::Validating { attempt });
+        let stage = Instant::now();
+        let verdict = validate(&draft, context.catalog, context.policy, context.principal);
+        timings.validate_ms += stage.elapsed().as_millis() as u64;
+        let query =
+            verdict.map_err(|refusal| AskError::Refused { sql: draft.text().to_string(), refusal })?;
+        if let Some(refusal) = context.picked.and_then(|picked| outside_picks(&query, picked)) {
+            return Err(AskError::Refused { sql: draft.text().to_string(), refusal });
+        }
+        (context.progress)(Stage::Running { attempt });
+        let stage = Instant::now();
+        let executed = self.executor.run_cancellable(&query, context.cancel);
+        timings.execute_ms += stage.elapsed().as_millis() as u64;
+        match executed {
+            Ok(result) => Ok(Candidate { draft: draft.text().to_string(), query, result, greedy }),
+            Err(source) => Err(AskError::Execution { sql: query.sql().to_string(), source }),
+        }
+    }
+}
+
+/// What an attempt needs beside the prompt.
+pub(super) struct Attempting<'a> {
+    pub(super) llm: &'a dyn Llm,
+    pub(super) catalog: &'a Catalog,
+    pub(super) policy: &'a Policy,
+    pub(super) principal: &'a Principal,
+    pub(super) progress: &'a (dyn Fn(Stage) + Sync),
+    /// Generations so far, for the progress report.
+    pub(super) attempts: Cell<usize>,
+    /// The analyst's picked tables, when there are picks: the SQL may read no other.
+    pub(super) picked: Option<&'a [String]>,
+    pub(super) cancel: &'a Cancel,
+}
+
+/// A generated query that passed validation and ran.
+pub(super) struct Candidate {
+    /// The SQL as the model wrote it.
+    pub(super) draft: String,
+    pub(super) query: ValidatedQuery,
+    pub(super) result: ResultSet,
+    /// Written by greedy decoding (the first candidate), not sampled.
+    pub(super) greedy: bool,
+}
+
+/// The candidate whose result most candidates share (ties: the earliest, so the greedy
+/// answer wins a tie), and the tally. Results compare as the evaluation compares them: rows as
+/// a multiset of canonical cells.
+pub(super) fn vote(candidates: &[Candidate], generated: usize) -> (Option<usize>, Votes) {
+    let mut groups: Vec<(Vec<Vec<String>>, usize, usize)> = Vec::new();
+    for (i, candidate) in candidates.iter().enumerate() {
+        let key = candidate.result.canonical_rows(false);
+        match groups.iter_mut().find(|(k, _, _)| *k == key) {
+            Some(group) => group.1 += 1,
+            None => groups.push((key, 1, i)),
+        }
+    }
+    let best = groups.iter().max_by(|a, b| a.1.cmp(&b.1).then(b.2.cmp(&a.2)));
+    let votes = Votes {
+        generated,
+        ran: candidates.len(),
+        agreeing: best.map(|g| g.1).unwrap_or(0),
+        distinct_results: groups.len(),
+    };
+    (best.map(|g| g.2), votes)
+}

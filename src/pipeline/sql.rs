@@ -1,0 +1,89 @@
+//! SQL written by a user or a tool: validated under the caller's policy, run, audited.
+
+use super::*;
+
+impl Quarry {
+    /// Validates and runs SQL written by a user or a tool.
+    pub fn run_sql(&self, sql: &str, principal: &Principal) -> Result<SqlAnswer, AskError> {
+        self.run_sql_with(sql, principal, &Cancel::new())
+    }
+
+    /// Validates and runs SQL written by a user or a tool, until `cancel` is raised.
+    pub fn run_sql_with(
+        &self,
+        sql: &str,
+        principal: &Principal,
+        cancel: &Cancel,
+    ) -> Result<SqlAnswer, AskError> {
+        let started = Instant::now();
+        let outcome = self
+            .authorize(principal, Action::Sql)
+            .map_err(AskError::from)
+            .and_then(|policy| self.run_sql_inner(sql, principal, policy, cancel));
+        let total_ms = started.elapsed().as_millis() as u64;
+        let (audit_outcome, rows, detail) = match &outcome {
+            Ok(a) => (
+                Outcome::Answered,
+                Some(a.result.rows.len()),
+                serde_json::json!({ "executed": a.sql, "governance": a.governance, "timings": a.timings }),
+            ),
+            Err(AskError::Refused { refusal, .. }) => {
+                (Outcome::Refused, None, serde_json::json!({ "violations": refusal.violations }))
+            }
+            Err(e @ AskError::Forbidden(_)) => {
+                (Outcome::Refused, None, serde_json::json!({ "error": e.to_string() }))
+            }
+            Err(e) => (Outcome::Failed, None, serde_json::json!({ "error": e.to_string() })),
+        };
+        self.metadata.audit(&AuditRecord {
+            principal: principal.name.clone(),
+            role: principal.role.clone(),
+            kind: AuditKind::Sql,
+            question: None,
+            sql: Some(sql.to_string()),
+            outcome: audit_outcome,
+            row_count: rows,
+            duration_ms: total_ms,
+            detail,
+        })?;
+        outcome.map(|mut a| {
+            a.timings.total_ms = total_ms;
+            a
+        })
+    }
+
+    pub(super) fn run_sql_inner(
+        &self,
+        sql: &str,
+        principal: &Principal,
+        policy: &Policy,
+        cancel: &Cancel,
+    ) -> Result<SqlAnswer, AskError> {
+        let mut timings = Timings::default();
+        crate::text::check("the SQL", sql, MAX_SQL_CHARS).map_err(AskError::InvalidQuestion)?;
+        let draft = DraftSql::new(sql);
+        let stage = Instant::now();
+        let catalog = self.catalog();
+        let query = validate(&draft, &catalog, policy, principal)
+            .map_err(|refusal| AskError::Refused { sql: sql.to_string(), refusal })?;
+        timings.validate_ms = stage.elapsed().as_millis() as u64;
+        let stage = Instant::now();
+        let result = self
+            .executor
+            .run_cancellable(&query, cancel)
+            .map_err(|source| AskError::Execution { sql: query.sql().to_string(), source })?;
+        timings.execute_ms = stage.elapsed().as_millis() as u64;
+        Ok(SqlAnswer {
+            sql: query.sql().to_string(),
+            tables: self.table_uses(&catalog, &query, None),
+            result,
+            warnings: query.warnings().to_vec(),
+            governance: query.governance().clone(),
+            timings,
+        })
+    }
+}
+
+/// Longest SQL a user or tool may send, in characters (the validator's own byte limit is
+/// lower; this only keeps control characters and absurd sizes out of the audit log).
+pub(super) const MAX_SQL_CHARS: usize = 1_000_000;
