@@ -1,0 +1,115 @@
+//! The plausibility checks' unit tests; the data-driven cases are in tests/data/plausibility.toml.
+
+use super::*;
+
+#[test]
+fn confidence_falls_with_findings_and_disagreement() {
+    let finding = |code| Finding { code, message: "m".into() };
+    assert_eq!(Confidence::assess(&[], None, None).level, Level::High);
+    assert_eq!(Confidence::assess(&[], Some((3, 3)), None).level, Level::High);
+    assert_eq!(Confidence::assess(&[], Some((2, 3)), None).level, Level::Medium);
+    assert_eq!(Confidence::assess(&[], Some((1, 3)), None).level, Level::Low);
+    assert_eq!(Confidence::assess(&[finding(FindingCode::Empty)], None, None).level, Level::Medium);
+    assert_eq!(Confidence::assess(&[finding(FindingCode::PeriodAfterData)], None, None).level, Level::Low);
+    let corrected = Confidence::assess(&[], None, Some("LIMIT 1"));
+    assert_eq!((corrected.level, corrected.reasons.len()), (Level::Medium, 1));
+}
+
+#[derive(serde::Deserialize)]
+struct CaseFile {
+    case: Vec<Case>,
+}
+#[derive(serde::Deserialize)]
+struct Case {
+    name: String,
+    question: String,
+    sql: String,
+    empty: bool,
+    #[serde(default)]
+    periods: bool,
+    expect: Vec<FindingCode>,
+}
+
+fn catalog() -> Catalog {
+    use crate::catalog::{LastChange, Table};
+    let text = |name: &str, values: &[&str]| Column {
+        sample_values: values.iter().map(|v| v.to_string()).collect(),
+        ..Column::new(name, "TEXT")
+    };
+    let date =
+        |name: &str, format: &str| Column { date_format: Some(format.into()), ..Column::new(name, "TEXT") };
+    let mut orders = Table::new(
+        "orders",
+        vec![
+            Column::new("order_id", "INTEGER"),
+            Column::new("user_id", "INTEGER"),
+            date("ordered_at", "YYYY-MM-DD HH:MM:SS"),
+            text("status", &["cancelled", "completed", "pending", "refunded"]),
+            Column::new("total_amount", "REAL"),
+            Column::new("country_code", "TEXT"),
+        ],
+    );
+    orders.last_change = Some(LastChange { date: "2026-10-31".into(), column: "ordered_at".into() });
+    let users = Table::new(
+        "users",
+        vec![
+            Column::new("user_id", "INTEGER"),
+            text("plan", &["free", "plus", "pro"]),
+            date("signup_date", "YYYY-MM-DD"),
+        ],
+    );
+    Catalog::from_tables(vec![orders, users])
+}
+
+#[test]
+fn plausibility_cases_find_what_a_careful_analyst_would() {
+    let file: CaseFile =
+        toml::from_str(include_str!("../../tests/data/plausibility.toml")).expect("plausibility.toml parses");
+    assert!(file.case.len() >= 15);
+    let catalog = catalog();
+    let mut failures = Vec::new();
+    for case in &file.case {
+        let result = ResultSet {
+            columns: vec!["c".into()],
+            rows: if case.empty { Vec::new() } else { vec![vec![serde_json::json!(1)]] },
+            truncated: false,
+            truncation: None,
+            elapsed_ms: 0,
+        };
+        let periods =
+            if case.periods { crate::timeframe::resolve(&case.question, "2026-12-03") } else { Vec::new() };
+        let subject = Subject {
+            question: &case.question,
+            sql: &case.sql,
+            result: &result,
+            catalog: &catalog,
+            periods: &periods,
+        };
+        let found = check(&subject);
+        let codes: Vec<FindingCode> = found.iter().map(|f| f.code).collect();
+        if codes != case.expect {
+            failures.push(format!("{}: got {found:?}, want {:?}", case.name, case.expect));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn shapes_of_formats_and_literals() {
+    assert_eq!(format_shape("%Y-%m"), "9999-99");
+    assert_eq!(format_shape("%Y"), "9999");
+    assert_eq!(format_shape("%w"), "9");
+    assert_eq!(format_shape("YYYY-MM-DD"), "9999-99-99");
+    assert_eq!(format_shape("YYYY-MM-DD HH:MM:SS"), "9999-99-99 99:99:99");
+    assert_eq!(shape("2026-09-01"), "9999-99-99");
+}
+
+#[test]
+fn rows_asked_reads_top_n() {
+    assert_eq!(rows_asked("Which 5 countries had the most users?"), Some(5));
+    assert_eq!(rows_asked("users active on at least 15 days, most active first"), None);
+    assert_eq!(rows_asked("the top 5 countries by users"), Some(5));
+    assert_eq!(rows_asked("the 3 most viewed posts"), Some(3));
+    assert_eq!(rows_asked("top three campaigns"), Some(3));
+    assert_eq!(rows_asked("revenue in 2026"), None);
+}
