@@ -1,7 +1,7 @@
 //! Requests about the catalog rather than the data: browsing and search (`read_catalog`),
-//! steward edits of tables and the glossary (`edit_catalog`), and the audit log
-//! (`read_audit`). Each checks the principal's role first; each edit is a revision plus an
-//! audit record, swaps in the new catalog and re-indexes what changed.
+//! steward edits of tables and the glossary (`edit_catalog`). Each checks the principal's role
+//! first; each edit is a revision plus an audit record, swaps in the new catalog and re-indexes
+//! what changed. The audit log and the history's requests are in `audit_log` and `history_ops`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -12,12 +12,9 @@ use serde_json::{json, Value};
 
 use super::{AccessError, HistoryState, Principal, Quarry};
 use crate::catalog::{suggestion, Catalog, GlossaryTerm, Table};
-use crate::history::ingest::{ingest, IngestOptions, IngestReport};
-use crate::history::verdict;
-use crate::history::{visible_to, History, LogFormat, PastQuery};
+use crate::history::{visible_to, History};
 use crate::metadata::{
-    AuditFilter, AuditKind, AuditRecord, MetadataError, NewRevision, Outcome, Revision, RevisionTarget,
-    StoredAudit,
+    AuditKind, AuditRecord, MetadataError, NewRevision, Outcome, Revision, RevisionTarget,
 };
 use crate::policy::{Action, Policy};
 use crate::retrieve::{retrieve, Example, RetrievalBudget, RetrieveError, TableCandidate, Trust};
@@ -675,152 +672,6 @@ impl Quarry {
             }
         };
         Trust::from(&signals_now(table, catalog, history, last_reviewed))
-    }
-
-    /// Adds a query log to the history: new entries are validated, described, stored, embedded
-    /// and searchable at once. With `llm_intents`, the loaded model writes the intent texts.
-    pub fn ingest_history(
-        &self,
-        principal: &Principal,
-        text: &str,
-        format: LogFormat,
-        llm_intents: bool,
-        progress: &mut dyn FnMut(usize, usize),
-    ) -> Result<IngestReport, CatalogRequestError> {
-        let started = Instant::now();
-        let result = self.ingest_history_inner(principal, text, format, llm_intents, progress);
-        self.audited(
-            principal,
-            AuditKind::Edit,
-            json!({ "action": "history_ingest" }),
-            (None, None),
-            started,
-            result,
-        )
-    }
-
-    fn ingest_history_inner(
-        &self,
-        principal: &Principal,
-        text: &str,
-        format: LogFormat,
-        llm_intents: bool,
-        progress: &mut dyn FnMut(usize, usize),
-    ) -> Result<IngestReport, CatalogRequestError> {
-        let started = Instant::now();
-        self.authorize(principal, Action::IngestHistory)?;
-        // Each stored batch carries its own audit record, so that no entry is ever stored
-        // without one (a crash after a batch loses neither); the summary follows.
-        let batch_audit = self.edit_audit(principal, json!({ "action": "history_ingest_batch" }), started);
-        let source = format!("ingest:{}", principal.name);
-        let report = self.add_to_history(text, format, llm_intents, source, Some(batch_audit), progress)?;
-        let mut record = self.edit_audit(
-            principal,
-            json!({ "action": "history_ingest", "read": report.read, "new": report.new,
-                    "duplicates": report.duplicates, "skipped": report.skipped.len() }),
-            started,
-        );
-        record.row_count = Some(report.new);
-        self.metadata.audit(&record)?;
-        Ok(report)
-    }
-
-    /// Stores, embeds and indexes new log entries; the history in force is replaced at once.
-    /// The caller authorises; `audit` is written with each stored batch, in its transaction.
-    pub(super) fn add_to_history(
-        &self,
-        text: &str,
-        format: LogFormat,
-        llm_intents: bool,
-        source: String,
-        audit: Option<AuditRecord>,
-        progress: &mut dyn FnMut(usize, usize),
-    ) -> Result<IngestReport, CatalogRequestError> {
-        let llm = match (llm_intents, self.llm.as_deref()) {
-            (false, _) => None,
-            (true, Some(llm)) => Some(llm),
-            (true, None) => {
-                return Err(invalid(
-                    "llm_intents",
-                    "no language model is loaded in this process".into(),
-                    Vec::new(),
-                ))
-            }
-        };
-        let _ingest = self.ingest_lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let catalog = self.catalog();
-        let options = IngestOptions { llm, source, audit };
-        let (report, _) = ingest(text, format, &catalog, &self.metadata, &options, progress)?;
-        self.refresh_history(&catalog)?;
-        Ok(report)
-    }
-
-    /// Reloads the stored history and the verdicts on it, makes it the history in force, and
-    /// re-indexes the past queries that are new or whose standing changed. Callers hold the
-    /// ingest lock.
-    pub(super) fn refresh_history(&self, catalog: &Catalog) -> Result<(), MetadataError> {
-        let before: BTreeMap<String, bool> =
-            self.history().history.queries.iter().map(|q| (q.hash.clone(), q.verified)).collect();
-        let mut history = crate::history::ingest::load(&self.metadata, catalog)?;
-        let reviews = verdict::apply(&mut history, &self.metadata.verdicts()?, self.config.promote_votes);
-        let touched: Vec<&PastQuery> =
-            history.usable().filter(|q| before.get(&q.hash) != Some(&q.verified)).collect();
-        let fingerprint = self.config.workspace.join("vectors").join("fingerprint");
-        if let Err(e) = crate::index::add_queries(
-            catalog,
-            &history,
-            &touched,
-            self.embedder.as_ref(),
-            self.store.as_ref(),
-            &fingerprint,
-        ) {
-            tracing::error!("indexing past queries: {e}");
-            let _ = std::fs::remove_file(&fingerprint);
-        }
-        let state = Arc::new(super::HistoryState::new(history, reviews));
-        match self.history.write() {
-            Ok(mut guard) => *guard = state,
-            Err(poisoned) => *poisoned.into_inner() = state,
-        }
-        Ok(())
-    }
-
-    /// Audit records matching `filter` (admins).
-    pub fn audit_log(
-        &self,
-        principal: &Principal,
-        filter: &AuditFilter,
-    ) -> Result<Vec<StoredAudit>, CatalogRequestError> {
-        let started = Instant::now();
-        let result = self.audit_log_inner(principal, filter);
-        self.audited(
-            principal,
-            AuditKind::Access,
-            json!({ "action": "read_audit" }),
-            (None, None),
-            started,
-            result,
-        )
-    }
-
-    fn audit_log_inner(
-        &self,
-        principal: &Principal,
-        filter: &AuditFilter,
-    ) -> Result<Vec<StoredAudit>, CatalogRequestError> {
-        self.authorize(principal, Action::ReadAudit)?;
-        for (field, value) in [("since", &filter.since), ("until", &filter.until)] {
-            if let Some(value) = value {
-                if crate::calendar::day_number(value.get(..10).unwrap_or(value)).is_none() {
-                    return Err(invalid(
-                        field,
-                        format!("'{value}' is not a date or timestamp; use e.g. 2026-11-01 or 2026-11-01T08:00:00Z"),
-                        Vec::new(),
-                    ));
-                }
-            }
-        }
-        Ok(self.metadata.search_audit(filter)?)
     }
 }
 

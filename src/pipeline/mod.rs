@@ -11,8 +11,10 @@
 mod answer_cache;
 mod ask;
 mod attempt;
+mod audit_log;
 mod catalog_ops;
 mod feedback;
+mod history_ops;
 mod reuse;
 mod sql;
 
