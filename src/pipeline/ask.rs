@@ -69,17 +69,8 @@ impl Quarry {
             }
             Err(e) => (Outcome::Failed, None, None, serde_json::json!({ "error": e.to_string() })),
         };
-        self.metadata.audit(&AuditRecord {
-            principal: principal.name.clone(),
-            role: principal.role.clone(),
-            kind: AuditKind::Ask,
-            question: Some(question.to_string()),
-            sql,
-            outcome: audit_outcome,
-            row_count: rows,
-            duration_ms: total_ms,
-            detail,
-        })?;
+        let record = Quarry::request_audit(principal, AuditKind::Ask, Some(question), sql, total_ms);
+        self.metadata.audit(&AuditRecord { outcome: audit_outcome, row_count: rows, detail, ..record })?;
         outcome.map(|mut a| {
             a.timings.total_ms = total_ms;
             a

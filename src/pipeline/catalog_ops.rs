@@ -460,17 +460,8 @@ impl Quarry {
     }
 
     pub(super) fn edit_audit(&self, principal: &Principal, detail: Value, started: Instant) -> AuditRecord {
-        AuditRecord {
-            principal: principal.name.clone(),
-            role: principal.role.clone(),
-            kind: AuditKind::Edit,
-            question: None,
-            sql: None,
-            outcome: Outcome::Answered,
-            row_count: None,
-            duration_ms: started.elapsed().as_millis() as u64,
-            detail,
-        }
+        let duration_ms = started.elapsed().as_millis() as u64;
+        AuditRecord { detail, ..Quarry::request_audit(principal, AuditKind::Edit, None, None, duration_ms) }
     }
 
     /// Passes `result` through; when it is an error, appends an audit record of the refusal

@@ -525,6 +525,28 @@ impl Quarry {
             .collect()
     }
 
+    /// An audit record of a request by `principal`, marked answered with no rows or detail;
+    /// the caller sets what it knows beyond that.
+    fn request_audit(
+        principal: &Principal,
+        kind: AuditKind,
+        question: Option<&str>,
+        sql: Option<String>,
+        duration_ms: u64,
+    ) -> AuditRecord {
+        AuditRecord {
+            principal: principal.name.clone(),
+            role: principal.role.clone(),
+            kind,
+            question: question.map(str::to_string),
+            sql,
+            outcome: Outcome::Answered,
+            row_count: None,
+            duration_ms,
+            detail: serde_json::Value::Null,
+        }
+    }
+
     fn check_question(&self, question: &str) -> Result<(), AskError> {
         if question.trim().is_empty() {
             return Err(AskError::InvalidQuestion("the question is empty: ask something, e.g. \"which 5 countries had the most active users last month?\"".into()));

@@ -35,17 +35,8 @@ impl Quarry {
             }
             Err(e) => (Outcome::Failed, None, serde_json::json!({ "error": e.to_string() })),
         };
-        self.metadata.audit(&AuditRecord {
-            principal: principal.name.clone(),
-            role: principal.role.clone(),
-            kind: AuditKind::Sql,
-            question: None,
-            sql: Some(sql.to_string()),
-            outcome: audit_outcome,
-            row_count: rows,
-            duration_ms: total_ms,
-            detail,
-        })?;
+        let record = Quarry::request_audit(principal, AuditKind::Sql, None, Some(sql.to_string()), total_ms);
+        self.metadata.audit(&AuditRecord { outcome: audit_outcome, row_count: rows, detail, ..record })?;
         outcome.map(|mut a| {
             a.timings.total_ms = total_ms;
             a
