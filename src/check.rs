@@ -2,7 +2,9 @@
 //! result. A filter comparing a column with a value it never holds (or a date in another
 //! shape), `LIMIT 1` for a question about several rows, a ratio in integer arithmetic or
 //! scaled to a percentage, a column selected beside an aggregate without GROUP BY, a range
-//! that misses or overruns the question's period by a day, a period after the data ends.
+//! that misses or overruns the question's period by a day, a period after the data ends, a
+//! strftime format SQLite does not know, a month compared with a day, values the question wants
+//! rounded left unrounded, several rows for a question asking for one number.
 //!
 //! Checks read the SQL the model wrote, the result, and the catalog as the role sees it (so a
 //! finding never names a value the role may not see). A finding that names a fix is sent back
@@ -44,6 +46,12 @@ pub enum FindingCode {
     RatioAsPercentage,
     /// The question's period starts after the last date in the tables read.
     PeriodAfterData,
+    /// A strftime format SQLite does not know (`%q`, `%B` …): it returns NULL.
+    UnknownDateFormat,
+    /// The question asks for rounded values and nothing is rounded.
+    Rounding,
+    /// The question asks for one number and the result has several rows.
+    SeveralRows,
     /// No rows.
     Empty,
 }
@@ -148,6 +156,9 @@ pub fn check(subject: &Subject) -> Vec<Finding> {
     let _ = query.visit(&mut walker);
     let mut findings = walker.findings;
     findings.extend(limit_findings(subject.question, &query));
+    findings.extend(format_findings(&query));
+    findings.extend(rounding_findings(subject.question, &query));
+    findings.extend(several_rows_findings(subject.question, subject.result));
     findings.extend(period_findings(subject.periods, &walker.tables, subject.catalog));
     if empty && findings.iter().all(|f| f.code == FindingCode::PeriodAfterData) {
         findings.push(Finding { code: FindingCode::Empty, message: "The query returned no rows.".into() });
@@ -208,6 +219,7 @@ impl<'c> Walker<'c> {
         for condition in conditions {
             self.condition(condition, &scope);
         }
+        self.date_functions(select, &scope);
         let items: Vec<&Expr> = select
             .projection
             .iter()
@@ -278,6 +290,10 @@ impl<'c> Walker<'c> {
                 }
             }
             Expr::Between { expr, negated: false, low, high } => {
+                if let (Some(format), Some(low)) = (strftime_format(expr), text_literal(low)) {
+                    self.strftime_bound(&format, low);
+                    return;
+                }
                 let (Some((name, column)), Some(high)) = (self.column(expr, scope), text_literal(high))
                 else {
                     return;
@@ -309,6 +325,20 @@ impl<'c> Walker<'c> {
                     });
                 }
             }
+            Expr::BinaryOp {
+                left,
+                op: BinaryOperator::Lt | BinaryOperator::LtEq | BinaryOperator::Gt | BinaryOperator::GtEq,
+                right,
+            } if strftime_format(left).is_some() || strftime_format(right).is_some() => {
+                let (format, bound) = match (strftime_format(left), strftime_format(right)) {
+                    (Some(f), _) => (f, text_literal(right)),
+                    (None, Some(f)) => (f, text_literal(left)),
+                    _ => return,
+                };
+                if let Some(bound) = bound {
+                    self.strftime_bound(&format, bound);
+                }
+            }
             Expr::BinaryOp { left, op: op @ (BinaryOperator::Lt | BinaryOperator::LtEq), right } => {
                 let (Some((name, _)), Some(bound)) = (self.column(left, scope), text_literal(right)) else {
                     return;
@@ -326,6 +356,79 @@ impl<'c> Walker<'c> {
             Expr::Nested(inner) => self.condition(inner, scope),
             _ => {}
         }
+    }
+
+    /// SQLite's date functions over a column that does not hold ISO dates: Unix time read
+    /// without the 'unixepoch' modifier (taken for a Julian day number), or text that is no
+    /// date at all ('Monday'): both give NULL or nonsense.
+    fn date_functions(&mut self, select: &Select, scope: &Scope) {
+        const DATE_FUNCTIONS: &[&str] = &["strftime", "date", "datetime", "julianday", "time"];
+        let mut found = None;
+        let _ = sqlparser::ast::visit_expressions(select, |e| {
+            let Expr::Function(f) = e else { return ControlFlow::<()>::Continue(()) };
+            let name = f.name.to_string().to_lowercase();
+            let FunctionArguments::List(list) = &f.args else { return ControlFlow::Continue(()) };
+            if found.is_some() || !DATE_FUNCTIONS.contains(&name.as_str()) {
+                return ControlFlow::Continue(());
+            }
+            let args: Vec<&Expr> = list
+                .args
+                .iter()
+                .filter_map(|a| match a {
+                    FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some(e),
+                    _ => None,
+                })
+                .collect();
+            let time_value = if name == "strftime" { args.get(1) } else { args.first() };
+            let Some((column_name, column)) = time_value.and_then(|v| self.column(v, scope)) else {
+                return ControlFlow::Continue(());
+            };
+            let modifiers: Vec<&str> = args
+                .iter()
+                .skip(if name == "strftime" { 2 } else { 1 })
+                .filter_map(|a| text_literal(a))
+                .collect();
+            if column.date_format.as_deref() == Some(crate::catalog::UNIX_SECONDS) {
+                if !modifiers
+                    .iter()
+                    .any(|m| m.eq_ignore_ascii_case("unixepoch") || m.eq_ignore_ascii_case("auto"))
+                {
+                    found = Some(format!(
+                        "{column_name} holds Unix time in seconds, which {name}() reads as a Julian day number without the 'unixepoch' modifier; write {name}({}{column_name}, 'unixepoch')",
+                        if name == "strftime" { args.first().map(|f| format!("{f}, ")).unwrap_or_default() } else { String::new() }
+                    ));
+                }
+            } else if column.date_format.is_none()
+                && !column.sample_values.is_empty()
+                && column.sample_values.iter().all(|v| !v.starts_with(|c: char| c.is_ascii_digit()))
+            {
+                let values =
+                    column.sample_values.iter().take(4).map(|v| format!("'{v}'")).collect::<Vec<_>>();
+                found = Some(format!(
+                    "{column_name} holds {} ..., not dates, so {name}() on it gives NULL; compare its values directly",
+                    values.join(", ")
+                ));
+            }
+            ControlFlow::Continue(())
+        });
+        if let Some(message) = found {
+            self.findings.push(Finding { code: FindingCode::DateShape, message });
+        }
+    }
+
+    /// `strftime(format, …)` compared in a range with a literal of another shape: text
+    /// comparison puts '2026-07' before '2026-07-01', so the bound moves by a month.
+    fn strftime_bound(&mut self, format: &str, bound: &str) {
+        if shape(&format_shape(format)) == shape(bound) {
+            return;
+        }
+        self.findings.push(Finding {
+            code: FindingCode::DateShape,
+            message: format!(
+                "strftime('{format}', ...) gives values shaped like '{}', so comparing it with '{bound}' moves the bound (text comparison: '2026-07' < '2026-07-01'); filter the date column itself: date_column >= 'first day' AND date_column < 'day after'",
+                example_of(format)
+            ),
+        });
     }
 
     /// `column < bound` or `column <= bound` against the question's periods: the last day left
@@ -708,6 +811,129 @@ fn limit_findings(question: &str, query: &Query) -> Vec<Finding> {
         }],
         _ => Vec::new(),
     }
+}
+
+/// The conversions SQLite's strftime knows; any other returns NULL.
+const STRFTIME_CONVERSIONS: &str = "defFGgHIjJklmMpPRsSTuUVwWY%";
+
+/// A strftime format with a conversion SQLite does not know (`%q`, `%B`, `%y` …).
+fn format_findings(query: &Query) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    let _ = sqlparser::ast::visit_expressions(query, |e| {
+        if let Some(format) = strftime_format(e) {
+            let mut chars = format.chars();
+            while let Some(c) = chars.next() {
+                if c != '%' {
+                    continue;
+                }
+                match chars.next() {
+                    Some(d) if STRFTIME_CONVERSIONS.contains(d) => {}
+                    other => {
+                        let conversion = other.map(|d| format!("%{d}")).unwrap_or_else(|| "%".into());
+                        findings.push(Finding {
+                            code: FindingCode::UnknownDateFormat,
+                            message: format!(
+                                "SQLite's strftime has no {conversion} (strftime('{format}', ...) returns NULL); use %Y year, %m month, %d day, %w weekday (0 = Sunday), %j day of year, %H hour, and for a quarter (CAST(strftime('%m', date_column) AS INTEGER) + 2) / 3"
+                            ),
+                        });
+                        return ControlFlow::Break(());
+                    }
+                }
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    findings
+}
+
+/// The decimals a question asks values rounded to: "rounded to 2 decimals", "round to one
+/// decimal place".
+fn decimals_asked(question: &str) -> Option<u64> {
+    let q = question.to_lowercase();
+    if !q.contains("round") {
+        return None;
+    }
+    let words: Vec<&str> = q.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).collect();
+    words.windows(2).find_map(|pair| {
+        let decimals = pair[1].starts_with("decimal");
+        if !decimals {
+            return None;
+        }
+        if pair[0] == "zero" || pair[0] == "0" {
+            Some(0)
+        } else {
+            number_word(pair[0])
+        }
+    })
+}
+
+/// Values the question wants rounded, and no ROUND anywhere in the query.
+fn rounding_findings(question: &str, query: &Query) -> Vec<Finding> {
+    let Some(decimals) = decimals_asked(question) else { return Vec::new() };
+    let mut rounded = false;
+    let _ = sqlparser::ast::visit_expressions(query, |e| {
+        if matches!(e, Expr::Function(f) if f.name.to_string().eq_ignore_ascii_case("round")) {
+            rounded = true;
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    if rounded {
+        return Vec::new();
+    }
+    // The computed values of the outermost SELECT, named with their whole expression, so the
+    // repair wraps them rather than rewriting them (a small model drops the AVG otherwise).
+    let computed: Vec<String> = selects_of(&query.body)
+        .first()
+        .map(|select| {
+            select
+                .projection
+                .iter()
+                .filter_map(|item| match item {
+                    SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => Some(e),
+                    _ => None,
+                })
+                .filter(|e| {
+                    !matches!(e, Expr::Identifier(_) | Expr::CompoundIdentifier(_) | Expr::Function(_))
+                        || has_aggregate(e)
+                })
+                .map(|e| format!("ROUND({e}, {decimals})"))
+                .collect()
+        })
+        .unwrap_or_default();
+    let fix = if computed.is_empty() {
+        format!("select ROUND(value, {decimals}) for each computed value")
+    } else {
+        format!("select {} and keep everything else as it is", computed.join(", "))
+    };
+    vec![Finding {
+        code: FindingCode::Rounding,
+        message: format!("The question asks for values rounded to {decimals} decimals, but the query rounds nothing: {fix}"),
+    }]
+}
+
+/// True when the question asks for a single number: "how many …" with no group or list cue.
+fn asks_for_one_number(question: &str) -> bool {
+    let q = question.trim_start().to_lowercase();
+    (q.starts_with("how many")
+        || q.starts_with("what is the total number")
+        || q.starts_with("what was the total number"))
+        && !asks_for_several(question)
+}
+
+/// Several rows for a question that asks for one number: most often the groups of a
+/// `GROUP BY … HAVING`, which the question wants counted.
+fn several_rows_findings(question: &str, result: &ResultSet) -> Vec<Finding> {
+    let rows = result.rows.len();
+    if rows < 2 || !asks_for_one_number(question) {
+        return Vec::new();
+    }
+    vec![Finding {
+        code: FindingCode::SeveralRows,
+        message: format!(
+            "The question asks for one number, but the query returned {rows}{} rows; if it counts groups (GROUP BY ... HAVING ...), count them in an outer query: SELECT COUNT(*) FROM (the grouped query)",
+            if result.truncated { " or more" } else { "" }
+        ),
+    }]
 }
 
 /// A period that starts after the last date of every table read that has one.

@@ -17,7 +17,7 @@ const SYSTEM: &str = "You are a careful data analyst who writes SQLite SQL. \
 Answer the question with exactly one SQLite SELECT statement that uses only the tables and \
 columns given; when a column you need is in another table, JOIN that table on its FOREIGN KEY. \
 Prefer certified (tier 1) tables and never use deprecated ones. \
-Dates are text: filter a period as date_column >= 'first day' AND date_column < 'day after', \
+Dates are ISO text unless a column's comment says otherwise: filter a period as date_column >= 'first day' AND date_column < 'day after', \
 and take parts with strftime ('%Y-%m' month, '%Y' year). \
 A ratio is 1.0 * a / b; only a percentage is 100.0 * a / b (neither is integer division). \
 Group by every column you select beside the aggregates. \
@@ -231,7 +231,11 @@ fn table_ddl(table: &Table, described: &[bool]) -> String {
             if !comment.is_empty() {
                 comment.push_str("; ");
             }
-            comment.push_str(&format!("format {format}"));
+            if format == crate::catalog::UNIX_SECONDS {
+                comment.push_str(&format!("{format}: read it as datetime({}, 'unixepoch')", column.name));
+            } else {
+                comment.push_str(&format!("format {format}"));
+            }
         }
         let comment = if comment.is_empty() { String::new() } else { format!(" -- {comment}") };
         let _ = writeln!(out, "  {} {}{comma}{comment}", column.name, column.data_type);
@@ -596,6 +600,26 @@ mod tests {
         );
         assert!(ddl.contains("-- events also has: attribute_3, attribute_4,"), "{ddl}");
         assert!(!ddl.contains("users also has"), "{ddl}");
+    }
+
+    #[test]
+    fn a_date_column_says_its_format_and_unix_seconds_how_to_read_them() {
+        let column = |name: &str, format: &str| crate::catalog::Column {
+            date_format: Some(format.into()),
+            ..crate::catalog::Column::new(name, "INTEGER")
+        };
+        let table = Table::new(
+            "flights",
+            vec![column("departure_time", crate::catalog::UNIX_SECONDS), column("year", "YYYY")],
+        );
+        let ddl = table_ddl(&table, &[true, true]);
+        assert!(
+            ddl.contains(
+                "departure_time INTEGER, -- unix seconds: read it as datetime(departure_time, 'unixepoch')"
+            ),
+            "{ddl}"
+        );
+        assert!(ddl.contains("year INTEGER -- format YYYY"), "{ddl}");
     }
 
     #[test]

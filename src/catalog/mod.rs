@@ -572,6 +572,10 @@ fn is_date_column(column: &Column) -> bool {
         || n.ends_with("_day")
         || n == "day"
         || n.ends_with("_ts")
+        || n.ends_with("_time")
+        || n.ends_with("timestamp")
+        || n == "year"
+        || n.ends_with("_year")
 }
 
 /// The latest ISO date among the table's date columns (values that do not start with
@@ -596,17 +600,24 @@ fn latest_date(conn: &Connection, table: &str, columns: &[Column]) -> rusqlite::
 }
 
 /// The layout of a date column's first value, when it is one of the ISO forms SQLite's date
-/// functions read (or a bare year).
+/// functions read, a bare year, or Unix time (an integer count of seconds).
 fn date_format(conn: &Connection, table: &str, column: &str) -> rusqlite::Result<Option<String>> {
     let sql = format!("SELECT {column} FROM {table} WHERE {column} IS NOT NULL LIMIT 1");
     let value: Option<rusqlite::types::Value> = conn.query_row(&sql, [], |r| r.get(0)).ok();
     let text = match value {
         Some(rusqlite::types::Value::Text(t)) => t,
+        // 1973-03-03 to 2096-10-02 in seconds: a timestamp, not a year or an amount.
+        Some(rusqlite::types::Value::Integer(i)) if (100_000_000..4_000_000_000).contains(&i) => {
+            return Ok(Some(UNIX_SECONDS.to_string()));
+        }
         Some(rusqlite::types::Value::Integer(i)) => i.to_string(),
         _ => return Ok(None),
     };
     Ok(classify_date(&text).map(str::to_string))
 }
+
+/// The date format of a column holding Unix time in seconds.
+pub const UNIX_SECONDS: &str = "unix seconds";
 
 /// `YYYY-MM-DD`, `YYYY-MM-DD HH:MM:SS`, `YYYY-MM-DDTHH:MM:SS`, `YYYY-MM` or `YYYY` by shape.
 fn classify_date(value: &str) -> Option<&'static str> {

@@ -25,6 +25,9 @@ struct Case {
     question: String,
     sql: String,
     empty: bool,
+    /// Rows in the result when it is not empty (default 1).
+    #[serde(default)]
+    rows: Option<usize>,
     #[serde(default)]
     periods: bool,
     expect: Vec<FindingCode>,
@@ -58,7 +61,18 @@ fn catalog() -> Catalog {
             date("signup_date", "YYYY-MM-DD"),
         ],
     );
-    Catalog::from_tables(vec![orders, users])
+    let flights = Table::new(
+        "flights",
+        vec![
+            Column::new("flight_id", "INTEGER"),
+            Column {
+                date_format: Some(crate::catalog::UNIX_SECONDS.into()),
+                ..Column::new("departure_time", "BIGINT")
+            },
+            text("day", &["Friday", "Monday", "Saturday", "Sunday", "Thursday", "Tuesday", "Wednesday"]),
+        ],
+    );
+    Catalog::from_tables(vec![orders, users, flights])
 }
 
 #[test]
@@ -71,7 +85,11 @@ fn plausibility_cases_find_what_a_careful_analyst_would() {
     for case in &file.case {
         let result = ResultSet {
             columns: vec!["c".into()],
-            rows: if case.empty { Vec::new() } else { vec![vec![serde_json::json!(1)]] },
+            rows: if case.empty {
+                Vec::new()
+            } else {
+                vec![vec![serde_json::json!(1)]; case.rows.unwrap_or(1)]
+            },
             truncated: false,
             truncation: None,
             elapsed_ms: 0,
@@ -102,6 +120,30 @@ fn shapes_of_formats_and_literals() {
     assert_eq!(format_shape("YYYY-MM-DD"), "9999-99-99");
     assert_eq!(format_shape("YYYY-MM-DD HH:MM:SS"), "9999-99-99 99:99:99");
     assert_eq!(shape("2026-09-01"), "9999-99-99");
+}
+
+#[test]
+fn decimals_asked_reads_rounding() {
+    assert_eq!(decimals_asked("What share, as a percentage rounded to 2 decimals?"), Some(2));
+    assert_eq!(decimals_asked("Average duration, rounded to 1 decimal"), Some(1));
+    assert_eq!(decimals_asked("Round to two decimal places."), Some(2));
+    assert_eq!(decimals_asked("How many decimals does the price have?"), None);
+}
+
+#[test]
+fn the_rounding_finding_names_the_expressions_to_wrap() {
+    let query = parse_query(
+        "SELECT c.country, strftime('%Y-%m', o.ordered_at) AS month, AVG(o.total_amount) AS aov, \
+         1.0 * SUM(o.total_amount) / COUNT(*) AS per_order FROM orders o JOIN c GROUP BY 1, 2",
+    )
+    .expect("parses");
+    let found = rounding_findings("Average order value per country, rounded to 2 decimals", &query);
+    let message = &found.first().expect("a finding").message;
+    assert!(
+        message.contains("ROUND(AVG(o.total_amount), 2), ROUND(1.0 * SUM(o.total_amount) / COUNT(*), 2)"),
+        "{message}"
+    );
+    assert!(!message.contains("ROUND(c.country") && !message.contains("ROUND(strftime"), "{message}");
 }
 
 #[test]

@@ -515,3 +515,26 @@ card_holder = { description = "Name on the card.", tags = ["pii", "pii:name"] }
     let error = open(missing).err().map(|e| e.to_string()).unwrap_or_default();
     assert!(error.contains("nope.sqlite"), "{error}");
 }
+
+#[test]
+fn date_columns_are_read_for_their_format_unix_seconds_and_years_included() {
+    let dir = tempfile::Builder::new().prefix("quarry-dates-").tempdir().expect("temp dir");
+    let path = dir.path().join("flights.sqlite");
+    let conn = rusqlite::Connection::open(&path).expect("db");
+    conn.execute_batch(
+        "CREATE TABLE flights (flight_id INTEGER PRIMARY KEY, departure_time INTEGER, day TEXT, year INTEGER,
+                               booked_at TEXT, fare_time INTEGER);
+         INSERT INTO flights VALUES (1, 1700000000, 'Monday', 2023, '2023-11-14 22:13:20', 95),
+                                    (2, 1700086400, 'Tuesday', 2023, '2023-11-15 09:00:00', 120);",
+    )
+    .expect("seed");
+    drop(conn);
+    let catalog = Catalog::introspect(&path).expect("introspect");
+    let table = catalog.table("flights").expect("flights");
+    let format = |name: &str| table.column(name).and_then(|c| c.date_format.clone());
+    assert_eq!(format("departure_time").as_deref(), Some(quarry::catalog::UNIX_SECONDS));
+    assert_eq!(format("year").as_deref(), Some("YYYY"));
+    assert_eq!(format("booked_at").as_deref(), Some("YYYY-MM-DD HH:MM:SS"));
+    // Weekday names are no dates; a small integer in a "_time" column is no Unix time.
+    assert_eq!((format("day"), format("fare_time")), (None, None));
+}
