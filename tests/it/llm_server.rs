@@ -108,7 +108,7 @@ fn server_failures_are_errors_that_name_the_server_and_the_fix() {
 }
 
 /// A demo question answered through a real llama.cpp `llama-server` serving the real model,
-/// with three voting candidates. `.ci/run` builds the server (scripts/build-llama-server.sh)
+/// with three voting candidates, the first streamed. `.ci/run` builds the server (scripts/build-llama-server.sh)
 /// and points `QUARRY_LLAMA_SERVER` at it.
 #[test]
 fn a_question_through_a_real_llama_server() {
@@ -149,11 +149,76 @@ fn a_question_through_a_real_llama_server() {
     assert_eq!(llm.model_id(), quarry::config::DEFAULT_MODEL.trim_end_matches(".gguf"));
     let quarry = Quarry::open(config, embedder(), Some(llm)).expect("open");
     let options = AskOptions { samples: Some(3), ..AskOptions::default() };
-    let answer = quarry.ask_with("How many users are there?", &Principal::local(), &options).expect("answer");
+    // The greedy candidate's SQL streams in as the server writes it.
+    let written = Mutex::new(Vec::new());
+    let progress = |stage: quarry::pipeline::Stage| {
+        if let quarry::pipeline::Stage::Writing { text, .. } = stage {
+            written.lock().expect("lock").push(text);
+        }
+    };
+    let answer = quarry
+        .ask_with_progress("How many users are there?", &Principal::local(), &options, &progress)
+        .expect("answer");
+    let written = written.into_inner().expect("pieces");
+    assert!(written.len() >= 2, "the SQL came in pieces: {written:?}");
+    assert!(written.concat().to_lowercase().contains("from users"), "{written:?}");
     assert_eq!(answer.result.rows.len(), 1, "{}", answer.sql);
     assert!(answer.sql.to_lowercase().contains("from users"), "{}", answer.sql);
     let votes = answer.votes.expect("three candidates vote");
     assert_eq!(votes.generated, 3);
     assert!(votes.ran >= 1 && votes.agreeing >= 1 && votes.agreeing <= votes.ran, "{votes:?}");
     assert!(answer.timings.prompt_tokens > 0 && answer.timings.completion_tokens > 0);
+}
+
+/// A server on a free local port answering every chat request with `events` as server-sent
+/// events (each a `data:` line), the way OpenAI-compatible servers stream.
+fn streaming_server(events: Vec<Value>) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let url = format!("http://{}/v1", listener.local_addr().expect("address"));
+    let mut body: String = events.iter().map(|e| format!("data: {e}\n\n")).collect();
+    body.push_str("data: [DONE]\n\n");
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        runtime.block_on(async move {
+            let app = axum::Router::new().route(
+                "/v1/chat/completions",
+                post(move |Json(request): Json<Value>| {
+                    let body = body.clone();
+                    async move {
+                        assert_eq!(request["stream"], json!(true), "the first candidate is streamed");
+                        ([(axum::http::header::CONTENT_TYPE, "text/event-stream")], body)
+                    }
+                }),
+            );
+            let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+            axum::serve(listener, app).await.expect("serve");
+        });
+    });
+    url
+}
+
+#[test]
+fn a_streamed_reply_is_handed_over_piece_by_piece_up_to_the_stop() {
+    let delta = |text: &str| json!({"choices": [{"delta": {"content": text}}]});
+    let url = streaming_server(vec![
+        json!({"choices": [{"delta": {"role": "assistant", "content": ""}}]}),
+        delta("SELECT COUNT(*)"),
+        delta(" FROM users"),
+        delta("\n``"),
+        delta("`\nDone."),
+        json!({"choices": [], "usage": {"prompt_tokens": 42, "completion_tokens": 9}, "timings": {"prompt_ms": 12.5}}),
+    ]);
+    let llm = OpenAiLlm::new(&url, "qwen-test", None, Duration::from_secs(10));
+    let pieces = Mutex::new(Vec::new());
+    let partial = |piece: &str| pieces.lock().expect("lock").push(piece.to_string());
+    let generations = llm
+        .generate_batch_streaming(&chat(), &[GenerationParams::greedy(128, "```")], &partial)
+        .expect("generation");
+    assert_eq!(generations[0].text, "SELECT COUNT(*) FROM users\n");
+    assert_eq!((generations[0].prompt_tokens, generations[0].completion_tokens), (42, 9));
+    assert_eq!(generations[0].prefill_ms, 12);
+    let pieces = pieces.into_inner().expect("pieces");
+    assert!(pieces.len() >= 2, "handed over as it came: {pieces:?}");
+    assert_eq!(pieces.concat(), generations[0].text, "no stop string and nothing after it: {pieces:?}");
 }
