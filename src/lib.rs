@@ -7,6 +7,8 @@
 //! policy, executor, configuration) are built: the fuzzer's build (`fuzz/`).
 
 #[cfg(feature = "runtime")]
+pub mod admission;
+#[cfg(feature = "runtime")]
 pub mod bench;
 pub mod calendar;
 pub mod catalog;

@@ -24,6 +24,9 @@ pub(super) fn eval(config: Config, args: EvalArgs) -> Result<ExitCode> {
     }
     let embedder = load_default_embedder(&config).context("loading the embedding model")?;
     let jobs = jobs.max(1);
+    // Every job may wait for the model at once: none is turned away as if the line were full.
+    let mut config = config;
+    config.llm_queue = config.llm_queue.max(jobs);
     // One model for all jobs when it is a server, or when there is one job; else one
     // copy per job, sharing the cores.
     let shared = if config.llm_url.is_some() || jobs == 1 {
@@ -37,7 +40,7 @@ pub(super) fn eval(config: Config, args: EvalArgs) -> Result<ExitCode> {
         Some(llm) => Ok(llm.clone()),
         None => load_default_llm(&per_job),
     };
-    let samples = samples.unwrap_or(config.samples).max(1);
+    let samples = samples.unwrap_or(config.samples()).max(1);
     let options = quarry::eval::spider::Options {
         data,
         mode,
@@ -80,7 +83,7 @@ pub(super) fn eval(config: Config, args: EvalArgs) -> Result<ExitCode> {
 fn demo(config: Config, json: bool, samples: Option<usize>) -> Result<ExitCode> {
     let mut config = config;
     if let Some(samples) = samples {
-        config.samples = samples.max(1);
+        config.llm_samples = Some(samples.max(1));
     }
     let quarry = open(config)?;
     let cases = quarry::eval::parse_cases(quarry::eval::DEMO_QUESTIONS)?;

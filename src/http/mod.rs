@@ -24,6 +24,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
 
+use crate::admission::Refused;
 use crate::execute::Cancel;
 use crate::keys::AuthError;
 use crate::pipeline::{AccessError, AskError, CatalogRequestError, Quarry};
@@ -83,6 +84,9 @@ struct ErrorBody {
     /// Fields of the request that cannot be accepted, with the allowed values.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     fields: Vec<FieldError>,
+    /// When to ask again, in seconds (also the `Retry-After` header).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retry_after_s: Option<u64>,
 }
 
 /// Every way a request can fail, as the client sees it.
@@ -137,7 +141,7 @@ fn forbidden(e: AccessError) -> (StatusCode, ErrorBody) {
 }
 
 fn body(error: &'static str, message: String) -> ErrorBody {
-    ErrorBody { error, message, sql: None, violations: Vec::new(), fields: Vec::new() }
+    ErrorBody { error, message, sql: None, violations: Vec::new(), fields: Vec::new(), retry_after_s: None }
 }
 
 fn internal(what: &str, e: &dyn std::fmt::Display) -> (StatusCode, ErrorBody) {
@@ -148,7 +152,12 @@ fn internal(what: &str, e: &dyn std::fmt::Display) -> (StatusCode, ErrorBody) {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, body) = self.status_and_body();
-        (status, Json(body)).into_response()
+        let retry_after = body.retry_after_s;
+        let mut response = (status, Json(body)).into_response();
+        if let Some(seconds) = retry_after {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, seconds.into());
+        }
+        response
     }
 }
 
@@ -194,34 +203,40 @@ impl ApiError {
                 AskError::Refused { sql, refusal } => (
                     StatusCode::UNPROCESSABLE_ENTITY,
                     ErrorBody {
-                        error: "refused",
-                        message: "the query was refused by the validator; see violations".into(),
                         sql: Some(sql),
                         violations: refusal.violations,
-                        fields: Vec::new(),
+                        ..body("refused", "the query was refused by the validator; see violations".into())
                     },
                 ),
                 // No violations in the body: their hints may list tables of the whole catalog.
                 AskError::Unanswerable { sql, refusal, offered } => (
                     StatusCode::UNPROCESSABLE_ENTITY,
                     ErrorBody {
-                        error: "unanswerable",
-                        message: crate::pipeline::unanswerable(&refusal, &offered),
                         sql: Some(sql),
-                        violations: Vec::new(),
-                        fields: Vec::new(),
+                        ..body("unanswerable", crate::pipeline::unanswerable(&refusal, &offered))
                     },
                 ),
                 AskError::Execution { sql, source } => (
                     StatusCode::UNPROCESSABLE_ENTITY,
                     ErrorBody {
-                        error: "execution_failed",
-                        message: source.to_string(),
                         sql: Some(sql),
-                        violations: Vec::new(),
-                        fields: Vec::new(),
+                        ..body("execution_failed", source.to_string())
                     },
                 ),
+                AskError::Busy(e) => match e {
+                    Refused::Full { retry_after, .. } => (
+                        StatusCode::TOO_MANY_REQUESTS,
+                        ErrorBody {
+                            retry_after_s: Some(retry_after.as_secs().max(1)),
+                            ..body("busy", e.to_string())
+                        },
+                    ),
+                    Refused::Deadline { .. } => (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        ErrorBody { retry_after_s: Some(30), ..body("busy", e.to_string()) },
+                    ),
+                    Refused::Cancelled => (StatusCode::SERVICE_UNAVAILABLE, body("cancelled", e.to_string())),
+                },
                 AskError::Llm(e) => {
                     tracing::error!("llm: {e}");
                     (

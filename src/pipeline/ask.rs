@@ -275,7 +275,7 @@ impl Quarry {
 
         // The first round: the greedy answer and, with `[llm] samples` above 1, sampled
         // candidates from the same prompt, generated together (one prefill, one batch).
-        let samples = options.samples.unwrap_or(self.config.samples).max(1);
+        let samples = options.samples.unwrap_or(self.config.samples()).max(1);
         let first_params: Vec<GenerationParams> = std::iter::once(params.clone())
             .chain((1..samples).map(|seed| params.sampled(SAMPLE_TEMPERATURE, seed as u32)))
             .collect();

@@ -30,6 +30,10 @@ impl Quarry {
         tracing::debug!(system = %chat.system, user = %chat.user, "prompt");
         let first = context.attempts.get() + 1;
         context.attempts.set(first + params.len() - 1);
+        // A place in line first; the wait counts against the ask's deadline, not its generation.
+        let deadline = Instant::now() + self.config.llm_queue_wait;
+        let place = |place: usize| (context.progress)(Stage::Queued { place });
+        let _turn = self.admission.enter(context.cancel, Some(deadline), &place)?;
         (context.progress)(Stage::Generating { attempt: first });
         let stage = Instant::now();
         let writing =

@@ -106,6 +106,9 @@ pub enum AskError {
     Retrieve(#[from] RetrieveError),
     #[error(transparent)]
     Llm(#[from] LlmError),
+    /// The model's line was full, or the ask left it (cancelled, or past its wait).
+    #[error(transparent)]
+    Busy(#[from] crate::admission::Refused),
     /// The audit record could not be written, so no answer is given.
     #[error("cannot write the audit record: {0}")]
     Audit(#[from] MetadataError),
@@ -174,6 +177,8 @@ pub struct AskOptions {
 pub enum Stage {
     /// Embedding the question and searching tables and past queries.
     Retrieving,
+    /// Waiting for the model behind other questions; `place` 1 is next.
+    Queued { place: usize },
     /// The model writes SQL; `attempt` counts from 1 (repairs and samples add attempts).
     Generating { attempt: usize },
     /// More of the text the model is writing for `attempt` (the greedy answer of a round).
@@ -292,6 +297,8 @@ pub struct Quarry {
     /// Answers to questions asked before, served again while nothing they were made from
     /// has changed (`answer_cache`).
     answers: answer_cache::AnswerCache,
+    /// The line in front of the model: asks beyond its slots wait, a full line is turned away.
+    admission: crate::admission::Admission,
 }
 
 /// The query history in force, with the signals derived from it.
@@ -408,6 +415,10 @@ impl Quarry {
         )?;
         let executor =
             Executor::with_limits(&config.warehouse, config.execution_limits()).with_sources(&config.sources);
+        let admission = crate::admission::Admission::new(crate::admission::Limits {
+            slots: config.llm_slots(),
+            capacity: config.llm_queue,
+        });
         Ok(Quarry {
             config,
             files_catalog,
@@ -423,6 +434,7 @@ impl Quarry {
             metadata,
             index_report,
             answers: Default::default(),
+            admission,
         })
     }
 

@@ -3,6 +3,7 @@
 //! Fast tests use the real embedder, Qdrant Edge and SQLite with a scripted LLM. Tests with the
 //! real model run when `QUARRY_E2E=1` (`make test` and CI set it).
 
+mod admission;
 mod adversarial;
 mod agent;
 mod catalog;

@@ -1,0 +1,122 @@
+//! Admission to the model under load: asks beyond the model's slots wait in line and are told
+//! their place; a full line answers 429 with `Retry-After`; the waiting ask is served after.
+
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+use quarry::llm::{ChatPrompt, Generation, GenerationParams, Llm, LlmError, ScriptedLlm};
+use quarry::pipeline::{AskOptions, Principal, Quarry, Stage};
+
+use crate::support::{api_key, private_workspace};
+
+/// A scripted model that says when a generation starts and holds it until released.
+struct Held {
+    inner: ScriptedLlm,
+    started: Mutex<Sender<()>>,
+    release: Mutex<Receiver<()>>,
+}
+
+impl Llm for Held {
+    fn model_id(&self) -> &str {
+        "held"
+    }
+
+    fn generate(&self, prompt: &ChatPrompt, params: &GenerationParams) -> Result<Generation, LlmError> {
+        let _ = self.started.lock().expect("started").send(());
+        let released = self.release.lock().expect("release").recv_timeout(Duration::from_secs(60));
+        released.map_err(|_| LlmError::Inference("the test never released the generation".into()))?;
+        self.inner.generate(prompt, params)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_line_is_answered_429_with_retry_after_and_the_waiting_ask_is_served() {
+    let dir = private_workspace();
+    let (started, generation_started) = channel();
+    let (release, released) = channel();
+    let llm = Arc::new(Held {
+        inner: ScriptedLlm::new([
+            ("orders per status", "SELECT status, COUNT(*) FROM orders GROUP BY status"),
+            ("users per plan", "SELECT plan, COUNT(*) FROM users GROUP BY plan"),
+        ]),
+        started: Mutex::new(started),
+        release: Mutex::new(released),
+    });
+    let mut config = crate::support::config_for(dir.path());
+    config.governance = dir.path().join("schemas");
+    config.llm_parallel = Some(1);
+    config.llm_queue = 1;
+    let quarry = Arc::new(Quarry::open(config, crate::support::embedder(), Some(llm)).expect("open"));
+
+    // The first ask holds the model's one slot.
+    let first = {
+        let quarry = quarry.clone();
+        std::thread::spawn(move || {
+            quarry.ask_with("How many orders per status?", &Principal::local(), &AskOptions::default())
+        })
+    };
+    generation_started.recv_timeout(Duration::from_secs(30)).expect("the first generation starts");
+
+    // The second waits in line and is told it is next.
+    let (stages, stage) = channel();
+    let second = {
+        let quarry = quarry.clone();
+        std::thread::spawn(move || {
+            let progress = move |s: Stage| drop(stages.send(s));
+            quarry.ask_with_progress(
+                "How many users per plan?",
+                &Principal::local(),
+                &AskOptions::default(),
+                &progress,
+            )
+        })
+    };
+    loop {
+        match stage.recv_timeout(Duration::from_secs(30)).expect("stages of the second ask") {
+            Stage::Queued { place } => {
+                assert_eq!(place, 1);
+                break;
+            }
+            Stage::Generating { .. } => panic!("the second ask generated while the slot was held"),
+            _ => {}
+        }
+    }
+
+    // The third finds the line full: 429, with when to come back, in the header and the body.
+    let request = Request::builder()
+        .method("POST")
+        .uri("/api/v1/ask")
+        .header("content-type", "application/json")
+        .header("authorization", format!("Bearer {}", api_key(&quarry, "analyst")))
+        .body(Body::from(json!({ "question": "How many orders per status?" }).to_string()))
+        .expect("request");
+    let response = quarry::http::app(quarry.clone()).oneshot(request).await.expect("response");
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry_after: u64 = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("a Retry-After header in seconds");
+    assert!(retry_after >= 1);
+    let body: Value = serde_json::from_slice(&response.into_body().collect().await.expect("body").to_bytes())
+        .expect("json");
+    assert_eq!((body["error"].as_str(), body["retry_after_s"].as_u64()), (Some("busy"), Some(retry_after)));
+    assert!(body["message"].as_str().unwrap_or_default().contains("try again"), "{body}");
+
+    // Released, both asks are answered, the waiting one after the first.
+    release.send(()).expect("release the first");
+    let first = first.join().expect("first thread").expect("the first ask is answered");
+    assert_eq!(first.result.columns.len(), 2);
+    generation_started.recv_timeout(Duration::from_secs(30)).expect("the second generation starts");
+    release.send(()).expect("release the second");
+    let second = second.join().expect("second thread").expect("the waiting ask is answered");
+    assert!(second.sql.contains("plan"), "{}", second.sql);
+}
