@@ -131,7 +131,8 @@ pub trait Llm: Send + Sync {
 
     /// `generate_batch`, handing the first generation's text to `partial` piece by piece as it
     /// is decoded (the page shows the SQL being written). This default hands it over whole,
-    /// once it is done; the embedded runtime streams it token by token.
+    /// once it is done; the embedded runtime streams it token by token, `OpenAiLlm` as the
+    /// server's events arrive.
     fn generate_batch_streaming(
         &self,
         prompt: &ChatPrompt,
