@@ -71,6 +71,9 @@ pub struct Config {
     pub llm_queue_wait: std::time::Duration,
     pub host: String,
     pub port: u16,
+    /// Asks per minute one API key may make over HTTP (`[server] asks_per_minute`; 0: no
+    /// limit).
+    pub asks_per_minute: u32,
     pub row_cap: usize,
     pub timeout_ms: u64,
     /// Most bytes of cell data one result returns (`[limits] max_result_bytes`).
@@ -199,6 +202,7 @@ struct LlmSection {
 struct ServerSection {
     host: Option<String>,
     port: Option<u16>,
+    asks_per_minute: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -393,6 +397,7 @@ impl Config {
             llm_queue_wait: std::time::Duration::from_secs(file.llm.queue_wait_s.unwrap_or(120).max(1)),
             host: file.server.host.unwrap_or_else(|| "127.0.0.1".to_string()),
             port: file.server.port.unwrap_or(8080),
+            asks_per_minute: file.server.asks_per_minute.unwrap_or(30),
             row_cap: file.limits.row_cap.unwrap_or(1000),
             timeout_ms: file.limits.timeout_ms.unwrap_or(10_000),
             max_result_bytes: file

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use super::auth::Caller;
 use super::{blocking, ApiError, AppState, CancelOnDrop, ErrorBody};
 use crate::execute::Cancel;
-use crate::pipeline::{Answer, AskOptions, Stage};
+use crate::pipeline::{Answer, AskOptions, Principal, Stage};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -44,12 +44,22 @@ async fn ask(
     body: Result<Json<AskRequest>, JsonRejection>,
 ) -> Result<Json<Answer>, ApiError> {
     let Json(request) = body?;
+    within_rate(&state, &principal, "POST /api/v1/ask")?;
     let quarry = state.quarry.clone();
     let guard = CancelOnDrop::new();
     let options = request.options(guard.token());
     let answer = blocking(move || quarry.ask_with(&request.question, &principal, &options)).await?;
     drop(guard);
     Ok(Json(answer))
+}
+
+/// The caller's ask taken from its rate limit, or a 429 (audited) saying when to come back.
+fn within_rate(state: &AppState, principal: &Principal, request: &str) -> Result<(), ApiError> {
+    state.asks.take(&principal.name, std::time::Instant::now()).map_err(|wait| {
+        let error = ApiError::RateLimited(wait);
+        state.quarry.audit_turned_away(principal, request, "over [server] asks_per_minute");
+        error
+    })
 }
 
 /// The body of an `error` event: the error response with its status code.
@@ -73,6 +83,7 @@ async fn ask_stream(
     body: Result<Json<AskRequest>, JsonRejection>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let Json(request) = body?;
+    within_rate(&state, &principal, "POST /api/v1/ask/stream")?;
     // Each event with whether it is the last: the stream ends after the answer or error.
     let (sender, receiver) = tokio::sync::mpsc::unbounded_channel::<(Event, bool)>();
     let quarry = state.quarry.clone();

@@ -12,6 +12,7 @@ mod feedback;
 mod health;
 mod history;
 mod me;
+mod rate;
 mod search;
 mod sql;
 
@@ -35,6 +36,8 @@ use crate::validate::Violation;
 #[derive(Clone)]
 pub struct AppState {
     pub quarry: Arc<Quarry>,
+    /// Asks per API key (`[server] asks_per_minute`).
+    asks: Arc<rate::RateLimiter>,
 }
 
 /// Largest request body accepted, in bytes.
@@ -42,7 +45,8 @@ const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// The whole application, ready to serve (or to call with `oneshot` in tests).
 pub fn app(quarry: Arc<Quarry>) -> Router {
-    let state = AppState { quarry };
+    let asks = Arc::new(rate::RateLimiter::new(quarry.config().asks_per_minute));
+    let state = AppState { quarry, asks };
     Router::new()
         .route("/", get(index))
         .merge(health::router())
@@ -102,6 +106,8 @@ pub enum ApiError {
     NotFound,
     /// No valid API key.
     Unauthorized(AuthError),
+    /// The key asked more than `[server] asks_per_minute`; the next ask is possible after this.
+    RateLimited(std::time::Duration),
     /// The pipeline refused or could not answer.
     Ask(AskError),
     /// A catalog, search or audit request failed.
@@ -179,6 +185,19 @@ impl ApiError {
                 ),
             ),
             ApiError::Unauthorized(e) => (StatusCode::UNAUTHORIZED, body("unauthorized", e.to_string())),
+            ApiError::RateLimited(wait) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                ErrorBody {
+                    retry_after_s: Some(wait.as_secs().max(1)),
+                    ..body(
+                        "rate_limited",
+                        format!(
+                            "this API key asked more questions in the last minute than the server allows ([server] asks_per_minute); ask again in {} s",
+                            wait.as_secs().max(1)
+                        ),
+                    )
+                },
+            ),
             ApiError::Catalog(e) => match e {
                 CatalogRequestError::Forbidden(e) => forbidden(e),
                 CatalogRequestError::NotFound(message) => (StatusCode::NOT_FOUND, body("not_found", message)),

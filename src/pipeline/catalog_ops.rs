@@ -501,16 +501,17 @@ impl Quarry {
     /// Records a request refused for want of a valid API key (kind `access`, principal
     /// `anonymous`). A failure to write it is logged: the request is refused either way.
     pub fn audit_unauthenticated(&self, request: &str, reason: &str) {
+        self.audit_turned_away(&Principal::new("anonymous", ""), request, reason);
+    }
+
+    /// Audits a request turned away at the door before any work (no key, over its rate limit).
+    pub fn audit_turned_away(&self, principal: &Principal, request: &str, reason: &str) {
         let started = Instant::now();
-        let mut record = self.edit_audit(
-            &Principal::new("anonymous", ""),
-            json!({ "request": request, "error": reason }),
-            started,
-        );
+        let mut record = self.edit_audit(principal, json!({ "request": request, "error": reason }), started);
         record.kind = AuditKind::Access;
         record.outcome = Outcome::Refused;
         if let Err(e) = self.metadata.audit(&record) {
-            tracing::error!("auditing an unauthenticated request: {e}");
+            tracing::error!("auditing a request turned away: {e}");
         }
     }
 

@@ -120,3 +120,65 @@ async fn a_full_line_is_answered_429_with_retry_after_and_the_waiting_ask_is_ser
     let second = second.join().expect("second thread").expect("the waiting ask is answered");
     assert!(second.sql.contains("plan"), "{}", second.sql);
 }
+
+#[tokio::test]
+async fn a_key_over_its_asks_per_minute_is_answered_429_and_audited() {
+    let dir = private_workspace();
+    let mut config = crate::support::config_for(dir.path());
+    config.governance = dir.path().join("schemas");
+    config.asks_per_minute = 2;
+    let llm = Arc::new(ScriptedLlm::new([(
+        "orders per status",
+        "SELECT status, COUNT(*) FROM orders GROUP BY status",
+    )]));
+    let quarry = Arc::new(Quarry::open(config, crate::support::embedder(), Some(llm)).expect("open"));
+    let key = api_key(&quarry, "analyst");
+    let app = quarry::http::app(quarry.clone());
+    let ask = |path: &str| {
+        Request::builder()
+            .method("POST")
+            .uri(path)
+            .header("content-type", "application/json")
+            .header("authorization", format!("Bearer {key}"))
+            .body(Body::from(json!({ "question": "How many orders per status?" }).to_string()))
+            .expect("request")
+    };
+    for path in ["/api/v1/ask", "/api/v1/ask/stream"] {
+        let response = app.clone().oneshot(ask(path)).await.expect("response");
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+    }
+    let response = app.clone().oneshot(ask("/api/v1/ask")).await.expect("response");
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry_after: u64 = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("a Retry-After header in seconds");
+    assert!((1..=30).contains(&retry_after), "{retry_after}");
+    let body: Value = serde_json::from_slice(&response.into_body().collect().await.expect("body").to_bytes())
+        .expect("json");
+    assert_eq!(body["error"], "rate_limited", "{body}");
+
+    // Another key has a minute of its own.
+    let (status, _) = crate::support::request(
+        quarry.clone(),
+        crate::support::As::Role("steward"),
+        "POST",
+        "/api/v1/ask",
+        Some(json!({ "question": "How many orders per status?" })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let turned_away: Vec<_> = quarry
+        .audit_log(
+            &Principal::new("auditor", "admin"),
+            &quarry::metadata::AuditFilter { limit: 100, ..Default::default() },
+        )
+        .expect("audit log")
+        .into_iter()
+        .filter(|r| r.principal == "test-analyst" && r.outcome == "refused")
+        .collect();
+    assert_eq!(turned_away.len(), 1, "the 429 is audited once");
+    assert!(turned_away[0].detail.to_string().contains("asks_per_minute"), "{:?}", turned_away[0]);
+}
