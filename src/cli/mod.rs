@@ -333,7 +333,8 @@ struct EvalArgs {
     #[arg(long)]
     resume: bool,
     /// Candidates per question: above 1, sampled candidates are added and the answer is
-    /// the result most of them agree on (default: [llm] samples).
+    /// the result most of them agree on (default: `[llm] samples`, else 5 with an LLM server and
+    /// 1 embedded).
     #[arg(long)]
     samples: Option<usize>,
     /// Questions asked at once. With the embedded model each job loads its own copy with
