@@ -36,6 +36,19 @@ impl Llm for Held {
     }
 }
 
+/// A 429's `Retry-After` seconds and its JSON body.
+async fn too_many(response: axum::response::Response) -> (u64, Value) {
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("a Retry-After header in seconds");
+    let bytes = response.into_body().collect().await.expect("body").to_bytes();
+    (retry_after, serde_json::from_slice(&bytes).expect("json"))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_line_is_answered_429_with_retry_after_and_the_waiting_ask_is_served() {
     let dir = private_workspace();
@@ -98,16 +111,8 @@ async fn a_full_line_is_answered_429_with_retry_after_and_the_waiting_ask_is_ser
         .body(Body::from(json!({ "question": "How many orders per status?" }).to_string()))
         .expect("request");
     let response = quarry::http::app(quarry.clone()).oneshot(request).await.expect("response");
-    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
-    let retry_after: u64 = response
-        .headers()
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok())
-        .expect("a Retry-After header in seconds");
+    let (retry_after, body) = too_many(response).await;
     assert!(retry_after >= 1);
-    let body: Value = serde_json::from_slice(&response.into_body().collect().await.expect("body").to_bytes())
-        .expect("json");
     assert_eq!((body["error"].as_str(), body["retry_after_s"].as_u64()), (Some("busy"), Some(retry_after)));
     assert!(body["message"].as_str().unwrap_or_default().contains("try again"), "{body}");
 
@@ -148,16 +153,8 @@ async fn a_key_over_its_asks_per_minute_is_answered_429_and_audited() {
         assert_eq!(response.status(), StatusCode::OK, "{path}");
     }
     let response = app.clone().oneshot(ask("/api/v1/ask")).await.expect("response");
-    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
-    let retry_after: u64 = response
-        .headers()
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok())
-        .expect("a Retry-After header in seconds");
+    let (retry_after, body) = too_many(response).await;
     assert!((1..=30).contains(&retry_after), "{retry_after}");
-    let body: Value = serde_json::from_slice(&response.into_body().collect().await.expect("body").to_bytes())
-        .expect("json");
     assert_eq!(body["error"], "rate_limited", "{body}");
 
     // Another key has a minute of its own.
