@@ -24,9 +24,9 @@ pub enum Refused {
     /// The ask was cancelled (its client went away) while it waited.
     #[error("the question was cancelled while it waited for the model")]
     Cancelled,
-    /// The ask's deadline passed while it waited.
-    #[error("the question waited {} s for the model, longer than its deadline allows; try again when fewer questions are asked", waited.as_secs())]
-    Deadline { waited: Duration },
+    /// The ask's deadline passed while it waited: come back after about `retry_after`.
+    #[error("the question waited {} s for the model, longer than [llm] queue_wait_s allows; try again in about {} s", waited.as_secs(), retry_after.as_secs())]
+    Deadline { waited: Duration, retry_after: Duration },
 }
 
 /// How many may generate at once and how many may wait.
@@ -68,10 +68,6 @@ impl Admission {
     pub fn new(limits: Limits) -> Admission {
         let limits = Limits { slots: limits.slots.max(1), capacity: limits.capacity };
         Admission { limits, line: Mutex::new(Line::default()), moved: Condvar::new() }
-    }
-
-    pub fn limits(&self) -> Limits {
-        self.limits
     }
 
     /// Asks waiting and generations running now.
@@ -117,7 +113,7 @@ impl Admission {
                 line.waiting.retain(|t| *t != ticket);
                 self.moved.notify_all();
                 return Err(if expired {
-                    Refused::Deadline { waited: entered.elapsed() }
+                    Refused::Deadline { waited: entered.elapsed(), retry_after: self.retry_after(&line) }
                 } else {
                     Refused::Cancelled
                 });

@@ -243,16 +243,18 @@ impl ApiError {
                     },
                 ),
                 AskError::Busy(e) => match e {
-                    Refused::Full { retry_after, .. } => (
-                        StatusCode::TOO_MANY_REQUESTS,
+                    // A full line is the caller's to back off from (429); a wait past the
+                    // deadline is the server's (503). Both say when to come back.
+                    Refused::Full { retry_after, .. } | Refused::Deadline { retry_after, .. } => (
+                        if matches!(e, Refused::Full { .. }) {
+                            StatusCode::TOO_MANY_REQUESTS
+                        } else {
+                            StatusCode::SERVICE_UNAVAILABLE
+                        },
                         ErrorBody {
                             retry_after_s: Some(retry_after.as_secs().max(1)),
                             ..body("busy", e.to_string())
                         },
-                    ),
-                    Refused::Deadline { .. } => (
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        ErrorBody { retry_after_s: Some(30), ..body("busy", e.to_string()) },
                     ),
                     Refused::Cancelled => (StatusCode::SERVICE_UNAVAILABLE, body("cancelled", e.to_string())),
                 },

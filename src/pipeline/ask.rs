@@ -271,6 +271,7 @@ impl Quarry {
             attempts: Cell::new(0),
             picked: picked.as_deref(),
             cancel: &options.cancel,
+            turn: Default::default(),
         };
 
         // The first round: the greedy answer and, with `[llm] samples` above 1, sampled
@@ -417,6 +418,8 @@ impl Quarry {
             adapter: llm.adapter().map(str::to_string),
             timings,
         };
+        // The model's turn goes back to the line before the answer is kept.
+        drop(context);
         // Kept only while what it was made from is still in force.
         if Arc::ptr_eq(&catalog, &self.catalog()) && Arc::ptr_eq(&history, &self.history()) {
             self.answers.put(cache_key, catalog, history, draft, answer.clone());

@@ -5,9 +5,9 @@ use super::*;
 
 impl Quarry {
     /// One generation, validated and run: a candidate answer, or why it is not one.
-    pub(super) fn attempt(
-        &self,
-        context: &Attempting,
+    pub(super) fn attempt<'a>(
+        &'a self,
+        context: &Attempting<'a>,
         chat: &crate::llm::ChatPrompt,
         params: &GenerationParams,
         timings: &mut Timings,
@@ -20,9 +20,9 @@ impl Quarry {
     }
 
     /// One generation per entry of `params` from one prompt, numbered as attempts.
-    pub(super) fn generate(
-        &self,
-        context: &Attempting,
+    pub(super) fn generate<'a>(
+        &'a self,
+        context: &Attempting<'a>,
         chat: &crate::llm::ChatPrompt,
         params: &[GenerationParams],
         timings: &mut Timings,
@@ -30,10 +30,14 @@ impl Quarry {
         tracing::debug!(system = %chat.system, user = %chat.user, "prompt");
         let first = context.attempts.get() + 1;
         context.attempts.set(first + params.len() - 1);
-        // A place in line first; the wait counts against the ask's deadline, not its generation.
-        let deadline = Instant::now() + self.config.llm_queue_wait;
-        let place = |place: usize| (context.progress)(Stage::Queued { place });
-        let _turn = self.admission.enter(context.cancel, Some(deadline), &place)?;
+        // A turn on the model at the ask's first generation, held through its repairs: an ask
+        // under way is never turned away half done.
+        if context.turn.borrow().is_none() {
+            let deadline = Instant::now() + self.config.llm_queue_wait;
+            let place = |place: usize| (context.progress)(Stage::Queued { place });
+            let turn = self.admission.enter(context.cancel, Some(deadline), &place)?;
+            *context.turn.borrow_mut() = Some(turn);
+        }
         (context.progress)(Stage::Generating { attempt: first });
         let stage = Instant::now();
         let writing =
@@ -90,6 +94,8 @@ pub(super) struct Attempting<'a> {
     /// The analyst's picked tables, when there are picks: the SQL may read no other.
     pub(super) picked: Option<&'a [String]>,
     pub(super) cancel: &'a Cancel,
+    /// The ask's turn on the model, once it has one (`admission`); given back when the ask ends.
+    pub(super) turn: std::cell::RefCell<Option<crate::admission::Turn<'a>>>,
 }
 
 /// A generated query that passed validation and ran.

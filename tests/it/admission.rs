@@ -179,3 +179,49 @@ async fn a_key_over_its_asks_per_minute_is_answered_429_and_audited() {
     assert_eq!(turned_away.len(), 1, "the 429 is audited once");
     assert!(turned_away[0].detail.to_string().contains("asks_per_minute"), "{:?}", turned_away[0]);
 }
+
+/// With the real embedded model: while one question generates, the next finds the line full
+/// (no place to wait) and is turned away at once; the first is answered.
+#[test]
+fn real_model_one_question_generates_and_the_next_is_turned_away_when_the_line_is_full() {
+    if crate::support::skip_without_real_model() {
+        return;
+    }
+    let dir = private_workspace();
+    let mut config = crate::support::config_for(dir.path());
+    config.governance = dir.path().join("schemas");
+    config.llm_queue = 0;
+    let llm = quarry::pipeline::load_default_llm(&config).expect("model assets: run `make assets`");
+    let quarry = Arc::new(Quarry::open(config, crate::support::embedder(), Some(llm)).expect("open"));
+    let (stages, stage) = channel();
+    let first = {
+        let quarry = quarry.clone();
+        std::thread::spawn(move || {
+            let progress = move |s: Stage| drop(stages.send(s));
+            quarry.ask_with_progress(
+                "How many users are there?",
+                &Principal::local(),
+                &AskOptions::default(),
+                &progress,
+            )
+        })
+    };
+    while !matches!(stage.recv_timeout(Duration::from_secs(120)).expect("stages"), Stage::Generating { .. }) {
+    }
+    let error = quarry
+        .ask_with(
+            "How many distinct devices appear in user sessions?",
+            &Principal::local(),
+            &AskOptions::default(),
+        )
+        .expect_err("turned away while the model is busy");
+    assert!(
+        matches!(
+            error,
+            quarry::pipeline::AskError::Busy(quarry::admission::Refused::Full { waiting: 0, .. })
+        ),
+        "{error}"
+    );
+    let answer = first.join().expect("first thread").expect("the first question is answered");
+    assert_eq!(answer.result.rows.len(), 1, "{}", answer.sql);
+}
