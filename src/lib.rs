@@ -37,6 +37,8 @@ pub mod llm;
 #[cfg(feature = "runtime")]
 pub mod metadata;
 #[cfg(feature = "runtime")]
+pub mod metrics;
+#[cfg(feature = "runtime")]
 pub mod pipeline;
 pub mod policy;
 #[cfg(feature = "runtime")]

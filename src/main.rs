@@ -8,13 +8,21 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("QUARRY_LOG")
                 .unwrap_or_else(|_| "quarry=info".into()),
         )
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    // Logs go to stderr: as text for people, or one JSON object per line for collectors.
+    match std::env::var("QUARRY_LOG_FORMAT").unwrap_or_default().as_str() {
+        "" | "text" => logs.init(),
+        "json" => logs.json().flatten_event(true).init(),
+        other => {
+            eprintln!("error: QUARRY_LOG_FORMAT={other:?} is not a log format; set it to text (the default) or json");
+            return ExitCode::FAILURE;
+        }
+    }
     let cli = cli::Cli::parse();
     match cli::run(cli) {
         Ok(code) => code,

@@ -74,6 +74,16 @@ pub enum Outcome {
     Failed,
 }
 
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Answered => "answered",
+            Outcome::Refused => "refused",
+            Outcome::Failed => "failed",
+        }
+    }
+}
+
 /// One audit record to append.
 #[derive(Debug, Clone, Serialize)]
 pub struct AuditRecord {

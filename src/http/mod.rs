@@ -12,6 +12,7 @@ mod feedback;
 mod health;
 mod history;
 mod me;
+mod metrics;
 mod rate;
 mod search;
 mod sql;
@@ -50,6 +51,7 @@ pub fn app(quarry: Arc<Quarry>) -> Router {
     Router::new()
         .route("/", get(index))
         .merge(health::router())
+        .merge(metrics::router())
         .nest(
             "/api/v1",
             ask::router()
@@ -61,6 +63,7 @@ pub fn app(quarry: Arc<Quarry>) -> Router {
                 .merge(feedback::router())
                 .merge(me::router()),
         )
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), metrics::count))
         .fallback(not_found)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)

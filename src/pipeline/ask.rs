@@ -69,12 +69,15 @@ impl Quarry {
             }
             Err(e) => (Outcome::Failed, None, None, serde_json::json!({ "error": e.to_string() })),
         };
+        tracing::debug!(principal = %principal.name, kind = "ask", outcome = audit_outcome.as_str(), total_ms, "request");
         let record = Quarry::request_audit(principal, AuditKind::Ask, Some(question), sql, total_ms);
         self.metadata.audit(&AuditRecord { outcome: audit_outcome, row_count: rows, detail, ..record })?;
-        outcome.map(|mut a| {
+        let outcome = outcome.map(|mut a| {
             a.timings.total_ms = total_ms;
             a
-        })
+        });
+        self.metrics.record_ask(audit_outcome, &outcome);
+        outcome
     }
 
     /// What retrieval offers for `question`: tables, examples, a reusable verified query; as

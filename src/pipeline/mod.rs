@@ -299,6 +299,8 @@ pub struct Quarry {
     answers: answer_cache::AnswerCache,
     /// The line in front of the model: asks beyond its slots wait, a full line is turned away.
     admission: crate::admission::Admission,
+    /// What this process has done, for `GET /metrics`.
+    metrics: crate::metrics::Metrics,
 }
 
 /// The query history in force, with the signals derived from it.
@@ -419,6 +421,12 @@ impl Quarry {
             slots: config.llm_slots(),
             capacity: config.llm_queue,
         });
+        let metrics = crate::metrics::Metrics::new(&crate::metrics::Loaded {
+            model: llm.as_deref().map_or("none", |llm| llm.model_id()),
+            adapter: llm.as_deref().and_then(|llm| llm.adapter()),
+            index_tables: index_report.tables,
+            index_queries: index_report.queries,
+        });
         Ok(Quarry {
             config,
             files_catalog,
@@ -435,6 +443,7 @@ impl Quarry {
             index_report,
             answers: Default::default(),
             admission,
+            metrics,
         })
     }
 
@@ -472,6 +481,16 @@ impl Quarry {
 
     pub fn index_report(&self) -> &IndexReport {
         &self.index_report
+    }
+
+    /// The counters of this process (`GET /metrics`).
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.metrics
+    }
+
+    /// The metrics as OpenMetrics text, with the model's line as it is now.
+    pub fn metrics_text(&self) -> String {
+        self.metrics.encode(self.admission.load())
     }
 
     /// The model in use, or "none" when opened without one.

@@ -35,12 +35,15 @@ impl Quarry {
             }
             Err(e) => (Outcome::Failed, None, serde_json::json!({ "error": e.to_string() })),
         };
+        tracing::debug!(principal = %principal.name, kind = "sql", outcome = audit_outcome.as_str(), total_ms, "request");
         let record = Quarry::request_audit(principal, AuditKind::Sql, None, Some(sql.to_string()), total_ms);
         self.metadata.audit(&AuditRecord { outcome: audit_outcome, row_count: rows, detail, ..record })?;
-        outcome.map(|mut a| {
+        let outcome = outcome.map(|mut a| {
             a.timings.total_ms = total_ms;
             a
-        })
+        });
+        self.metrics.record_sql(audit_outcome, &outcome);
+        outcome
     }
 
     pub(super) fn run_sql_inner(

@@ -138,3 +138,29 @@ fn role_and_attributes_select_the_policy() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("KEY=VALUE"), "{}", text(&out));
 }
+
+#[test]
+fn json_logs_are_one_object_per_line_and_a_wrong_format_is_named() {
+    let out = quarry(
+        cli_workspace(),
+        &["sql", "SELECT 1 AS one"],
+        &[("QUARRY_LOG_FORMAT", "json"), ("QUARRY_LOG", "quarry=debug")],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let events: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}")))
+        .collect();
+    assert!(
+        events.iter().any(|e| e["kind"] == "sql" && e["outcome"] == "answered" && e["level"] == "DEBUG"),
+        "{stderr}"
+    );
+    let out = quarry(cli_workspace(), &["sql", "SELECT 1"], &[("QUARRY_LOG_FORMAT", "xml")]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out).contains("QUARRY_LOG_FORMAT=\"xml\" is not a log format; set it to text"),
+        "{}",
+        text(&out)
+    );
+}

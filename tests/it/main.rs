@@ -17,6 +17,7 @@ mod history;
 mod holes;
 mod http;
 mod llm_server;
+mod operators;
 mod policy;
 mod support;
 mod surfaces;
