@@ -25,7 +25,7 @@ use crate::history::structure::{conjuncts, parse_query, selects_of, Scope, AGGRE
 use crate::timeframe::Period;
 
 /// What a check found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FindingCode {
     /// A filter compares a column with a value it does not hold.
@@ -57,7 +57,7 @@ pub enum FindingCode {
 }
 
 /// One finding, worded for the model and for the reader.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Finding {
     pub code: FindingCode,
     pub message: String,
@@ -72,7 +72,7 @@ impl Finding {
 }
 
 /// How far an answer can be trusted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Level {
     Low,
@@ -81,7 +81,7 @@ pub enum Level {
 }
 
 /// The answer's confidence, with the reasons that lowered it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Confidence {
     pub level: Level,
     pub reasons: Vec<String>,

@@ -24,7 +24,7 @@ use crate::catalog::Source;
 use crate::validate::{is_allowed_function, ValidatedQuery};
 
 /// Rows returned by a query, typed as JSON values.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ResultSet {
     pub columns: Vec<String>,
     pub rows: Vec<Vec<Value>>,
@@ -36,7 +36,7 @@ pub struct ResultSet {
 }
 
 /// Which bound cut a result.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Truncation {
     /// More rows than the row cap.

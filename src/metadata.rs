@@ -100,7 +100,7 @@ pub struct AuditRecord {
 }
 
 /// An audit record as stored.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct StoredAudit {
     pub id: i64,
     pub at: String,
@@ -151,7 +151,7 @@ pub struct NewRevision {
 }
 
 /// A recorded steward edit.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Revision {
     pub id: i64,
     pub at: String,

@@ -49,7 +49,9 @@ impl Principal {
 
 /// What a principal may do through Quarry, beyond reading data. Each role lists its actions in
 /// `actions`; without the key a role may ask, run SQL and read the catalog.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     /// Ask questions in plain language.

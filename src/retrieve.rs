@@ -68,7 +68,7 @@ impl From<&crate::stewardship::TableSignals> for Trust {
 }
 
 /// A table chosen for the question, and why.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct TableCandidate {
     pub name: String,
     pub score: f32,
@@ -84,7 +84,7 @@ pub struct TableCandidate {
 }
 
 /// A past query close to the question.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Example {
     pub label: String,
     pub sql: String,
@@ -96,7 +96,7 @@ pub struct Example {
 }
 
 /// A verified past query that may answer the question asked, as it is or as a template.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Reuse {
     /// `history::PastQuery::hash` of the past query.
     #[serde(skip)]

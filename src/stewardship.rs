@@ -24,7 +24,7 @@ const MAX_TEXT: usize = 4000;
 const MAX_SHORT: usize = 200;
 
 /// One field of an edit that cannot be accepted.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct FieldError {
     /// Where in the request, e.g. `tier` or `columns.email.tags`.
     pub field: String,
@@ -385,7 +385,7 @@ pub fn term_from_json(
 // --- revisions over files -------------------------------------------------------------------------
 
 /// A steward edit the governance files have since contradicted: the files win.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Conflict {
     pub target_kind: String,
     pub target: String,
@@ -468,7 +468,7 @@ pub fn overlay(files: &Catalog, revisions: &[Revision]) -> (Catalog, Vec<Conflic
 // --- signals ----------------------------------------------------------------------------------------
 
 /// How often past queries read a table.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Usage {
     pub queries: usize,
     pub authors: usize,
@@ -484,7 +484,7 @@ pub struct Usage {
 }
 
 /// Something past queries did, and in how many of them.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Counted {
     pub what: String,
     pub queries: usize,
@@ -500,7 +500,7 @@ pub fn top(counts: BTreeMap<String, usize>, limit: usize) -> Vec<Counted> {
 }
 
 /// Signals derived for one table, from the catalog, the history and the revisions.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct TableSignals {
     /// Share of columns with a description, 0 to 1.
     pub documentation: f32,

@@ -29,7 +29,7 @@ pub struct Asked<'a> {
 }
 
 /// One difference between the two questions and the SQL literals it replaced.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Substitution {
     /// The words of the past question ("september 2026").
     pub before: String,

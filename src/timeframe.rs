@@ -17,7 +17,7 @@
 use crate::calendar::{day_number, iso_date};
 
 /// A phrase of the question and the range of days it means.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct Period {
     /// The words of the question, as written (lower-cased).
     pub phrase: String,

@@ -19,7 +19,9 @@ use rusqlite::{Connection, OpenFlags};
 use serde::{Deserialize, Serialize};
 
 /// Governance tier of a table; written as its number (1, 2, 3) in files, JSON and the API.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(into = "u8", try_from = "i64")]
 pub enum Tier {
     /// Tier 1: certified, cross-team, the table to trust.
@@ -75,14 +77,14 @@ impl fmt::Display for Tier {
 }
 
 /// A deprecated table and what to use instead.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Deprecation {
     pub replacement: String,
     #[serde(default)]
     pub note: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Column {
     pub name: String,
     pub data_type: String,
@@ -112,7 +114,7 @@ impl Column {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ForeignKey {
     pub column: String,
     pub ref_table: String,
@@ -138,7 +140,7 @@ impl Source {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Table {
     pub name: String,
     /// The warehouse it lives in: `main`, or the name of a `[[workspace.sources]]` entry.
@@ -160,7 +162,7 @@ pub struct Table {
 }
 
 /// The latest date found in a table's date column.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct LastChange {
     pub date: String,
     pub column: String,
@@ -250,7 +252,7 @@ impl Table {
 }
 
 /// A business term and where it lives in the warehouse.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct GlossaryTerm {
     pub term: String,
     pub definition: String,

@@ -19,7 +19,7 @@ use crate::validate::{validate, DraftSql};
 const BATCH: usize = 200;
 
 /// What an ingest did.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct IngestReport {
     /// Entries in the log (lines that parsed).
     pub read: usize,

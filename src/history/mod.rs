@@ -149,7 +149,7 @@ impl PastQuery {
 }
 
 /// A line that could not be used, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct SkippedLine {
     pub line: usize,
     pub reason: String,

@@ -23,7 +23,7 @@ pub fn pair_key(question: &str, sql: &str) -> String {
 }
 
 /// Where a pair stands.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum Standing {
     /// Votes, or a correction, and no reviewer's word yet.
@@ -37,7 +37,7 @@ pub enum Standing {
 }
 
 /// A 👎 with what the person said.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Objection {
     pub by: String,
     pub at: String,
@@ -45,7 +45,7 @@ pub struct Objection {
 }
 
 /// Everything said about one pair.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Review {
     #[serde(skip)]
     pub pair: String,

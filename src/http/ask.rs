@@ -9,21 +9,25 @@ use std::convert::Infallible;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
-use axum::routing::post;
-use axum::{Json, Router};
+use axum::Json;
 use futures_util::Stream;
 use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::auth::Caller;
 use super::{blocking, ApiError, AppState, CancelOnDrop, ErrorBody};
 use crate::execute::Cancel;
 use crate::pipeline::{Answer, AskOptions, Principal, Stage};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct AskRequest {
+    /// The question in plain language.
+    #[schema(example = "How many orders were refunded in September 2026?")]
     question: String,
-    /// Tables to offer the model instead of retrieval's choice.
+    /// Tables to offer the model instead of retrieval's choice (the analyst's picks: SQL reading
+    /// any other table is refused back to the model).
     #[serde(default)]
     tables: Option<Vec<String>>,
 }
@@ -34,10 +38,30 @@ impl AskRequest {
     }
 }
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/ask", post(ask)).route("/ask/stream", post(ask_stream))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(ask)).routes(routes!(ask_stream))
 }
 
+/// Ask a question in plain language.
+///
+/// The answer carries the SQL that ran (validated under the caller's policy), the rows, the tables
+/// with the evidence for each, the confidence with its reasons, and the time per stage.
+#[utoipa::path(
+    post,
+    path = "/ask",
+    tag = "ask",
+    request_body = AskRequest,
+    responses(
+        (status = 200, description = "The answer", body = Answer),
+        (status = 400, description = "Not the JSON expected, or an empty or huge question", body = ErrorBody),
+        (status = 401, description = "No valid API key", body = ErrorBody),
+        (status = 403, description = "The role may not ask", body = ErrorBody),
+        (status = 422, description = "Refused by the validator, unanswerable from the readable tables, or failed on the warehouse", body = ErrorBody),
+        (status = 429, description = "Over the key's rate limit or the model's line is full (see Retry-After)", body = ErrorBody),
+        (status = 503, description = "Waited too long for the model, or the model is unavailable", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
 async fn ask(
     State(state): State<AppState>,
     Caller(principal): Caller,
@@ -77,6 +101,24 @@ fn event(name: &str, data: &impl Serialize) -> Event {
     })
 }
 
+/// Ask a question, answered as server-sent events.
+///
+/// A `stage` event as each stage starts (`retrieving`, `queued`, `generating`, `writing` with the
+/// SQL as the model writes it, `validating`, `running`), then one `answer` event (the body of
+/// `POST /ask`) or one `error` event (an error body with its `status`).
+#[utoipa::path(
+    post,
+    path = "/ask/stream",
+    tag = "ask",
+    request_body = AskRequest,
+    responses(
+        (status = 200, description = "Events: stage*, then answer or error", content_type = "text/event-stream", body = String),
+        (status = 400, description = "Not the JSON expected", body = ErrorBody),
+        (status = 401, description = "No valid API key", body = ErrorBody),
+        (status = 429, description = "Over the key's rate limit (see Retry-After)", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
 async fn ask_stream(
     State(state): State<AppState>,
     Caller(principal): Caller,

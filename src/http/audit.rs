@@ -3,36 +3,57 @@
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::auth::Caller;
-use super::{blocking, ApiError, AppState};
+use super::{blocking, ApiError, AppState, ErrorBody};
 use crate::metadata::{AuditFilter, AuditKind, StoredAudit};
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/audit", get(audit))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(audit))
 }
 
 /// Most records one request returns.
 const MAX_LIMIT: usize = 10_000;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct AuditParams {
+    /// Only this principal's requests.
     principal: Option<String>,
+    /// `ask`, `sql` or `edit`.
     kind: Option<String>,
+    /// From this time (RFC 3339, e.g. `2026-12-01T00:00:00Z`).
     since: Option<String>,
+    /// Before this time (RFC 3339).
     until: Option<String>,
+    /// How many records (default 100, at most 10,000).
     limit: Option<usize>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Records {
     records: Vec<StoredAudit>,
 }
 
+/// The audit log, newest first: every request with who made it, the SQL that ran, the outcome.
+#[utoipa::path(
+    get,
+    path = "/audit",
+    tag = "audit",
+    params(AuditParams),
+    responses(
+        (status = 200, body = Records),
+        (status = 400, description = "An unknown parameter or kind", body = ErrorBody),
+        (status = 401, description = "No valid API key", body = ErrorBody),
+        (status = 403, description = "The role may not read the audit log", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
 async fn audit(
     State(state): State<AppState>,
     Caller(principal): Caller,

@@ -3,42 +3,63 @@
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::auth::Caller;
-use super::{blocking, ApiError, AppState};
+use super::{blocking, ApiError, AppState, ErrorBody};
 use crate::catalog::GlossaryTerm;
 use crate::pipeline::{CatalogRequestError, EditOutcome, TableDetail, TableFilter, TableSummary};
 use crate::stewardship::{Conflict, FieldError};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/catalog/tables", get(list))
-        .route("/catalog/tables/{name}", get(detail).patch(edit))
-        .route("/catalog/glossary", get(glossary))
-        .route("/catalog/glossary/{term}", axum::routing::put(put_term))
-        .route("/catalog/conflicts", get(conflicts))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(detail, edit))
+        .routes(routes!(glossary))
+        .routes(routes!(put_term))
+        .routes(routes!(conflicts))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ListParams {
+    /// Words in the table's name or description.
     q: Option<String>,
+    /// Only this tier (1 is the most trusted).
     tier: Option<String>,
     domain: Option<String>,
+    /// Only tables with a column carrying this tag (e.g. `pii`).
     tag: Option<String>,
     deprecated: Option<bool>,
+    /// Only tables whose description or a column's is missing.
     undocumented: Option<bool>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct TableList {
     tables: Vec<TableSummary>,
 }
 
+/// The tables the caller may read, with tier, owner, freshness and documentation.
+#[utoipa::path(
+    get,
+    path = "/catalog/tables",
+    tag = "catalog",
+    params(ListParams),
+    responses(
+        (status = 200, body = TableList),
+        (status = 400, description = "An unknown parameter", body = ErrorBody),
+        (status = 401, description = "No valid API key", body = ErrorBody),
+        (status = 403, description = "The role may not read the catalog", body = ErrorBody),
+        (status = 422, description = "A parameter with a value that cannot be used (see fields)", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
 async fn list(
     State(state): State<AppState>,
     Caller(principal): Caller,
@@ -68,6 +89,21 @@ async fn list(
     Ok(Json(TableList { tables }))
 }
 
+/// One table as the caller may see it: columns (no samples of columns the role may not read),
+/// keys, governance, usage, and its revisions.
+#[utoipa::path(
+    get,
+    path = "/catalog/tables/{name}",
+    tag = "catalog",
+    params(("name" = String, Path, description = "The table's name")),
+    responses(
+        (status = 200, body = TableDetail),
+        (status = 401, description = "No valid API key", body = ErrorBody),
+        (status = 403, description = "The role may not read the catalog", body = ErrorBody),
+        (status = 404, description = "No such table the caller may read", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
 async fn detail(
     State(state): State<AppState>,
     Caller(principal): Caller,
@@ -77,31 +113,62 @@ async fn detail(
     Ok(Json(blocking(move || quarry.table_detail(&principal, &name)).await?))
 }
 
-#[derive(Serialize)]
-struct Edited<T> {
+#[derive(Serialize, utoipa::ToSchema)]
+struct TableEdited {
     #[serde(flatten)]
     outcome: EditOutcome,
     #[serde(flatten)]
-    value: T,
+    table: TableDetail,
 }
 
+/// A steward's edit of a table's governance: description, owner, tier, domain, freshness,
+/// deprecation, and per column description and tags. Each edit is a revision; restricting
+/// edits are in force at once, lifting ones need the `lift_restriction` action.
+#[utoipa::path(
+    patch,
+    path = "/catalog/tables/{name}",
+    tag = "catalog",
+    params(("name" = String, Path, description = "The table's name")),
+    request_body(content = Object, description = "The fields to change, e.g. {\"description\": \"…\", \"tier\": 1, \"columns\": {\"email\": {\"tags\": [\"pii\"]}}}; unknown fields are refused with the allowed ones"),
+    responses(
+        (status = 200, description = "The revision and the table as now in force", body = TableEdited),
+        (status = 400, description = "Not JSON", body = ErrorBody),
+        (status = 401, description = "No valid API key", body = ErrorBody),
+        (status = 403, description = "The role may not edit the catalog, or the edit lifts a restriction", body = ErrorBody),
+        (status = 404, description = "No such table", body = ErrorBody),
+        (status = 422, description = "Fields that cannot be accepted (see fields)", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
 async fn edit(
     State(state): State<AppState>,
     Caller(principal): Caller,
     Path(name): Path<String>,
     body: Result<Json<Value>, JsonRejection>,
-) -> Result<Json<Edited<TableDetail>>, ApiError> {
+) -> Result<Json<TableEdited>, ApiError> {
     let Json(body) = body?;
     let quarry = state.quarry.clone();
     let (outcome, value) = blocking(move || quarry.edit_table(&principal, &name, &body)).await?;
-    Ok(Json(Edited { outcome, value }))
+    Ok(Json(TableEdited { outcome, table: value }))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Glossary {
     terms: Vec<GlossaryTerm>,
 }
 
+/// The glossary: business terms and the definitions that bind the SQL written for them.
+#[utoipa::path(
+    get,
+    path = "/catalog/glossary",
+    tag = "catalog",
+    responses(
+        (status = 200, body = Glossary),
+        (status = 401, description = "No valid API key", body = ErrorBody),
+        (status = 403, description = "The role may not read the catalog", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
 async fn glossary(
     State(state): State<AppState>,
     Caller(principal): Caller,
@@ -110,13 +177,29 @@ async fn glossary(
     Ok(Json(Glossary { terms: blocking(move || quarry.glossary(&principal)).await? }))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct TermEdited {
     #[serde(flatten)]
     outcome: EditOutcome,
     term: GlossaryTerm,
 }
 
+/// A steward defines or changes a glossary term.
+#[utoipa::path(
+    put,
+    path = "/catalog/glossary/{term}",
+    tag = "catalog",
+    params(("term" = String, Path, description = "The term, e.g. `paid user`")),
+    request_body(content = Object, description = "{\"definition\": \"…\", \"tables\": [\"…\"], \"comment\": \"why\"}"),
+    responses(
+        (status = 200, description = "The revision and the term as now in force", body = TermEdited),
+        (status = 400, description = "Not JSON", body = ErrorBody),
+        (status = 401, description = "No valid API key", body = ErrorBody),
+        (status = 403, description = "The role may not edit the catalog", body = ErrorBody),
+        (status = 422, description = "Fields that cannot be accepted (see fields)", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
 async fn put_term(
     State(state): State<AppState>,
     Caller(principal): Caller,
@@ -129,11 +212,23 @@ async fn put_term(
     Ok(Json(TermEdited { outcome, term }))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Conflicts {
     conflicts: Vec<Conflict>,
 }
 
+/// Steward edits that the governance files have since contradicted (the files won).
+#[utoipa::path(
+    get,
+    path = "/catalog/conflicts",
+    tag = "catalog",
+    responses(
+        (status = 200, body = Conflicts),
+        (status = 401, description = "No valid API key", body = ErrorBody),
+        (status = 403, description = "The role may not read the catalog", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
 async fn conflicts(
     State(state): State<AppState>,
     Caller(principal): Caller,

@@ -6,19 +6,36 @@
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Query, State};
-use axum::routing::post;
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::auth::Caller;
-use super::{blocking, ApiError, AppState};
+use super::{blocking, ApiError, AppState, ErrorBody};
 use crate::history::verdict::Review;
 use crate::pipeline::{Feedback, FeedbackOutcome, ReviewDecision, ReviewFilter};
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/feedback", post(feedback)).route("/reviews", post(review).get(reviews))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(feedback)).routes(routes!(review, reviews))
 }
 
+/// An analyst's thumbs up or down on an answer. Up is a vote (a reviewer's verifies the query);
+/// down demotes a verified answer pending review, with an optional corrected SQL.
+#[utoipa::path(
+    post,
+    path = "/feedback",
+    tag = "feedback",
+    request_body = Feedback,
+    responses(
+        (status = 200, body = FeedbackOutcome),
+        (status = 400, description = "Not the JSON expected", body = ErrorBody),
+        (status = 401, description = "No valid API key", body = ErrorBody),
+        (status = 403, description = "The role may not give feedback", body = ErrorBody),
+        (status = 422, description = "The corrected SQL was refused by the validator", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
 async fn feedback(
     State(state): State<AppState>,
     Caller(principal): Caller,
@@ -29,13 +46,30 @@ async fn feedback(
     Ok(Json(blocking(move || quarry.feedback(&principal, &feedback)).await?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ReviewsParams {
+    /// `pending` (the default), `verified` or `all`.
+    #[param(inline)]
     #[serde(default)]
     status: ReviewFilter,
 }
 
+/// What reviewers look at: answers voted for or objected to, pending or verified.
+#[utoipa::path(
+    get,
+    path = "/reviews",
+    tag = "feedback",
+    params(ReviewsParams),
+    responses(
+        (status = 200, body = Vec<Review>),
+        (status = 400, description = "An unknown parameter or status", body = ErrorBody),
+        (status = 401, description = "No valid API key", body = ErrorBody),
+        (status = 403, description = "The role may not verify", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
 async fn reviews(
     State(state): State<AppState>,
     Caller(principal): Caller,
@@ -46,6 +80,21 @@ async fn reviews(
     Ok(Json(blocking(move || quarry.reviews(&principal, params.status)).await?))
 }
 
+/// A reviewer verifies a past answer (it becomes an example and may be reused) or revokes it.
+#[utoipa::path(
+    post,
+    path = "/reviews",
+    tag = "feedback",
+    request_body = ReviewDecision,
+    responses(
+        (status = 200, body = FeedbackOutcome),
+        (status = 400, description = "Not the JSON expected", body = ErrorBody),
+        (status = 401, description = "No valid API key", body = ErrorBody),
+        (status = 403, description = "The role may not verify", body = ErrorBody),
+        (status = 422, description = "The SQL was refused by the validator", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
 async fn review(
     State(state): State<AppState>,
     Caller(principal): Caller,

@@ -1,24 +1,29 @@
 //! `GET /healthz`: liveness plus what this server runs on.
 
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::Serialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::AppState;
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Health {
+    /// Always `ok` when the server answers.
     status: &'static str,
+    /// The model that writes SQL.
     model: String,
     tables: usize,
     indexed_queries: usize,
 }
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/healthz", get(health))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(health))
 }
 
+/// Liveness, and what this server runs on. No API key needed.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = Health)))]
 async fn health(State(state): State<AppState>) -> Json<Health> {
     let quarry = &state.quarry;
     Json(Health {

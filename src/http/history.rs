@@ -6,12 +6,13 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::HeaderMap;
-use axum::routing::post;
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
+use utoipa_axum::routes;
 
 use super::auth::Caller;
-use super::{blocking, ApiError, AppState};
+use super::{blocking, ApiError, AppState, ErrorBody};
 use crate::history::ingest::IngestReport;
 use crate::history::LogFormat;
 
@@ -19,16 +20,36 @@ use crate::history::LogFormat;
 /// idempotent) or use `quarry ingest history`.
 const MAX_LOG_BYTES: usize = 16 * 1024 * 1024;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/history", post(ingest).layer(DefaultBodyLimit::max(MAX_LOG_BYTES)))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(ingest).layer(DefaultBodyLimit::max(MAX_LOG_BYTES)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct IngestParams {
+    /// Have the loaded model write the intent texts of the new queries (slow).
     llm_intents: Option<bool>,
 }
 
+/// Add a query log to the history: JSONL (one object per line: `sql`, `author`, `timestamp`, and
+/// optionally `duration_ms`, `rows`, `success`, `title`, `question`, `verified`), or CSV with the
+/// same columns and `content-type: text/csv`. Known entries are skipped; lines that cannot be
+/// used are reported with the reason. Up to 16 MiB per request.
+#[utoipa::path(
+    post,
+    path = "/history",
+    tag = "history",
+    params(IngestParams),
+    request_body(content = String, content_type = "application/x-ndjson", description = "The log itself (JSONL, or CSV with content-type text/csv)"),
+    responses(
+        (status = 200, description = "What was added and what was skipped, with reasons", body = IngestReport),
+        (status = 400, description = "Not UTF-8 text, too large, or an unknown parameter", body = ErrorBody),
+        (status = 401, description = "No valid API key", body = ErrorBody),
+        (status = 403, description = "The role may not ingest history", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
 async fn ingest(
     State(state): State<AppState>,
     Caller(principal): Caller,

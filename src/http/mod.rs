@@ -13,6 +13,7 @@ mod health;
 mod history;
 mod me;
 mod metrics;
+mod openapi;
 mod rate;
 mod search;
 mod sql;
@@ -25,6 +26,8 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::admission::Refused;
 use crate::execute::Cancel;
@@ -39,17 +42,16 @@ pub struct AppState {
     pub quarry: Arc<Quarry>,
     /// Asks per API key (`[server] asks_per_minute`).
     asks: Arc<rate::RateLimiter>,
+    /// The OpenAPI document of the routes, as served.
+    openapi: Arc<str>,
 }
 
 /// Largest request body accepted, in bytes.
 const MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// The whole application, ready to serve (or to call with `oneshot` in tests).
-pub fn app(quarry: Arc<Quarry>) -> Router {
-    let asks = Arc::new(rate::RateLimiter::new(quarry.config().asks_per_minute));
-    let state = AppState { quarry, asks };
-    Router::new()
-        .route("/", get(index))
+/// Every documented route, with the document they make.
+fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(health::router())
         .merge(metrics::router())
         .nest(
@@ -61,8 +63,29 @@ pub fn app(quarry: Arc<Quarry>) -> Router {
                 .merge(audit::router())
                 .merge(history::router())
                 .merge(feedback::router())
-                .merge(me::router()),
+                .merge(me::router())
+                .merge(openapi::router()),
         )
+}
+
+/// The OpenAPI 3.1 document of the HTTP API (also served at `/api/v1/openapi.json`).
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    routes().split_for_parts().1
+}
+
+/// The whole application, ready to serve (or to call with `oneshot` in tests).
+pub fn app(quarry: Arc<Quarry>) -> Router {
+    let asks = Arc::new(rate::RateLimiter::new(quarry.config().asks_per_minute));
+    let (router, document) = routes().split_for_parts();
+    let openapi = document.to_pretty_json().unwrap_or_else(|e| {
+        tracing::error!("encoding the OpenAPI document: {e}");
+        "{}".into()
+    });
+    let state = AppState { quarry, asks, openapi: openapi.into() };
+    // The web pages are the only routes outside the document.
+    router
+        .route("/", get(index))
+        .route("/api", get(openapi::page))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), metrics::count))
         .fallback(not_found)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -78,9 +101,11 @@ async fn not_found() -> ApiError {
 }
 
 /// Body of every error response.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 struct ErrorBody {
-    /// Stable machine-readable code.
+    /// Stable machine-readable code (`bad_json`, `unauthorized`, `forbidden`, `refused`,
+    /// `unanswerable`, `rate_limited`, `busy`, …).
+    #[schema(value_type = String)]
     error: &'static str,
     /// What went wrong and how to fix it, for a person.
     message: String,
@@ -184,7 +209,7 @@ impl ApiError {
                 StatusCode::NOT_FOUND,
                 body(
                     "not_found",
-                    "no such endpoint; see /api/v1/ask, /api/v1/sql, /api/v1/catalog/tables, /api/v1/search/tables, /api/v1/feedback, /api/v1/me, /api/v1/audit, /healthz (README.md, \"HTTP API\")".into(),
+                    "no such endpoint; every route is in /api/v1/openapi.json (readable at /api)".into(),
                 ),
             ),
             ApiError::Unauthorized(e) => (StatusCode::UNAUTHORIZED, body("unauthorized", e.to_string())),

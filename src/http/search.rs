@@ -3,25 +3,29 @@
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::auth::Caller;
-use super::{blocking, ApiError, AppState};
+use super::{blocking, ApiError, AppState, ErrorBody};
 use crate::retrieve::{Example, TableCandidate};
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/search/tables", get(tables)).route("/search/queries", get(queries))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(tables)).routes(routes!(queries))
 }
 
 /// Most results one search returns.
 const MAX_LIMIT: usize = 50;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct SearchParams {
+    /// The question or words to search for.
     q: String,
+    /// How many results (1 to 50, default 5).
     limit: Option<usize>,
 }
 
@@ -31,11 +35,25 @@ fn params(params: Result<Query<SearchParams>, QueryRejection>) -> Result<(String
     Ok((params.q, params.limit.unwrap_or(5).clamp(1, MAX_LIMIT)))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Tables {
     tables: Vec<TableCandidate>,
 }
 
+/// The tables retrieval finds for a question, trustworthy first, with the evidence for each.
+#[utoipa::path(
+    get,
+    path = "/search/tables",
+    tag = "search",
+    params(SearchParams),
+    responses(
+        (status = 200, body = Tables),
+        (status = 400, description = "A missing or unknown parameter", body = ErrorBody),
+        (status = 401, description = "No valid API key", body = ErrorBody),
+        (status = 403, description = "The role may not read the catalog", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
 async fn tables(
     State(state): State<AppState>,
     Caller(principal): Caller,
@@ -46,11 +64,25 @@ async fn tables(
     Ok(Json(Tables { tables: blocking(move || quarry.search_tables(&principal, &q, limit)).await? }))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Queries {
     queries: Vec<Example>,
 }
 
+/// Past queries close to a question in intent, among those the caller may run.
+#[utoipa::path(
+    get,
+    path = "/search/queries",
+    tag = "search",
+    params(SearchParams),
+    responses(
+        (status = 200, body = Queries),
+        (status = 400, description = "A missing or unknown parameter", body = ErrorBody),
+        (status = 401, description = "No valid API key", body = ErrorBody),
+        (status = 403, description = "The role may not read the catalog", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
 async fn queries(
     State(state): State<AppState>,
     Caller(principal): Caller,

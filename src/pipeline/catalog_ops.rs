@@ -61,7 +61,7 @@ pub struct TableFilter {
 }
 
 /// One line of the catalog listing.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct TableSummary {
     pub name: String,
     pub description: String,
@@ -78,7 +78,7 @@ pub struct TableSummary {
 }
 
 /// Everything about one table: columns with tags and samples, signals, revisions, conflicts.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct TableDetail {
     pub table: Table,
     pub signals: TableSignals,
@@ -91,7 +91,7 @@ pub struct TableDetail {
 }
 
 /// What an edit did.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct EditOutcome {
     /// The revision recorded; `None` when the edit changed nothing.
     pub revision: Option<i64>,

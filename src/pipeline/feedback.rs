@@ -25,7 +25,7 @@ const MAX_COMMENT_CHARS: usize = 2_000;
 const MAX_SQL_CHARS: usize = 100_000;
 
 /// Whether the answer was right.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
     Up,
@@ -33,7 +33,7 @@ pub enum Verdict {
 }
 
 /// An analyst's verdict on one answer.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Feedback {
     pub question: String,
@@ -48,7 +48,7 @@ pub struct Feedback {
 }
 
 /// What a verdict changed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct FeedbackOutcome {
     /// The SQL that joined the history, if any.
     pub added_sql: Option<String>,
@@ -59,7 +59,7 @@ pub struct FeedbackOutcome {
 }
 
 /// A reviewer's decision on a (question, SQL) pair.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReviewDecision {
     pub question: String,
@@ -68,7 +68,7 @@ pub struct ReviewDecision {
     pub comment: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Decision {
     Verify,
@@ -76,7 +76,7 @@ pub enum Decision {
 }
 
 /// Which reviews to list.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ReviewFilter {
     /// Waiting for a reviewer: votes or objections on unverified pairs, demoted pairs.

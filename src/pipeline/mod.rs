@@ -172,7 +172,7 @@ pub struct AskOptions {
 
 /// A stage of answering a question, reported as it starts (the web page streams them), and
 /// the SQL as the model writes it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(tag = "stage", rename_all = "snake_case")]
 pub enum Stage {
     /// Embedding the question and searching tables and past queries.
@@ -190,7 +190,7 @@ pub enum Stage {
 }
 
 /// Time spent in each stage, in milliseconds, and the model's token counts.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Timings {
     pub embed_ms: u64,
     pub retrieve_ms: u64,
@@ -209,7 +209,7 @@ pub struct Timings {
 }
 
 /// A table the answer reads, with its governance and the evidence for choosing it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct TableUse {
     pub name: String,
     pub tier: Option<u8>,
@@ -221,7 +221,7 @@ pub struct TableUse {
 }
 
 /// The answer to a question.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Answer {
     pub question: String,
     pub sql: String,
@@ -254,14 +254,14 @@ pub struct Answer {
 }
 
 /// One repaired attempt.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct RepairNote {
     pub sql: String,
     pub error: String,
 }
 
 /// The result of running caller-supplied SQL.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct SqlAnswer {
     pub sql: String,
     pub tables: Vec<TableUse>,
@@ -592,7 +592,7 @@ impl Quarry {
 pub const SAMPLE_TEMPERATURE: f32 = 0.7;
 
 /// How the candidates of a sampled answer voted.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Votes {
     /// Candidates generated, the greedy one included.
     pub generated: usize,

@@ -145,7 +145,7 @@ pub(crate) fn unchecked_for_tests(sql: &str, tables: &[&str], hidden: &[(&str, &
 }
 
 /// What the policy did to a query that passed, for the answer and the audit log.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, utoipa::ToSchema)]
 pub struct Governance {
     /// The role whose policy was applied.
     pub role: String,
@@ -159,7 +159,7 @@ pub struct Governance {
 }
 
 /// One thing wrong with a draft, said so that a person (or the LLM) can fix it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Violation {
     pub code: ViolationCode,
     /// What is wrong.
@@ -171,7 +171,7 @@ pub struct Violation {
 }
 
 /// Stable kinds of violation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ViolationCode {
     /// The draft contains no statement.

@@ -85,3 +85,92 @@ async fn metrics_count_requests_asks_stages_tokens_and_refusals() {
     // No question or SQL text ever becomes a label.
     assert!(!text.contains("zebra") && !text.contains("DELETE"), "{text}");
 }
+
+/// The served OpenAPI document.
+async fn openapi(quarry: std::sync::Arc<quarry::pipeline::Quarry>) -> serde_json::Value {
+    let (status, document) = request(quarry, As::Nobody, "GET", "/api/v1/openapi.json", None).await;
+    assert_eq!(status, StatusCode::OK, "{document}");
+    document
+}
+
+#[tokio::test]
+async fn the_openapi_document_has_every_route_and_every_documented_route_is_served() {
+    let quarry = crate::support::scripted();
+    let document = openapi(quarry.clone()).await;
+    assert_eq!(document["openapi"], "3.1.0");
+    assert_eq!(document, serde_json::to_value(quarry::http::openapi_document()).expect("json"));
+    // Each documented operation reaches its handler: a missing key is a 401 from the handler's
+    // extractor, an open route answers 200; the router's fallback (404 not_found) or a 405
+    // means the document names a route that is not served.
+    let paths = document["paths"].as_object().expect("paths");
+    let mut operations = Vec::new();
+    for (path, item) in paths {
+        for (method, operation) in item.as_object().expect("path item") {
+            let concrete = path.replace("{name}", "users").replace("{term}", "revenue");
+            let (status, body) =
+                request(quarry.clone(), As::Nobody, &method.to_uppercase(), &concrete, None).await;
+            let secured = operation["security"].as_array().is_some_and(|s| !s.is_empty());
+            let expected = if secured { StatusCode::UNAUTHORIZED } else { StatusCode::OK };
+            assert_eq!(status, expected, "{method} {path}: {body}");
+            assert!(operation["responses"].as_object().is_some_and(|r| !r.is_empty()), "{method} {path}");
+            operations.push(format!("{} {path}", method.to_uppercase()));
+        }
+    }
+    operations.sort();
+    let expected = [
+        "GET /api/v1/audit",
+        "GET /api/v1/catalog/conflicts",
+        "GET /api/v1/catalog/glossary",
+        "GET /api/v1/catalog/tables",
+        "GET /api/v1/catalog/tables/{name}",
+        "GET /api/v1/me",
+        "GET /api/v1/openapi.json",
+        "GET /api/v1/reviews",
+        "GET /api/v1/search/queries",
+        "GET /api/v1/search/tables",
+        "GET /healthz",
+        "GET /metrics",
+        "PATCH /api/v1/catalog/tables/{name}",
+        "POST /api/v1/ask",
+        "POST /api/v1/ask/stream",
+        "POST /api/v1/feedback",
+        "POST /api/v1/history",
+        "POST /api/v1/reviews",
+        "POST /api/v1/sql",
+        "PUT /api/v1/catalog/glossary/{term}",
+    ];
+    assert_eq!(operations, expected);
+    // Every schema a document refers to is in it.
+    let text = document.to_string();
+    for reference in text.split("\"#/components/schemas/").skip(1) {
+        let name = &reference[..reference.find('"').expect("end of ref")];
+        assert!(document["components"]["schemas"][name].is_object(), "dangling $ref {name}");
+    }
+}
+
+/// Routes registered with plain axum `.route(...)` bypass the document: only the web pages may.
+#[test]
+fn no_route_is_registered_outside_the_document() {
+    let http = crate::support::repo_root().join("src/http");
+    let mut undocumented = Vec::new();
+    for entry in std::fs::read_dir(&http).expect("src/http") {
+        let path = entry.expect("entry").path();
+        let source = std::fs::read_to_string(&path).expect("read");
+        for (number, line) in source.lines().enumerate() {
+            let line = line.trim();
+            if line.contains(".route(") || line.contains(".route_service(") || line.contains(".nest_service(")
+            {
+                let allowed = line.starts_with(".route(\"/\", get(index))")
+                    || line.starts_with(".route(\"/api\", get(openapi::page))");
+                if !allowed {
+                    undocumented.push(format!("{}:{}: {line}", path.display(), number + 1));
+                }
+            }
+        }
+    }
+    assert!(
+        undocumented.is_empty(),
+        "register these with routes!(…) and #[utoipa::path]:\n{}",
+        undocumented.join("\n")
+    );
+}
