@@ -8,7 +8,7 @@ export CARGO_TARGET_DIR ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/quarry/target
 APT_PACKAGES := cmake clang libclang-dev
 BIN := $(CARGO_TARGET_DIR)/release/quarry
 
-.PHONY: run test deps ui-deps ui-test assets build demo check fmt clippy fuzz-check fuzz
+.PHONY: run test deps ui-deps ui-test client-test assets build demo check fmt clippy fuzz-check fuzz
 
 run: deps assets build
 	$(BIN) serve
@@ -50,9 +50,21 @@ demo: build
 test: deps assets ui-deps
 	server="$$(scripts/build-llama-server.sh)" && QUARRY_E2E=1 QUARRY_LLAMA_SERVER="$$server" cargo test --release
 	$(MAKE) ui-test
+	$(MAKE) client-test
 
 ui-test: build
 	cd tests/ui && npm ci --no-audit --no-fund --silent && QUARRY_BIN=$(BIN) npm test
+
+# Real clients against `quarry serve` with the real model: the official MCP Python SDK (over
+# /mcp and `quarry mcp` on stdio), openapi-spec-validator, Prometheus' text parser (tests/clients).
+CLIENT_VENV := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/quarry/clients-venv
+client-test: build
+	@python3 -m venv --help >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv; \
+	  else echo "python3 -m venv is missing. Install it with: sudo apt-get install -y python3-venv" >&2; exit 1; fi; }
+	@[ -x $(CLIENT_VENV)/bin/python ] || python3 -m venv $(CLIENT_VENV)
+	$(CLIENT_VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/clients/requirements.txt
+	QUARRY_BIN=$(BIN) $(CLIENT_VENV)/bin/python -m pytest tests/clients -q
 
 # The fuzz target builds from the library (without its runtime) and holds for a bounded run
 # (CI: 300 s); `make fuzz FUZZ_SECONDS=3600` for a longer one.

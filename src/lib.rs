@@ -35,6 +35,8 @@ pub mod keys;
 #[cfg(feature = "runtime")]
 pub mod llm;
 #[cfg(feature = "runtime")]
+pub mod mcp;
+#[cfg(feature = "runtime")]
 pub mod metadata;
 #[cfg(feature = "runtime")]
 pub mod metrics;

@@ -44,6 +44,9 @@ enum Command {
         #[arg(long)]
         host: Option<String>,
     },
+    /// Serve MCP on stdin/stdout for desktop clients, as the principal of the API key in
+    /// QUARRY_API_KEY (the same tools as the server's /mcp).
+    Mcp,
     /// Answer a question in plain language.
     Ask {
         question: String,
@@ -460,6 +463,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             config.host = host.unwrap_or(config.host);
             serve::serve(config)
         }
+        Command::Mcp => serve::mcp(config),
         Command::Ask { question, json } => answer::ask(config, &principal, &question, json),
         Command::Sql { sql, json } => answer::sql(config, &principal, &sql, json),
         Command::Demo { seed } => admin::demo(config, seed),

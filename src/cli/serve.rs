@@ -48,3 +48,24 @@ pub(super) fn serve(config: Config) -> Result<ExitCode> {
         Ok(ExitCode::SUCCESS)
     })
 }
+
+/// `quarry mcp`: the MCP tools on stdio, as the principal of `QUARRY_API_KEY`. Nothing but the
+/// protocol goes to stdout; logs go to stderr.
+pub(super) fn mcp(config: Config) -> Result<ExitCode> {
+    let key = std::env::var("QUARRY_API_KEY").unwrap_or_default();
+    if key.trim().is_empty() {
+        anyhow::bail!(
+            "QUARRY_API_KEY is not set: `quarry mcp` acts as the principal of an API key; create one with `quarry keys create --name <you> --role analyst` and put it in the MCP client's environment"
+        );
+    }
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let quarry =
+            tokio::task::spawn_blocking(move || open(config)).await.context("opening the workspace")??;
+        let principal = keys::authenticate(quarry.metadata(), Some(&format!("Bearer {}", key.trim())))
+            .context("QUARRY_API_KEY is not a valid API key of this workspace (see `quarry keys list`)")?;
+        tracing::info!(principal = %principal.name, role = %principal.role, "serving MCP on stdio");
+        quarry::mcp::serve_stdio(Arc::new(quarry), principal).await?;
+        Ok(ExitCode::SUCCESS)
+    })
+}

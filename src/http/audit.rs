@@ -47,7 +47,7 @@ struct Records {
     tag = "audit",
     params(AuditParams),
     responses(
-        (status = 200, body = Records),
+        (status = 200, description = "The records, newest first", body = Records),
         (status = 400, description = "An unknown parameter or kind", body = ErrorBody),
         (status = 401, description = "No valid API key", body = ErrorBody),
         (status = 403, description = "The role may not read the audit log", body = ErrorBody),

@@ -52,7 +52,7 @@ struct TableList {
     tag = "catalog",
     params(ListParams),
     responses(
-        (status = 200, body = TableList),
+        (status = 200, description = "The tables", body = TableList),
         (status = 400, description = "An unknown parameter", body = ErrorBody),
         (status = 401, description = "No valid API key", body = ErrorBody),
         (status = 403, description = "The role may not read the catalog", body = ErrorBody),
@@ -97,7 +97,7 @@ async fn list(
     tag = "catalog",
     params(("name" = String, Path, description = "The table's name")),
     responses(
-        (status = 200, body = TableDetail),
+        (status = 200, description = "The table", body = TableDetail),
         (status = 401, description = "No valid API key", body = ErrorBody),
         (status = 403, description = "The role may not read the catalog", body = ErrorBody),
         (status = 404, description = "No such table the caller may read", body = ErrorBody),
@@ -163,7 +163,7 @@ struct Glossary {
     path = "/catalog/glossary",
     tag = "catalog",
     responses(
-        (status = 200, body = Glossary),
+        (status = 200, description = "The glossary", body = Glossary),
         (status = 401, description = "No valid API key", body = ErrorBody),
         (status = 403, description = "The role may not read the catalog", body = ErrorBody),
     ),
@@ -223,7 +223,7 @@ struct Conflicts {
     path = "/catalog/conflicts",
     tag = "catalog",
     responses(
-        (status = 200, body = Conflicts),
+        (status = 200, description = "The conflicts", body = Conflicts),
         (status = 401, description = "No valid API key", body = ErrorBody),
         (status = 403, description = "The role may not read the catalog", body = ErrorBody),
     ),

@@ -28,7 +28,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     tag = "feedback",
     request_body = Feedback,
     responses(
-        (status = 200, body = FeedbackOutcome),
+        (status = 200, description = "What the feedback changed", body = FeedbackOutcome),
         (status = 400, description = "Not the JSON expected", body = ErrorBody),
         (status = 401, description = "No valid API key", body = ErrorBody),
         (status = 403, description = "The role may not give feedback", body = ErrorBody),
@@ -63,7 +63,7 @@ struct ReviewsParams {
     tag = "feedback",
     params(ReviewsParams),
     responses(
-        (status = 200, body = Vec<Review>),
+        (status = 200, description = "The answers under review", body = Vec<Review>),
         (status = 400, description = "An unknown parameter or status", body = ErrorBody),
         (status = 401, description = "No valid API key", body = ErrorBody),
         (status = 403, description = "The role may not verify", body = ErrorBody),
@@ -87,7 +87,7 @@ async fn reviews(
     tag = "feedback",
     request_body = ReviewDecision,
     responses(
-        (status = 200, body = FeedbackOutcome),
+        (status = 200, description = "What the feedback changed", body = FeedbackOutcome),
         (status = 400, description = "Not the JSON expected", body = ErrorBody),
         (status = 401, description = "No valid API key", body = ErrorBody),
         (status = 403, description = "The role may not verify", body = ErrorBody),

@@ -23,7 +23,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// Liveness, and what this server runs on. No API key needed.
-#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = Health)))]
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "Up, with what it runs on", body = Health)))]
 async fn health(State(state): State<AppState>) -> Json<Health> {
     let quarry = &state.quarry;
     Json(Health {

@@ -29,7 +29,7 @@ struct Me {
     path = "/me",
     tag = "me",
     responses(
-        (status = 200, body = Me),
+        (status = 200, description = "The caller and their actions", body = Me),
         (status = 401, description = "No valid API key", body = ErrorBody),
         (status = 403, description = "The key's role is not in the policy", body = ErrorBody),
     ),

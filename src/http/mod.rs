@@ -82,14 +82,65 @@ pub fn app(quarry: Arc<Quarry>) -> Router {
         "{}".into()
     });
     let state = AppState { quarry, asks, openapi: openapi.into() };
-    // The web pages are the only routes outside the document.
+    // The web pages and the MCP endpoint are the only routes outside the document.
     router
         .route("/", get(index))
         .route("/api", get(openapi::page))
+        .merge(mcp(state.clone()))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), metrics::count))
         .fallback(not_found)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
+}
+
+/// `/mcp`: the MCP server over Streamable HTTP, stateless (any instance can answer any
+/// request). The API key is checked before the service sees the request (a 401 like every other
+/// route's, audited); the tools read the principal it resolved to. The service's own Host
+/// allow-list is off: it guards unauthenticated local servers against DNS rebinding, and every
+/// request here needs a key a rebinding page cannot have.
+fn mcp(state: AppState) -> Router<AppState> {
+    use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
+    use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+    let quarry = state.quarry.clone();
+    let service = StreamableHttpService::new(
+        move || Ok(crate::mcp::QuarryMcp::over_http(quarry.clone())),
+        Arc::new(NeverSessionManager::default()),
+        StreamableHttpServerConfig::default()
+            .with_legacy_session_mode(false)
+            .with_json_response(true)
+            .disable_allowed_hosts()
+            .with_max_request_body_bytes(MAX_BODY_BYTES),
+    );
+    Router::new().nest_service("/mcp", service).layer(axum::middleware::from_fn_with_state(state, mcp_caller))
+}
+
+/// Resolves the API key of an MCP request to its principal, or answers 401.
+async fn mcp_caller(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    use axum::extract::FromRequestParts;
+    let (mut parts, body) = request.into_parts();
+    match auth::Caller::from_request_parts(&mut parts, &state).await {
+        Ok(auth::Caller(principal)) => {
+            parts.extensions.insert(principal);
+            next.run(axum::extract::Request::from_parts(parts, body)).await
+        }
+        Err(error) => error.into_response(),
+    }
+}
+
+/// A pipeline error as its HTTP response would carry it: the status and the error body.
+pub(crate) fn error_body(error: AskError) -> (u16, serde_json::Value) {
+    let (status, body) = ApiError::from(error).status_and_body();
+    (status.as_u16(), serde_json::to_value(body).unwrap_or_default())
+}
+
+/// A catalog or search error as its HTTP response would carry it.
+pub(crate) fn catalog_error_body(error: CatalogRequestError) -> (u16, serde_json::Value) {
+    let (status, body) = ApiError::from(error).status_and_body();
+    (status.as_u16(), serde_json::to_value(body).unwrap_or_default())
 }
 
 async fn index() -> Html<&'static str> {

@@ -47,7 +47,7 @@ struct Tables {
     tag = "search",
     params(SearchParams),
     responses(
-        (status = 200, body = Tables),
+        (status = 200, description = "The tables, best first", body = Tables),
         (status = 400, description = "A missing or unknown parameter", body = ErrorBody),
         (status = 401, description = "No valid API key", body = ErrorBody),
         (status = 403, description = "The role may not read the catalog", body = ErrorBody),
@@ -76,7 +76,7 @@ struct Queries {
     tag = "search",
     params(SearchParams),
     responses(
-        (status = 200, body = Queries),
+        (status = 200, description = "The past queries, closest first", body = Queries),
         (status = 400, description = "A missing or unknown parameter", body = ErrorBody),
         (status = 401, description = "No valid API key", body = ErrorBody),
         (status = 403, description = "The role may not read the catalog", body = ErrorBody),
