@@ -148,7 +148,8 @@ async fn the_openapi_document_has_every_route_and_every_documented_route_is_serv
     }
 }
 
-/// Routes registered with plain axum `.route(...)` bypass the document: only the web pages may.
+/// Routes registered with plain axum `.route(...)` bypass the document: only the web pages and
+/// the MCP endpoint (JSON-RPC, described by its own `tools/list`) may.
 #[test]
 fn no_route_is_registered_outside_the_document() {
     let http = crate::support::repo_root().join("src/http");
@@ -156,14 +157,13 @@ fn no_route_is_registered_outside_the_document() {
     for entry in std::fs::read_dir(&http).expect("src/http") {
         let path = entry.expect("entry").path();
         let source = std::fs::read_to_string(&path).expect("read");
-        for (number, line) in source.lines().enumerate() {
-            let line = line.trim();
-            if line.contains(".route(") || line.contains(".route_service(") || line.contains(".nest_service(")
-            {
-                let allowed = line.starts_with(".route(\"/\", get(index))")
-                    || line.starts_with(".route(\"/api\", get(openapi::page))");
-                if !allowed {
-                    undocumented.push(format!("{}:{}: {line}", path.display(), number + 1));
+        for call in [".route(", ".route_service(", ".nest_service("] {
+            for (at, _) in source.match_indices(call) {
+                // The route's path: the string literal the call starts with.
+                let rest = &source[at + call.len()..];
+                let route = rest.strip_prefix('"').and_then(|r| r.split('"').next()).unwrap_or(rest);
+                if !["/", "/api", "/mcp"].contains(&route) {
+                    undocumented.push(format!("{}: {call}{route}", path.display()));
                 }
             }
         }
@@ -173,4 +173,93 @@ fn no_route_is_registered_outside_the_document() {
         "register these with routes!(…) and #[utoipa::path]:\n{}",
         undocumented.join("\n")
     );
+}
+
+/// One JSON-RPC request to `/mcp` with `key`; the status and the JSON body.
+async fn mcp(
+    quarry: std::sync::Arc<quarry::pipeline::Quarry>,
+    key: Option<&str>,
+    method: &str,
+    params: serde_json::Value,
+) -> (StatusCode, serde_json::Value) {
+    let mut builder = Request::post("http://localhost/mcp")
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2025-06-18");
+    if let Some(key) = key {
+        builder = builder.header("authorization", format!("Bearer {key}"));
+    }
+    let frame = json!({ "jsonrpc": "2.0", "id": 1, "method": method, "params": params });
+    let response = quarry::http::app(quarry)
+        .oneshot(builder.body(Body::from(frame.to_string())).expect("request"))
+        .await
+        .expect("response");
+    let status = response.status();
+    let bytes = response.into_body().collect().await.expect("body").to_bytes();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or_else(|_| json!({ "raw": String::from_utf8_lossy(&bytes) })),
+    )
+}
+
+#[tokio::test]
+async fn mcp_lists_read_only_tools_runs_governed_sql_and_refuses_with_violations() {
+    let quarry = crate::support::scripted();
+    let key = crate::support::api_key(&quarry, "analyst");
+    let (status, listed) = mcp(quarry.clone(), Some(&key), "tools/list", json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{listed}");
+    let tools = listed["result"]["tools"].as_array().expect("tools");
+    let mut names: Vec<&str> = tools.iter().filter_map(|t| t["name"].as_str()).collect();
+    names.sort();
+    assert_eq!(names, ["ask", "describe_table", "run_sql", "search_queries", "search_tables"]);
+    assert!(tools.iter().all(|t| t["annotations"]["readOnlyHint"] == true), "{listed}");
+
+    let call = |sql: &str| json!({ "name": "run_sql", "arguments": { "sql": sql } });
+    let (_, ran) =
+        mcp(quarry.clone(), Some(&key), "tools/call", call("SELECT COUNT(*) AS n FROM users")).await;
+    assert_eq!(ran["result"]["isError"], false, "{ran}");
+    assert!(
+        ran["result"]["structuredContent"]["result"]["rows"][0][0].as_i64().is_some_and(|n| n > 0),
+        "{ran}"
+    );
+
+    // The analyst's policy masks email: the tool runs the same governed SQL as POST /sql.
+    let (_, masked) =
+        mcp(quarry.clone(), Some(&key), "tools/call", call("SELECT email FROM users LIMIT 1")).await;
+    let (_, http) = request(
+        quarry.clone(),
+        As::Role("analyst"),
+        "POST",
+        "/api/v1/sql",
+        Some(json!({ "sql": "SELECT email FROM users LIMIT 1" })),
+    )
+    .await;
+    assert_eq!(masked["result"]["structuredContent"]["sql"], http["sql"], "{masked}\n{http}");
+
+    let (_, refused) = mcp(quarry.clone(), Some(&key), "tools/call", call("DROP TABLE users")).await;
+    assert_eq!(refused["result"]["isError"], true, "{refused}");
+    let body = &refused["result"]["structuredContent"];
+    assert_eq!(body["error"], "refused", "{refused}");
+    assert_eq!(body["violations"][0]["code"], "not_read_only", "{refused}");
+    let audited = quarry.metadata().recent_audit(200).expect("audit");
+    assert!(audited.iter().any(|r| r.sql.as_deref() == Some("DROP TABLE users") && r.outcome == "refused"));
+
+    let (_, missing) = mcp(
+        quarry.clone(),
+        Some(&key),
+        "tools/call",
+        json!({ "name": "describe_table", "arguments": { "name": "nope" } }),
+    )
+    .await;
+    assert_eq!(missing["result"]["structuredContent"]["error"], "not_found", "{missing}");
+}
+
+#[tokio::test]
+async fn mcp_without_a_valid_key_is_a_401_before_any_tool_runs() {
+    let quarry = crate::support::scripted();
+    for key in [None, Some("qk_0000")] {
+        let (status, body) = mcp(quarry.clone(), key, "tools/list", json!({})).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+        assert_eq!(body["error"], "unauthorized");
+    }
 }
