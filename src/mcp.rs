@@ -32,8 +32,13 @@ Prefer `ask` for questions in plain language; use `search_tables` and `describe_
 pub struct QuarryMcp {
     quarry: Arc<Quarry>,
     stdio_principal: Option<Principal>,
+    /// Over HTTP, the per-key limit on asking that `POST /ask` has (`[server] asks_per_minute`).
+    ask_gate: Option<AskGate>,
     tool_router: ToolRouter<QuarryMcp>,
 }
+
+/// Takes one ask from a principal's allowance, or says why not (as a tool error).
+pub type AskGate = Arc<dyn Fn(&Principal) -> Result<(), ToolError> + Send + Sync>;
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct AskArgs {
@@ -70,14 +75,25 @@ pub struct TableArgs {
 pub type ToolError = (u16, Value);
 
 impl QuarryMcp {
-    /// The service for HTTP: each request's principal is read from the request.
-    pub fn over_http(quarry: Arc<Quarry>) -> QuarryMcp {
-        QuarryMcp { quarry, stdio_principal: None, tool_router: Self::tool_router() }
+    /// The service for HTTP: each request's principal is read from the request, and each ask
+    /// passes `ask_gate` first.
+    pub fn over_http(quarry: Arc<Quarry>, ask_gate: AskGate) -> QuarryMcp {
+        QuarryMcp {
+            quarry,
+            stdio_principal: None,
+            ask_gate: Some(ask_gate),
+            tool_router: Self::tool_router(),
+        }
     }
 
-    /// The service for stdio, acting as `principal` throughout.
+    /// The service for stdio, acting as `principal` throughout (one local client: no limit).
     pub fn over_stdio(quarry: Arc<Quarry>, principal: Principal) -> QuarryMcp {
-        QuarryMcp { quarry, stdio_principal: Some(principal), tool_router: Self::tool_router() }
+        QuarryMcp {
+            quarry,
+            stdio_principal: Some(principal),
+            ask_gate: None,
+            tool_router: Self::tool_router(),
+        }
     }
 
     fn principal(&self, context: &RequestContext<RoleServer>) -> Result<Principal, ErrorData> {
@@ -163,7 +179,11 @@ impl QuarryMcp {
         Parameters(args): Parameters<AskArgs>,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, ErrorData> {
+        let gate = self.ask_gate.clone();
         self.call(&context, move |quarry, principal, cancel| {
+            if let Some(gate) = gate {
+                gate(principal)?;
+            }
             let options = AskOptions { tables: args.tables, cancel: cancel.clone(), ..AskOptions::default() };
             quarry
                 .ask_with(&args.question, principal, &options)

@@ -78,7 +78,7 @@ async fn ask(
 }
 
 /// The caller's ask taken from its rate limit, or a 429 (audited) saying when to come back.
-fn within_rate(state: &AppState, principal: &Principal, request: &str) -> Result<(), ApiError> {
+pub(super) fn within_rate(state: &AppState, principal: &Principal, request: &str) -> Result<(), ApiError> {
     state.asks.take(&principal.name, std::time::Instant::now()).map_err(|wait| {
         let error = ApiError::RateLimited(wait);
         state.quarry.audit_turned_away(principal, request, "over [server] asks_per_minute");

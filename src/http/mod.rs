@@ -102,8 +102,15 @@ fn mcp(state: AppState) -> Router<AppState> {
     use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
     use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
     let quarry = state.quarry.clone();
+    let limits = state.clone();
+    let ask_gate: crate::mcp::AskGate = Arc::new(move |principal| {
+        ask::within_rate(&limits, principal, "MCP tools/call ask").map_err(|e| {
+            let (status, body) = e.status_and_body();
+            (status.as_u16(), serde_json::to_value(body).unwrap_or_default())
+        })
+    });
     let service = StreamableHttpService::new(
-        move || Ok(crate::mcp::QuarryMcp::over_http(quarry.clone())),
+        move || Ok(crate::mcp::QuarryMcp::over_http(quarry.clone(), ask_gate.clone())),
         Arc::new(NeverSessionManager::default()),
         StreamableHttpServerConfig::default()
             .with_legacy_session_mode(false)

@@ -157,6 +157,22 @@ async fn a_key_over_its_asks_per_minute_is_answered_429_and_audited() {
     assert!((1..=30).contains(&retry_after), "{retry_after}");
     assert_eq!(body["error"], "rate_limited", "{body}");
 
+    // The MCP ask tool draws on the same allowance: a tool error saying when to come back.
+    let frame = json!({ "jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": { "name": "ask", "arguments": { "question": "How many orders per status?" } } });
+    let mcp = Request::post("http://localhost/mcp")
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("authorization", format!("Bearer {key}"))
+        .body(Body::from(frame.to_string()))
+        .expect("request");
+    let response = app.clone().oneshot(mcp).await.expect("response");
+    let bytes = http_body_util::BodyExt::collect(response.into_body()).await.expect("body").to_bytes();
+    let reply: Value = serde_json::from_slice(&bytes).expect("JSON-RPC reply");
+    assert_eq!(reply["result"]["isError"], true, "{reply}");
+    assert_eq!(reply["result"]["structuredContent"]["error"], "rate_limited", "{reply}");
+    assert!(reply["result"]["structuredContent"]["retry_after_s"].as_u64().is_some(), "{reply}");
+
     // Another key has a minute of its own.
     let (status, _) = crate::support::request(
         quarry.clone(),
@@ -176,7 +192,7 @@ async fn a_key_over_its_asks_per_minute_is_answered_429_and_audited() {
         .into_iter()
         .filter(|r| r.principal == "test-analyst" && r.outcome == "refused")
         .collect();
-    assert_eq!(turned_away.len(), 1, "the 429 is audited once");
+    assert_eq!(turned_away.len(), 2, "the 429 and the MCP refusal are audited once each");
     assert!(turned_away[0].detail.to_string().contains("asks_per_minute"), "{:?}", turned_away[0]);
 }
 
