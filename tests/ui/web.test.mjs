@@ -366,3 +366,22 @@ test("an admin filters the audit log of asks, runs, refusals and edits", async (
   assert.match(await page.locator("#audit-list").textContent(), /edit/);
   await page.close();
 });
+
+test("the API page lists every documented route from the OpenAPI document, offline", async () => {
+  const page = await browser.newPage();
+  const elsewhere = [];
+  page.on("request", (r) => { if (!r.url().startsWith(base)) elsewhere.push(r.url()); });
+  await page.goto(`${base}/`);
+  await page.click("#api-link");
+  await page.waitForURL(`${base}/api`);
+  await page.locator("details.op[data-path]").first().waitFor();
+  const document = await (await fetch(`${base}/api/v1/openapi.json`)).json();
+  const documented = Object.entries(document.paths).flatMap(([path, item]) => Object.keys(item).map((m) => `${m} ${path}`)).sort();
+  const shown = (await page.locator("details.op[data-path]").evaluateAll((ops) => ops.map((o) => `${o.dataset.method} ${o.dataset.path}`))).sort();
+  assert.deepEqual(shown, documented);
+  await page.locator('details.op[data-path="/api/v1/ask"] summary').click();
+  assert.match(await page.locator('details.op[data-path="/api/v1/ask"]').textContent(), /Bearer.*422/s);
+  assert.deepEqual(elsewhere, []);
+  await page.screenshot({ path: join(artefacts, "api.png"), fullPage: true });
+  await page.close();
+});
