@@ -65,6 +65,9 @@ pub enum VectorStoreError {
     /// The store on disk could not be opened or created.
     #[error("cannot open the vector index at {path}: {message}. Delete that folder to rebuild the index")]
     Open { path: PathBuf, message: String },
+    /// Another process has the store open (the embedded index is one process's at a time).
+    #[error("the vector index at {path} is open in another Quarry process (one process at a time may hold a workspace's embedded index)")]
+    InUse { path: PathBuf },
     /// An operation on an open store failed.
     #[error("vector store operation failed: {0}")]
     Operation(String),
@@ -184,7 +187,18 @@ fn indexed_fields(collection: Collection) -> &'static [(&'static str, PayloadSch
 
 /// Turns a shard error at `path` into `VectorStoreError::Open`.
 fn open_error(path: &Path) -> impl Fn(qdrant_edge::OperationError) -> VectorStoreError + Copy + '_ {
-    move |e| VectorStoreError::Open { path: path.to_path_buf(), message: e.to_string() }
+    move |e| opened(path, e)
+}
+
+/// The error of opening the shard at `path`: held by another process, or broken.
+fn opened(path: &Path, error: qdrant_edge::OperationError) -> VectorStoreError {
+    let message = error.to_string();
+    // The write-ahead log's file lock, taken by the process that has the shard open.
+    if message.contains("WouldBlock") {
+        VectorStoreError::InUse { path: path.to_path_buf() }
+    } else {
+        VectorStoreError::Open { path: path.to_path_buf(), message }
+    }
 }
 
 /// A new shard with the collection's payload indexes.
@@ -257,8 +271,7 @@ impl VectorStore for QdrantEdgeStore {
             std::fs::rename(&live, &old).map_err(op_err)?;
         }
         std::fs::rename(&fresh, &live).map_err(op_err)?;
-        let shard = EdgeShard::load(&live, None)
-            .map_err(|e| VectorStoreError::Open { path: live.clone(), message: e.to_string() })?;
+        let shard = EdgeShard::load(&live, None).map_err(|e| opened(&live, e))?;
         self.slot(collection)?.set(shard);
         let _ = std::fs::remove_dir_all(&old);
         Ok(())

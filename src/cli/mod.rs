@@ -360,13 +360,34 @@ const EXIT_CONFLICTS: u8 = 4;
 fn open(config: Config) -> Result<Quarry> {
     let embedder = load_default_embedder(&config).context("loading the embedding model")?;
     let llm = load_default_llm(&config).context("loading the language model")?;
-    Quarry::open(config, embedder, Some(llm)).context("opening the workspace")
+    let workspace = config.workspace.clone();
+    Quarry::open(config, embedder, Some(llm)).map_err(|e| held(e.into(), &workspace))
 }
 
 /// Opens the workspace for commands that never generate (sql, index): the model is not loaded.
 fn open_without_llm(config: Config) -> Result<Quarry> {
     let embedder = load_default_embedder(&config).context("loading the embedding model")?;
-    Quarry::open(config, embedder, None).context("opening the workspace")
+    let workspace = config.workspace.clone();
+    Quarry::open(config, embedder, None).map_err(|e| held(e.into(), &workspace))
+}
+
+/// The error of opening `workspace`; when another process holds its vector index, says which
+/// (a running `quarry serve` and where it answers) and what to do instead.
+fn held(error: anyhow::Error, workspace: &std::path::Path) -> anyhow::Error {
+    use quarry::pipeline::OpenError;
+    use quarry::vector_store::VectorStoreError;
+    // `OpenError` is transparent: the store's error is not a cause of its own in the chain.
+    let in_use = error
+        .chain()
+        .any(|cause| matches!(cause.downcast_ref(), Some(OpenError::Store(VectorStoreError::InUse { .. }))));
+    if !in_use {
+        return error.context("opening the workspace");
+    }
+    let holder = serve::holder(workspace).unwrap_or_else(|| "another Quarry process".into());
+    anyhow::anyhow!(
+        "the workspace {} is held by {holder}: one process at a time may open it. Use that server's API instead (POST /api/v1/sql or /api/v1/ask with an API key, or its MCP endpoint /mcp), stop it, or set QUARRY_WORKSPACE to another workspace",
+        workspace.display()
+    )
 }
 
 /// The principal of local maintenance commands (the CLI's user is trusted).

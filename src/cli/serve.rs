@@ -1,5 +1,6 @@
 //! `quarry serve`: the web page and the HTTP API on one port.
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -43,6 +44,7 @@ pub(super) fn serve(config: Config) -> Result<ExitCode> {
             eprintln!("no API keys yet: create one with `quarry keys create --name <you> --role analyst`");
         }
         eprintln!("Quarry is serving {open_url} (model {})", quarry.model_id());
+        let _serving = Serving::mark(&quarry.config().workspace, &format!("http://{address}"));
         let app = quarry::http::app(Arc::new(quarry));
         axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await.context("serving")?;
         Ok(ExitCode::SUCCESS)
@@ -68,4 +70,38 @@ pub(super) fn mcp(config: Config) -> Result<ExitCode> {
         quarry::mcp::serve_stdio(Arc::new(quarry), principal).await?;
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// `serving.json` in the workspace while `quarry serve` runs there: which process holds the
+/// workspace and where it answers, for a command that finds the workspace held. Removed when
+/// the server stops.
+struct Serving(PathBuf);
+
+const SERVING: &str = "serving.json";
+
+impl Serving {
+    fn mark(workspace: &Path, url: &str) -> Serving {
+        let path = workspace.join(SERVING);
+        let marker = serde_json::json!({ "pid": std::process::id(), "url": url });
+        if let Err(e) = std::fs::write(&path, marker.to_string()) {
+            tracing::warn!("writing {}: {e}", path.display());
+        }
+        Serving(path)
+    }
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// The running `quarry serve` that marked `workspace`, as words: None when there is no marker
+/// or its process is gone.
+pub(super) fn holder(workspace: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(workspace.join(SERVING)).ok()?;
+    let marker: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let pid = marker["pid"].as_u64()?;
+    let url = marker["url"].as_str()?;
+    Path::new(&format!("/proc/{pid}")).exists().then(|| format!("`quarry serve` (pid {pid}, serving {url})"))
 }

@@ -164,3 +164,41 @@ fn json_logs_are_one_object_per_line_and_a_wrong_format_is_named() {
         text(&out)
     );
 }
+
+#[test]
+fn a_command_on_a_workspace_a_server_holds_names_the_server_and_what_to_do() {
+    let workspace = tempfile::Builder::new().prefix("quarry-held-").tempdir().expect("temp dir");
+    for file in ["warehouse.sqlite", "history.jsonl"] {
+        std::fs::copy(shared_workspace().join(file), workspace.path().join(file))
+            .expect("copy the demo workspace");
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
+    let config = config_for(workspace.path());
+    // A model server that is never called: serving needs no model until someone asks.
+    let mut server = Command::new(env!("CARGO_BIN_EXE_quarry"))
+        .args(["serve", "--port", &port.to_string()])
+        .current_dir(repo_root())
+        .env("QUARRY_CONFIG", repo_root().join("quarry.toml"))
+        .env("QUARRY_WORKSPACE", workspace.path())
+        .env("QUARRY_GOVERNANCE", &config.governance)
+        .env("QUARRY_LLM_URL", "http://127.0.0.1:9/v1")
+        .env("QUARRY_THREADS", "2")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start quarry serve");
+    let marker = workspace.path().join("serving.json");
+    let started = std::time::Instant::now();
+    while !marker.exists() {
+        assert!(server.try_wait().expect("server").is_none(), "quarry serve exited");
+        assert!(started.elapsed() < std::time::Duration::from_secs(120), "quarry serve did not start");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let out = quarry(workspace.path(), &["sql", "SELECT 1"], &[]);
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let message = text(&out);
+    assert!(message.contains(&format!("is held by `quarry serve` (pid {}", server.id())), "{message}");
+    assert!(message.contains(&format!("http://127.0.0.1:{port}")), "{message}");
+    assert!(message.contains("POST /api/v1/sql") && !message.contains("Delete that folder"), "{message}");
+}
