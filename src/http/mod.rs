@@ -344,6 +344,9 @@ impl ApiError {
                     ),
                     Refused::Cancelled => (StatusCode::SERVICE_UNAVAILABLE, body("cancelled", e.to_string())),
                 },
+                AskError::Llm(e @ crate::llm::LlmError::Cancelled) => {
+                    (StatusCode::SERVICE_UNAVAILABLE, body("cancelled", e.to_string()))
+                }
                 AskError::Llm(e) => {
                     tracing::error!("llm: {e}");
                     (

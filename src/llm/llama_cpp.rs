@@ -17,6 +17,7 @@ use llama_cpp_2::token::LlamaToken;
 use llama_cpp_2::vocab::LlamaVocab;
 
 use super::{ChatPrompt, Generation, GenerationParams, Llm, LlmError};
+use crate::execute::Cancel;
 
 /// llama.cpp's backend may be initialised once per process.
 fn backend() -> Result<&'static LlamaBackend, LlmError> {
@@ -50,6 +51,8 @@ struct Request {
     params: Vec<GenerationParams>,
     /// Send the first generation's text as it grows (`Reply::Partial`).
     stream_first: bool,
+    /// Raised when the question is cancelled: the engine stops at its next decode.
+    cancel: Cancel,
     reply: mpsc::Sender<Reply>,
 }
 
@@ -138,7 +141,7 @@ impl LlamaCppLlm {
                         let _ = reply.send(Reply::Partial(piece.to_string()));
                     };
                     let partial = request.stream_first.then_some(&partial as &dyn Fn(&str));
-                    let result = engine.generate(&request.prompt, &request.params, partial);
+                    let result = engine.generate(&request.prompt, &request.params, partial, &request.cancel);
                     let _ = request.reply.send(Reply::Done(result));
                 }
             })
@@ -179,7 +182,7 @@ impl Llm for LlamaCppLlm {
         prompt: &ChatPrompt,
         params: &[GenerationParams],
     ) -> Result<Vec<Generation>, LlmError> {
-        self.batch(prompt, params, None)
+        self.batch(prompt, params, None, &Cancel::new())
     }
 
     fn generate_batch_streaming(
@@ -187,8 +190,9 @@ impl Llm for LlamaCppLlm {
         prompt: &ChatPrompt,
         params: &[GenerationParams],
         partial: &dyn Fn(&str),
+        cancel: &Cancel,
     ) -> Result<Vec<Generation>, LlmError> {
-        self.batch(prompt, params, Some(partial))
+        self.batch(prompt, params, Some(partial), cancel)
     }
 }
 
@@ -198,6 +202,7 @@ impl LlamaCppLlm {
         prompt: &ChatPrompt,
         params: &[GenerationParams],
         partial: Option<&dyn Fn(&str)>,
+        cancel: &Cancel,
     ) -> Result<Vec<Generation>, LlmError> {
         let stopped = || LlmError::Inference("the model's thread has stopped".into());
         let mut generations = Vec::with_capacity(params.len());
@@ -205,7 +210,13 @@ impl LlamaCppLlm {
         for (index, group) in params.chunks(MAX_STREAMS).enumerate() {
             let (reply, answer) = mpsc::channel();
             let stream_first = index == 0 && partial.is_some();
-            let request = Request { prompt: prompt.clone(), params: group.to_vec(), stream_first, reply };
+            let request = Request {
+                prompt: prompt.clone(),
+                params: group.to_vec(),
+                stream_first,
+                cancel: cancel.clone(),
+                reply,
+            };
             self.requests.as_ref().ok_or_else(stopped)?.send(request).map_err(|_| stopped())?;
             loop {
                 match answer.recv().map_err(|_| stopped())? {
@@ -248,12 +259,14 @@ struct Engine<'m> {
 }
 
 impl Engine<'_> {
-    /// `partial`, when given, receives the first generation's text as it is decoded.
+    /// `partial`, when given, receives the first generation's text as it is decoded; a raised
+    /// `cancel` stops the work at the next prefill batch or decode step.
     fn generate(
         &mut self,
         prompt: &ChatPrompt,
         params: &[GenerationParams],
         partial: Option<&dyn Fn(&str)>,
+        cancel: &Cancel,
     ) -> Result<Vec<Generation>, LlmError> {
         let text = render(self.model, prompt)?;
         let tokens = self.model.vocab().tokenize(text.as_bytes(), false, true);
@@ -273,7 +286,7 @@ impl Engine<'_> {
                 return Err(LlmError::PromptTooLong { tokens: tokens.len() + rest[0].max_tokens, limit });
             }
             let first_group = rest.len() == params.len();
-            let result = self.run(&tokens, &rest[..group], partial.filter(|_| first_group));
+            let result = self.run(&tokens, &rest[..group], partial.filter(|_| first_group), cancel);
             if result.is_err() {
                 // Whatever the cache holds now is unknown: start clean next time.
                 self.ctx.clear_kv_cache();
@@ -293,6 +306,7 @@ impl Engine<'_> {
         tokens: &[LlamaToken],
         params: &[GenerationParams],
         partial: Option<&dyn Fn(&str)>,
+        cancel: &Cancel,
     ) -> Result<Vec<Generation>, LlmError> {
         let infer = |e: &dyn std::fmt::Display| LlmError::Inference(e.to_string());
         // Keep the cached prefix this prompt shares, leaving at least one token to decode (its
@@ -310,6 +324,9 @@ impl Engine<'_> {
         let mut batch = LlamaBatch::new(BATCH.max(streams), streams as i32);
         let fresh = &tokens[keep..];
         for (chunk_index, chunk) in fresh.chunks(BATCH).enumerate() {
+            if cancel.is_cancelled() {
+                return Err(LlmError::Cancelled);
+            }
             batch.clear();
             for (i, token) in chunk.iter().enumerate() {
                 let pos = keep + chunk_index * BATCH + i;
@@ -351,6 +368,9 @@ impl Engine<'_> {
             }
             if batch.n_tokens() == 0 {
                 break;
+            }
+            if cancel.is_cancelled() {
+                return Err(LlmError::Cancelled);
             }
             self.ctx.decode(&mut batch).map_err(|e| infer(&e))?;
             position += 1;

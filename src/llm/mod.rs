@@ -12,6 +12,8 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
+use crate::execute::Cancel;
+
 mod llama_cpp;
 mod openai;
 
@@ -104,6 +106,8 @@ pub enum LlmError {
     #[error("the LLM server at {url} failed: {message}; check that it runs and serves [llm] server_model, or remove [llm] url to use the embedded model")]
     Server { url: String, message: String },
     /// The scripted model has no answer for this prompt (tests only).
+    #[error("the generation was stopped: its question was cancelled (the client went away)")]
+    Cancelled,
     #[error("the scripted model has no answer for this prompt")]
     NoScriptedAnswer,
 }
@@ -130,15 +134,22 @@ pub trait Llm: Send + Sync {
     }
 
     /// `generate_batch`, handing the first generation's text to `partial` piece by piece as it
-    /// is decoded (the page shows the SQL being written). This default hands it over whole,
-    /// once it is done; the embedded runtime streams it token by token, `OpenAiLlm` as the
-    /// server's events arrive.
+    /// is decoded (the page shows the SQL being written), and stopping with
+    /// `LlmError::Cancelled` once `cancel` is raised (the question's client went away). This
+    /// default hands the text over whole, once it is done, and looks at `cancel` only before
+    /// starting; the embedded runtime streams token by token and stops within a decode step
+    /// (or a prefill batch), `OpenAiLlm` streams the server's events and closes the first
+    /// candidate's connection.
     fn generate_batch_streaming(
         &self,
         prompt: &ChatPrompt,
         params: &[GenerationParams],
         partial: &dyn Fn(&str),
+        cancel: &Cancel,
     ) -> Result<Vec<Generation>, LlmError> {
+        if cancel.is_cancelled() {
+            return Err(LlmError::Cancelled);
+        }
         let generations = self.generate_batch(prompt, params)?;
         if let Some(first) = generations.first().filter(|g| !g.text.is_empty()) {
             partial(&first.text);

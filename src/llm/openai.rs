@@ -4,6 +4,7 @@
 use std::time::Instant;
 
 use super::{ChatPrompt, Generation, GenerationParams, Llm, LlmError};
+use crate::execute::Cancel;
 
 /// A model served by an OpenAI-compatible server (`POST {url}/chat/completions`): llama.cpp's
 /// `llama-server`, vLLM, or a hosted endpoint. For when one machine's CPU is not enough; the
@@ -85,21 +86,27 @@ impl Llm for OpenAiLlm {
         prompt: &ChatPrompt,
         params: &[GenerationParams],
     ) -> Result<Vec<Generation>, LlmError> {
-        self.generate_batch_streaming(prompt, params, &|_| {})
+        self.generate_batch_streaming(prompt, params, &|_| {}, &Cancel::new())
     }
 
     /// The first candidate streamed (`"stream": true`), the others as plain concurrent requests.
+    /// A raised `cancel` closes the first candidate's stream (the server stops that generation);
+    /// the others, not streamed, run to their end.
     fn generate_batch_streaming(
         &self,
         prompt: &ChatPrompt,
         params: &[GenerationParams],
         partial: &dyn Fn(&str),
+        cancel: &Cancel,
     ) -> Result<Vec<Generation>, LlmError> {
+        if cancel.is_cancelled() {
+            return Err(LlmError::Cancelled);
+        }
         let Some((first, rest)) = params.split_first() else { return Ok(Vec::new()) };
         std::thread::scope(|scope| {
             let handles: Vec<_> =
                 rest.iter().map(|p| scope.spawn(move || self.generate(prompt, p))).collect();
-            let mut generations = vec![self.generate_streamed(prompt, first, partial)];
+            let mut generations = vec![self.generate_streamed(prompt, first, partial, cancel)];
             generations.extend(
                 handles
                     .into_iter()
@@ -157,6 +164,7 @@ impl OpenAiLlm {
         prompt: &ChatPrompt,
         params: &GenerationParams,
         partial: &dyn Fn(&str),
+        cancel: &Cancel,
     ) -> Result<Generation, LlmError> {
         use std::io::BufRead;
         let started = Instant::now();
@@ -179,6 +187,10 @@ impl OpenAiLlm {
         let reader = std::io::BufReader::new(response.body_mut().as_reader());
         for line in reader.lines() {
             let line = line.map_err(|e| self.failed(format!("reading the streamed reply: {e}")))?;
+            // Returning drops the response: the connection closes and the server stops.
+            if cancel.is_cancelled() {
+                return Err(LlmError::Cancelled);
+            }
             let Some(data) = line.strip_prefix("data:").map(str::trim) else {
                 if !streamed {
                     whole.push_str(&line);

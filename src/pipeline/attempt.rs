@@ -42,7 +42,7 @@ impl Quarry {
         let stage = Instant::now();
         let writing =
             |piece: &str| (context.progress)(Stage::Writing { attempt: first, text: piece.to_string() });
-        let generations = context.llm.generate_batch_streaming(chat, params, &writing)?;
+        let generations = context.llm.generate_batch_streaming(chat, params, &writing, context.cancel)?;
         timings.generate_ms += stage.elapsed().as_millis() as u64;
         for generation in &generations {
             timings.prompt_tokens += generation.prompt_tokens;

@@ -241,3 +241,51 @@ fn real_model_one_question_generates_and_the_next_is_turned_away_when_the_line_i
     let answer = first.join().expect("first thread").expect("the first question is answered");
     assert_eq!(answer.result.rows.len(), 1, "{}", answer.sql);
 }
+
+/// With the real embedded model: a question cancelled while the model writes its SQL stops
+/// there (the model is told, not waited out); it is audited as failed, and the model answers
+/// the next question as usual.
+#[test]
+fn real_model_a_question_cancelled_while_generating_stops_and_the_model_answers_the_next() {
+    if crate::support::skip_without_real_model() {
+        return;
+    }
+    let dir = private_workspace();
+    let mut config = crate::support::config_for(dir.path());
+    config.governance = dir.path().join("schemas");
+    let llm = quarry::pipeline::load_default_llm(&config).expect("model assets: run `make assets`");
+    let quarry = Arc::new(Quarry::open(config, crate::support::embedder(), Some(llm)).expect("open"));
+    let cancel = quarry::execute::Cancel::new();
+    let options = AskOptions { cancel: cancel.clone(), ..AskOptions::default() };
+    let written = Mutex::new(String::new());
+    // The client goes away once the model has written its first words.
+    let progress = |stage: Stage| {
+        if let Stage::Writing { text, .. } = stage {
+            written.lock().unwrap_or_else(|p| p.into_inner()).push_str(&text);
+            cancel.cancel();
+        }
+    };
+    let question = "Which 5 countries had the most active users in October 2026?";
+    let error = quarry
+        .ask_with_progress(question, &Principal::local(), &options, &progress)
+        .expect_err("a cancelled question has no answer");
+    assert!(matches!(error, quarry::pipeline::AskError::Llm(quarry::llm::LlmError::Cancelled)), "{error}");
+    let written = written.into_inner().unwrap_or_else(|p| p.into_inner());
+    assert!(!written.is_empty() && !written.contains("LIMIT 5"), "stopped early, not at the end: {written}");
+    let audited = quarry
+        .audit_log(
+            &Principal::new("auditor", "admin"),
+            &quarry::metadata::AuditFilter { limit: 10, ..Default::default() },
+        )
+        .expect("audit log");
+    assert!(
+        audited.iter().any(|r| r.question.as_deref() == Some(question)
+            && r.outcome == "failed"
+            && r.detail.to_string().contains("cancelled")),
+        "{audited:?}"
+    );
+    let answer = quarry
+        .ask_with("How many users are there?", &Principal::local(), &AskOptions::default())
+        .expect("the next question is answered");
+    assert_eq!(answer.result.rows.len(), 1, "{}", answer.sql);
+}

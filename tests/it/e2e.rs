@@ -186,7 +186,12 @@ fn the_embedded_model_decodes_candidates_together_over_one_prompt() {
     // its text up to the stop string.
     let pieces = std::cell::RefCell::new(Vec::<String>::new());
     let streamed = llm
-        .generate_batch_streaming(&prompt, &batch, &|piece| pieces.borrow_mut().push(piece.to_string()))
+        .generate_batch_streaming(
+            &prompt,
+            &batch,
+            &|piece| pieces.borrow_mut().push(piece.to_string()),
+            &quarry::execute::Cancel::new(),
+        )
         .expect("streamed batch");
     assert_eq!(streamed[0].text, alone.text);
     let pieces = pieces.into_inner();

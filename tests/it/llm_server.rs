@@ -8,6 +8,7 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use axum::routing::post;
 use axum::Json;
+use quarry::execute::Cancel;
 use quarry::llm::{ChatPrompt, GenerationParams, Llm, LlmError, OpenAiLlm, Turn};
 use quarry::pipeline::{load_default_llm, AskOptions, Principal, Quarry};
 use serde_json::{json, Value};
@@ -213,7 +214,7 @@ fn a_streamed_reply_is_handed_over_piece_by_piece_up_to_the_stop() {
     let pieces = Mutex::new(Vec::new());
     let partial = |piece: &str| pieces.lock().expect("lock").push(piece.to_string());
     let generations = llm
-        .generate_batch_streaming(&chat(), &[GenerationParams::greedy(128, "```")], &partial)
+        .generate_batch_streaming(&chat(), &[GenerationParams::greedy(128, "```")], &partial, &Cancel::new())
         .expect("generation");
     assert_eq!(generations[0].text, "SELECT COUNT(*) FROM users\n");
     assert_eq!((generations[0].prompt_tokens, generations[0].completion_tokens), (42, 9));
@@ -221,4 +222,25 @@ fn a_streamed_reply_is_handed_over_piece_by_piece_up_to_the_stop() {
     let pieces = pieces.into_inner().expect("pieces");
     assert!(pieces.len() >= 2, "handed over as it came: {pieces:?}");
     assert_eq!(pieces.concat(), generations[0].text, "no stop string and nothing after it: {pieces:?}");
+}
+
+#[test]
+fn a_cancelled_question_closes_the_stream_at_the_next_piece() {
+    let delta = |text: &str| json!({"choices": [{"delta": {"content": text}}]});
+    let url = streaming_server(vec![delta("SELECT COUNT(*)"), delta(" FROM users"), delta(" WHERE 1 = 1")]);
+    let llm = OpenAiLlm::new(&url, "qwen-test", None, Duration::from_secs(10));
+    let cancel = Cancel::new();
+    let pieces = Mutex::new(Vec::new());
+    // The client goes away once the first words are shown.
+    let partial = |piece: &str| {
+        pieces.lock().expect("lock").push(piece.to_string());
+        cancel.cancel();
+    };
+    let error = llm
+        .generate_batch_streaming(&chat(), &[GenerationParams::greedy(128, "```")], &partial, &cancel)
+        .expect_err("cancelled");
+    assert!(matches!(error, LlmError::Cancelled), "{error}");
+    let pieces = pieces.into_inner().expect("pieces");
+    assert_eq!(pieces.len(), 1, "nothing handed over after the cancel: {pieces:?}");
+    assert!("SELECT COUNT(*)".starts_with(pieces[0].as_str()), "{pieces:?}");
 }
