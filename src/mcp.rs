@@ -235,7 +235,7 @@ impl QuarryMcp {
             quarry
                 .search_tables(principal, &args.query, limit)
                 .map(|tables| json!({ "tables": tables }))
-                .map_err(crate::http::catalog_error_body)
+                .map_err(crate::http::error_body)
         })
         .await
     }
@@ -259,7 +259,7 @@ impl QuarryMcp {
             quarry
                 .search_queries(principal, &args.query, limit)
                 .map(|queries| json!({ "queries": queries }))
-                .map_err(crate::http::catalog_error_body)
+                .map_err(crate::http::error_body)
         })
         .await
     }
@@ -279,7 +279,7 @@ impl QuarryMcp {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, ErrorData> {
         self.call(&context, move |quarry, principal, _| {
-            quarry.table_detail(principal, &args.name).map_err(crate::http::catalog_error_body)
+            quarry.table_detail(principal, &args.name).map_err(crate::http::error_body)
         })
         .await
     }

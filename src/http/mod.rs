@@ -104,10 +104,7 @@ fn mcp(state: AppState) -> Router<AppState> {
     let quarry = state.quarry.clone();
     let limits = state.clone();
     let ask_gate: crate::mcp::AskGate = Arc::new(move |principal| {
-        ask::within_rate(&limits, principal, "MCP tools/call ask").map_err(|e| {
-            let (status, body) = e.status_and_body();
-            (status.as_u16(), serde_json::to_value(body).unwrap_or_default())
-        })
+        ask::within_rate(&limits, principal, "MCP tools/call ask").map_err(error_body)
     });
     let service = StreamableHttpService::new(
         move || Ok(crate::mcp::QuarryMcp::over_http(quarry.clone(), ask_gate.clone())),
@@ -138,15 +135,10 @@ async fn mcp_caller(
     }
 }
 
-/// A pipeline error as its HTTP response would carry it: the status and the error body.
-pub(crate) fn error_body(error: AskError) -> (u16, serde_json::Value) {
-    let (status, body) = ApiError::from(error).status_and_body();
-    (status.as_u16(), serde_json::to_value(body).unwrap_or_default())
-}
-
-/// A catalog or search error as its HTTP response would carry it.
-pub(crate) fn catalog_error_body(error: CatalogRequestError) -> (u16, serde_json::Value) {
-    let (status, body) = ApiError::from(error).status_and_body();
+/// An error as its HTTP response would carry it: the status and the error body (what an MCP
+/// tool error holds).
+pub(crate) fn error_body(error: impl Into<ApiError>) -> (u16, serde_json::Value) {
+    let (status, body) = error.into().status_and_body();
     (status.as_u16(), serde_json::to_value(body).unwrap_or_default())
 }
 
