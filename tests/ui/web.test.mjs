@@ -148,6 +148,35 @@ test("an analyst asks a question and sees progress, the SQL, the tables and the 
   await page.close();
 });
 
+test("while the model works the page counts the seconds, and stop tells the server to stop", async () => {
+  const page = await openAsAnalyst();
+  const question = "Which 3 advertisers spent the most on ads in July 2026?";
+  await page.fill("#question", question);
+  await page.click("#ask-button");
+  await page.waitForFunction(() => /^\d+ s$/.test(document.getElementById("elapsed").textContent), null, { timeout: 60_000 });
+  await page.locator('#progress li[data-stage="generating"].active').waitFor({ timeout: 120_000 });
+  await page.click("#ask-stop");
+  await page.waitForFunction(() => document.getElementById("status").textContent.startsWith("Stopped after"), null, { timeout: 10_000 });
+  assert.equal(await page.locator("#progress").isVisible(), false);
+  assert.equal(await page.locator("#ask-button").isDisabled(), false);
+  assert.equal(await page.locator("#answer-sql").count(), 0);
+  // The server stopped the question (its client went away) and audited it.
+  const audited = async () => {
+    const response = await fetch(`${base}/api/v1/audit?kind=ask&limit=20`, { headers: { authorization: `Bearer ${keys.admin}` } });
+    const { records } = await response.json();
+    return records.find((r) => r.question === question);
+  };
+  let record;
+  for (let i = 0; i < 60 && !record; i++) {
+    record = await audited();
+    if (!record) await new Promise((r) => setTimeout(r, 500));
+  }
+  assert.ok(record, "the stopped question is in the audit log");
+  assert.equal(record.outcome, "failed");
+  assert.match(JSON.stringify(record.detail), /cancelled/);
+  await page.close();
+});
+
 test("an analyst edits SQL and runs it under the same governance", async () => {
   const page = await openAsAnalyst();
   await runSql(page, "SELECT plan, COUNT(*) AS users FROM users GROUP BY plan ORDER BY plan", "#rows");
