@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::execute::{Cancel, ResultSet};
-use crate::pipeline::{Answer, AskOptions, Principal, Quarry};
+use crate::pipeline::{Answer, AskOptions, CatalogRequestError, Principal, Quarry};
 
 /// Rows a tool returns at most: tool output costs the calling model's context.
 const MAX_ROWS: usize = 100;
@@ -136,6 +136,28 @@ impl QuarryMcp {
     }
 }
 
+/// What a search tool finds, as `{ <key>: [...] }`.
+type Search<T> = fn(&Quarry, &Principal, &str, usize) -> Result<Vec<T>, CatalogRequestError>;
+
+impl QuarryMcp {
+    /// A search tool: `run` with the query and a limit of 1 to 20 (default 5).
+    async fn search<T: serde::Serialize + Send + 'static>(
+        &self,
+        context: &RequestContext<RoleServer>,
+        args: SearchArgs,
+        key: &'static str,
+        run: Search<T>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let limit = args.limit.unwrap_or(5).clamp(1, 20);
+        self.call(context, move |quarry, principal, _| {
+            run(quarry, principal, &args.query, limit)
+                .map(|found| json!({ key: found }))
+                .map_err(crate::http::error_body)
+        })
+        .await
+    }
+}
+
 /// The rows of a result, at most `MAX_ROWS` of them, saying when more were cut.
 fn rows(result: &ResultSet) -> Value {
     let shown = result.rows.len().min(MAX_ROWS);
@@ -230,14 +252,7 @@ impl QuarryMcp {
         Parameters(args): Parameters<SearchArgs>,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, ErrorData> {
-        let limit = args.limit.unwrap_or(5).clamp(1, 20);
-        self.call(&context, move |quarry, principal, _| {
-            quarry
-                .search_tables(principal, &args.query, limit)
-                .map(|tables| json!({ "tables": tables }))
-                .map_err(crate::http::error_body)
-        })
-        .await
+        self.search(&context, args, "tables", Quarry::search_tables).await
     }
 
     #[tool(
@@ -254,14 +269,7 @@ impl QuarryMcp {
         Parameters(args): Parameters<SearchArgs>,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, ErrorData> {
-        let limit = args.limit.unwrap_or(5).clamp(1, 20);
-        self.call(&context, move |quarry, principal, _| {
-            quarry
-                .search_queries(principal, &args.query, limit)
-                .map(|queries| json!({ "queries": queries }))
-                .map_err(crate::http::error_body)
-        })
-        .await
+        self.search(&context, args, "queries", Quarry::search_queries).await
     }
 
     #[tool(

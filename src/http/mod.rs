@@ -1,5 +1,6 @@
-//! The HTTP surface: JSON under `/api/v1/...` (every route needs an API key, see `auth`),
-//! `/healthz`, and the web page at `/`.
+//! The HTTP surface: JSON under `/api/v1/...` (every route but the OpenAPI document needs an
+//! API key, see `auth`), `/healthz`, `/metrics`, the MCP endpoint `/mcp` (also behind a key),
+//! and the web pages at `/` and `/api`.
 //!
 //! Only this layer knows status codes and wire types. Each resource module exposes a
 //! `router()`; they are merged here over one `AppState`, and every error becomes an `ApiError`.
