@@ -4,7 +4,8 @@
 //! scaled to a percentage, a column selected beside an aggregate without GROUP BY, a range
 //! that misses or overruns the question's period by a day, a period after the data ends, a
 //! strftime format SQLite does not know, a month compared with a day, values the question wants
-//! rounded left unrounded, several rows for a question asking for one number.
+//! rounded left unrounded, several rows for a question asking for one number, several rows per
+//! group for a question asking for the top one in each.
 //!
 //! Checks read the SQL the model wrote, the result, and the catalog as the role sees it (so a
 //! finding never names a value the role may not see). A finding that names a fix is sent back
@@ -52,6 +53,8 @@ pub enum FindingCode {
     Rounding,
     /// The question asks for one number and the result has several rows.
     SeveralRows,
+    /// The question asks for the top row in each group and a group has several.
+    TopPerGroup,
     /// No rows.
     Empty,
 }
@@ -159,6 +162,7 @@ pub fn check(subject: &Subject) -> Vec<Finding> {
     findings.extend(format_findings(&query));
     findings.extend(rounding_findings(subject.question, &query));
     findings.extend(several_rows_findings(subject.question, subject.result));
+    findings.extend(top_per_group_findings(subject.question, subject.result));
     findings.extend(period_findings(subject.periods, &walker.tables, subject.catalog));
     if empty && findings.iter().all(|f| f.code == FindingCode::PeriodAfterData) {
         findings.push(Finding { code: FindingCode::Empty, message: "The query returned no rows.".into() });
@@ -932,6 +936,59 @@ fn several_rows_findings(question: &str, result: &ResultSet) -> Vec<Finding> {
         message: format!(
             "The question asks for one number, but the query returned {rows}{} rows; if it counts groups (GROUP BY ... HAVING ...), count them in an outer query: SELECT COUNT(*) FROM (the grouped query)",
             if result.truncated { " or more" } else { "" }
+        ),
+    }]
+}
+
+/// True when the question asks for the top rows within each group: "in each category, which
+/// product sold the most".
+fn asks_for_top_per_group(question: &str) -> bool {
+    let q = format!(" {} ", question.to_lowercase().replace(|c: char| !c.is_alphanumeric(), " "));
+    let any = |cues: &[&str]| cues.iter().any(|cue| q.contains(cue));
+    any(&[" in each ", " for each ", " within each ", " of each "])
+        && any(&[" which ", " what ", " who "])
+        && any(&[
+            " most ",
+            " highest ",
+            " largest ",
+            " biggest ",
+            " best ",
+            " top ",
+            " lowest ",
+            " least ",
+            " fewest ",
+            " smallest ",
+            " worst ",
+        ])
+}
+
+/// More rows per group than the question asks for (one, or its "top N"), reading the first
+/// column as the group: most often a grouped query ordered by the measure, whose every row the
+/// question did not want.
+fn top_per_group_findings(question: &str, result: &ResultSet) -> Vec<Finding> {
+    if result.rows.len() < 2 || !asks_for_top_per_group(question) {
+        return Vec::new();
+    }
+    let wanted = rows_asked(question).unwrap_or(1) as usize;
+    let mut counts: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
+    for row in &result.rows {
+        if let Some(value) = row.first() {
+            *counts.entry(value.to_string()).or_default() += 1;
+        }
+    }
+    let Some((value, rows)) = counts.iter().max_by_key(|(_, n)| **n) else { return Vec::new() };
+    if *rows <= wanted {
+        return Vec::new();
+    }
+    let column = result.columns.first().map(String::as_str).unwrap_or("the first column");
+    let keep =
+        if wanted == 1 { "only the top row".to_string() } else { format!("only the top {wanted} rows") };
+    vec![Finding {
+        code: FindingCode::TopPerGroup,
+        message: format!(
+            "The question asks for the top of each group, but the result has {rows} rows for {column} = {value} ({} groups, {} rows): keep {keep} per group, e.g. compute RANK() OVER (PARTITION BY the group ORDER BY the measure DESC) in a subquery and keep rank <= {wanted}",
+            counts.len(),
+            result.rows.len()
         ),
     }]
 }

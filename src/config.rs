@@ -111,11 +111,14 @@ pub struct AnswerSettings {
     /// A result checked the way a careful analyst would, with one repair round on a finding
     /// (`checks`).
     pub checks: bool,
+    /// Join keys the warehouse does not declare, inferred from column names and the data, shown
+    /// as foreign keys in the prompt (`inferred_joins`).
+    pub inferred_joins: bool,
 }
 
 impl Default for AnswerSettings {
     fn default() -> Self {
-        AnswerSettings { dates: true, glossary: true, checks: true }
+        AnswerSettings { dates: true, glossary: true, checks: true, inferred_joins: true }
     }
 }
 
@@ -147,6 +150,7 @@ struct AnswerSection {
     dates: Option<bool>,
     glossary: Option<bool>,
     checks: Option<bool>,
+    inferred_joins: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -424,6 +428,7 @@ impl Config {
                 dates: file.answer.dates.unwrap_or(true),
                 glossary: file.answer.glossary.unwrap_or(true),
                 checks: file.answer.checks.unwrap_or(true),
+                inferred_joins: file.answer.inferred_joins.unwrap_or(true),
             },
             policy: PolicySet::default(),
         }
@@ -485,6 +490,9 @@ impl Config {
         }
         if let Some(on) = switch("QUARRY_ANSWER_CHECKS")? {
             self.answer.checks = on;
+        }
+        if let Some(on) = switch("QUARRY_ANSWER_INFERRED_JOINS")? {
+            self.answer.inferred_joins = on;
         }
         if let Some(n) = number::<usize>("QUARRY_SAMPLES", "a number of candidates, e.g. 1")? {
             self.llm_samples = Some(n.max(1));

@@ -350,6 +350,20 @@ pub fn build(context: &Context, failed: &[FailedAttempt], budget: PromptBudget) 
         .filter(|c| c.deprecated_for.is_none())
         .filter_map(|c| catalog.table(&c.name))
         .collect();
+    let declared_only: Vec<Table>;
+    let offered: Vec<&Table> = if context.grounding.inferred_joins {
+        offered
+    } else {
+        declared_only = offered
+            .iter()
+            .map(|t| {
+                let mut t = (*t).clone();
+                t.foreign_keys.retain(|k| !k.inferred);
+                t
+            })
+            .collect();
+        declared_only.iter().collect()
+    };
     let mentions = Mentions::new(question, retrieved, joins);
     let mut shape = (offered.len(), budget.columns, retrieved.examples.len());
     let user = loop {
@@ -535,6 +549,7 @@ mod tests {
             column: "user_id".into(),
             ref_table: "users".into(),
             ref_column: "user_id".into(),
+            inferred: false,
         }];
         let users = Table::new("users", vec![Column::new("user_id", "INTEGER"), Column::new("plan", "TEXT")]);
         Catalog::from_tables(vec![events, users])

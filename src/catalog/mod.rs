@@ -7,6 +7,7 @@
 //! edits are recorded (that is `stewardship`). The governance file format is in `governance`.
 
 pub mod governance;
+mod keys;
 pub mod spider;
 
 pub use governance::{ColumnGovernance, TableGovernance};
@@ -119,6 +120,9 @@ pub struct ForeignKey {
     pub column: String,
     pub ref_table: String,
     pub ref_column: String,
+    /// Not declared by the warehouse but inferred from the column's name and its values
+    /// (`keys::infer`): every value found in the referenced key.
+    pub inferred: bool,
 }
 
 /// A warehouse the catalog reads tables from, beside the main one.
@@ -336,8 +340,9 @@ impl Catalog {
         names
     }
 
-    /// Tables, columns, types, keys, row counts, low-cardinality samples and the latest date
-    /// of each table (where a date column tells) of a SQLite file.
+    /// Tables, columns, types, keys (declared, or inferred where none is: `keys`), row counts,
+    /// low-cardinality samples and the latest date of each table (where a date column tells)
+    /// of a SQLite file.
     pub fn introspect(warehouse: &Path) -> Result<Catalog, CatalogError> {
         let err = |source| CatalogError::Warehouse { path: warehouse.to_path_buf(), source };
         if !warehouse.is_file() {
@@ -353,6 +358,7 @@ impl Catalog {
             let table = introspect_table(&conn, &name).map_err(err)?;
             tables.insert(name.to_lowercase(), table);
         }
+        keys::infer(&conn, &mut tables);
         Ok(Catalog { tables, glossary: Vec::new(), tags: governance::builtin_tags() })
     }
 
@@ -541,7 +547,12 @@ fn introspect_table(conn: &Connection, name: &str) -> rusqlite::Result<Table> {
     })?;
     for row in rows {
         let (ref_table, column, ref_column) = row?;
-        foreign_keys.push(ForeignKey { column, ref_table, ref_column: ref_column.unwrap_or_default() });
+        foreign_keys.push(ForeignKey {
+            column,
+            ref_table,
+            ref_column: ref_column.unwrap_or_default(),
+            inferred: false,
+        });
     }
     let row_count: i64 = conn.query_row(&format!("SELECT count(*) FROM {q}"), [], |r| r.get(0))?;
     for column in &mut columns {

@@ -66,7 +66,12 @@ pub fn load_catalogs(tables_json: &Path) -> Result<HashMap<String, Catalog>, Cat
             };
             let Some(ref_table) = tables.get(to_table).map(|t| t.name.clone()) else { continue };
             if let Some(table) = tables.get_mut(from_table) {
-                table.foreign_keys.push(ForeignKey { column: from, ref_table, ref_column: to });
+                table.foreign_keys.push(ForeignKey {
+                    column: from,
+                    ref_table,
+                    ref_column: to,
+                    inferred: false,
+                });
             }
         }
         let id = db["db_id"].as_str().unwrap_or_default().to_string();

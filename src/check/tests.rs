@@ -30,6 +30,10 @@ struct Case {
     rows: Option<usize>,
     #[serde(default)]
     periods: bool,
+    /// The result's first column, row by row, where the case needs its values (otherwise
+    /// `rows` rows of 1).
+    #[serde(default)]
+    first_column: Vec<String>,
     expect: Vec<FindingCode>,
 }
 
@@ -87,6 +91,8 @@ fn plausibility_cases_find_what_a_careful_analyst_would() {
             columns: vec!["c".into()],
             rows: if case.empty {
                 Vec::new()
+            } else if !case.first_column.is_empty() {
+                case.first_column.iter().map(|v| vec![serde_json::json!(v)]).collect()
             } else {
                 vec![vec![serde_json::json!(1)]; case.rows.unwrap_or(1)]
             },

@@ -527,6 +527,7 @@ mod tests {
             column: "user_id".into(),
             ref_table: "users".into(),
             ref_column: "user_id".into(),
+            inferred: false,
         }];
         orders.last_change = Some(LastChange { date: "2026-10-31".into(), column: "ordered_at".into() });
         Catalog::from_tables(vec![users, orders])
