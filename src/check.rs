@@ -162,7 +162,7 @@ pub fn check(subject: &Subject) -> Vec<Finding> {
     findings.extend(format_findings(&query));
     findings.extend(rounding_findings(subject.question, &query));
     findings.extend(several_rows_findings(subject.question, subject.result));
-    findings.extend(top_per_group_findings(subject.question, subject.result));
+    findings.extend(top_per_group_findings(subject.question, &query, subject.result));
     findings.extend(period_findings(subject.periods, &walker.tables, subject.catalog));
     if empty && findings.iter().all(|f| f.code == FindingCode::PeriodAfterData) {
         findings.push(Finding { code: FindingCode::Empty, message: "The query returned no rows.".into() });
@@ -242,7 +242,7 @@ impl<'c> Walker<'c> {
             GroupByExpr::Expressions(exprs, _) => !exprs.is_empty(),
             GroupByExpr::All(_) => true,
         };
-        let windowed = items.iter().any(|e| has_window(e));
+        let windowed = items.iter().any(|e| has_window(*e));
         if !grouped && !windowed && items.iter().any(|e| has_aggregate(e)) {
             if let Some(bare) = items.iter().find_map(|e| bare_column(e)) {
                 self.findings.push(Finding {
@@ -714,9 +714,9 @@ fn has_aggregate(expr: &Expr) -> bool {
     found
 }
 
-fn has_window(expr: &Expr) -> bool {
+fn has_window(node: &impl Visit) -> bool {
     let mut found = false;
-    let _ = sqlparser::ast::visit_expressions(expr, |e| {
+    let _ = sqlparser::ast::visit_expressions(node, |e| {
         if matches!(e, Expr::Function(f) if f.over.is_some()) {
             found = true;
         }
@@ -964,9 +964,10 @@ fn asks_for_top_per_group(question: &str) -> bool {
 
 /// More rows per group than the question asks for (one, or its "top N"), reading the first
 /// column as the group: most often a grouped query ordered by the measure, whose every row the
-/// question did not want.
-fn top_per_group_findings(question: &str, result: &ResultSet) -> Vec<Finding> {
-    if result.rows.len() < 2 || !asks_for_top_per_group(question) {
+/// question did not want. A query that ranks within groups (a window function) is trusted with
+/// its ties.
+fn top_per_group_findings(question: &str, query: &Query, result: &ResultSet) -> Vec<Finding> {
+    if result.rows.len() < 2 || !asks_for_top_per_group(question) || has_window(query) {
         return Vec::new();
     }
     let wanted = rows_asked(question).unwrap_or(1) as usize;

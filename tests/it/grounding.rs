@@ -294,3 +294,119 @@ fn an_alias_slip_is_a_refusal_not_an_unanswerable_question() {
     let error = quarry.ask("How many users per plan?", &Principal::local()).expect_err("refused");
     assert!(matches!(error, quarry::pipeline::AskError::Refused { .. }), "{error}");
 }
+
+const TOP_PER_REGION: &str = "In each region, which country had the most completed orders in October 2026? \
+     Show the region, the country name and the number of orders.";
+const EVERY_COUNTRY: &str = "SELECT co.region, co.country_name, COUNT(*) AS orders FROM orders o \
+     JOIN countries co ON co.country_code = o.country_code WHERE o.status = 'completed' \
+     AND o.ordered_at >= '2026-10-01' AND o.ordered_at < '2026-11-01' \
+     GROUP BY co.region, co.country_name ORDER BY orders DESC";
+const TOP_COUNTRY: &str = "WITH c AS (SELECT co.region, co.country_name, COUNT(*) AS orders, \
+     RANK() OVER (PARTITION BY co.region ORDER BY COUNT(*) DESC) AS r FROM orders o \
+     JOIN countries co ON co.country_code = o.country_code WHERE o.status = 'completed' \
+     AND o.ordered_at >= '2026-10-01' AND o.ordered_at < '2026-11-01' \
+     GROUP BY co.region, co.country_name) SELECT region, country_name, orders FROM c WHERE r = 1";
+
+#[test]
+fn every_row_of_a_group_for_the_top_one_in_each_is_repaired_or_said() {
+    let dir = private_workspace();
+    let llm = ScriptedLlm::new([("It ran, but", TOP_COUNTRY), ("In each region", EVERY_COUNTRY)]);
+    let quarry = open(dir.path(), Arc::new(llm), true);
+    let answer = quarry.ask(TOP_PER_REGION, &Principal::local()).expect("answer");
+    assert_eq!(answer.repairs.len(), 1, "{:?}", answer.repairs);
+    assert!(answer.repairs[0].error.contains("top of each group"), "{}", answer.repairs[0].error);
+    assert!(answer.findings.is_empty(), "{:?}", answer.findings);
+
+    // When the repair writes the same, the answer stays and says what is wrong with it.
+    let dir = private_workspace();
+    let quarry = open(dir.path(), Arc::new(ScriptedLlm::new([("In each region", EVERY_COUNTRY)])), true);
+    let answer = quarry.ask(TOP_PER_REGION, &Principal::local()).expect("answer");
+    assert_eq!(answer.findings.iter().map(|f| f.code).collect::<Vec<_>>(), [FindingCode::TopPerGroup]);
+    assert_eq!(answer.confidence.level, Level::Low);
+}
+
+/// The real model given every row of every group: it keeps the top one per group, or the
+/// answer says it did not (never a silent list of every group's rows).
+#[test]
+fn real_model_keeps_the_top_row_of_each_group_or_says_it_did_not() {
+    if skip_without_real_model() {
+        return;
+    }
+    let dir = private_workspace();
+    let config = config_for(dir.path());
+    let real_llm = load_default_llm(&config).expect("model assets: run `make assets`");
+    let llm = FirstAnswer { first: EVERY_COUNTRY.to_string(), real: real_llm, calls: Default::default() };
+    let quarry = open(dir.path(), Arc::new(llm), true);
+    let principal = Principal::local();
+    let expected = quarry.run_sql(TOP_COUNTRY, &principal).expect("gold runs");
+    let answer = quarry.ask(TOP_PER_REGION, &principal).expect("answer");
+    let right = quarry::eval::same_result(&expected.result, &answer.result, false);
+    let said = answer.findings.iter().any(|f| f.code == FindingCode::TopPerGroup)
+        && answer.confidence.level == Level::Low;
+    assert!(right || said, "neither right nor flagged: {}\n{:?}", answer.sql, answer.findings);
+}
+
+/// A small warehouse that declares no keys, where joining through the link table gives other
+/// counts than the key does: publications per journal.
+fn undeclared_keys_workspace() -> tempfile::TempDir {
+    let dir = tempfile::Builder::new().prefix("quarry-keys-").tempdir().expect("temp dir");
+    rusqlite::Connection::open(dir.path().join("warehouse.sqlite"))
+        .and_then(|c| {
+            c.execute_batch(
+                "CREATE TABLE journal (jid INTEGER, name TEXT);
+                 CREATE TABLE domain (did INTEGER, name TEXT);
+                 CREATE TABLE domain_journal (did INTEGER, jid INTEGER);
+                 CREATE TABLE publication (pid INTEGER, title TEXT, jid INTEGER, year INTEGER);
+                 INSERT INTO journal VALUES (1, 'Data Letters'), (2, 'Query Review'), (3, 'Index Notes');
+                 INSERT INTO domain VALUES (1, 'Databases'), (2, 'Systems');
+                 INSERT INTO domain_journal VALUES (1, 1), (2, 1), (1, 2);
+                 INSERT INTO publication VALUES (10, 'Keys', 1, 2020), (11, 'Joins', 1, 2021),
+                     (12, 'Plans', 2, 2021), (13, 'Costs', 3, 2022), (14, 'Pages', 3, 2022),
+                     (15, 'Logs', 3, 2023);",
+            )
+        })
+        .expect("seed the warehouse");
+    std::fs::write(dir.path().join("history.jsonl"), "").expect("empty history");
+    std::fs::create_dir_all(dir.path().join("schemas")).expect("schemas dir");
+    dir
+}
+
+fn open_undeclared(dir: &std::path::Path, inferred_joins: bool, llm: Option<Arc<dyn Llm>>) -> Quarry {
+    let mut config = quarry::config::Config::for_workspace(dir);
+    config.governance = dir.join("schemas");
+    config.threads = 2;
+    config.answer.inferred_joins = inferred_joins;
+    Quarry::open(config, embedder(), llm).expect("open the workspace")
+}
+
+const PER_JOURNAL: &str =
+    "How many publications does each journal have? Show the journal name and the count.";
+
+#[test]
+fn keys_a_warehouse_does_not_declare_reach_the_prompt_unless_switched_off() {
+    let dir = undeclared_keys_workspace();
+    let prompt_of = |inferred_joins| {
+        let quarry = open_undeclared(dir.path(), inferred_joins, None);
+        let publication = quarry.catalog().table("publication").cloned().expect("publication");
+        assert_eq!(publication.foreign_keys.len(), 1, "{:?}", publication.foreign_keys);
+        assert!(publication.foreign_keys[0].inferred);
+        quarry.first_prompt(PER_JOURNAL, &Principal::local(), &AskOptions::default()).expect("prompt").user
+    };
+    let with = prompt_of(true);
+    assert!(with.contains("FOREIGN KEY (jid) REFERENCES journal(jid)"), "{with}");
+    let without = prompt_of(false);
+    assert!(!without.contains("FOREIGN KEY"), "{without}");
+}
+
+#[test]
+fn real_model_joins_along_a_key_the_warehouse_does_not_declare() {
+    if skip_without_real_model() {
+        return;
+    }
+    let dir = undeclared_keys_workspace();
+    let config = quarry::config::Config::for_workspace(dir.path());
+    let llm = load_default_llm(&config).expect("model assets: run `make assets`");
+    let quarry = open_undeclared(dir.path(), true, Some(llm));
+    let gold = "SELECT j.name, COUNT(*) FROM publication p JOIN journal j ON j.jid = p.jid GROUP BY j.name";
+    assert_answers(&quarry, PER_JOURNAL, &AskOptions::default(), gold);
+}
