@@ -1,5 +1,6 @@
 //! `GET /api/v1/search/tables?q=` and `GET /api/v1/search/queries?q=`: what retrieval finds for
-//! a question (tables with evidence; past queries the caller may run), for people and tools.
+//! a question (tables with evidence; past queries the caller may run), for people and tools;
+//! `GET /api/v1/suggestions`: questions worth asking, from the history.
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
@@ -10,10 +11,11 @@ use utoipa_axum::routes;
 
 use super::auth::Caller;
 use super::{blocking, ApiError, AppState, ErrorBody};
+use crate::pipeline::Suggestion;
 use crate::retrieve::{Example, TableCandidate};
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(tables)).routes(routes!(queries))
+    OpenApiRouter::new().routes(routes!(tables)).routes(routes!(queries)).routes(routes!(suggestions))
 }
 
 /// Most results one search returns.
@@ -91,4 +93,49 @@ async fn queries(
     let (q, limit) = params(query)?;
     let quarry = state.quarry.clone();
     Ok(Json(Queries { queries: blocking(move || quarry.search_queries(&principal, &q, limit)).await? }))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+struct SuggestionParams {
+    /// The question just answered: suggest the past questions closest to it.
+    after: Option<String>,
+    /// How many suggestions (1 to 50, default 5).
+    limit: Option<usize>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+struct Suggestions {
+    suggestions: Vec<Suggestion>,
+}
+
+/// Questions worth asking, among those whose SQL the caller may run: after an answer, the past
+/// questions closest to it; otherwise the verified ones first, then the most asked.
+#[utoipa::path(
+    get,
+    path = "/suggestions",
+    tag = "search",
+    params(SuggestionParams),
+    responses(
+        (status = 200, description = "The suggested questions, best first", body = Suggestions),
+        (status = 400, description = "An unknown parameter", body = ErrorBody),
+        (status = 401, description = "No valid API key", body = ErrorBody),
+        (status = 403, description = "The role may not read the catalog", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+async fn suggestions(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    query: Result<Query<SuggestionParams>, QueryRejection>,
+) -> Result<Json<Suggestions>, ApiError> {
+    let Query(params) = query.map_err(|e| {
+        ApiError::BadRequest(format!("{}; e.g. ?after=revenue+last+month&limit=5", e.body_text()))
+    })?;
+    let limit = params.limit.unwrap_or(5).clamp(1, MAX_LIMIT);
+    let quarry = state.quarry.clone();
+    let suggestions =
+        blocking(move || quarry.suggestions(&principal, params.after.as_deref(), limit)).await?;
+    Ok(Json(Suggestions { suggestions }))
 }

@@ -1,5 +1,8 @@
 //! The history's requests: a query log ingested (`ingest`), a pair added or the history
-//! refreshed after a verdict — each stored, embedded and searchable at once.
+//! refreshed after a verdict — each stored, embedded and searchable at once — and the questions
+//! it suggests to ask (`suggestions`).
+
+use std::collections::BTreeSet;
 
 use serde_json::json;
 
@@ -8,11 +11,85 @@ use super::*;
 use crate::catalog::Catalog;
 use crate::history::ingest::{ingest, IngestOptions, IngestReport};
 use crate::history::verdict;
-use crate::history::{LogFormat, PastQuery};
+use crate::history::{visible_to, LogFormat, PastQuery};
 use crate::metadata::{AuditKind, AuditRecord, MetadataError};
 use crate::policy::Action;
 
+/// A question worth asking, from the history: one the caller's role may run.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct Suggestion {
+    pub question: String,
+    /// A person confirmed its SQL answers it.
+    pub verified: bool,
+    /// How many times it was asked.
+    pub asked: usize,
+    pub tables: Vec<String>,
+}
+
 impl Quarry {
+    /// Up to `limit` questions to ask (a past query's question, else its title): with `after`
+    /// (the question just answered), the past questions closest to it in intent, other than
+    /// itself; without, the verified ones first, then the most asked. Only questions whose SQL
+    /// the caller's role may run.
+    pub fn suggestions(
+        &self,
+        principal: &Principal,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Suggestion>, CatalogRequestError> {
+        let after = after.map(str::trim).filter(|q| !q.is_empty());
+        let history = self.history();
+        let asked = |question: &str| {
+            history.history.usable().filter(|q| q.label().trim().eq_ignore_ascii_case(question)).count()
+        };
+        if let Some(after) = after {
+            let mut seen = BTreeSet::from([after.to_lowercase()]);
+            let close = self.search_queries(principal, after, limit * 3)?;
+            return Ok(close
+                .into_iter()
+                .filter(|e| seen.insert(e.label.to_lowercase()))
+                .map(|e| Suggestion {
+                    asked: asked(&e.label),
+                    question: e.label,
+                    verified: e.verified,
+                    tables: e.tables,
+                })
+                .take(limit)
+                .collect());
+        }
+        let policy = self.authorize(principal, Action::ReadCatalog)?;
+        let catalog = self.catalog();
+        let mut by_question: BTreeMap<String, (Suggestion, Vec<&PastQuery>)> = BTreeMap::new();
+        for past in history.history.usable() {
+            // The question asked, else the title the author gave the query.
+            let label = past.logged.question.as_deref().or(past.logged.title.as_deref());
+            let Some(question) = label.map(str::trim).filter(|q| !q.is_empty()) else { continue };
+            let (suggestion, queries) = by_question.entry(question.to_lowercase()).or_insert_with(|| {
+                let suggestion = Suggestion {
+                    question: question.to_string(),
+                    verified: false,
+                    asked: 0,
+                    tables: past.tables.clone(),
+                };
+                (suggestion, Vec::new())
+            });
+            suggestion.asked += 1;
+            suggestion.verified |= past.verified;
+            queries.push(past);
+        }
+        let mut ranked: Vec<(Suggestion, Vec<&PastQuery>)> = by_question.into_values().collect();
+        ranked.sort_by(|(a, _), (b, _)| b.verified.cmp(&a.verified).then(b.asked.cmp(&a.asked)));
+        // Parsed only as far as needed: the first `limit` the role may run.
+        Ok(ranked
+            .into_iter()
+            .filter(|(_, queries)| {
+                queries.iter().any(|q| visible_to(&q.logged.sql, &catalog, policy, principal))
+            })
+            .map(|(suggestion, _)| suggestion)
+            .take(limit)
+            .collect())
+    }
+
     /// Adds a query log to the history: new entries are validated, described, stored, embedded
     /// and searchable at once. With `llm_intents`, the loaded model writes the intent texts.
     pub fn ingest_history(

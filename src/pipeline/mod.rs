@@ -23,6 +23,7 @@ use reuse::Reusing;
 
 pub use catalog_ops::{CatalogRequestError, EditOutcome, TableDetail, TableFilter, TableSummary};
 pub use feedback::{Decision, Feedback, FeedbackOutcome, ReviewDecision, ReviewFilter, Verdict};
+pub use history_ops::Suggestion;
 
 use std::cell::Cell;
 use std::collections::BTreeMap;

@@ -128,6 +128,7 @@ async fn the_openapi_document_has_every_route_and_every_documented_route_is_serv
         "GET /api/v1/reviews",
         "GET /api/v1/search/queries",
         "GET /api/v1/search/tables",
+        "GET /api/v1/suggestions",
         "GET /healthz",
         "GET /metrics",
         "PATCH /api/v1/catalog/tables/{name}",

@@ -1,5 +1,6 @@
 //! What the web page relies on beyond asking: the progress stream, picked tables, 👍/👎
-//! feedback into the history, the caller's role, catalog filters and who reads a table.
+//! feedback into the history, the caller's role, catalog filters, who reads a table and the
+//! questions it suggests.
 
 use axum::http::StatusCode;
 use serde_json::{json, Value};
@@ -297,4 +298,65 @@ async fn the_catalog_filters_deprecated_and_undocumented_tables_and_names_reader
     assert!(
         !readers.is_empty() && readers[0]["what"].is_string() && readers[0]["queries"].as_u64() > Some(0)
     );
+}
+
+#[tokio::test]
+async fn suggestions_are_verified_then_frequent_questions_the_role_may_run() {
+    let dir = private_workspace();
+    // A question asked often whose SQL reads personal data: the analyst may not run it.
+    let mut log = std::fs::read_to_string(dir.path().join("history.jsonl")).expect("history");
+    for day in 20..24 {
+        log.push_str(&format!(
+            "{{\"sql\": \"SELECT email FROM users WHERE plan = 'pro'\", \"author\": \"crm.bot\", \"timestamp\": \"2026-11-{day}T10:00:00Z\", \"question\": \"Which e-mail addresses do pro users have?\", \"verified\": true}}\n"
+        ));
+    }
+    std::fs::write(dir.path().join("history.jsonl"), log).expect("write history");
+    let quarry = open_private(dir.path());
+    let questions = |body: &Value| -> Vec<(String, bool)> {
+        body["suggestions"]
+            .as_array()
+            .expect("suggestions")
+            .iter()
+            .map(|s| (s["question"].as_str().unwrap_or_default().to_string(), s["verified"] == json!(true)))
+            .collect()
+    };
+    let pii = "Which e-mail addresses do pro users have?".to_string();
+
+    let (status, body) =
+        request(quarry.clone(), As::Role("analyst"), "GET", "/api/v1/suggestions", None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let analyst = questions(&body);
+    assert_eq!(analyst.len(), 5, "{body}");
+    assert!(analyst.iter().all(|(q, _)| *q != pii), "{analyst:?}");
+    // Verified ones first.
+    let first_unverified = analyst.iter().position(|(_, v)| !v).unwrap_or(analyst.len());
+    assert!(analyst[first_unverified..].iter().all(|(_, v)| !v), "{analyst:?}");
+    assert!(analyst[0].1, "{analyst:?}");
+
+    let (_, body) =
+        request(quarry.clone(), As::Role("admin"), "GET", "/api/v1/suggestions?limit=3", None).await;
+    let admin = questions(&body);
+    assert_eq!(admin.len(), 3, "{body}");
+    assert_eq!(admin[0].0, pii, "asked four times and verified, and an admin reads e-mails: {admin:?}");
+    // A steward reads them masked: a query on them is shown to no one who reads them masked.
+    let (_, body) = request(quarry.clone(), As::Role("steward"), "GET", "/api/v1/suggestions", None).await;
+    assert!(questions(&body).iter().all(|(q, _)| *q != pii), "{body}");
+
+    // After an answer: close questions, never the one just asked.
+    let after = "How many refunds, and what refunded amount, per refund reason in 2026?";
+    let path = format!(
+        "/api/v1/suggestions?after={}",
+        after.replace(' ', "+").replace(',', "%2C").replace('?', "%3F")
+    );
+    let (status, body) = request(quarry.clone(), As::Role("analyst"), "GET", &path, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let close = questions(&body);
+    assert!(!close.is_empty() && close.iter().all(|(q, _)| q != after && *q != pii), "{close:?}");
+
+    let (status, body) =
+        request(quarry.clone(), As::Role("analyst"), "GET", "/api/v1/suggestions?n=3", None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body["message"].as_str().unwrap_or_default().contains("after="), "{body}");
+    let (status, _) = request(quarry, As::Nobody, "GET", "/api/v1/suggestions", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
 }

@@ -7,7 +7,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, execFileSync } from "node:child_process";
-import { mkdtempSync, mkdirSync, writeFileSync } from "node:fs";
+import { mkdtempSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { homedir, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import net from "node:net";
@@ -316,6 +316,39 @@ test("a verified query answers the same question for another month, saying what 
   assert.match(await page.locator("#reused").textContent(), /with “august 2026” for “september 2026”/);
   assert.match(await page.locator("#answer-sql").textContent(), /'2026-08-01'.*'2026-09-01'/s);
   await page.screenshot({ path: join(artefacts, "template.png"), fullPage: true });
+  await page.close();
+});
+
+test("suggested questions wait on the empty page; a verified one answers at once, labelled trusted", async () => {
+  const page = await openAsAnalyst();
+  await page.locator("#suggestion-list li").first().waitFor();
+  const count = await page.locator("#suggestion-list li").count();
+  assert.ok(count >= 3 && count <= 5, `${count} suggestions`);
+  await page.screenshot({ path: join(artefacts, "suggestions.png"), fullPage: true });
+  const verified = page.locator("#suggestion-list li", { has: page.locator(".badge.verified") }).first();
+  const question = await verified.locator(".suggestion").textContent();
+  await verified.locator(".suggestion").click();
+  await page.locator("#answer-sql").waitFor({ timeout: 180_000 });
+  assert.equal(await page.inputValue("#question"), question);
+  assert.equal(await page.locator("#trusted").textContent(), "trusted");
+  assert.match(await page.locator("#reused").textContent(), /verified by/);
+  // After the answer, questions close to it (never the one just asked).
+  await page.locator("#suggestion-list li").first().waitFor();
+  assert.ok(!(await page.locator("#suggestion-list .suggestion").allTextContents()).includes(question));
+  await page.close();
+});
+
+test("the rows download as CSV, in the order shown, safe to open in a spreadsheet", async () => {
+  const page = await openAsAnalyst();
+  const sql = "SELECT plan, COUNT(*) AS users, '=1+1' AS formula, 'a, \"b\"' AS quoted FROM users GROUP BY plan ORDER BY plan";
+  await runSql(page, sql, "#rows");
+  const [download] = await Promise.all([page.waitForEvent("download"), page.click("#download-csv")]);
+  assert.match(download.suggestedFilename(), /^quarry-\d{4}-\d{2}-\d{2}\.csv$/);
+  const lines = readFileSync(await download.path(), "utf8").trimEnd().split("\r\n");
+  assert.equal(lines[0], "plan,users,formula,quoted");
+  const shown = await page.locator("#rows tbody tr").count();
+  assert.equal(lines.length, shown + 1);
+  assert.match(lines[1], /^free,\d+,'=1\+1,"a, ""b"""$/);
   await page.close();
 });
 
