@@ -26,6 +26,12 @@ pub struct Suggestion {
     pub tables: Vec<String>,
 }
 
+/// The question a past query answered, else the title its author gave it.
+fn titled(past: &PastQuery) -> Option<&str> {
+    let label = past.logged.question.as_deref().or(past.logged.title.as_deref());
+    label.map(str::trim).filter(|q| !q.is_empty())
+}
+
 impl Quarry {
     /// Up to `limit` questions to ask (a past query's question, else its title): with `after`
     /// (the question just answered), the past questions closest to it in intent, other than
@@ -40,14 +46,19 @@ impl Quarry {
         let after = after.map(str::trim).filter(|q| !q.is_empty());
         let history = self.history();
         let asked = |question: &str| {
-            history.history.usable().filter(|q| q.label().trim().eq_ignore_ascii_case(question)).count()
+            history
+                .history
+                .usable()
+                .filter(|q| titled(q).is_some_and(|t| t.eq_ignore_ascii_case(question)))
+                .count()
         };
         if let Some(after) = after {
             let mut seen = BTreeSet::from([after.to_lowercase()]);
             let close = self.search_queries(principal, after, limit * 3)?;
             return Ok(close
                 .into_iter()
-                .filter(|e| seen.insert(e.label.to_lowercase()))
+                // Past queries with neither a question nor a title are labelled by their SQL.
+                .filter(|e| asked(&e.label) > 0 && seen.insert(e.label.to_lowercase()))
                 .map(|e| Suggestion {
                     asked: asked(&e.label),
                     question: e.label,
@@ -61,9 +72,7 @@ impl Quarry {
         let catalog = self.catalog();
         let mut by_question: BTreeMap<String, (Suggestion, Vec<&PastQuery>)> = BTreeMap::new();
         for past in history.history.usable() {
-            // The question asked, else the title the author gave the query.
-            let label = past.logged.question.as_deref().or(past.logged.title.as_deref());
-            let Some(question) = label.map(str::trim).filter(|q| !q.is_empty()) else { continue };
+            let Some(question) = titled(past) else { continue };
             let (suggestion, queries) = by_question.entry(question.to_lowercase()).or_insert_with(|| {
                 let suggestion = Suggestion {
                     question: question.to_string(),

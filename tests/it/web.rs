@@ -352,6 +352,8 @@ async fn suggestions_are_verified_then_frequent_questions_the_role_may_run() {
     assert_eq!(status, StatusCode::OK, "{body}");
     let close = questions(&body);
     assert!(!close.is_empty() && close.iter().all(|(q, _)| q != after && *q != pii), "{close:?}");
+    // A past query with neither question nor title has nothing to suggest but its SQL: never.
+    assert!(close.iter().all(|(q, _)| !q.to_uppercase().starts_with("SELECT")), "{close:?}");
 
     let (status, body) =
         request(quarry.clone(), As::Role("analyst"), "GET", "/api/v1/suggestions?n=3", None).await;

@@ -352,6 +352,27 @@ test("the rows download as CSV, in the order shown, safe to open in a spreadshee
   await page.close();
 });
 
+test("on a phone: a link asks its question again, one number shows as a number, and sign-out forgets the key", async () => {
+  const page = await browser.newPage({ viewport: { width: 390, height: 844 } });
+  await page.goto(`${base}/#key=${keys.analyst}`);
+  await page.locator("#whoami", { hasText: "analyst" }).waitFor();
+  const question = "How many refunds, and what refunded amount, per refund reason in 2026?";
+  await page.evaluate((q) => { location.hash = `#ask/${encodeURIComponent(q)}`; }, question);
+  await page.locator("#answer-sql").waitFor({ timeout: 180_000 });
+  assert.equal(await page.inputValue("#question"), question);
+  assert.ok(await page.locator("#copy-link").isVisible());
+  await runSql(page, "SELECT COUNT(*) AS users FROM users", "#single-number");
+  assert.match(await page.locator("#single-number .number").textContent(), /^\d{1,3}(,\d{3})*$/);
+  const width = await page.evaluate(() => document.documentElement.scrollWidth);
+  assert.ok(width <= 390, `the page is ${width} px wide at 390 px`);
+  await page.screenshot({ path: join(artefacts, "phone.png"), fullPage: true });
+  await page.click("#sign-out");
+  await page.locator("#signed-out").waitFor();
+  assert.equal(await page.evaluate(() => localStorage.getItem("quarry.api_key")), null);
+  assert.ok(await page.locator("#view-ask").isHidden());
+  await page.close();
+});
+
 test("a steward tags a column as personal data and the analyst's next query on it is refused", async () => {
   const sql = "SELECT device, COUNT(*) AS sessions FROM user_sessions GROUP BY device";
   const analyst = await openAsAnalyst();
