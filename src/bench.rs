@@ -235,7 +235,7 @@ pub fn retrieval(
             &merged,
             embedder,
             &store,
-            RetrievalBudget { tables: 10, examples: 0, reuse: false },
+            RetrievalBudget { tables: 10, joined: 0, examples: 0, reuse: false },
             &scope,
             &|table| Trust {
                 // Usage counts the history less the question's own gold SQL (leakage guard).

@@ -82,6 +82,9 @@ pub struct Config {
     pub max_value_bytes: usize,
     pub max_question_chars: usize,
     pub retrieval_tables: usize,
+    /// Tables added to the retrieved ones along join keys: a link table between two of them, or
+    /// a table the question names that one of them references (`[retrieval] joined_tables`).
+    pub retrieval_joined_tables: usize,
     pub retrieval_examples: usize,
     /// Join keys from history shown in the prompt (0: none).
     pub retrieval_join_hints: usize,
@@ -223,6 +226,7 @@ struct LimitsSection {
 #[serde(deny_unknown_fields)]
 struct RetrievalSection {
     tables: Option<usize>,
+    joined_tables: Option<usize>,
     examples: Option<usize>,
     join_hints: Option<usize>,
     columns: Option<usize>,
@@ -416,6 +420,7 @@ impl Config {
                 .max(1),
             max_question_chars: file.limits.max_question_chars.unwrap_or(2000),
             retrieval_tables: file.retrieval.tables.unwrap_or(4),
+            retrieval_joined_tables: file.retrieval.joined_tables.unwrap_or(2),
             retrieval_examples: file.retrieval.examples.unwrap_or(3),
             retrieval_join_hints: file.retrieval.join_hints.unwrap_or(0),
             retrieval_columns: file.retrieval.columns.unwrap_or(20).max(1),
@@ -493,6 +498,9 @@ impl Config {
         }
         if let Some(on) = switch("QUARRY_ANSWER_INFERRED_JOINS")? {
             self.answer.inferred_joins = on;
+        }
+        if let Some(n) = number::<usize>("QUARRY_JOINED_TABLES", "a number of tables, e.g. 2")? {
+            self.retrieval_joined_tables = n;
         }
         if let Some(n) = number::<usize>("QUARRY_SAMPLES", "a number of candidates, e.g. 1")? {
             self.llm_samples = Some(n.max(1));

@@ -2,6 +2,10 @@
 //! past queries as examples. Scores from table documents and from past queries that read a
 //! table are fused with governance signals, so a certified table outranks a look-alike copy.
 //!
+//! The tables chosen are completed along join keys (declared or inferred): a link table between
+//! two of them, or a table the question names that one of them joins, which similarity alone
+//! ranks too low (`writes` between `author` and `publication`).
+//!
 //! A verified past query that asks essentially the same question is returned as a `Reuse`:
 //! the pipeline offers it as is, without the LLM.
 //!
@@ -21,6 +25,8 @@ use crate::vector_store::{Collection, Equals, Hit, VectorStore, VectorStoreError
 pub struct RetrievalBudget {
     /// Tables handed to the prompt.
     pub tables: usize,
+    /// Tables added along join keys to those (`joined_tables`).
+    pub joined: usize,
     /// Past queries handed to the prompt as examples.
     pub examples: usize,
     /// Offer the closest verified past queries for reuse, as they are or as templates (whether
@@ -315,6 +321,23 @@ pub fn retrieve(
         .collect();
     tables.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.name.cmp(&b.name)));
     tables.truncate(budget.tables);
+    for joined in joined_tables(question, catalog, &tables, budget.joined) {
+        let Some(table) = catalog.table(&joined.name) else { continue };
+        let trust = trust(table);
+        let mut evidence = vec![joined.reason];
+        evidence.push(table.tier.map(|t| t.to_string()).unwrap_or_else(|| "no tier assigned".into()));
+        evidence.extend(trust_evidence(&trust, table));
+        tables.push(TableCandidate {
+            name: table.name.clone(),
+            score: tables.last().map(|t| t.score).unwrap_or_default(),
+            tier: table.tier,
+            owner: table.owner.clone(),
+            deprecated_for: None,
+            freshness: table.freshness.clone(),
+            late_days: trust.late_days,
+            evidence,
+        });
+    }
 
     let verified = |hit: &Hit| hit.payload.get("verified").and_then(Value::as_bool).unwrap_or(false);
     // Examples by similarity alone: a small model copies its first example, so a verified but
@@ -356,10 +379,150 @@ pub fn retrieve(
     Ok(Retrieved { tables, examples, reusable, embed_ms, search_ms: started.elapsed().as_millis() as u64 })
 }
 
+/// A table to add to the chosen ones, and why.
+struct Joined {
+    name: String,
+    reason: String,
+}
+
+/// Up to `limit` tables not among `chosen` that complete its joins: first link tables whose keys
+/// reference two chosen tables, then tables the question names (a word of the question is the
+/// table's name, singular or plural) that a chosen table references or is referenced by.
+/// Deprecated tables are never added.
+fn joined_tables(question: &str, catalog: &Catalog, chosen: &[TableCandidate], limit: usize) -> Vec<Joined> {
+    if limit == 0 || chosen.is_empty() {
+        return Vec::new();
+    }
+    let is_chosen = |name: &str| chosen.iter().any(|c| c.name.eq_ignore_ascii_case(name));
+    let candidates = || catalog.tables().filter(|t| !is_chosen(&t.name) && t.deprecated.is_none());
+    let mut added: Vec<Joined> = Vec::new();
+    for table in candidates() {
+        let mut linked: Vec<&str> =
+            table.foreign_keys.iter().map(|k| k.ref_table.as_str()).filter(|r| is_chosen(r)).collect();
+        linked.sort_unstable_by_key(|r| r.to_lowercase());
+        linked.dedup_by_key(|r| r.to_lowercase());
+        if let [a, b, ..] = linked.as_slice() {
+            added.push(Joined { name: table.name.clone(), reason: format!("links {a} and {b} by key") });
+        }
+    }
+    let words = stems(question);
+    for table in candidates() {
+        if added.iter().any(|a| a.name == table.name)
+            || !names_phrase(&words, &stems(&table.name.replace('_', " ")))
+        {
+            continue;
+        }
+        let joins = chosen.iter().find_map(|c| {
+            let references = table.foreign_keys.iter().any(|k| k.ref_table.eq_ignore_ascii_case(&c.name));
+            let referenced = catalog.table(&c.name).is_some_and(|t| {
+                t.foreign_keys.iter().any(|k| k.ref_table.eq_ignore_ascii_case(&table.name))
+            });
+            (references || referenced).then(|| c.name.clone())
+        });
+        if let Some(other) = joins {
+            added.push(Joined {
+                name: table.name.clone(),
+                reason: format!("the question names it, and it joins {other} by key"),
+            });
+        }
+    }
+    added.truncate(limit);
+    added
+}
+
+/// The words of `text`, lower case, singular: `ies` → `y`, `-ses`/`-xes`/`-hes` and a final `s`
+/// (not `ss`) dropped from words longer than three letters.
+fn stems(text: &str) -> Vec<String> {
+    text.to_lowercase()
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(|w| {
+            if w.len() > 4 {
+                if let Some(stem) = w.strip_suffix("ies") {
+                    return format!("{stem}y");
+                }
+                if let Some(stem) = w.strip_suffix("es").filter(|s| s.ends_with(['s', 'x', 'h'])) {
+                    return stem.to_string();
+                }
+            }
+            match w.strip_suffix('s') {
+                Some(stem) if w.len() > 3 && !w.ends_with("ss") => stem.to_string(),
+                _ => w.to_string(),
+            }
+        })
+        .collect()
+}
+
+/// Whether `phrase` occurs in `words` as consecutive words.
+fn names_phrase(words: &[String], phrase: &[String]) -> bool {
+    !phrase.is_empty() && words.windows(phrase.len()).any(|w| w == phrase)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::{Column, Table};
+    use crate::catalog::{Column, ForeignKey, Table};
+
+    fn candidate(name: &str) -> TableCandidate {
+        TableCandidate {
+            name: name.into(),
+            score: 1.0,
+            tier: None,
+            owner: None,
+            deprecated_for: None,
+            freshness: None,
+            late_days: None,
+            evidence: Vec::new(),
+        }
+    }
+
+    fn key(column: &str, table: &str) -> ForeignKey {
+        ForeignKey {
+            column: column.into(),
+            ref_table: table.into(),
+            ref_column: column.into(),
+            inferred: true,
+        }
+    }
+
+    #[test]
+    fn link_tables_and_named_neighbours_complete_the_joins() {
+        let table = |name: &str, keys: Vec<ForeignKey>| {
+            let mut t = Table::new(name, vec![Column::new("x", "INTEGER")]);
+            t.foreign_keys = keys;
+            t
+        };
+        let catalog = Catalog::from_tables(vec![
+            table("author", vec![]),
+            table("publication", vec![key("jid", "journal")]),
+            table("journal", vec![]),
+            table("writes", vec![key("aid", "author"), key("pid", "publication")]),
+            table("domain_author", vec![key("aid", "author"), key("did", "domain")]),
+            table("domain", vec![]),
+            table("conference", vec![]),
+        ]);
+        let names = |question: &str, chosen: &[&str], limit| -> Vec<String> {
+            let chosen: Vec<TableCandidate> = chosen.iter().map(|c| candidate(c)).collect();
+            joined_tables(question, &catalog, &chosen, limit).into_iter().map(|j| j.name).collect()
+        };
+        // writes links author and publication; journal is named and referenced by publication;
+        // conference is named but joins nothing chosen.
+        let question = "How many publications did each author write per journal and conference?";
+        assert_eq!(names(question, &["author", "publication"], 3), ["writes", "journal"]);
+        assert_eq!(names(question, &["author", "publication"], 1), ["writes"]);
+        assert!(names(question, &["author", "publication"], 0).is_empty());
+        // Named in the plural; joined from the other side (domain_author references domain).
+        assert_eq!(names("Authors in each of the domains", &["domain_author"], 2), ["author", "domain"]);
+        assert!(names("Titles of all papers", &["publication"], 2).is_empty());
+    }
+
+    #[test]
+    fn stems_drop_plurals() {
+        assert_eq!(
+            stems("Authors, addresses and boxes of users; bus, class, categories"),
+            ["author", "address", "and", "box", "of", "user", "bus", "class", "category"]
+        );
+    }
 
     #[test]
     fn trust_orders_tables_that_match_alike() {

@@ -274,6 +274,7 @@ pub fn open_database(
     config.max_tokens = base.max_tokens;
     config.max_repairs = base.max_repairs;
     config.retrieval_tables = base.retrieval_tables;
+    config.retrieval_joined_tables = base.retrieval_joined_tables;
     config.retrieval_examples = base.retrieval_examples;
     config.retrieval_columns = base.retrieval_columns;
     config.answer = base.answer;
@@ -498,7 +499,7 @@ impl Worker<'_> {
                 &merged.catalog,
                 shared.embedder.as_ref(),
                 &merged.store,
-                RetrievalBudget { tables: 1, examples: 0, reuse: false },
+                RetrievalBudget { tables: 1, joined: 0, examples: 0, reuse: false },
                 &Scope::default(),
                 &|_| Trust::default(),
                 // Benchmark schemas: no governed past queries to hide.

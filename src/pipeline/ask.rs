@@ -164,6 +164,7 @@ impl Quarry {
     ) -> Result<crate::retrieve::Retrieved, AskError> {
         let budget = RetrievalBudget {
             tables: self.config.retrieval_tables,
+            joined: self.config.retrieval_joined_tables,
             examples: self.config.retrieval_examples,
             reuse: self.config.retrieval_reuse,
         };

@@ -626,7 +626,7 @@ impl Quarry {
             &visible,
             self.embedder.as_ref(),
             self.store.as_ref(),
-            RetrievalBudget { tables, examples: examples.max(1) * 3, reuse: false },
+            RetrievalBudget { tables, joined: 0, examples: examples.max(1) * 3, reuse: false },
             &crate::retrieve::Scope::default(),
             &|table| self.trust(table, &catalog, &history),
             &|sql| visible_to(sql, &catalog, policy, principal),
