@@ -347,13 +347,18 @@ fn real_model_keeps_the_top_row_of_each_group_or_says_it_did_not() {
 }
 
 /// A small warehouse that declares no keys, where joining through the link table gives other
-/// counts than the key does: publications per journal.
+/// counts than the key does (publications per journal), and authors reach their publications
+/// only through `writes`.
 fn undeclared_keys_workspace() -> tempfile::TempDir {
     let dir = tempfile::Builder::new().prefix("quarry-keys-").tempdir().expect("temp dir");
     rusqlite::Connection::open(dir.path().join("warehouse.sqlite"))
         .and_then(|c| {
             c.execute_batch(
                 "CREATE TABLE journal (jid INTEGER, name TEXT);
+                 CREATE TABLE author (aid INTEGER, name TEXT);
+                 CREATE TABLE writes (aid INTEGER, pid INTEGER);
+                 INSERT INTO author VALUES (1, 'Ada'), (2, 'Brian'), (3, 'Chen');
+                 INSERT INTO writes VALUES (1, 10), (1, 11), (2, 11), (2, 12), (3, 13), (1, 14);
                  CREATE TABLE domain (did INTEGER, name TEXT);
                  CREATE TABLE domain_journal (did INTEGER, jid INTEGER);
                  CREATE TABLE publication (pid INTEGER, title TEXT, jid INTEGER, year INTEGER);
@@ -409,4 +414,32 @@ fn real_model_joins_along_a_key_the_warehouse_does_not_declare() {
     let quarry = open_undeclared(dir.path(), true, Some(llm));
     let gold = "SELECT j.name, COUNT(*) FROM publication p JOIN journal j ON j.jid = p.jid GROUP BY j.name";
     assert_answers(&quarry, PER_JOURNAL, &AskOptions::default(), gold);
+}
+
+const PER_AUTHOR: &str = "How many publications did each author write? Show the author name and the count.";
+
+#[test]
+fn the_link_table_between_two_offered_tables_is_offered_too() {
+    let dir = undeclared_keys_workspace();
+    let quarry = open_undeclared(dir.path(), true, None);
+    let prompt =
+        quarry.first_prompt(PER_AUTHOR, &Principal::local(), &AskOptions::default()).expect("prompt");
+    for table in ["author", "publication", "writes"] {
+        assert!(prompt.user.contains(&format!("CREATE TABLE {table} (")), "{table}: {}", prompt.user);
+    }
+    assert!(prompt.user.contains("FOREIGN KEY (aid) REFERENCES author(aid)"), "{}", prompt.user);
+}
+
+#[test]
+fn real_model_counts_through_the_link_table() {
+    if skip_without_real_model() {
+        return;
+    }
+    let dir = undeclared_keys_workspace();
+    let config = quarry::config::Config::for_workspace(dir.path());
+    let llm = load_default_llm(&config).expect("model assets: run `make assets`");
+    let quarry = open_undeclared(dir.path(), true, Some(llm));
+    let gold = "SELECT a.name, COUNT(*) FROM writes w JOIN author a ON a.aid = w.aid GROUP BY a.name";
+    let answer = assert_answers(&quarry, PER_AUTHOR, &AskOptions::default(), gold);
+    assert!(answer.tables.iter().any(|t| t.name == "writes"), "{:?}", answer.tables);
 }
