@@ -565,16 +565,7 @@ mod tests {
     }
 
     fn retrieved(tables: &[&str], examples: usize) -> Retrieved {
-        let candidate = |name: &str| crate::retrieve::TableCandidate {
-            name: name.into(),
-            score: 0.5,
-            tier: None,
-            owner: None,
-            deprecated_for: None,
-            freshness: None,
-            late_days: None,
-            evidence: Vec::new(),
-        };
+        let candidate = |name: &str| crate::retrieve::TableCandidate::named(name, 0.5);
         let example = |i: usize| crate::retrieve::Example {
             label: format!("past question {i}"),
             sql: format!("SELECT attribute_{} FROM events", 20 + i),

@@ -379,6 +379,23 @@ pub fn retrieve(
     Ok(Retrieved { tables, examples, reusable, embed_ms, search_ms: started.elapsed().as_millis() as u64 })
 }
 
+#[cfg(test)]
+impl TableCandidate {
+    /// A candidate with a score and no other signal, for tests.
+    pub(crate) fn named(name: &str, score: f32) -> TableCandidate {
+        TableCandidate {
+            name: name.into(),
+            score,
+            tier: None,
+            owner: None,
+            deprecated_for: None,
+            freshness: None,
+            late_days: None,
+            evidence: Vec::new(),
+        }
+    }
+}
+
 /// A table to add to the chosen ones, and why.
 struct Joined {
     name: String,
@@ -463,19 +480,6 @@ mod tests {
     use super::*;
     use crate::catalog::{Column, ForeignKey, Table};
 
-    fn candidate(name: &str) -> TableCandidate {
-        TableCandidate {
-            name: name.into(),
-            score: 1.0,
-            tier: None,
-            owner: None,
-            deprecated_for: None,
-            freshness: None,
-            late_days: None,
-            evidence: Vec::new(),
-        }
-    }
-
     fn key(column: &str, table: &str) -> ForeignKey {
         ForeignKey {
             column: column.into(),
@@ -502,7 +506,7 @@ mod tests {
             table("conference", vec![]),
         ]);
         let names = |question: &str, chosen: &[&str], limit| -> Vec<String> {
-            let chosen: Vec<TableCandidate> = chosen.iter().map(|c| candidate(c)).collect();
+            let chosen: Vec<TableCandidate> = chosen.iter().map(|c| TableCandidate::named(c, 1.0)).collect();
             joined_tables(question, &catalog, &chosen, limit).into_iter().map(|j| j.name).collect()
         };
         // writes links author and publication; journal is named and referenced by publication;

@@ -152,6 +152,15 @@ impl Llm for FirstAnswer {
     }
 }
 
+/// A private demo workspace whose model answers `first` first, then is the real model.
+fn real_after_first_answer(first: &str) -> (tempfile::TempDir, Arc<Quarry>) {
+    let dir = private_workspace();
+    let real_llm = load_default_llm(&config_for(dir.path())).expect("model assets: run `make assets`");
+    let llm = FirstAnswer { first: first.to_string(), real: real_llm, calls: Default::default() };
+    let quarry = open(dir.path(), Arc::new(llm), true);
+    (dir, quarry)
+}
+
 #[test]
 fn real_model_reads_time_phrases_as_their_ranges() {
     if skip_without_real_model() {
@@ -245,11 +254,7 @@ fn real_model_repairs_what_a_check_finds() {
     if skip_without_real_model() {
         return;
     }
-    let dir = private_workspace();
-    let config = config_for(dir.path());
-    let real_llm = load_default_llm(&config).expect("model assets: run `make assets`");
-    let llm = FirstAnswer { first: LIMIT_ONE.to_string(), real: real_llm, calls: Default::default() };
-    let quarry = open(dir.path(), Arc::new(llm), true);
+    let (_dir, quarry) = real_after_first_answer(LIMIT_ONE);
     let answer = assert_answers(&quarry, PER_STATUS, &AskOptions::default(), PER_STATUS_GOLD);
     assert_eq!(answer.repairs.len(), 1, "{:?}", answer.repairs);
     assert_eq!(answer.confidence.level, Level::Medium, "{:?}", answer.confidence);
@@ -332,11 +337,7 @@ fn real_model_keeps_the_top_row_of_each_group_or_says_it_did_not() {
     if skip_without_real_model() {
         return;
     }
-    let dir = private_workspace();
-    let config = config_for(dir.path());
-    let real_llm = load_default_llm(&config).expect("model assets: run `make assets`");
-    let llm = FirstAnswer { first: EVERY_COUNTRY.to_string(), real: real_llm, calls: Default::default() };
-    let quarry = open(dir.path(), Arc::new(llm), true);
+    let (_dir, quarry) = real_after_first_answer(EVERY_COUNTRY);
     let principal = Principal::local();
     let expected = quarry.run_sql(TOP_COUNTRY, &principal).expect("gold runs");
     let answer = quarry.ask(TOP_PER_REGION, &principal).expect("answer");
