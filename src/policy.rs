@@ -783,6 +783,43 @@ mod tests {
     }
 
     #[test]
+    fn keys_never_lead_to_what_the_role_may_not_read() {
+        use crate::catalog::{Catalog, ForeignKey, Table};
+        let key = |column: &str, table: &str, inferred| ForeignKey {
+            column: column.into(),
+            ref_table: table.into(),
+            ref_column: column.into(),
+            inferred,
+        };
+        let mut orders =
+            Table::new("orders", vec![Column::new("user_id", "INTEGER"), Column::new("agent_id", "INTEGER")]);
+        orders.foreign_keys = vec![key("user_id", "users", false), key("agent_id", "agents", true)];
+        let users = Table::new("users", vec![Column::new("user_id", "INTEGER")]);
+        let agents = Table::new(
+            "agents",
+            vec![Column { tags: vec!["sensitive".into()], ..Column::new("agent_id", "INTEGER") }],
+        );
+        let mut tables = vec![orders, users, agents];
+        for table in &mut tables {
+            table.tier = crate::catalog::Tier::from_number(1);
+        }
+        let catalog = Catalog::from_tables(tables);
+        let keys = |policy: &Policy| -> Vec<String> {
+            let visible = policy.visible_catalog(&catalog);
+            visible
+                .table("orders")
+                .map(|t| t.foreign_keys.iter().map(|k| k.ref_table.clone()).collect())
+                .unwrap_or_default()
+        };
+        let open = role("tiers = [1, 2, 3]").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(keys(&open), ["users", "agents"]);
+        // A denied table, and a denied column of a table the role reads.
+        let narrow = role("tables_denied = [\"users\"]\ndeny_tags = [\"sensitive\"]")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(keys(&narrow).is_empty(), "{:?}", keys(&narrow));
+    }
+
+    #[test]
     fn deny_wins_over_mask() {
         let policy =
             role("deny_tags = [\"sensitive\"]\nmask_tags = [\"pii\"]").unwrap_or_else(|e| panic!("{e}"));

@@ -462,7 +462,7 @@ impl Catalog {
     }
 
     /// The catalog with each table replaced by what `keep` returns for it (dropped on `None`);
-    /// glossary terms keep only the tables still there.
+    /// glossary terms keep only the tables still there, keys only the tables and columns still there.
     pub fn restricted(&self, keep: impl Fn(&Table) -> Option<Table>) -> Catalog {
         let tables: BTreeMap<String, Table> =
             self.tables.iter().filter_map(|(key, table)| keep(table).map(|t| (key.clone(), t))).collect();
@@ -479,7 +479,24 @@ impl Catalog {
                 ..term.clone()
             })
             .collect();
-        Catalog { tables, glossary, tags: self.tags.clone() }
+        let mut catalog = Catalog { tables, glossary, tags: self.tags.clone() };
+        // A key to a table or column left out would name it: keys lead only within.
+        let kept: Vec<Vec<bool>> = catalog
+            .tables
+            .values()
+            .map(|t| t.foreign_keys.iter().map(|k| catalog.leads_to(k)).collect())
+            .collect();
+        for (table, kept) in catalog.tables.values_mut().zip(kept) {
+            let mut kept = kept.into_iter();
+            table.foreign_keys.retain(|_| kept.next().unwrap_or(false));
+        }
+        catalog
+    }
+
+    /// Whether a key leads to a table (and column, when it names one) of this catalog.
+    pub fn leads_to(&self, key: &ForeignKey) -> bool {
+        self.table(&key.ref_table)
+            .is_some_and(|t| key.ref_column.is_empty() || t.column(&key.ref_column).is_some())
     }
 }
 

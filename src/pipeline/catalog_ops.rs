@@ -330,7 +330,10 @@ impl Quarry {
         policy: &Policy,
         table: Table,
     ) -> Result<TableDetail, CatalogRequestError> {
-        let table = policy.browsable(&table).unwrap_or(table);
+        let mut table = policy.browsable(&table).unwrap_or(table);
+        // A key to a table or column the role may not read would name it.
+        let visible = policy.visible_catalog(catalog);
+        table.foreign_keys.retain(|k| visible.leads_to(k));
         let revisions = self.metadata.revisions(RevisionTarget::Table, &table.name.to_lowercase())?;
         let signals = signals_now(&table, catalog, &self.history(), revisions.first().map(|r| r.at.clone()));
         let conflict = self

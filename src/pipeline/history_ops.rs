@@ -35,8 +35,9 @@ fn titled(past: &PastQuery) -> Option<&str> {
 impl Quarry {
     /// Up to `limit` questions to ask (a past query's question, else its title): with `after`
     /// (the question just answered), the past questions closest to it in intent, other than
-    /// itself; without, the verified ones first, then the most asked. Only questions whose SQL
-    /// the caller's role may run.
+    /// itself; without, the verified ones first, then the most asked. Built from the past
+    /// queries the caller's role may run alone — their count, verification and tables — so a
+    /// query the role may not run adds nothing, not even to a count.
     pub fn suggestions(
         &self,
         principal: &Principal,
@@ -44,59 +45,47 @@ impl Quarry {
         limit: usize,
     ) -> Result<Vec<Suggestion>, CatalogRequestError> {
         let after = after.map(str::trim).filter(|q| !q.is_empty());
-        let history = self.history();
-        let asked = |question: &str| {
-            history
-                .history
-                .usable()
-                .filter(|q| titled(q).is_some_and(|t| t.eq_ignore_ascii_case(question)))
-                .count()
+        // Search first when there is a question: it authorises and audits a refusal.
+        let close = match after {
+            Some(after) => Some(self.search_queries(principal, after, limit * 3)?),
+            None => None,
         };
-        if let Some(after) = after {
-            let mut seen = BTreeSet::from([after.to_lowercase()]);
-            let close = self.search_queries(principal, after, limit * 3)?;
-            return Ok(close
-                .into_iter()
-                // Past queries with neither a question nor a title are labelled by their SQL.
-                .filter(|e| asked(&e.label) > 0 && seen.insert(e.label.to_lowercase()))
-                .map(|e| Suggestion {
-                    asked: asked(&e.label),
-                    question: e.label,
-                    verified: e.verified,
-                    tables: e.tables,
-                })
-                .take(limit)
-                .collect());
-        }
         let policy = self.authorize(principal, Action::ReadCatalog)?;
         let catalog = self.catalog();
-        let mut by_question: BTreeMap<String, (Suggestion, Vec<&PastQuery>)> = BTreeMap::new();
+        let history = self.history();
+        let mut by_question: BTreeMap<String, Suggestion> = BTreeMap::new();
         for past in history.history.usable() {
             let Some(question) = titled(past) else { continue };
-            let (suggestion, queries) = by_question.entry(question.to_lowercase()).or_insert_with(|| {
-                let suggestion = Suggestion {
-                    question: question.to_string(),
-                    verified: false,
-                    asked: 0,
-                    tables: past.tables.clone(),
-                };
-                (suggestion, Vec::new())
+            if !visible_to(&past.logged.sql, &catalog, policy, principal) {
+                continue;
+            }
+            let suggestion = by_question.entry(question.to_lowercase()).or_insert_with(|| Suggestion {
+                question: question.to_string(),
+                verified: false,
+                asked: 0,
+                tables: past.tables.clone(),
             });
             suggestion.asked += 1;
             suggestion.verified |= past.verified;
-            queries.push(past);
         }
-        let mut ranked: Vec<(Suggestion, Vec<&PastQuery>)> = by_question.into_values().collect();
-        ranked.sort_by(|(a, _), (b, _)| b.verified.cmp(&a.verified).then(b.asked.cmp(&a.asked)));
-        // Parsed only as far as needed: the first `limit` the role may run.
-        Ok(ranked
-            .into_iter()
-            .filter(|(_, queries)| {
-                queries.iter().any(|q| visible_to(&q.logged.sql, &catalog, policy, principal))
-            })
-            .map(|(suggestion, _)| suggestion)
-            .take(limit)
-            .collect())
+        let ranked: Vec<Suggestion> = match (after, close) {
+            (Some(after), Some(close)) => {
+                // Past queries with neither a question nor a title are labelled by their SQL:
+                // they are in no entry, and are left out.
+                let mut seen = BTreeSet::from([after.to_lowercase()]);
+                close
+                    .iter()
+                    .filter(|e| seen.insert(e.label.to_lowercase()))
+                    .filter_map(|e| by_question.get(&e.label.trim().to_lowercase()).cloned())
+                    .collect()
+            }
+            _ => {
+                let mut all: Vec<Suggestion> = by_question.into_values().collect();
+                all.sort_by(|a, b| b.verified.cmp(&a.verified).then(b.asked.cmp(&a.asked)));
+                all
+            }
+        };
+        Ok(ranked.into_iter().take(limit).collect())
     }
 
     /// Adds a query log to the history: new entries are validated, described, stored, embedded

@@ -385,6 +385,15 @@ fn open_undeclared(dir: &std::path::Path, inferred_joins: bool, llm: Option<Arc<
     Quarry::open(config, embedder(), llm).expect("open the workspace")
 }
 
+/// The undeclared-keys warehouse answered by the real model, keys inferred.
+fn undeclared_keys_with_the_real_model() -> (tempfile::TempDir, Quarry) {
+    let dir = undeclared_keys_workspace();
+    let config = quarry::config::Config::for_workspace(dir.path());
+    let llm = load_default_llm(&config).expect("model assets: run `make assets`");
+    let quarry = open_undeclared(dir.path(), true, Some(llm));
+    (dir, quarry)
+}
+
 const PER_JOURNAL: &str =
     "How many publications does each journal have? Show the journal name and the count.";
 
@@ -409,10 +418,7 @@ fn real_model_joins_along_a_key_the_warehouse_does_not_declare() {
     if skip_without_real_model() {
         return;
     }
-    let dir = undeclared_keys_workspace();
-    let config = quarry::config::Config::for_workspace(dir.path());
-    let llm = load_default_llm(&config).expect("model assets: run `make assets`");
-    let quarry = open_undeclared(dir.path(), true, Some(llm));
+    let (_dir, quarry) = undeclared_keys_with_the_real_model();
     let gold = "SELECT j.name, COUNT(*) FROM publication p JOIN journal j ON j.jid = p.jid GROUP BY j.name";
     assert_answers(&quarry, PER_JOURNAL, &AskOptions::default(), gold);
 }
@@ -436,10 +442,7 @@ fn real_model_counts_through_the_link_table() {
     if skip_without_real_model() {
         return;
     }
-    let dir = undeclared_keys_workspace();
-    let config = quarry::config::Config::for_workspace(dir.path());
-    let llm = load_default_llm(&config).expect("model assets: run `make assets`");
-    let quarry = open_undeclared(dir.path(), true, Some(llm));
+    let (_dir, quarry) = undeclared_keys_with_the_real_model();
     let gold = "SELECT a.name, COUNT(*) FROM writes w JOIN author a ON a.aid = w.aid GROUP BY a.name";
     let answer = assert_answers(&quarry, PER_AUTHOR, &AskOptions::default(), gold);
     assert!(answer.tables.iter().any(|t| t.name == "writes"), "{:?}", answer.tables);

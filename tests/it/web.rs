@@ -310,8 +310,36 @@ async fn suggestions_are_verified_then_frequent_questions_the_role_may_run() {
             "{{\"sql\": \"SELECT email FROM users WHERE plan = 'pro'\", \"author\": \"crm.bot\", \"timestamp\": \"2026-11-{day}T10:00:00Z\", \"question\": \"Which e-mail addresses do pro users have?\", \"verified\": true}}\n"
         ));
     }
+    // One question, asked twice: over users, and (verified) over advertisers, which the regional
+    // analyst may not read: that query must add nothing to what the regional analyst is told.
+    let shared = "How many rows does the shared report count?";
+    for (sql, verified) in [("SELECT COUNT(*) FROM users", false), ("SELECT COUNT(*) FROM advertisers", true)]
+    {
+        let line = json!({ "sql": sql, "author": "ops.bot", "timestamp": "2026-11-25T10:00:00Z",
+                           "question": shared, "verified": verified });
+        log.push_str(&format!("{line}\n"));
+    }
     std::fs::write(dir.path().join("history.jsonl"), log).expect("write history");
     let quarry = open_private(dir.path());
+    let entry = |body: &Value| -> Value {
+        body["suggestions"]
+            .as_array()
+            .and_then(|s| s.iter().find(|s| s["question"] == shared).cloned())
+            .unwrap_or_default()
+    };
+    let (_, body) =
+        request(quarry.clone(), As::Role("regional_analyst"), "GET", "/api/v1/suggestions?limit=50", None)
+            .await;
+    let regional = entry(&body);
+    assert_eq!(
+        (&regional["asked"], &regional["verified"], &regional["tables"]),
+        (&json!(1), &json!(false), &json!(["users"])),
+        "{body}"
+    );
+    let (_, body) =
+        request(quarry.clone(), As::Role("admin"), "GET", "/api/v1/suggestions?limit=50", None).await;
+    let admin = entry(&body);
+    assert_eq!((&admin["asked"], &admin["verified"]), (&json!(2), &json!(true)), "{body}");
     let questions = |body: &Value| -> Vec<(String, bool)> {
         body["suggestions"]
             .as_array()
