@@ -98,6 +98,10 @@ pub struct Config {
     pub promote_votes: usize,
     /// What answering adds beside retrieval (`[answer]`).
     pub answer: AnswerSettings,
+    /// Days a conversation thread is kept after its last turn (`[threads] keep_days`).
+    pub thread_keep_days: u32,
+    /// Earlier turns of a thread shown to the model with a follow-up (`[threads] turns`).
+    pub thread_turns: usize,
     /// Roles and what each may read (`[policy.roles.<role>]`); without a `[policy]` section,
     /// the built-in default (`PolicySet::default`).
     pub policy: PolicySet,
@@ -144,7 +148,16 @@ struct File {
     review: ReviewSection,
     #[serde(default)]
     answer: AnswerSection,
+    #[serde(default)]
+    threads: ThreadsSection,
     policy: Option<PolicySection>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ThreadsSection {
+    keep_days: Option<u32>,
+    turns: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -435,6 +448,8 @@ impl Config {
                 checks: file.answer.checks.unwrap_or(true),
                 inferred_joins: file.answer.inferred_joins.unwrap_or(true),
             },
+            thread_keep_days: file.threads.keep_days.unwrap_or(30).max(1),
+            thread_turns: file.threads.turns.unwrap_or(2),
             policy: PolicySet::default(),
         }
     }

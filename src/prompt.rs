@@ -59,6 +59,16 @@ pub fn join_hints(
     hints
 }
 
+/// An earlier turn of the conversation a question follows up on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PriorTurn {
+    pub question: String,
+    /// The SQL that answered it (empty: not shown).
+    pub sql: String,
+    /// The tables that SQL read.
+    pub tables: Vec<String>,
+}
+
 /// What a prompt is built from.
 #[derive(Clone, Copy)]
 pub struct Context<'a> {
@@ -71,6 +81,8 @@ pub struct Context<'a> {
     pub joins: &'a [JoinHint],
     /// Which facts beside the tables the prompt states.
     pub grounding: AnswerSettings,
+    /// The earlier turns of the conversation, oldest first, when the question follows up.
+    pub follows: &'a [PriorTurn],
 }
 
 /// A previous attempt that was refused or failed, for a repair round.
@@ -115,16 +127,22 @@ struct Mentions {
 }
 
 impl Mentions {
-    fn new(question: &str, retrieved: &Retrieved, joins: &[JoinHint]) -> Mentions {
+    fn new(question: &str, retrieved: &Retrieved, joins: &[JoinHint], follows: &[PriorTurn]) -> Mentions {
         let split = |text: &str| -> Vec<String> {
             text.split(|c: char| !c.is_alphanumeric() && c != '_')
                 .filter(|w| !w.is_empty())
                 .map(str::to_lowercase)
                 .collect()
         };
-        let words = split(question).iter().flat_map(|w| w.split('_').map(stem).collect::<Vec<_>>()).collect();
-        let mut identifiers: std::collections::BTreeSet<String> =
-            retrieved.examples.iter().flat_map(|e| split(&e.sql)).collect();
+        let asked = std::iter::once(question).chain(follows.iter().map(|t| t.question.as_str()));
+        let words = asked.flat_map(split).flat_map(|w| w.split('_').map(stem).collect::<Vec<_>>()).collect();
+        let mut identifiers: std::collections::BTreeSet<String> = retrieved
+            .examples
+            .iter()
+            .map(|e| &e.sql)
+            .chain(follows.iter().map(|t| &t.sql))
+            .flat_map(|s| split(s))
+            .collect();
         for join in joins {
             identifiers.extend(split(&join.left));
             identifiers.extend(split(&join.right));
@@ -307,8 +325,11 @@ fn user_turn(
             );
         }
     }
-    let terms =
-        if context.grounding.glossary { terms_named(question, offered, context.catalog) } else { Vec::new() };
+    let terms = if context.grounding.glossary {
+        terms_named(&asked_so_far(context), offered, context.catalog)
+    } else {
+        Vec::new()
+    };
     if !terms.is_empty() {
         user.push_str("Definitions the SQL must follow:\n");
         for term in terms {
@@ -334,8 +355,45 @@ fn user_turn(
             }
         }
     }
+    // Earlier questions of the conversation whose SQL is not shown (with SQL, they are turns).
+    for turn in context.follows {
+        let _ = write!(user, "\nEarlier question: {}", crate::text::for_prompt(&turn.question));
+    }
     let _ = write!(user, "\nQuestion: {question}");
     user
+}
+
+/// The user turn of a follow-up, after the conversation so far: the question, the date ranges
+/// it names, earlier questions whose SQL is not shown, and what to write.
+fn follow_up_turn(context: &Context, unshown: &[&PriorTurn]) -> String {
+    let mut user = String::new();
+    for turn in unshown {
+        let _ = writeln!(user, "Earlier question: {}", crate::text::for_prompt(&turn.question));
+    }
+    let _ = writeln!(user, "Follow-up question: {}", context.question);
+    if is_relative_in_time(context.question) {
+        let _ = writeln!(user, "Today is {}.", context.today);
+    }
+    let periods = if context.grounding.dates {
+        crate::timeframe::resolve(context.question, context.today)
+    } else {
+        Vec::new()
+    };
+    for period in periods {
+        let _ = writeln!(user, "- \"{}\": >= '{}' AND < '{}'", period.phrase, period.start, period.end);
+    }
+    user.push_str(
+        "Write the previous query again, changed only as the follow-up asks: keep its columns, \
+         periods, filters and grouping unless the follow-up changes them.",
+    );
+    user
+}
+
+/// The question with the earlier questions of its conversation: what a follow-up means.
+fn asked_so_far(context: &Context) -> String {
+    let mut text: Vec<&str> = context.follows.iter().map(|t| t.question.as_str()).collect();
+    text.push(context.question);
+    text.join("\n")
 }
 
 /// Builds the chat prompt for a question, within `budget`: when the whole context would not
@@ -364,10 +422,19 @@ pub fn build(context: &Context, failed: &[FailedAttempt], budget: PromptBudget) 
             .collect();
         declared_only.iter().collect()
     };
-    let mentions = Mentions::new(question, retrieved, joins);
+    let mentions = Mentions::new(question, retrieved, joins, context.follows);
+    // A follow-up is shown as the conversation it is: the first question with the tables, each
+    // earlier SQL as the model's reply, then the follow-up. Earlier turns whose SQL is not shown
+    // are named in the follow-up's text.
+    let (shown, unshown): (Vec<&PriorTurn>, Vec<&PriorTurn>) =
+        context.follows.iter().partition(|t| !t.sql.trim().is_empty());
+    let opening = match shown.first() {
+        Some(first) => Context { question: &first.question, follows: &[], ..*context },
+        None => *context,
+    };
     let mut shape = (offered.len(), budget.columns, retrieved.examples.len());
     let user = loop {
-        let user = user_turn(context, &offered, &mentions, shape);
+        let user = user_turn(&opening, &offered, &mentions, shape);
         if estimate_tokens(SYSTEM) + estimate_tokens(&user) <= budget.tokens {
             break user;
         }
@@ -379,13 +446,25 @@ pub fn build(context: &Context, failed: &[FailedAttempt], budget: PromptBudget) 
             _ => break user,
         }
     };
-    let turns = failed
-        .iter()
-        .map(|attempt| Turn {
-            assistant: format!("{ASSISTANT_PREFIX}{}\n{STOP}", attempt.sql.trim()),
-            user: format!("That query is wrong.\nError: {}\nWrite the corrected query.", attempt.error),
-        })
-        .collect();
+    let mut turns: Vec<Turn> = Vec::new();
+    for (i, turn) in shown.iter().enumerate() {
+        let next = match shown.get(i + 1) {
+            Some(later) => format!("Follow-up question: {}", crate::text::for_prompt(&later.question)),
+            None => follow_up_turn(context, &unshown),
+        };
+        let sql = crate::text::for_prompt(turn.sql.trim());
+        turns.push(Turn { assistant: format!("{ASSISTANT_PREFIX}{sql}\n{STOP}"), user: next });
+    }
+    finish(user, turns, failed)
+}
+
+/// The chat prompt: the first user turn, the conversation's turns, then a repair turn for each
+/// failed attempt.
+fn finish(user: String, mut turns: Vec<Turn>, failed: &[FailedAttempt]) -> ChatPrompt {
+    turns.extend(failed.iter().map(|attempt| Turn {
+        assistant: format!("{ASSISTANT_PREFIX}{}\n{STOP}", attempt.sql.trim()),
+        user: format!("That query is wrong.\nError: {}\nWrite the corrected query.", attempt.error),
+    }));
     ChatPrompt { system: SYSTEM.to_string(), user, turns, assistant_prefix: ASSISTANT_PREFIX.to_string() }
 }
 
@@ -561,7 +640,15 @@ mod tests {
         catalog: &'a Catalog,
         today: &'a str,
     ) -> Context<'a> {
-        Context { question, retrieved, catalog, today, joins: &[], grounding: AnswerSettings::default() }
+        Context {
+            question,
+            retrieved,
+            catalog,
+            today,
+            joins: &[],
+            grounding: AnswerSettings::default(),
+            follows: &[],
+        }
     }
 
     fn retrieved(tables: &[&str], examples: usize) -> Retrieved {

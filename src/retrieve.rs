@@ -379,9 +379,24 @@ pub fn retrieve(
     Ok(Retrieved { tables, examples, reusable, embed_ms, search_ms: started.elapsed().as_millis() as u64 })
 }
 
-#[cfg(test)]
 impl TableCandidate {
+    /// A table offered although retrieval did not rank it (picked by the analyst, or read by
+    /// the answer a follow-up follows): its governance, no score, no evidence yet.
+    pub fn of(table: &crate::catalog::Table) -> TableCandidate {
+        TableCandidate {
+            name: table.name.clone(),
+            score: 0.0,
+            tier: table.tier,
+            owner: table.owner.clone(),
+            deprecated_for: table.deprecated.as_ref().map(|d| d.replacement.clone()),
+            freshness: table.freshness.clone(),
+            late_days: None,
+            evidence: Vec::new(),
+        }
+    }
+
     /// A candidate with a score and no other signal, for tests.
+    #[cfg(test)]
     pub(crate) fn named(name: &str, score: f32) -> TableCandidate {
         TableCandidate {
             name: name.into(),

@@ -13,6 +13,9 @@ pub(super) fn eval(config: Config, args: EvalArgs) -> Result<ExitCode> {
     if args.demo || args.data.as_os_str() == "demo" {
         return demo(config, args.json, args.samples);
     }
+    if args.followups {
+        return followups(config, args.json, args.samples);
+    }
     let EvalArgs { data, mode, limit, seed, out, resume, samples, jobs, category, json, .. } = args;
     let out = out.unwrap_or_else(|| config.workspace.join(format!("eval-{mode}.jsonl")));
     if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -75,6 +78,50 @@ pub(super) fn eval(config: Config, args: EvalArgs) -> Result<ExitCode> {
         println!("{}", serde_json::to_string(&summary)?);
     } else {
         println!("{report}\nper question: {}", out.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The demo's follow-up pairs, one conversation at a time.
+fn followups(config: Config, json: bool, samples: Option<usize>) -> Result<ExitCode> {
+    let mut config = config;
+    if let Some(samples) = samples {
+        config.llm_samples = Some(samples.max(1));
+    }
+    let quarry = open(config)?;
+    let pairs = quarry::eval::followups::parse_pairs(quarry::eval::followups::DEMO_FOLLOWUPS)?;
+    let total = pairs.len();
+    let mark = |correct: bool| if correct { "ok  " } else { "MISS" };
+    let (_, summary) = quarry::eval::followups::run_pairs(&quarry, &pairs, |i, result| {
+        if json {
+            println!("{}", serde_json::to_string(result).unwrap_or_default());
+        } else {
+            eprintln!(
+                "[{}/{total}] {} {} -> {} {}",
+                i + 1,
+                mark(result.first.correct),
+                result.first.question,
+                mark(result.follow_up.correct),
+                result.follow_up.question
+            );
+        }
+    })?;
+    if json {
+        println!("{}", serde_json::to_string(&summary)?);
+    } else {
+        println!(
+            "follow-ups: {} of {} correct (EX {:.1}%; {:.1}% after a right first answer); first questions {} of {} (EX {:.1}%); with {}; follow-up p50 {} ms, p95 {} ms",
+            summary.follow_up.correct,
+            summary.follow_up.cases,
+            summary.follow_up.ex,
+            summary.follow_up_after_right_first,
+            summary.first.correct,
+            summary.first.cases,
+            summary.first.ex,
+            summary.follow_up.model,
+            summary.follow_up.p50_ms,
+            summary.follow_up.p95_ms
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -313,6 +313,10 @@ struct EvalArgs {
     /// The demo workspace's questions with hand-written gold SQL (same as `--data demo`).
     #[arg(long, conflicts_with_all = ["data", "mode", "limit", "seed", "out", "resume", "samples", "jobs", "category"])]
     demo: bool,
+    /// The demo's follow-up pairs: each follow-up asked after the model's own answer to its
+    /// first question, as in a thread, and scored against its gold SQL.
+    #[arg(long, conflicts_with_all = ["demo", "data", "mode", "limit", "seed", "out", "resume", "jobs", "category"])]
+    followups: bool,
     /// `demo` (this workspace's demo questions), or a folder in Spider's layout: dev.json,
     /// tables.json, database/<db>/<db>.sqlite (Spider dev, or defog_dev beside it).
     #[arg(long, env = "QUARRY_SPIDER", default_value = quarry::config::DEFAULT_SPIDER_DIR)]

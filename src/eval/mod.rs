@@ -4,6 +4,7 @@
 //!
 //! Gold SQL goes through the same validator and executor as everything else.
 
+pub mod followups;
 pub mod spider;
 
 use serde::{Deserialize, Serialize};
@@ -145,6 +146,52 @@ pub struct Summary {
     pub p95_ms: u64,
 }
 
+/// Asks `question` with `options` and compares the answer's rows with `gold`'s; the answer
+/// too, when there is one.
+pub(crate) fn score(
+    quarry: &Quarry,
+    principal: &Principal,
+    question: &str,
+    gold: &str,
+    options: &AskOptions,
+) -> Result<(CaseResult, Option<crate::pipeline::Answer>), EvalError> {
+    let expected = quarry
+        .run_sql(gold, principal)
+        .map_err(|e| EvalError::Gold { question: question.to_string(), error: e.to_string() })?;
+    Ok(match quarry.ask_with(question, principal, options) {
+        Ok(answer) => (
+            CaseResult {
+                question: question.to_string(),
+                gold: gold.to_string(),
+                predicted: Some(answer.sql.clone()),
+                correct: same_result(&expected.result, &answer.result, has_order_by(gold)),
+                error: None,
+                repairs: answer.repairs.len(),
+                timings: answer.timings.clone(),
+            },
+            Some(answer),
+        ),
+        Err(e) => {
+            let predicted = match &e {
+                AskError::Refused { sql, .. }
+                | AskError::Execution { sql, .. }
+                | AskError::Unanswerable { sql, .. } => Some(sql.clone()),
+                _ => None,
+            };
+            let result = CaseResult {
+                question: question.to_string(),
+                gold: gold.to_string(),
+                predicted,
+                correct: false,
+                error: Some(e.to_string()),
+                repairs: 0,
+                timings: Timings::default(),
+            };
+            (result, None)
+        }
+    })
+}
+
 /// Asks every case's question and compares the answer's rows with the gold query's rows.
 pub fn run_cases(
     quarry: &Quarry,
@@ -155,59 +202,34 @@ pub fn run_cases(
     let principal = Principal { name: "eval".to_string(), ..Principal::local() };
     let mut results = Vec::new();
     for (i, case) in cases.iter().enumerate() {
-        let gold = quarry
-            .run_sql(&case.gold, &principal)
-            .map_err(|e| EvalError::Gold { question: case.question.clone(), error: e.to_string() })?;
         // Neither the gold query nor a past query with the same SQL may help answer it.
         let options = AskOptions {
             exclude_sql_keys: vec![crate::history::sql_key(&case.gold)],
             today: case.today.clone(),
             ..AskOptions::default()
         };
-        let result = match quarry.ask_with(&case.question, &principal, &options) {
-            Ok(answer) => CaseResult {
-                question: case.question.clone(),
-                gold: case.gold.clone(),
-                predicted: Some(answer.sql.clone()),
-                correct: same_result(&gold.result, &answer.result, has_order_by(&case.gold)),
-                error: None,
-                repairs: answer.repairs.len(),
-                timings: answer.timings,
-            },
-            Err(e) => {
-                let predicted = match &e {
-                    AskError::Refused { sql, .. }
-                    | AskError::Execution { sql, .. }
-                    | AskError::Unanswerable { sql, .. } => Some(sql.clone()),
-                    _ => None,
-                };
-                CaseResult {
-                    question: case.question.clone(),
-                    gold: case.gold.clone(),
-                    predicted,
-                    correct: false,
-                    error: Some(e.to_string()),
-                    repairs: 0,
-                    timings: Timings::default(),
-                }
-            }
-        };
+        let (result, _) = score(quarry, &principal, &case.question, &case.gold, &options)?;
         progress(i, &result);
         results.push(result);
     }
+    let summary = summarise(quarry, &results);
+    Ok((results, summary))
+}
+
+/// The totals of `results`.
+pub(crate) fn summarise(quarry: &Quarry, results: &[CaseResult]) -> Summary {
     let correct = results.iter().filter(|r| r.correct).count();
     let mut times: Vec<u64> =
         results.iter().filter(|r| r.error.is_none()).map(|r| r.timings.total_ms).collect();
     times.sort_unstable();
-    let summary = Summary {
+    Summary {
         cases: results.len(),
         correct,
         ex: if results.is_empty() { 0.0 } else { 100.0 * correct as f64 / results.len() as f64 },
         model: quarry.model_id().to_string(),
         p50_ms: crate::bench::percentile(&times, 50.0),
         p95_ms: crate::bench::percentile(&times, 95.0),
-    };
-    Ok((results, summary))
+    }
 }
 
 #[cfg(test)]

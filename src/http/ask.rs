@@ -2,7 +2,9 @@
 //! `POST /api/v1/ask/stream`: the same, as server-sent events: a `stage` event as each stage
 //! starts (retrieving, generating, validating, running), `writing` stage events with the SQL
 //! text as the model writes it, then one `answer` or `error` event.
-//! Both take `tables` to offer the model exactly the tables the analyst picked.
+//! Both take `tables` to offer the model exactly the tables the analyst picked, and `thread`
+//! (with `after` to branch) to follow up in one of the caller's threads; every answer is a
+//! turn of a thread (`answer.thread`).
 
 use std::convert::Infallible;
 
@@ -18,7 +20,7 @@ use utoipa_axum::routes;
 use super::auth::Caller;
 use super::{blocking, ApiError, AppState, CancelOnDrop, ErrorBody};
 use crate::execute::Cancel;
-use crate::pipeline::{Answer, AskOptions, Principal, Stage};
+use crate::pipeline::{Answer, AskOptions, Principal, Stage, ThreadChoice};
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -30,11 +32,29 @@ struct AskRequest {
     /// any other table is refused back to the model).
     #[serde(default)]
     tables: Option<Vec<String>>,
+    /// A follow-up in one of your threads (the `thread.id` of an earlier answer): the thread's
+    /// earlier questions and SQL are the context. Without it the answer starts a new thread.
+    #[serde(default)]
+    #[schema(example = "t3f9a0c1d2e4b5a6978877665")]
+    thread: Option<String>,
+    /// Follow up after this turn of the thread instead of its last (a branch: the answer
+    /// starts a new thread holding the turns up to it).
+    #[serde(default)]
+    after: Option<u32>,
 }
 
 impl AskRequest {
-    fn options(&self, cancel: Cancel) -> AskOptions {
-        AskOptions { tables: self.tables.clone(), cancel, ..AskOptions::default() }
+    fn options(&self, cancel: Cancel) -> Result<AskOptions, ApiError> {
+        let thread = match (&self.thread, self.after) {
+            (Some(id), after) => ThreadChoice::FollowUp { id: id.trim().to_string(), after },
+            (None, None) => ThreadChoice::New,
+            (None, Some(_)) => {
+                return Err(ApiError::BadRequest(
+                    "'after' names a turn of a thread: send it with 'thread'".into(),
+                ))
+            }
+        };
+        Ok(AskOptions { tables: self.tables.clone(), cancel, thread: Some(thread), ..AskOptions::default() })
     }
 }
 
@@ -71,7 +91,7 @@ async fn ask(
     within_rate(&state, &principal, "POST /api/v1/ask")?;
     let quarry = state.quarry.clone();
     let guard = CancelOnDrop::new();
-    let options = request.options(guard.token());
+    let options = request.options(guard.token())?;
     let answer = blocking(move || quarry.ask_with(&request.question, &principal, &options)).await?;
     drop(guard);
     Ok(Json(answer))
@@ -125,6 +145,7 @@ async fn ask_stream(
     body: Result<Json<AskRequest>, JsonRejection>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let Json(request) = body?;
+    let options = request.options(Cancel::new())?;
     within_rate(&state, &principal, "POST /api/v1/ask/stream")?;
     // Each event with whether it is the last: the stream ends after the answer or error.
     let (sender, receiver) = tokio::sync::mpsc::unbounded_channel::<(Event, bool)>();
@@ -136,7 +157,7 @@ async fn ask_stream(
         watched.closed().await;
         watcher.cancel();
     });
-    let options = request.options(cancel);
+    let options = AskOptions { cancel, ..options };
     tokio::task::spawn_blocking(move || {
         let stages = sender.clone();
         // A send fails only when the client has gone; the answer is still audited.

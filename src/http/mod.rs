@@ -18,6 +18,7 @@ mod openapi;
 mod rate;
 mod search;
 mod sql;
+mod threads;
 
 use std::sync::Arc;
 
@@ -65,6 +66,7 @@ fn routes() -> OpenApiRouter<AppState> {
                 .merge(history::router())
                 .merge(feedback::router())
                 .merge(me::router())
+                .merge(threads::router())
                 .merge(openapi::router()),
         )
 }
@@ -297,6 +299,7 @@ impl ApiError {
                 AskError::InvalidQuestion(message) => {
                     (StatusCode::BAD_REQUEST, body("invalid_question", message))
                 }
+                AskError::UnknownThread(message) => (StatusCode::NOT_FOUND, body("unknown_thread", message)),
                 AskError::Forbidden(e) => forbidden(e),
                 AskError::Refused { sql, refusal } => (
                     StatusCode::UNPROCESSABLE_ENTITY,

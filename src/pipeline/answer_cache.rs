@@ -20,7 +20,8 @@ use crate::policy::Principal;
 const CAPACITY: usize = 64;
 
 /// What makes two asks the same: everything but the catalog and history, which are compared
-/// by identity (each edit or ingest replaces them whole).
+/// by identity (each edit or ingest replaces them whole); a follow-up also by the conversation
+/// it follows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Key(String);
 
@@ -29,13 +30,14 @@ impl Key {
         let folded: Vec<String> = question.split_whitespace().map(str::to_lowercase).collect();
         let attributes: Vec<String> = principal.attributes.iter().map(|(k, v)| format!("{k}={v}")).collect();
         Key(format!(
-            "{}\u{1f}{}\u{1f}{}\u{1f}{:?}\u{1f}{:?}\u{1f}{:?}\u{1f}{}",
+            "{}\u{1f}{}\u{1f}{}\u{1f}{:?}\u{1f}{:?}\u{1f}{:?}\u{1f}{:?}\u{1f}{}",
             principal.role,
             attributes.join(","),
             today,
             options.tables,
             options.samples,
             options.exclude_sql_keys,
+            options.follows,
             folded.join(" "),
         ))
     }

@@ -30,10 +30,16 @@ impl Quarry {
         progress: &(dyn Fn(Stage) + Sync),
     ) -> Result<Answer, AskError> {
         let started = Instant::now();
-        let outcome = self
-            .authorize(principal, Action::Ask)
-            .map_err(AskError::from)
-            .and_then(|policy| self.ask_inner(question, principal, policy, options, progress));
+        let outcome = self.authorize(principal, Action::Ask).map_err(AskError::from).and_then(|policy| {
+            let Some(choice) = &options.thread else {
+                return self.ask_inner(question, principal, policy, options, progress);
+            };
+            let thread = self.open_thread(choice, principal)?;
+            let options = AskOptions { follows: thread.follows.clone(), ..options.clone() };
+            let mut answer = self.ask_inner(question, principal, policy, &options, progress)?;
+            answer.thread = self.record_turn(&thread, principal, &answer);
+            Ok(answer)
+        });
         let total_ms = started.elapsed().as_millis() as u64;
         let (audit_outcome, sql, rows, detail) = match &outcome {
             Ok(a) => (
@@ -46,6 +52,7 @@ impl Quarry {
                     "model": a.model,
                     "adapter": a.adapter,
                     "governance": a.governance,
+                    "thread": a.thread,
                     "timings": a.timings,
                 }),
             ),
@@ -91,7 +98,8 @@ impl Quarry {
         let policy = self.authorize(principal, Action::Ask)?;
         let catalog = self.catalog();
         let visible = policy.visible_catalog(&catalog);
-        self.retrieve_for(question.trim(), &catalog, &visible, &self.history(), policy, principal, options)
+        let options = self.scoped(options, &catalog, &visible, policy, principal);
+        self.retrieve_for(question.trim(), &catalog, &visible, &self.history(), policy, principal, &options)
     }
 
     /// The first prompt `ask` would show the model for `question` (no verified query reused;
@@ -108,6 +116,7 @@ impl Quarry {
         let visible = policy.visible_catalog(&catalog);
         let history = self.history();
         let question = question.trim();
+        let options = &self.scoped(options, &catalog, &visible, policy, principal);
         let retrieved =
             self.retrieve_for(question, &catalog, &visible, &history, policy, principal, options)?;
         let build = self.prompt_builder(question, &retrieved, &visible, &history, options);
@@ -138,6 +147,7 @@ impl Quarry {
             self.config.retrieval_columns,
         );
         let grounding = self.config.answer;
+        let follows = options.follows.clone();
         move |failed: &[FailedAttempt]| {
             let context = prompt::Context {
                 question,
@@ -146,6 +156,7 @@ impl Quarry {
                 today: &today,
                 joins: &joins,
                 grounding,
+                follows: &follows,
             };
             prompt::build(&context, failed, budget)
         }
@@ -180,8 +191,14 @@ impl Quarry {
                 }
             }
         }
+        // A follow-up ("only the refunded ones") means little alone: retrieval reads it with
+        // the question it follows.
+        let searched = match options.follows.last() {
+            Some(turn) => format!("{} {question}", turn.question),
+            None => question.to_string(),
+        };
         let mut retrieved = retrieve(
-            question,
+            &searched,
             visible,
             self.embedder.as_ref(),
             self.store.as_ref(),
@@ -198,6 +215,12 @@ impl Quarry {
         )?;
         if let Some(picked) = &options.tables {
             retrieved.tables = picked_tables(picked, retrieved.tables, visible)?;
+            retrieved.reusable.clear();
+        } else if let Some(turn) = options.follows.last() {
+            retrieved.tables = followed_tables(&turn.tables, retrieved.tables, visible);
+        }
+        // A verified query answers a question alone, never a follow-up that changes another.
+        if !options.follows.is_empty() {
             retrieved.reusable.clear();
         }
         // A verified query is reused only while its pair is verified now, naming who said so.
@@ -229,6 +252,7 @@ impl Quarry {
         let catalog = self.catalog();
         // The model is shown only what the role may read.
         let visible = policy.visible_catalog(&catalog);
+        let options = &self.scoped(options, &catalog, &visible, policy, principal);
         let question = question.trim();
         let mut timings = Timings::default();
         let history = self.history();
@@ -420,6 +444,7 @@ impl Quarry {
             periods,
             model: llm.model_id().to_string(),
             adapter: llm.adapter().map(str::to_string),
+            thread: None,
             timings,
         };
         // The model's turn goes back to the line before the answer is kept.
@@ -468,6 +493,49 @@ impl Quarry {
         };
         Some(answer)
     }
+}
+
+impl Quarry {
+    /// `options` with the conversation it follows cut to what this principal may be shown.
+    fn scoped<'o>(
+        &self,
+        options: &'o AskOptions,
+        catalog: &Catalog,
+        visible: &Catalog,
+        policy: &Policy,
+        principal: &Principal,
+    ) -> std::borrow::Cow<'o, AskOptions> {
+        if options.follows.is_empty() {
+            return std::borrow::Cow::Borrowed(options);
+        }
+        let follows = self.visible_turns(&options.follows, catalog, visible, policy, principal);
+        std::borrow::Cow::Owned(AskOptions { follows, ..options.clone() })
+    }
+}
+
+/// Retrieval's tables for a follow-up: the tables the answer it follows read come first (the
+/// follow-up is about the same data), then retrieval's others.
+fn followed_tables(
+    read: &[String],
+    retrieved: Vec<TableCandidate>,
+    visible: &Catalog,
+) -> Vec<TableCandidate> {
+    let mut tables: Vec<TableCandidate> = Vec::with_capacity(read.len() + retrieved.len());
+    for name in read {
+        let Some(table) = visible.table(name) else { continue };
+        if tables.iter().any(|c| c.name == table.name) {
+            continue;
+        }
+        let mut candidate = retrieved
+            .iter()
+            .find(|c| c.name == table.name)
+            .cloned()
+            .unwrap_or_else(|| TableCandidate::of(table));
+        candidate.evidence.insert(0, "read by the answer this question follows up".into());
+        tables.push(candidate);
+    }
+    tables.extend(retrieved.into_iter().filter(|c| !read.iter().any(|r| r.eq_ignore_ascii_case(&c.name))));
+    tables
 }
 
 /// True when every violation is a table the SQL reads (`FROM x`, `JOIN x`) that does not
@@ -523,17 +591,11 @@ pub(super) fn picked_tables(
         if chosen.iter().any(|c: &TableCandidate| c.name == table.name) {
             continue;
         }
-        let mut candidate =
-            retrieved.iter().find(|c| c.name == table.name).cloned().unwrap_or_else(|| TableCandidate {
-                name: table.name.clone(),
-                score: 0.0,
-                tier: table.tier,
-                owner: table.owner.clone(),
-                deprecated_for: table.deprecated.as_ref().map(|d| d.replacement.clone()),
-                freshness: table.freshness.clone(),
-                late_days: None,
-                evidence: Vec::new(),
-            });
+        let mut candidate = retrieved
+            .iter()
+            .find(|c| c.name == table.name)
+            .cloned()
+            .unwrap_or_else(|| TableCandidate::of(table));
         candidate.evidence.insert(0, "picked by you".into());
         chosen.push(candidate);
     }

@@ -17,6 +17,7 @@ mod feedback;
 mod history_ops;
 mod reuse;
 mod sql;
+mod threads;
 
 use attempt::{vote, Attempting, Candidate};
 use reuse::Reusing;
@@ -24,6 +25,7 @@ use reuse::Reusing;
 pub use catalog_ops::{CatalogRequestError, EditOutcome, TableDetail, TableFilter, TableSummary};
 pub use feedback::{Decision, Feedback, FeedbackOutcome, ReviewDecision, ReviewFilter, Verdict};
 pub use history_ops::Suggestion;
+pub use threads::{PriorTurn, ThreadChoice, ThreadPosition};
 
 use std::cell::Cell;
 use std::collections::BTreeMap;
@@ -90,6 +92,9 @@ pub enum AskError {
     /// The question is empty or too long.
     #[error("{0}")]
     InvalidQuestion(String),
+    /// The ask follows up in a thread the principal does not have (or that expired).
+    #[error("{0}")]
+    UnknownThread(String),
     /// The principal's role has no policy, or its policy does not allow this action.
     #[error(transparent)]
     Forbidden(#[from] AccessError),
@@ -169,6 +174,13 @@ pub struct AskOptions {
     pub cancel: Cancel,
     /// The day the question is asked (ISO date), for its relative time phrases; None: today.
     pub today: Option<String>,
+    /// Record the answer as a turn of a conversation thread (a new one, or a follow-up in one
+    /// of the principal's threads, whose earlier turns then fill `follows`); None: not kept.
+    pub thread: Option<ThreadChoice>,
+    /// Earlier turns of the conversation this question follows up on, oldest first: shown to
+    /// the model (their SQL only while the principal may still run it) and their tables
+    /// offered first.
+    pub follows: Vec<PriorTurn>,
 }
 
 /// A stage of answering a question, reported as it starts (the web page streams them), and
@@ -251,6 +263,9 @@ pub struct Answer {
     pub model: String,
     /// The fine-tuned adapter on top of that model, if any.
     pub adapter: Option<String>,
+    /// The conversation thread the answer was recorded in, when the ask named one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thread: Option<ThreadPosition>,
     pub timings: Timings,
 }
 

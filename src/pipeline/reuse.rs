@@ -61,6 +61,7 @@ impl Quarry {
             periods: Vec::new(),
             model: "none".into(),
             adapter: None,
+            thread: None,
             timings,
         })
     }

@@ -21,4 +21,5 @@ mod operators;
 mod policy;
 mod support;
 mod surfaces;
+mod threads;
 mod web;

@@ -106,7 +106,7 @@ async fn the_openapi_document_has_every_route_and_every_documented_route_is_serv
     let mut operations = Vec::new();
     for (path, item) in paths {
         for (method, operation) in item.as_object().expect("path item") {
-            let concrete = path.replace("{name}", "users").replace("{term}", "revenue");
+            let concrete = path.replace("{name}", "users").replace("{term}", "revenue").replace("{id}", "t0");
             let (status, body) =
                 request(quarry.clone(), As::Nobody, &method.to_uppercase(), &concrete, None).await;
             let secured = operation["security"].as_array().is_some_and(|s| !s.is_empty());
@@ -129,6 +129,8 @@ async fn the_openapi_document_has_every_route_and_every_documented_route_is_serv
         "GET /api/v1/search/queries",
         "GET /api/v1/search/tables",
         "GET /api/v1/suggestions",
+        "GET /api/v1/threads",
+        "GET /api/v1/threads/{id}",
         "GET /healthz",
         "GET /metrics",
         "PATCH /api/v1/catalog/tables/{name}",

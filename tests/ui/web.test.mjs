@@ -228,6 +228,48 @@ test("a question with a time phrase shows how it was read", async () => {
   await page.close();
 });
 
+// Runs SQL as `role` through the API; its rows as sorted JSON lines (a multiset, as the
+// evaluation compares results).
+async function rowsOf(sql, role = "analyst") {
+  const response = await fetch(`${base}/api/v1/sql`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${keys[role]}`, "content-type": "application/json" },
+    body: JSON.stringify({ sql }),
+  });
+  const body = await response.json();
+  assert.ok(response.ok, `${sql}: ${JSON.stringify(body)}`);
+  return body.result.rows.map((r) => JSON.stringify(r)).sort();
+}
+
+test("a follow-up is answered in its conversation, and the analyst can branch or start anew", async () => {
+  const page = await openAsAnalyst();
+  await ask(page, "orders per month in 2026");
+  await page.locator("#thread #follow-up").waitFor();
+  assert.deepEqual(await page.locator("#thread-turns li").allTextContents(), ["orders per month in 2026"]);
+  await page.fill("#follow-up", "only refunded ones");
+  await page.click("#follow-up-button");
+  await page.waitForFunction(() => document.querySelectorAll("#thread-turns li").length === 2, null, { timeout: 240_000 });
+  assert.equal(await page.locator("#error").count(), 0, "the follow-up is answered");
+  // The second step's SQL is the first's, refunded orders only: the same rows as the gold.
+  const headers = { authorization: `Bearer ${keys.analyst}` };
+  const { threads } = await (await fetch(`${base}/api/v1/threads`, { headers })).json();
+  const thread = await (await fetch(`${base}/api/v1/threads/${threads[0].id}`, { headers })).json();
+  assert.deepEqual(thread.turns.map((t) => t.question), ["orders per month in 2026", "only refunded ones"]);
+  const second = thread.turns[1].sql;
+  assert.equal((await page.locator("#answer-sql").textContent()).trim(), second.trim());
+  const gold = "SELECT strftime('%Y-%m', ordered_at) AS month, COUNT(*) AS orders FROM orders " +
+    "WHERE ordered_at >= '2026-01-01' AND ordered_at < '2027-01-01' AND status = 'refunded' GROUP BY month";
+  assert.deepEqual(await rowsOf(second), await rowsOf(gold), `the follow-up's SQL: ${second}`);
+  // The conversation is listed; an earlier turn can be followed up instead (a branch).
+  await page.locator("#thread-list a", { hasText: "orders per month in 2026" }).first().waitFor();
+  await page.click("#thread-turns a.branch[data-turn='1']");
+  assert.match(await page.locator("#follow-up-on").textContent(), /continues turn 1/);
+  await page.screenshot({ path: join(artefacts, "thread.png"), fullPage: true });
+  await page.click("#new-thread");
+  assert.ok(await page.locator("#thread").isHidden(), "a new conversation starts from the empty page");
+  await page.close();
+});
+
 test("a refused query shows its explanation", async () => {
   const page = await openAsAnalyst();
   const error = await runSql(page, "SELECT email FROM users", "#error");
