@@ -365,7 +365,7 @@ fn user_turn(
 
 /// The user turn of a follow-up, after the conversation so far: the question, the date ranges
 /// it names, earlier questions whose SQL is not shown, and what to write.
-fn follow_up_turn(context: &Context, unshown: &[&PriorTurn]) -> String {
+fn follow_up_turn(context: &Context, unshown: &[&PriorTurn], terms: &[&GlossaryTerm]) -> String {
     let mut user = String::new();
     for turn in unshown {
         let _ = writeln!(user, "Earlier question: {}", crate::text::for_prompt(&turn.question));
@@ -381,6 +381,14 @@ fn follow_up_turn(context: &Context, unshown: &[&PriorTurn]) -> String {
     };
     for period in periods {
         let _ = writeln!(user, "- \"{}\": >= '{}' AND < '{}'", period.phrase, period.start, period.end);
+    }
+    for term in terms {
+        let _ = writeln!(
+            user,
+            "Definition the SQL must follow - {}: {}",
+            term.term,
+            crate::text::for_prompt(&term.definition)
+        );
     }
     user.push_str(
         "Write the previous query again, changed only as the follow-up asks: keep its columns, \
@@ -446,11 +454,26 @@ pub fn build(context: &Context, failed: &[FailedAttempt], budget: PromptBudget) 
             _ => break user,
         }
     };
+    // The glossary terms the follow-ups name that the first question did not (its own are
+    // defined with the tables).
+    let later_terms: Vec<&GlossaryTerm> = if context.grounding.glossary && !shown.is_empty() {
+        let opened = terms_named(opening.question, &offered, catalog);
+        let later: Vec<&str> =
+            shown[1..].iter().chain(&unshown).map(|t| t.question.as_str()).chain([question]).collect();
+        let later = later.join("\n");
+        let conversation = format!("{}\n{later}", opening.question);
+        terms_followed(&later, &conversation, &offered, catalog)
+            .into_iter()
+            .filter(|t| !opened.iter().any(|o| o.term == t.term))
+            .collect()
+    } else {
+        Vec::new()
+    };
     let mut turns: Vec<Turn> = Vec::new();
     for (i, turn) in shown.iter().enumerate() {
         let next = match shown.get(i + 1) {
             Some(later) => format!("Follow-up question: {}", crate::text::for_prompt(&later.question)),
-            None => follow_up_turn(context, &unshown),
+            None => follow_up_turn(context, &unshown, &later_terms),
         };
         let sql = crate::text::for_prompt(turn.sql.trim());
         turns.push(Turn { assistant: format!("{ASSISTANT_PREFIX}{sql}\n{STOP}"), user: next });
@@ -521,6 +544,34 @@ fn terms_named<'c>(question: &str, offered: &[&Table], catalog: &'c Catalog) -> 
                 .map(stem)
                 .collect();
             !phrase.is_empty() && padded.contains(&format!(" {} ", phrase.join(" ")))
+        })
+        .filter(|term| term.tables.iter().any(|t| offered.iter().any(|o| o.name.eq_ignore_ascii_case(t))))
+        .collect()
+}
+
+/// The glossary terms a follow-up names with the conversation's help: every word of the term
+/// is somewhere in the conversation and one is in the follow-up ("only the paid ones" after a
+/// question about users names "paid user").
+fn terms_followed<'c>(
+    follow_up: &str,
+    conversation: &str,
+    offered: &[&Table],
+    catalog: &'c Catalog,
+) -> Vec<&'c GlossaryTerm> {
+    let words = |text: &str| -> std::collections::BTreeSet<String> {
+        text.to_lowercase()
+            .split(|c: char| !c.is_alphanumeric() && c != '_')
+            .filter(|w| !w.is_empty())
+            .map(stem)
+            .collect()
+    };
+    let (asked, said) = (words(follow_up), words(conversation));
+    catalog
+        .glossary()
+        .iter()
+        .filter(|term| {
+            let phrase = words(&term.term);
+            !phrase.is_empty() && phrase.is_subset(&said) && phrase.iter().any(|w| asked.contains(w))
         })
         .filter(|term| term.tables.iter().any(|t| offered.iter().any(|o| o.name.eq_ignore_ascii_case(t))))
         .collect()

@@ -103,6 +103,29 @@ fn the_follow_up_prompt_holds_the_earlier_question_and_its_sql() {
 }
 
 #[test]
+fn a_follow_up_gets_the_definitions_it_names_with_the_conversations_help() {
+    let quarry = scripted();
+    let first = "How many users signed up in 2026 in each country?";
+    let options = AskOptions {
+        follows: vec![PriorTurn {
+            question: first.into(),
+            sql: "SELECT country_code, COUNT(*) AS signups FROM users WHERE signup_date >= '2026-01-01' GROUP BY country_code".into(),
+            tables: vec!["users".into()],
+        }],
+        ..AskOptions::default()
+    };
+    // "paid" in the follow-up, "users" in the first question: the term "paid user".
+    let prompt = quarry.first_prompt("Only the paid ones.", &Principal::local(), &options).expect("prompt");
+    assert!(
+        prompt.turns[0].user.contains(
+            "Definition the SQL must follow - paid user: A user whose current users.plan is 'plus' or 'pro'"
+        ),
+        "{prompt:?}"
+    );
+    assert!(!prompt.user.contains("paid user"), "the first question names no such term: {}", prompt.user);
+}
+
+#[test]
 fn a_follow_up_never_shows_the_model_what_the_principal_may_not_read() {
     let quarry = scripted();
     // An earlier turn reading a column the analyst may not read (pii), and a table it may not
