@@ -46,6 +46,8 @@ pub mod policy;
 #[cfg(feature = "runtime")]
 pub mod prompt;
 #[cfg(feature = "runtime")]
+pub mod reading;
+#[cfg(feature = "runtime")]
 pub mod retrieve;
 #[cfg(feature = "runtime")]
 pub mod stewardship;

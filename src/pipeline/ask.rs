@@ -430,6 +430,7 @@ impl Quarry {
         let answer = Answer {
             question: question.to_string(),
             sql: chosen.query.sql().to_string(),
+            reading: crate::reading::read(chosen.query.sql()),
             tables: self.table_uses(&catalog, &chosen.query, Some(&retrieved.tables)),
             candidates: retrieved.tables.clone(),
             examples: retrieved.examples.clone(),
@@ -482,6 +483,7 @@ impl Quarry {
         // The key folds case and spacing: the answer names the question as this caller asked it.
         answer.question = question.to_string();
         answer.sql = query.sql().to_string();
+        answer.reading = crate::reading::read(query.sql());
         answer.result = result;
         answer.warnings = query.warnings().to_vec();
         answer.governance = query.governance().clone();

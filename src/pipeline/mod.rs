@@ -238,6 +238,9 @@ pub struct TableUse {
 pub struct Answer {
     pub question: String,
     pub sql: String,
+    /// What the SQL computes, in one line, read from its syntax tree (not written by the
+    /// model): what to check the answer against. None for SQL it cannot read plainly.
+    pub reading: Option<String>,
     /// Tables the SQL reads.
     pub tables: Vec<TableUse>,
     /// Tables retrieval offered to the model, best first.

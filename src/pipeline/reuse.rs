@@ -47,6 +47,7 @@ impl Quarry {
         Ok(Answer {
             question: question.to_string(),
             sql: query.sql().to_string(),
+            reading: crate::reading::read(query.sql()),
             tables,
             candidates: retrieved.tables.clone(),
             examples: Vec::new(),

@@ -49,6 +49,11 @@ async fn a_follow_up_is_answered_in_its_thread_and_the_thread_is_kept() {
     assert_eq!(status, StatusCode::OK, "{second}");
     assert_eq!(second["thread"], json!({ "id": id, "turn": 2 }));
     assert!(second["sql"].as_str().unwrap_or_default().contains("refunded"), "{second}");
+    // Its one-line reading, from the SQL itself.
+    assert_eq!(
+        second["reading"],
+        "Number of orders per month, from orders, where ordered at 2026-01-01 to 2026-12-31 and status = 'refunded'"
+    );
     // The tables the first answer read are offered first, saying why.
     assert_eq!(second["candidates"][0]["name"], "orders");
     assert_eq!(second["candidates"][0]["evidence"][0], "read by the answer this question follows up");

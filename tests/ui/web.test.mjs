@@ -118,6 +118,8 @@ test("the first page becomes interactive quickly", async () => {
 test("an analyst asks a question and sees progress, the SQL, the tables and the rows", async () => {
   const page = await openAsAnalyst();
   const stages = await ask(page, "How many users are on each plan?");
+  // A one-line reading of what the SQL computes, read from the SQL itself.
+  assert.match(await page.locator("#reading").textContent(), /per plan, from users/i);
   // Streamed as they happen (the SSE events); quick stages may pass between two paints.
   assert.equal(stages[0], "retrieving", `stages: ${stages}`);
   assert.ok(stages.includes("generating"), `stages: ${stages}`);
@@ -473,8 +475,12 @@ test("an analyst sees no steward or admin controls, and the server refuses them 
 });
 
 test("an admin filters the audit log of asks, runs, refusals and edits", async () => {
+  // A record with one long unbroken value: it wraps inside the table instead of widening it.
+  await rowsOf(`SELECT '${"x".repeat(300)}' AS long_value`);
   const page = await openAs("admin", "#audit");
   await page.locator("#audit-list tbody tr").first().waitFor();
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+  assert.ok(overflow <= 0, `the audit view is ${overflow} px wider than the window`);
   const kinds = await page.locator("#audit-list tbody tr").evaluateAll((rows) => [...new Set(rows.map((r) => r.dataset.kind))]);
   // 'access': the analyst's refused audit request above is audited too.
   assert.deepEqual([...kinds].sort(), ["access", "ask", "edit", "sql"]);
