@@ -63,9 +63,9 @@ pub fn read(sql: &str) -> Option<String> {
     let mut line = if measures.is_empty() {
         format!("Rows with {}", list(&dimensions))
     } else if groups.is_empty() {
-        capitalise(&list(&measures))
+        crate::text::capitalise(&list(&measures))
     } else {
-        format!("{} per {}", capitalise(&list(&measures)), list(&dimensions))
+        format!("{} per {}", crate::text::capitalise(&list(&measures)), list(&dimensions))
     };
     if !tables.is_empty() {
         line.push_str(&format!(", from {}", list(&tables)));
@@ -226,14 +226,6 @@ fn list(items: &[String]) -> String {
         [] => String::new(),
         [one] => one.clone(),
         [init @ .., last] => format!("{} and {last}", init.join(", ")),
-    }
-}
-
-fn capitalise(text: &str) -> String {
-    let mut chars = text.chars();
-    match chars.next() {
-        Some(first) => first.to_uppercase().chain(chars).collect(),
-        None => String::new(),
     }
 }
 

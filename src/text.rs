@@ -3,7 +3,8 @@
 //! request of someone else (a NUL byte that the model's tokenizer cannot take, a terminal
 //! escape in the audit log): `check` refuses NUL and control characters (tab, line feed and
 //! carriage return excepted) and text over a length, naming the field and the fix.
-//! `for_prompt` drops the same characters from text stored before the check existed.
+//! `for_prompt` drops the same characters from text stored before the check existed;
+//! `capitalise` is the casing helper the writers of questions and readings share.
 
 use std::borrow::Cow;
 
@@ -39,6 +40,15 @@ pub fn for_prompt(text: &str) -> Cow<'_, str> {
         Cow::Borrowed(text)
     } else {
         Cow::Owned(text.chars().filter(|c| allowed(*c)).collect())
+    }
+}
+
+/// `text` with its first letter in upper case.
+pub fn capitalise(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
     }
 }
 

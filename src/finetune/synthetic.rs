@@ -113,7 +113,7 @@ fn month_name(y: i64, m: i64) -> String {
     let index = y * 12 + (m - 1);
     format!(
         "{} {}",
-        capitalise(crate::timeframe::MONTHS[index.rem_euclid(12) as usize]),
+        crate::text::capitalise(crate::timeframe::MONTHS[index.rem_euclid(12) as usize]),
         index.div_euclid(12)
     )
 }
@@ -478,15 +478,7 @@ fn propose(f: &Facts, rng: &mut ChaCha8Rng) -> Option<Candidate> {
             )
         }
     };
-    Some(Candidate { question: capitalise(&question), sql, today, pattern: name })
-}
-
-fn capitalise(text: &str) -> String {
-    let mut chars = text.chars();
-    match chars.next() {
-        Some(c) => c.to_uppercase().chain(chars).collect(),
-        None => String::new(),
-    }
+    Some(Candidate { question: crate::text::capitalise(&question), sql, today, pattern: name })
 }
 
 #[cfg(test)]

@@ -515,6 +515,15 @@ impl Quarry {
     }
 }
 
+/// `table` offered for `reason`: retrieval's candidate (its evidence kept after the reason)
+/// when retrieval found it too.
+fn offered(table: &crate::catalog::Table, retrieved: &[TableCandidate], reason: &str) -> TableCandidate {
+    let mut candidate =
+        retrieved.iter().find(|c| c.name == table.name).cloned().unwrap_or_else(|| TableCandidate::of(table));
+    candidate.evidence.insert(0, reason.to_string());
+    candidate
+}
+
 /// Retrieval's tables for a follow-up: the tables the answer it follows read come first (the
 /// follow-up is about the same data), then retrieval's others.
 fn followed_tables(
@@ -528,13 +537,7 @@ fn followed_tables(
         if tables.iter().any(|c| c.name == table.name) {
             continue;
         }
-        let mut candidate = retrieved
-            .iter()
-            .find(|c| c.name == table.name)
-            .cloned()
-            .unwrap_or_else(|| TableCandidate::of(table));
-        candidate.evidence.insert(0, "read by the answer this question follows up".into());
-        tables.push(candidate);
+        tables.push(offered(table, &retrieved, "read by the answer this question follows up"));
     }
     tables.extend(retrieved.into_iter().filter(|c| !read.iter().any(|r| r.eq_ignore_ascii_case(&c.name))));
     tables
@@ -593,13 +596,7 @@ pub(super) fn picked_tables(
         if chosen.iter().any(|c: &TableCandidate| c.name == table.name) {
             continue;
         }
-        let mut candidate = retrieved
-            .iter()
-            .find(|c| c.name == table.name)
-            .cloned()
-            .unwrap_or_else(|| TableCandidate::of(table));
-        candidate.evidence.insert(0, "picked by you".into());
-        chosen.push(candidate);
+        chosen.push(offered(table, &retrieved, "picked by you"));
     }
     Ok(chosen)
 }

@@ -454,6 +454,30 @@ test("a steward tags a column as personal data and the analyst's next query on i
   await analyst.close();
 });
 
+test("a steward defines a term on the glossary page; an analyst reads it there without edit controls", async () => {
+  const page = await openAs("steward", "#glossary");
+  await page.locator("#glossary-list tr[data-term='paid user']").waitFor();
+  await page.click("#new-term");
+  await page.fill("#glossary-term", "weekly active user");
+  await page.fill("#glossary-definition", "A user with at least one row in daily_active_users in the 7 days up to the day asked about.");
+  await page.fill("#glossary-tables", "daily_active_users");
+  // Without a reason the server names the missing field, and nothing is saved.
+  await page.click("#glossary-save");
+  await page.locator("#glossary-status", { hasText: "comment" }).waitFor();
+  await page.fill("#glossary-comment", "the growth team's definition");
+  await page.click("#glossary-save");
+  await page.locator("#glossary-list tr[data-term='weekly active user']").waitFor();
+  assert.match(await page.locator("#glossary-list tr[data-term='weekly active user']").textContent(), /daily_active_users/);
+  await page.screenshot({ path: join(artefacts, "glossary.png"), fullPage: true });
+  await page.close();
+
+  const reader = await openAs("analyst", "#glossary");
+  await reader.locator("#glossary-list tr[data-term='weekly active user']").waitFor();
+  assert.equal(await reader.locator("#glossary-list .edit-term").count(), 0);
+  assert.ok(await reader.locator("#new-term").isHidden());
+  await reader.close();
+});
+
 test("an analyst sees no steward or admin controls, and the server refuses them anyway", async () => {
   const page = await openAs("analyst", "#catalog/users");
   await page.locator("#columns").waitFor();
