@@ -13,7 +13,7 @@ use super::{blocking, ApiError, AppState, ErrorBody};
 use crate::metadata::{StoredThread, ThreadSummary};
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(list)).routes(routes!(one))
+    OpenApiRouter::new().routes(routes!(threads)).routes(routes!(thread))
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -34,7 +34,10 @@ struct Threads {
     ),
     security(("api_key" = []))
 )]
-async fn list(State(state): State<AppState>, Caller(principal): Caller) -> Result<Json<Threads>, ApiError> {
+async fn threads(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+) -> Result<Json<Threads>, ApiError> {
     let quarry = state.quarry.clone();
     let threads = blocking(move || quarry.threads(&principal)).await?;
     Ok(Json(Threads { threads }))
@@ -54,7 +57,7 @@ async fn list(State(state): State<AppState>, Caller(principal): Caller) -> Resul
     ),
     security(("api_key" = []))
 )]
-async fn one(
+async fn thread(
     State(state): State<AppState>,
     Caller(principal): Caller,
     Path(id): Path<String>,

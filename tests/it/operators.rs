@@ -104,6 +104,8 @@ async fn the_openapi_document_has_every_route_and_every_documented_route_is_serv
     // means the document names a route that is not served.
     let paths = document["paths"].as_object().expect("paths");
     let mut operations = Vec::new();
+    // OpenAPI requires each operation's id to be unique (clients name their methods by it).
+    let mut operation_ids: Vec<String> = Vec::new();
     for (path, item) in paths {
         for (method, operation) in item.as_object().expect("path item") {
             let concrete = path.replace("{name}", "users").replace("{term}", "revenue").replace("{id}", "t0");
@@ -114,6 +116,12 @@ async fn the_openapi_document_has_every_route_and_every_documented_route_is_serv
             assert_eq!(status, expected, "{method} {path}: {body}");
             assert!(operation["responses"].as_object().is_some_and(|r| !r.is_empty()), "{method} {path}");
             operations.push(format!("{} {path}", method.to_uppercase()));
+            let id = operation["operationId"].as_str().unwrap_or_default().to_string();
+            assert!(
+                !id.is_empty() && !operation_ids.contains(&id),
+                "{method} {path}: operationId '{id}' is missing or taken"
+            );
+            operation_ids.push(id);
         }
     }
     operations.sort();
