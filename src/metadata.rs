@@ -276,7 +276,7 @@ pub struct StoredTurn {
     pub turn: u32,
     pub at: String,
     pub question: String,
-    /// The SQL that ran.
+    /// The SQL that ran (through the API: empty once the principal may no longer run it).
     pub sql: String,
     /// The tables it read.
     pub tables: Vec<String>,
@@ -305,13 +305,13 @@ pub struct ThreadSummary {
 
 /// Where a new turn goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TurnPlace<'a> {
+pub enum TurnPlace {
     /// The first turn of a new thread.
     NewThread,
     /// After the last turn of this thread.
-    Continue(&'a str),
+    Continue(String),
     /// A new thread holding this thread's turns up to `after`, then the new turn.
-    Branch { from: &'a str, after: u32 },
+    Branch { from: String, after: u32 },
 }
 
 /// The metadata database.
@@ -571,9 +571,9 @@ impl Metadata {
     /// the principal's (`thread`).
     pub fn add_turn(
         &self,
-        place: TurnPlace<'_>,
+        place: &TurnPlace,
         principal: &str,
-        turn: &StoredTurn,
+        (question, sql, tables): (&str, &str, &[String]),
     ) -> Result<(String, u32), MetadataError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
@@ -587,7 +587,7 @@ impl Metadata {
         };
         let id = match place {
             TurnPlace::NewThread => new_thread(&tx, None)?,
-            TurnPlace::Continue(id) => id.to_string(),
+            TurnPlace::Continue(id) => id.clone(),
             TurnPlace::Branch { from, after } => {
                 let id = new_thread(&tx, Some(from))?;
                 tx.execute(
@@ -598,12 +598,12 @@ impl Metadata {
                 id
             }
         };
-        let tables = serde_json::to_string(&turn.tables).unwrap_or_else(|_| "[]".into());
+        let tables = serde_json::to_string(tables).unwrap_or_else(|_| "[]".into());
         let number: u32 = tx.query_row(
             "INSERT INTO thread_turns (thread, turn, question, sql, tables)
              VALUES (?1, (SELECT COALESCE(MAX(turn), 0) + 1 FROM thread_turns WHERE thread = ?1), ?2, ?3, ?4)
              RETURNING turn",
-            params![id, turn.question, turn.sql, tables],
+            params![id, question, sql, tables],
             |r| r.get(0),
         )?;
         tx.execute(

@@ -82,13 +82,17 @@ pub(super) fn eval(config: Config, args: EvalArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The demo's follow-up pairs, one conversation at a time.
-fn followups(config: Config, json: bool, samples: Option<usize>) -> Result<ExitCode> {
-    let mut config = config;
+/// The workspace opened with `samples` candidates per question, when given (`--samples`).
+fn open_with_samples(mut config: Config, samples: Option<usize>) -> Result<quarry::pipeline::Quarry> {
     if let Some(samples) = samples {
         config.llm_samples = Some(samples.max(1));
     }
-    let quarry = open(config)?;
+    open(config)
+}
+
+/// The demo's follow-up pairs, one conversation at a time.
+fn followups(config: Config, json: bool, samples: Option<usize>) -> Result<ExitCode> {
+    let quarry = open_with_samples(config, samples)?;
     let pairs = quarry::eval::followups::parse_pairs(quarry::eval::followups::DEMO_FOLLOWUPS)?;
     let total = pairs.len();
     let mark = |correct: bool| if correct { "ok  " } else { "MISS" };
@@ -128,11 +132,7 @@ fn followups(config: Config, json: bool, samples: Option<usize>) -> Result<ExitC
 
 /// The demo workspace's own questions, one at a time.
 fn demo(config: Config, json: bool, samples: Option<usize>) -> Result<ExitCode> {
-    let mut config = config;
-    if let Some(samples) = samples {
-        config.llm_samples = Some(samples.max(1));
-    }
-    let quarry = open(config)?;
+    let quarry = open_with_samples(config, samples)?;
     let cases = quarry::eval::parse_cases(quarry::eval::DEMO_QUESTIONS)?;
     let total = cases.len();
     let (_, summary) = quarry::eval::run_cases(&quarry, &cases, |i, result| {

@@ -5,7 +5,7 @@
 //! the principal may still run it, and every answer is validated as any other.
 
 use super::*;
-use crate::metadata::{StoredThread, StoredTurn, ThreadSummary, TurnPlace};
+use crate::metadata::{StoredThread, ThreadSummary, TurnPlace};
 pub use crate::prompt::PriorTurn;
 
 /// Which thread an ask's answer is recorded in.
@@ -28,13 +28,7 @@ pub struct ThreadPosition {
 /// An opened thread: the earlier turns the new one follows, and where it goes.
 pub(super) struct OpenThread {
     pub(super) follows: Vec<PriorTurn>,
-    place: Place,
-}
-
-enum Place {
-    New,
-    Continue(String),
-    Branch { from: String, after: u32 },
+    place: TurnPlace,
 }
 
 /// Threads listed at most.
@@ -48,7 +42,7 @@ impl Quarry {
         principal: &Principal,
     ) -> Result<OpenThread, AskError> {
         let (id, after) = match choice {
-            ThreadChoice::New => return Ok(OpenThread { follows: Vec::new(), place: Place::New }),
+            ThreadChoice::New => return Ok(OpenThread { follows: Vec::new(), place: TurnPlace::NewThread }),
             ThreadChoice::FollowUp { id, after } => (id, *after),
         };
         let thread = self
@@ -68,8 +62,11 @@ impl Quarry {
             .filter(|t| t.turn <= after)
             .map(|t| PriorTurn { question: t.question.clone(), sql: t.sql.clone(), tables: t.tables.clone() })
             .collect();
-        let place =
-            if after == last { Place::Continue(thread.id) } else { Place::Branch { from: thread.id, after } };
+        let place = if after == last {
+            TurnPlace::Continue(thread.id)
+        } else {
+            TurnPlace::Branch { from: thread.id, after }
+        };
         Ok(OpenThread { follows, place })
     }
 
@@ -81,22 +78,12 @@ impl Quarry {
         principal: &Principal,
         answer: &Answer,
     ) -> Option<ThreadPosition> {
-        let place = match &thread.place {
-            Place::New => TurnPlace::NewThread,
-            Place::Continue(id) => TurnPlace::Continue(id),
-            Place::Branch { from, after } => TurnPlace::Branch { from, after: *after },
-        };
-        let turn = StoredTurn {
-            turn: 0,
-            at: String::new(),
-            question: answer.question.clone(),
-            sql: answer.sql.clone(),
-            tables: answer.tables.iter().map(|t| t.name.clone()).collect(),
-        };
+        let tables: Vec<String> = answer.tables.iter().map(|t| t.name.clone()).collect();
         if let Err(e) = self.metadata.expire_threads(self.config.thread_keep_days) {
             tracing::warn!("expiring old threads: {e}");
         }
-        match self.metadata.add_turn(place, &principal.name, &turn) {
+        match self.metadata.add_turn(&thread.place, &principal.name, (&answer.question, &answer.sql, &tables))
+        {
             Ok((id, turn)) => Some(ThreadPosition { id, turn }),
             Err(e) => {
                 tracing::error!("recording a turn of {}'s thread: {e}", principal.name);
@@ -137,12 +124,24 @@ impl Quarry {
         Ok(self.metadata.threads(&principal.name, self.config.thread_keep_days, LISTED)?)
     }
 
-    /// One of the principal's threads with its turns.
+    /// One of the principal's threads with its turns, as the principal may read them now: a
+    /// turn's SQL only while the principal may still run it (empty otherwise), its tables only
+    /// those the role may read (a policy tightened since the turn hides what it hides now).
     pub fn thread(&self, id: &str, principal: &Principal) -> Result<StoredThread, CatalogRequestError> {
-        self.authorize(principal, Action::Ask)?;
-        self.metadata
+        let policy = self.authorize(principal, Action::Ask)?;
+        let mut thread = self
+            .metadata
             .thread(id, &principal.name, self.config.thread_keep_days)?
-            .ok_or_else(|| CatalogRequestError::NotFound(unknown_thread(id, self.config.thread_keep_days)))
+            .ok_or_else(|| CatalogRequestError::NotFound(unknown_thread(id, self.config.thread_keep_days)))?;
+        let catalog = self.catalog();
+        let visible = policy.visible_catalog(&catalog);
+        for turn in &mut thread.turns {
+            if !crate::history::visible_to(&turn.sql, &catalog, policy, principal) {
+                turn.sql.clear();
+            }
+            turn.tables.retain(|t| visible.table(t).is_some());
+        }
+        Ok(thread)
     }
 }
 

@@ -185,6 +185,28 @@ async fn a_thread_is_its_principals_alone() {
 }
 
 #[tokio::test]
+async fn a_thread_shows_its_principal_only_what_it_may_read_now() {
+    let (dir, quarry) = two_step_workspace();
+    let analyst = As::Role("analyst");
+    let (_, first) = ask(&quarry, analyst, json!({ "question": "orders per month in 2026" })).await;
+    let id = first["thread"]["id"].as_str().expect("thread").to_string();
+    // The turn as it would read had the analyst's role been narrowed since: SQL on a pii column
+    // and a table it may not read.
+    let db = rusqlite::Connection::open(dir.path().join("quarry.db")).expect("metadata db");
+    db.execute(
+        "UPDATE thread_turns SET sql = 'SELECT user_id, email FROM users', tables = '[\"users\",\"no_such_table\"]' WHERE thread = ?1",
+        [&id],
+    )
+    .expect("narrow it");
+    let (status, thread) =
+        request(quarry.clone(), analyst, "GET", &format!("/api/v1/threads/{id}"), None).await;
+    assert_eq!(status, StatusCode::OK, "{thread}");
+    assert_eq!(thread["turns"][0]["sql"], "", "SQL the analyst may not run is not shown: {thread}");
+    assert_eq!(thread["turns"][0]["tables"], json!(["users"]));
+    assert_eq!(thread["turns"][0]["question"], "orders per month in 2026");
+}
+
+#[tokio::test]
 async fn following_up_an_earlier_turn_branches_into_a_new_thread() {
     let (_dir, quarry) = two_step_workspace();
     let analyst = As::Role("analyst");
