@@ -466,6 +466,7 @@ impl Catalog {
     pub fn restricted(&self, keep: impl Fn(&Table) -> Option<Table>) -> Catalog {
         let tables: BTreeMap<String, Table> =
             self.tables.iter().filter_map(|(key, table)| keep(table).map(|t| (key.clone(), t))).collect();
+        // A term about tables none of which is kept goes too: its definition names what is hidden.
         let glossary = self
             .glossary
             .iter()
@@ -478,6 +479,9 @@ impl Catalog {
                     .collect(),
                 ..term.clone()
             })
+            .zip(&self.glossary)
+            .filter(|(kept, term)| term.tables.is_empty() || !kept.tables.is_empty())
+            .map(|(kept, _)| kept)
             .collect();
         let mut catalog = Catalog { tables, glossary, tags: self.tags.clone() };
         // A key to a table or column left out would name it: keys lead only within.

@@ -161,3 +161,34 @@ fn policy_configuration_errors_name_the_role_and_the_fix() {
     let config = Config::load(Some(&repo_root().join("quarry.toml"))).expect("quarry.toml");
     config.policy.check_catalog(&catalog).expect("demo policy matches the demo catalog");
 }
+
+/// The glossary a role reads holds no term about tables it may not read: a definition names
+/// what it hides ("CPC: SUM(spend) / SUM(clicks) from ad_daily_stats").
+#[tokio::test]
+async fn the_glossary_holds_no_term_about_tables_the_role_may_not_read() {
+    let terms = |body: serde_json::Value| -> Vec<String> {
+        body["terms"]
+            .as_array()
+            .expect("terms")
+            .iter()
+            .filter_map(|t| t["term"].as_str().map(String::from))
+            .collect()
+    };
+    let (status, body) =
+        request(scripted(), As::Role("analyst"), "GET", "/api/v1/catalog/glossary", None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(terms(body).iter().any(|t| t == "CPC"), "the analyst reads the ads terms");
+    let (status, body) =
+        request(scripted(), As::Role("regional_analyst"), "GET", "/api/v1/catalog/glossary", None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let denied = ["advertisers", "ad_campaigns", "ad_daily_stats", "ad_conversions", "user_sessions"];
+    for term in body["terms"].as_array().expect("terms") {
+        let tables: Vec<&str> =
+            term["tables"].as_array().expect("tables").iter().filter_map(|t| t.as_str()).collect();
+        assert!(!tables.iter().any(|t| denied.contains(t)), "{term}");
+        assert!(!term["definition"].as_str().unwrap_or_default().contains("ad_daily_stats"), "{term}");
+    }
+    let kept = terms(body);
+    assert!(!kept.iter().any(|t| t == "CPC" || t == "session"), "{kept:?}");
+    assert!(kept.iter().any(|t| t == "revenue"), "{kept:?}");
+}
