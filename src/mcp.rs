@@ -182,6 +182,9 @@ fn compact(answer: &Answer) -> Value {
         "findings": answer.findings.iter().map(|f| &f.message).collect::<Vec<_>>(),
         "periods": answer.periods,
         "reused_verified_query": answer.reused.is_some(),
+        "other_readings": answer.choices.iter().filter(|c| !c.shown).map(|c| json!({
+            "reading": c.reading, "sql": c.sql, "row_count": c.row_count, "votes": c.votes,
+        })).collect::<Vec<_>>(),
     })
 }
 

@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use std::collections::BTreeMap;
 
 use rusqlite::{params, Connection, OptionalExtension};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::history::{IntentSource, LoggedQuery, PastQuery};
 
@@ -22,6 +22,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0004_history", include_str!("../migrations/0004_history.sql")),
     ("0005_verdicts_and_access_audit", include_str!("../migrations/0005_verdicts_and_access_audit.sql")),
     ("0006_threads", include_str!("../migrations/0006_threads.sql")),
+    ("0007_turn_choices", include_str!("../migrations/0007_turn_choices.sql")),
 ];
 
 /// Errors from the metadata database.
@@ -168,7 +169,7 @@ pub struct Revision {
 }
 
 /// What someone said of a past query's (question, SQL) pair.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum VerdictKind {
     /// An analyst's 👍: a vote.
@@ -280,6 +281,30 @@ pub struct StoredTurn {
     pub sql: String,
     /// The tables it read.
     pub tables: Vec<String>,
+    /// The readings its answer offered when its candidates disagreed (empty: none); the turn's
+    /// `sql` is the one answered with.
+    pub choices: Vec<TurnChoice>,
+}
+
+/// A reading a turn's answer offered, kept so the analyst can answer the turn with it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct TurnChoice {
+    /// What it computes, in one sentence.
+    pub reading: String,
+    /// Its SQL as the model wrote it, validated again when chosen (through the API: empty
+    /// once the principal may no longer run it).
+    pub sql: String,
+    /// Candidates that returned its result.
+    pub votes: usize,
+}
+
+/// A turn to record: the question, the SQL answered with, its tables and the readings offered.
+#[derive(Debug, Clone, Copy)]
+pub struct NewTurn<'a> {
+    pub question: &'a str,
+    pub sql: &'a str,
+    pub tables: &'a [String],
+    pub choices: &'a [TurnChoice],
 }
 
 /// A conversation thread with its turns, oldest first.
@@ -528,16 +553,18 @@ impl Metadata {
             .optional()?;
         let Some(mut thread) = thread else { return Ok(None) };
         let mut stmt = conn.prepare(
-            "SELECT turn, at, question, sql, tables FROM thread_turns WHERE thread = ?1 ORDER BY turn",
+            "SELECT turn, at, question, sql, tables, choices FROM thread_turns WHERE thread = ?1 ORDER BY turn",
         )?;
         let turns = stmt.query_map([id], |r| {
             let tables: String = r.get(4)?;
+            let choices: String = r.get(5)?;
             Ok(StoredTurn {
                 turn: r.get(0)?,
                 at: r.get(1)?,
                 question: r.get(2)?,
                 sql: r.get(3)?,
                 tables: serde_json::from_str(&tables).unwrap_or_default(),
+                choices: serde_json::from_str(&choices).unwrap_or_default(),
             })
         })?;
         thread.turns = turns.collect::<Result<_, _>>()?;
@@ -573,7 +600,7 @@ impl Metadata {
         &self,
         place: &TurnPlace,
         principal: &str,
-        (question, sql, tables): (&str, &str, &[String]),
+        turn: NewTurn<'_>,
     ) -> Result<(String, u32), MetadataError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
@@ -591,19 +618,20 @@ impl Metadata {
             TurnPlace::Branch { from, after } => {
                 let id = new_thread(&tx, Some(from))?;
                 tx.execute(
-                    "INSERT INTO thread_turns (thread, turn, at, question, sql, tables)
-                     SELECT ?1, turn, at, question, sql, tables FROM thread_turns WHERE thread = ?2 AND turn <= ?3",
+                    "INSERT INTO thread_turns (thread, turn, at, question, sql, tables, choices)
+                     SELECT ?1, turn, at, question, sql, tables, choices FROM thread_turns WHERE thread = ?2 AND turn <= ?3",
                     params![id, from, after],
                 )?;
                 id
             }
         };
-        let tables = serde_json::to_string(tables).unwrap_or_else(|_| "[]".into());
+        let tables = serde_json::to_string(turn.tables).unwrap_or_else(|_| "[]".into());
+        let choices = serde_json::to_string(turn.choices).unwrap_or_else(|_| "[]".into());
         let number: u32 = tx.query_row(
-            "INSERT INTO thread_turns (thread, turn, question, sql, tables)
-             VALUES (?1, (SELECT COALESCE(MAX(turn), 0) + 1 FROM thread_turns WHERE thread = ?1), ?2, ?3, ?4)
+            "INSERT INTO thread_turns (thread, turn, question, sql, tables, choices)
+             VALUES (?1, (SELECT COALESCE(MAX(turn), 0) + 1 FROM thread_turns WHERE thread = ?1), ?2, ?3, ?4, ?5)
              RETURNING turn",
-            params![id, question, sql, tables],
+            params![id, turn.question, turn.sql, tables, choices],
             |r| r.get(0),
         )?;
         tx.execute(
@@ -612,6 +640,28 @@ impl Metadata {
         )?;
         tx.commit()?;
         Ok((id, number))
+    }
+
+    /// Answers turn `turn` of thread `id` with another of the readings it offered: its SQL and
+    /// tables replace the turn's. The caller has checked that the thread is the principal's.
+    pub fn answer_turn_with(
+        &self,
+        id: &str,
+        turn: u32,
+        sql: &str,
+        tables: &[String],
+    ) -> Result<(), MetadataError> {
+        let tables = serde_json::to_string(tables).unwrap_or_else(|_| "[]".into());
+        let conn = self.conn();
+        conn.execute(
+            "UPDATE thread_turns SET sql = ?3, tables = ?4 WHERE thread = ?1 AND turn = ?2",
+            params![id, turn, sql, tables],
+        )?;
+        conn.execute(
+            "UPDATE threads SET updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ?1",
+            [id],
+        )?;
+        Ok(())
     }
 
     /// Deletes the threads without a turn in the last `keep_days` days; returns how many.

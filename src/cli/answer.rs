@@ -6,14 +6,20 @@ use std::process::ExitCode;
 use anyhow::Result;
 use quarry::config::Config;
 use quarry::execute::ResultSet;
-use quarry::pipeline::{AskError, Principal};
+use quarry::pipeline::{AskError, AskOptions, Principal};
 use quarry::validate::{Governance, Violation};
 
 use super::{open, open_without_llm, EXIT_REFUSED};
 
-pub(super) fn ask(config: Config, principal: &Principal, question: &str, json: bool) -> Result<ExitCode> {
+pub(super) fn ask(
+    config: Config,
+    principal: &Principal,
+    question: &str,
+    samples: Option<usize>,
+    json: bool,
+) -> Result<ExitCode> {
     let quarry = open(config)?;
-    match quarry.ask(question, principal) {
+    match quarry.ask_with(question, principal, &AskOptions { samples, ..AskOptions::default() }) {
         Ok(answer) if json => println!("{}", serde_json::to_string_pretty(&answer)?),
         Ok(answer) => {
             if let Some(r) = &answer.reused {
@@ -28,7 +34,21 @@ pub(super) fn ask(config: Config, principal: &Principal, question: &str, json: b
                     r.author, r.label
                 );
             }
+            if let Some(reading) = &answer.reading {
+                println!("Reads as: {reading}\n");
+            }
             println!("{}\n", answer.sql);
+            let others: Vec<_> = answer.choices.iter().filter(|c| !c.shown).collect();
+            if !others.is_empty() {
+                println!("The candidates disagreed; other readings (run one with `quarry sql`):");
+                for c in others {
+                    println!(
+                        "  - {} ({} rows, {} candidates)\n    {}",
+                        c.reading, c.row_count, c.votes, c.sql
+                    );
+                }
+                println!();
+            }
             for t in &answer.tables {
                 let tier = t.tier.map(|n| format!("tier {n}")).unwrap_or_else(|| "no tier".into());
                 let owner = t.owner.as_deref().unwrap_or("no owner");

@@ -150,6 +150,12 @@ fn demo(config: Config, json: bool, samples: Option<usize>) -> Result<ExitCode> 
             "{} of {} correct (EX {:.1}%) with {}; time to answer p50 {} ms, p95 {} ms",
             summary.correct, summary.cases, summary.ex, summary.model, summary.p50_ms, summary.p95_ms
         );
+        if summary.clarified > 0 {
+            println!(
+                "{} answers offered readings to choose from: {} shown right, {} with a right reading",
+                summary.clarified, summary.clarified_shown_right, summary.clarified_any_right
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -53,6 +53,10 @@ enum Command {
         /// Print the whole answer as JSON.
         #[arg(long)]
         json: bool,
+        /// Candidates to generate and vote between (default `[llm] samples`); when they
+        /// disagree, the other readings are printed with their SQL.
+        #[arg(long)]
+        samples: Option<usize>,
     },
     /// Validate and run SQL under governance (no LLM).
     Sql {
@@ -489,7 +493,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             serve::serve(config)
         }
         Command::Mcp => serve::mcp(config),
-        Command::Ask { question, json } => answer::ask(config, &principal, &question, json),
+        Command::Ask { question, json, samples } => answer::ask(config, &principal, &question, samples, json),
         Command::Sql { sql, json } => answer::sql(config, &principal, &sql, json),
         Command::Demo { seed } => admin::demo(config, seed),
         Command::Keys { .. } => unreachable!("handled above"),

@@ -130,6 +130,10 @@ pub struct CaseResult {
     pub correct: bool,
     pub error: Option<String>,
     pub repairs: usize,
+    /// Readings the answer offered because its candidates disagreed (0: none offered).
+    pub readings: usize,
+    /// Whether one of the offered readings gave the gold result.
+    pub reading_right: bool,
     pub timings: Timings,
 }
 
@@ -144,6 +148,11 @@ pub struct Summary {
     /// Median and 95th-percentile time to an answer, in milliseconds (answered questions).
     pub p50_ms: u64,
     pub p95_ms: u64,
+    /// Answers that offered readings to choose from, those whose shown reading was right, and
+    /// those with a right reading among the offered ones.
+    pub clarified: usize,
+    pub clarified_shown_right: usize,
+    pub clarified_any_right: usize,
 }
 
 /// Asks `question` with `options` and compares the answer's rows with `gold`'s; the answer
@@ -167,6 +176,12 @@ pub(crate) fn score(
                 correct: same_result(&expected.result, &answer.result, has_order_by(gold)),
                 error: None,
                 repairs: answer.repairs.len(),
+                readings: answer.choices.len(),
+                reading_right: answer.choices.iter().any(|c| {
+                    quarry
+                        .run_sql(&c.sql, principal)
+                        .is_ok_and(|ran| same_result(&expected.result, &ran.result, has_order_by(gold)))
+                }),
                 timings: answer.timings.clone(),
             },
             Some(answer),
@@ -185,6 +200,8 @@ pub(crate) fn score(
                 correct: false,
                 error: Some(e.to_string()),
                 repairs: 0,
+                readings: 0,
+                reading_right: false,
                 timings: Timings::default(),
             };
             (result, None)
@@ -229,6 +246,9 @@ pub(crate) fn summarise(quarry: &Quarry, results: &[CaseResult]) -> Summary {
         model: quarry.model_id().to_string(),
         p50_ms: crate::bench::percentile(&times, 50.0),
         p95_ms: crate::bench::percentile(&times, 95.0),
+        clarified: results.iter().filter(|r| r.readings > 0).count(),
+        clarified_shown_right: results.iter().filter(|r| r.readings > 0 && r.correct).count(),
+        clarified_any_right: results.iter().filter(|r| r.readings > 0 && r.reading_right).count(),
     }
 }
 

@@ -125,6 +125,12 @@ pub struct QuestionResult {
     /// The database retrieval picked (enterprise mode).
     #[serde(default)]
     pub routed_db: Option<String>,
+    /// Readings the answer offered because its candidates disagreed (0: none offered).
+    #[serde(default)]
+    pub readings: usize,
+    /// Whether one of the offered readings gave a gold result (the analyst could choose it).
+    #[serde(default)]
+    pub reading_right: bool,
 }
 
 /// EX of one group of questions.
@@ -180,6 +186,11 @@ pub struct Summary {
     pub latency_p95_ms: u64,
     pub mean_prompt_tokens: f64,
     pub mean_completion_tokens: f64,
+    /// Answers that offered readings to choose from, those whose shown reading was right, and
+    /// those with a right reading among the offered ones.
+    pub clarified: usize,
+    pub clarified_shown_right: usize,
+    pub clarified_any_right: usize,
 }
 
 /// What to evaluate.
@@ -488,6 +499,8 @@ impl Worker<'_> {
             completion_tokens: 0,
             total_ms: 0,
             routed_db: None,
+            readings: 0,
+            reading_right: false,
         };
         let principal = Principal { name: "eval".to_string(), ..Principal::local() };
         let started = Instant::now();
@@ -561,6 +574,12 @@ impl Worker<'_> {
                 match &answer {
                     Ok(a) => {
                         result.chosen_tables = a.candidates.iter().map(|c| c.name.to_lowercase()).collect();
+                        result.readings = a.choices.len();
+                        result.reading_right = a.choices.iter().any(|c| {
+                            quarry.run_sql(&c.sql, &principal).is_ok_and(|ran| {
+                                golds.iter().any(|(gold, ordered)| same_result(gold, &ran.result, *ordered))
+                            })
+                        });
                     }
                     // What was offered, for a failed answer too (retrieval is deterministic).
                     Err(_) => {
@@ -711,6 +730,7 @@ pub fn summarize(
     let mut latencies: Vec<u64> = scored.iter().map(|r| r.total_ms).collect();
     latencies.sort_unstable();
     let repaired: Vec<&&QuestionResult> = scored.iter().filter(|r| r.repairs > 0).collect();
+    let clarified: Vec<&&QuestionResult> = scored.iter().filter(|r| r.readings > 0).collect();
     Summary {
         mode,
         model: model.to_string(),
@@ -738,6 +758,9 @@ pub fn summarize(
         latency_p95_ms: percentile(&latencies, 95.0),
         mean_prompt_tokens: scored.iter().map(|r| r.prompt_tokens).sum::<usize>() as f64 / n,
         mean_completion_tokens: scored.iter().map(|r| r.completion_tokens).sum::<usize>() as f64 / n,
+        clarified: clarified.len(),
+        clarified_shown_right: clarified.iter().filter(|r| r.correct).count(),
+        clarified_any_right: clarified.iter().filter(|r| r.reading_right).count(),
     }
 }
 
@@ -769,6 +792,12 @@ pub fn markdown(summary: &Summary) -> String {
     );
     if let Some(routing) = summary.routing_accuracy {
         out.push_str(&format!("| routed to the right database | {:.1}% |\n", 100.0 * routing));
+    }
+    if summary.clarified > 0 {
+        out.push_str(&format!(
+            "| offered readings to choose from | {} ({} shown right, {} with a right reading) |\n",
+            summary.clarified, summary.clarified_shown_right, summary.clarified_any_right
+        ));
     }
     let table = |title: &str, scores: Vec<(&String, &Score)>| {
         let mut out = format!("\n## By {title}\n\n| {title} | questions | EX |\n|---|---|---|\n");
@@ -872,10 +901,16 @@ mod tests {
             completion_tokens: 10,
             total_ms: ms,
             routed_db: None,
+            readings: 0,
+            reading_right: false,
+        };
+        let offered = |mut r: QuestionResult, right: bool| {
+            (r.readings, r.reading_right) = (2, right);
+            r
         };
         let results = vec![
-            result("a", true, "correct", 0, 10),
-            result("a", false, "wrong_result", 1, 20),
+            offered(result("a", true, "correct", 0, 10), true),
+            offered(result("a", false, "wrong_result", 1, 20), true),
             result("b", true, "correct", 1, 30),
             result("b", false, "refused:unknown_column", 0, 40),
             result("b", false, "gold_failed", 0, 0),
@@ -889,6 +924,9 @@ mod tests {
         assert_eq!(s.by_database["b"].questions, 2);
         assert_eq!(s.errors.get("refused:unknown_column"), Some(&1));
         assert_eq!((s.latency_p50_ms, s.latency_p95_ms), (30, 40));
+        assert_eq!((s.clarified, s.clarified_shown_right, s.clarified_any_right), (2, 1, 2));
         assert!(markdown(&s).contains("| b | 2 | 50.0% |"));
+        assert!(markdown(&s)
+            .contains("| offered readings to choose from | 2 (1 shown right, 2 with a right reading) |"));
     }
 }

@@ -41,6 +41,11 @@ struct AskRequest {
     /// starts a new thread holding the turns up to it).
     #[serde(default)]
     after: Option<u32>,
+    /// Candidates to generate and vote between (1 to 8; default `[llm] samples`). With more
+    /// than one, an answer whose candidates disagree offers the leading readings as `choices`.
+    #[serde(default)]
+    #[schema(example = 5)]
+    samples: Option<usize>,
 }
 
 impl AskRequest {
@@ -54,9 +59,23 @@ impl AskRequest {
                 ))
             }
         };
-        Ok(AskOptions { tables: self.tables.clone(), cancel, thread: Some(thread), ..AskOptions::default() })
+        if let Some(samples) = self.samples.filter(|n| !(1..=MAX_SAMPLES).contains(n)) {
+            return Err(ApiError::BadRequest(format!(
+                "'samples' is {samples}: ask for 1 to {MAX_SAMPLES} candidates, or leave it out for the server's default"
+            )));
+        }
+        Ok(AskOptions {
+            tables: self.tables.clone(),
+            cancel,
+            thread: Some(thread),
+            samples: self.samples,
+            ..AskOptions::default()
+        })
     }
 }
+
+/// Most candidates one ask may ask for.
+const MAX_SAMPLES: usize = 8;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(ask)).routes(routes!(ask_stream))

@@ -54,6 +54,9 @@ struct ReviewsParams {
     #[param(inline)]
     #[serde(default)]
     status: ReviewFilter,
+    /// Only answers whose SQL reads this table (the table page lists its verified queries).
+    #[serde(default)]
+    table: Option<String>,
 }
 
 /// What reviewers look at: answers voted for or objected to, pending or verified.
@@ -77,7 +80,7 @@ async fn reviews(
 ) -> Result<Json<Vec<Review>>, ApiError> {
     let Query(params) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let quarry = state.quarry.clone();
-    Ok(Json(blocking(move || quarry.reviews(&principal, params.status)).await?))
+    Ok(Json(blocking(move || quarry.reviews(&principal, params.status, params.table.as_deref())).await?))
 }
 
 /// A reviewer verifies a past answer (it becomes an example and may be reused) or revokes it.

@@ -40,6 +40,18 @@ impl Quarry {
             answer.thread = self.record_turn(&thread, principal, &answer);
             Ok(answer)
         });
+        self.audit_ask(principal, question, started, outcome)
+    }
+
+    /// Audits an ask (or a choice of reading) of `question` begun at `started`, and gives its
+    /// outcome with the total time; no answer is given when the audit record cannot be written.
+    pub(super) fn audit_ask(
+        &self,
+        principal: &Principal,
+        question: &str,
+        started: Instant,
+        outcome: Result<Answer, AskError>,
+    ) -> Result<Answer, AskError> {
         let total_ms = started.elapsed().as_millis() as u64;
         let (audit_outcome, sql, rows, detail) = match &outcome {
             Ok(a) => (
@@ -53,6 +65,8 @@ impl Quarry {
                     "adapter": a.adapter,
                     "governance": a.governance,
                     "thread": a.thread,
+                    "readings_offered": a.choices.len(),
+                    "reading_shown": a.choices.iter().position(|c| c.shown),
                     "timings": a.timings,
                 }),
             ),
@@ -389,6 +403,7 @@ impl Quarry {
         // The sampled candidates of the first round; the result most of them agree on wins
         // (among those the checks find nothing to fix on, when there are such).
         let mut votes = None;
+        let mut choices = Vec::new();
         if samples > 1 {
             for (attempt, generation) in sampled {
                 match self.consider(&context, attempt, generation, false, &mut timings) {
@@ -403,9 +418,10 @@ impl Quarry {
                 let mut keep = clean.iter();
                 candidates.retain(|_| *keep.next().unwrap_or(&true));
             }
-            let (winner, tally) = vote(&candidates, samples);
-            if let Some(winner) = winner {
-                candidates.swap(0, winner);
+            let (groups, tally) = vote(&candidates, samples);
+            choices = choices::offered(&candidates, &groups);
+            if let Some(leader) = groups.first() {
+                candidates.swap(0, leader.first);
             }
             votes = Some(tally);
         }
@@ -427,26 +443,19 @@ impl Quarry {
         let agreement = votes.as_ref().map(|v: &Votes| (v.agreeing, v.ran));
         let confidence = Confidence::assess(&findings, agreement, corrected.as_deref());
         let draft = chosen.draft.clone();
+        let tables = self.table_uses(&catalog, &chosen.query, Some(&retrieved.tables));
         let answer = Answer {
-            question: question.to_string(),
-            sql: chosen.query.sql().to_string(),
-            reading: crate::reading::read(chosen.query.sql()),
-            tables: self.table_uses(&catalog, &chosen.query, Some(&retrieved.tables)),
             candidates: retrieved.tables.clone(),
             examples: retrieved.examples.clone(),
-            result: chosen.result,
-            warnings: chosen.query.warnings().to_vec(),
-            governance: chosen.query.governance().clone(),
             repairs: repairs.into_iter().map(|f| RepairNote { sql: f.sql, error: f.error }).collect(),
-            reused: None,
             votes,
+            choices,
             findings,
             confidence,
             periods,
             model: llm.model_id().to_string(),
             adapter: llm.adapter().map(str::to_string),
-            thread: None,
-            timings,
+            ..Answer::plain(question, &chosen.query, chosen.result, tables, timings)
         };
         // The model's turn goes back to the line before the answer is kept.
         drop(context);

@@ -108,24 +108,35 @@ pub(super) struct Candidate {
     pub(super) greedy: bool,
 }
 
-/// The candidate whose result most candidates share (ties: the earliest, so the greedy
-/// answer wins a tie), and the tally. Results compare as the evaluation compares them: rows as
-/// a multiset of canonical cells.
-pub(super) fn vote(candidates: &[Candidate], generated: usize) -> (Option<usize>, Votes) {
-    let mut groups: Vec<(Vec<Vec<String>>, usize, usize)> = Vec::new();
+/// How the candidates split by their results: each distinct result with its first candidate
+/// and how many share it, most shared first (ties: the earliest, so the greedy answer wins a
+/// tie), and the tally. Results compare as the evaluation compares them: rows as a multiset of
+/// canonical cells.
+pub(super) fn vote(candidates: &[Candidate], generated: usize) -> (Vec<Group>, Votes) {
+    let mut keyed: Vec<(Vec<Vec<String>>, Group)> = Vec::new();
     for (i, candidate) in candidates.iter().enumerate() {
         let key = candidate.result.canonical_rows(false);
-        match groups.iter_mut().find(|(k, _, _)| *k == key) {
-            Some(group) => group.1 += 1,
-            None => groups.push((key, 1, i)),
+        match keyed.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, group)) => group.count += 1,
+            None => keyed.push((key, Group { first: i, count: 1 })),
         }
     }
-    let best = groups.iter().max_by(|a, b| a.1.cmp(&b.1).then(b.2.cmp(&a.2)));
+    let mut groups: Vec<Group> = keyed.into_iter().map(|(_, g)| g).collect();
+    groups.sort_by(|a, b| b.count.cmp(&a.count).then(a.first.cmp(&b.first)));
     let votes = Votes {
         generated,
         ran: candidates.len(),
-        agreeing: best.map(|g| g.1).unwrap_or(0),
+        agreeing: groups.first().map_or(0, |g| g.count),
         distinct_results: groups.len(),
     };
-    (best.map(|g| g.2), votes)
+    (groups, votes)
+}
+
+/// Candidates that returned the same result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Group {
+    /// The first candidate with this result (its index).
+    pub(super) first: usize,
+    /// How many candidates returned it.
+    pub(super) count: usize,
 }

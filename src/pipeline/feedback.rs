@@ -211,6 +211,7 @@ impl Quarry {
         &self,
         principal: &Principal,
         filter: ReviewFilter,
+        table: Option<&str>,
     ) -> Result<Vec<Review>, CatalogRequestError> {
         let started = Instant::now();
         let result = self.authorize(principal, Action::Verify).map(|policy| {
@@ -226,12 +227,18 @@ impl Quarry {
                     ReviewFilter::Verified => r.is_verified(),
                     ReviewFilter::All => true,
                 })
+                .filter(|r| {
+                    table.is_none_or(|table| {
+                        crate::history::structure::analyze(&r.sql, &catalog)
+                            .is_some_and(|s| s.tables.iter().any(|t| t.eq_ignore_ascii_case(table)))
+                    })
+                })
                 .cloned()
                 .collect();
             reviews.sort_by(|a, b| b.last_at.cmp(&a.last_at));
             reviews
         });
-        let detail = json!({ "action": "reviews" });
+        let detail = json!({ "action": "reviews", "table": table });
         self.audited(principal, AuditKind::Access, detail, (None, None), started, result.map_err(Into::into))
     }
 

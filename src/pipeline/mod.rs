@@ -13,16 +13,18 @@ mod ask;
 mod attempt;
 mod audit_log;
 mod catalog_ops;
+mod choices;
 mod feedback;
 mod history_ops;
 mod reuse;
 mod sql;
 mod threads;
 
-use attempt::{vote, Attempting, Candidate};
+use attempt::{vote, Attempting, Candidate, Group};
 use reuse::Reusing;
 
 pub use catalog_ops::{CatalogRequestError, EditOutcome, TableDetail, TableFilter, TableSummary};
+pub use choices::Choice;
 pub use feedback::{Decision, Feedback, FeedbackOutcome, ReviewDecision, ReviewFilter, Verdict};
 pub use history_ops::Suggestion;
 pub use threads::{PriorTurn, ThreadChoice, ThreadPosition};
@@ -256,6 +258,10 @@ pub struct Answer {
     pub reused: Option<Reuse>,
     /// How sampled candidates voted, when more than one was generated (`[llm] samples`).
     pub votes: Option<Votes>,
+    /// When the candidates disagreed with no result shared by most: the leading readings of
+    /// the question, the one this answer shows marked; choosing another answers with it
+    /// (`POST /api/v1/threads/{id}/choose`). Empty otherwise.
+    pub choices: Vec<Choice>,
     /// What the plausibility checks still find on the answer (`[answer] checks`).
     pub findings: Vec<Finding>,
     /// How far the answer can be trusted, and why not more.
@@ -270,6 +276,41 @@ pub struct Answer {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub thread: Option<ThreadPosition>,
     pub timings: Timings,
+}
+
+impl Answer {
+    /// An answer with `query`'s SQL, reading, warnings and governance and its `result`, as
+    /// nothing else (no model, candidates, repairs or votes) shaped it; callers set the rest.
+    fn plain(
+        question: &str,
+        query: &ValidatedQuery,
+        result: ResultSet,
+        tables: Vec<TableUse>,
+        timings: Timings,
+    ) -> Answer {
+        Answer {
+            question: question.to_string(),
+            sql: query.sql().to_string(),
+            reading: crate::reading::read(query.sql()),
+            tables,
+            candidates: Vec::new(),
+            examples: Vec::new(),
+            result,
+            warnings: query.warnings().to_vec(),
+            governance: query.governance().clone(),
+            repairs: Vec::new(),
+            reused: None,
+            votes: None,
+            choices: Vec::new(),
+            findings: Vec::new(),
+            confidence: Confidence { level: crate::check::Level::High, reasons: Vec::new() },
+            periods: Vec::new(),
+            model: "none".into(),
+            adapter: None,
+            thread: None,
+            timings,
+        }
+    }
 }
 
 /// One repaired attempt.

@@ -45,25 +45,10 @@ impl Quarry {
             table.evidence.retain(|e| !e.starts_with("chosen by the model"));
         }
         Ok(Answer {
-            question: question.to_string(),
-            sql: query.sql().to_string(),
-            reading: crate::reading::read(query.sql()),
-            tables,
             candidates: retrieved.tables.clone(),
-            examples: Vec::new(),
-            result,
-            warnings: query.warnings().to_vec(),
-            governance: query.governance().clone(),
-            repairs: Vec::new(),
             reused: Some(reuse),
-            votes: None,
-            findings: Vec::new(),
             confidence: Confidence::verified(),
-            periods: Vec::new(),
-            model: "none".into(),
-            adapter: None,
-            thread: None,
-            timings,
+            ..Answer::plain(question, &query, result, tables, timings)
         })
     }
 }

@@ -5,7 +5,7 @@
 //! the principal may still run it, and every answer is validated as any other.
 
 use super::*;
-use crate::metadata::{StoredThread, ThreadSummary, TurnPlace};
+use crate::metadata::{NewTurn, StoredThread, ThreadSummary, TurnPlace};
 pub use crate::prompt::PriorTurn;
 
 /// Which thread an ask's answer is recorded in.
@@ -82,8 +82,10 @@ impl Quarry {
         if let Err(e) = self.metadata.expire_threads(self.config.thread_keep_days) {
             tracing::warn!("expiring old threads: {e}");
         }
-        match self.metadata.add_turn(&thread.place, &principal.name, (&answer.question, &answer.sql, &tables))
-        {
+        let choices = choices::stored(&answer.choices);
+        let turn =
+            NewTurn { question: &answer.question, sql: &answer.sql, tables: &tables, choices: &choices };
+        match self.metadata.add_turn(&thread.place, &principal.name, turn) {
             Ok((id, turn)) => Some(ThreadPosition { id, turn }),
             Err(e) => {
                 tracing::error!("recording a turn of {}'s thread: {e}", principal.name);
@@ -140,12 +142,17 @@ impl Quarry {
                 turn.sql.clear();
             }
             turn.tables.retain(|t| visible.table(t).is_some());
+            for choice in &mut turn.choices {
+                if !crate::history::visible_to(&choice.sql, &catalog, policy, principal) {
+                    choice.sql.clear();
+                }
+            }
         }
         Ok(thread)
     }
 }
 
-fn unknown_thread(id: &str, keep_days: u32) -> String {
+pub(super) fn unknown_thread(id: &str, keep_days: u32) -> String {
     format!(
         "no thread '{id}' of yours (threads are kept {keep_days} days after their last turn); ask without a thread to start a new one, or list yours at GET /api/v1/threads"
     )

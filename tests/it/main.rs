@@ -7,6 +7,7 @@ mod admission;
 mod adversarial;
 mod agent;
 mod catalog;
+mod choices;
 mod cli;
 mod demo;
 mod e2e;

@@ -148,6 +148,7 @@ async fn the_openapi_document_has_every_route_and_every_documented_route_is_serv
         "POST /api/v1/history",
         "POST /api/v1/reviews",
         "POST /api/v1/sql",
+        "POST /api/v1/threads/{id}/choose",
         "PUT /api/v1/catalog/glossary/{term}",
     ];
     assert_eq!(operations, expected);

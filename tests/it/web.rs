@@ -133,6 +133,17 @@ async fn an_analysts_thumbs_up_is_a_vote_and_a_reviewer_verifies() {
         request(quarry.clone(), As::Role("admin"), "GET", "/api/v1/reviews?status=verified", None).await;
     let listed = verified.as_array().and_then(|v| v.iter().find(|r| r["sql"] == sql)).cloned();
     assert_eq!(listed.map(|r| r["by"].clone()), Some(json!("test-steward")), "{verified}");
+    // A table page lists the reviewed answers that read it, and only those.
+    let on = |table: &str| {
+        let quarry = quarry.clone();
+        let path = format!("/api/v1/reviews?status=all&table={table}");
+        async move {
+            let (_, listed) = request(quarry, As::Role("steward"), "GET", &path, None).await;
+            listed.as_array().is_some_and(|l| l.iter().any(|r| r["sql"] == sql))
+        }
+    };
+    assert!(on("orders").await, "listed on the orders page");
+    assert!(!on("users").await, "not on a table it does not read");
 
     // A 👎 on the reused answer demotes it pending review: the model answers again.
     let down =

@@ -272,6 +272,36 @@ test("a follow-up is answered in its conversation, and the analyst can branch or
   await page.close();
 });
 
+// A question the demo's data reads more than one way; the real model's five candidates (fixed
+// seeds) split on it. The integration suite asks it too (tests/it/choices.rs).
+const AMBIGUOUS = "How big were orders in the summer?";
+
+test("a question read more than one way: compare readings shows choices, and a choice answers it", async () => {
+  const page = await openAsAnalyst();
+  await ask(page, AMBIGUOUS);
+  // Asked again with five candidates; they disagree, so the page asks which reading was meant.
+  await page.click("#compare");
+  await page.locator("#choices, #agreement, #error").first().waitFor({ timeout: 420_000 });
+  assert.equal(await page.locator("#choices").count(), 1, `the candidates disagreed: ${await page.locator("#answer").textContent()}`);
+  const choices = page.locator("#choices li");
+  assert.ok((await choices.count()) >= 2, "two or three readings");
+  assert.equal(await page.locator("#choices li.shown").count(), 1, "the one shown is marked");
+  await page.screenshot({ path: join(artefacts, "choices.png"), fullPage: true });
+  // Choosing another reading answers with it: its SQL, its reading, its rows.
+  const other = page.locator("#choices button.choose").first();
+  const index = Number(await other.getAttribute("data-choice"));
+  await other.click();
+  await page.locator(`#choices li.shown[data-choice="${index}"]`).waitFor({ timeout: 60_000 });
+  const headers = { authorization: `Bearer ${keys.analyst}` };
+  const { threads } = await (await fetch(`${base}/api/v1/threads`, { headers })).json();
+  const thread = await (await fetch(`${base}/api/v1/threads/${threads[0].id}`, { headers })).json();
+  const turn = thread.turns.at(-1);
+  assert.equal((await page.locator("#answer-sql").textContent()).trim(), turn.sql.trim(), "the turn is answered with the chosen reading");
+  assert.equal((await page.locator("#reading").textContent()).trim(), `Reads as: ${turn.choices[index].reading}`);
+  assert.match(await page.locator("#confidence-reasons").textContent(), /you chose this reading/);
+  await page.close();
+});
+
 test("a refused query shows its explanation", async () => {
   const page = await openAsAnalyst();
   const error = await runSql(page, "SELECT email FROM users", "#error");
@@ -336,6 +366,12 @@ test("👍 is a vote: a steward verifies it in the review queue, then it answers
   await item.locator("button.verify").click();
   await item.locator(".review-outcome", { hasText: "verified" }).waitFor();
   await steward.screenshot({ path: join(artefacts, "review.png"), fullPage: true });
+  // The users table's catalog page lists it too, verified, with revoke at hand.
+  await steward.evaluate(() => { location.hash = "#catalog/users"; });
+  const onTable = steward.locator("#table-reviews .review", { hasText: question });
+  await onTable.waitFor();
+  assert.match(await onTable.textContent(), /verified/);
+  assert.ok(await onTable.locator("button.revoke").isVisible());
   await steward.close();
 
   // Asked again, the verified query answers without the model, naming who verified it.
