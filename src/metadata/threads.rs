@@ -23,7 +23,8 @@ pub struct StoredTurn {
 /// A reading a turn's answer offered, kept so the analyst can answer the turn with it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TurnChoice {
-    /// What it computes, in one sentence.
+    /// What it computes, in one sentence (through the API: a placeholder once the principal may
+    /// no longer run it, since the sentence names its columns and values).
     pub reading: String,
     /// Its SQL as the model wrote it, validated again when chosen (through the API: empty
     /// once the principal may no longer run it).

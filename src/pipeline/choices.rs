@@ -13,6 +13,9 @@ use serde_json::Value;
 const LEADER_SHARE_AT_MOST: (usize, usize) = (3, 5);
 /// Readings offered at most.
 const MOST_CHOICES: usize = 3;
+/// What a reading the principal may no longer run says instead of itself (its sentence names
+/// the columns and values it reads).
+pub(super) const WITHHELD: &str = "A reading you may no longer run";
 /// Rows of each reading shown with it.
 const PREVIEW_ROWS: usize = 3;
 
@@ -123,17 +126,8 @@ impl Quarry {
                 }));
             };
             let catalog = self.catalog();
-            let mut timings = Timings::default();
-            let stage = Instant::now();
-            let query = validate(&DraftSql::new(&picked.sql), &catalog, policy, principal)
-                .map_err(|refusal| AskError::Refused { sql: picked.sql.clone(), refusal })?;
-            timings.validate_ms = stage.elapsed().as_millis() as u64;
-            let stage = Instant::now();
-            let result = self
-                .executor
-                .run(&query)
-                .map_err(|source| AskError::Execution { sql: query.sql().to_string(), source })?;
-            timings.execute_ms = stage.elapsed().as_millis() as u64;
+            let (query, result, timings) =
+                self.run_checked(&picked.sql, &catalog, policy, principal, &Cancel::default())?;
             let choices = stored
                 .choices
                 .iter()
@@ -166,8 +160,8 @@ impl Quarry {
         self.audit_ask(principal, &question, started, outcome)
     }
 
-    /// A reading not chosen, validated and run again for the principal now; its SQL and rows
-    /// left out when the principal may no longer run it.
+    /// A reading not chosen, validated and run again for the principal now; its sentence, SQL
+    /// and rows left out when the principal may no longer run it.
     fn reading_again(
         &self,
         choice: &TurnChoice,
@@ -175,15 +169,13 @@ impl Quarry {
         policy: &Policy,
         principal: &Principal,
     ) -> Choice {
-        let ran = validate(&DraftSql::new(&choice.sql), catalog, policy, principal)
-            .ok()
-            .and_then(|query| self.executor.run(&query).ok().map(|result| (query, result)));
+        let ran = self.run_checked(&choice.sql, catalog, policy, principal, &Cancel::default()).ok();
         match ran {
-            Some((query, result)) => {
+            Some((query, result, _)) => {
                 Choice::new(choice.reading.clone(), &choice.sql, &query, &result, choice.votes)
             }
             None => Choice {
-                reading: format!("{} (no longer available to you)", choice.reading),
+                reading: WITHHELD.into(),
                 sql: String::new(),
                 tables: Vec::new(),
                 votes: choice.votes,

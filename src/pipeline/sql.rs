@@ -53,20 +53,9 @@ impl Quarry {
         policy: &Policy,
         cancel: &Cancel,
     ) -> Result<SqlAnswer, AskError> {
-        let mut timings = Timings::default();
         crate::text::check("the SQL", sql, MAX_SQL_CHARS).map_err(AskError::InvalidQuestion)?;
-        let draft = DraftSql::new(sql);
-        let stage = Instant::now();
         let catalog = self.catalog();
-        let query = validate(&draft, &catalog, policy, principal)
-            .map_err(|refusal| AskError::Refused { sql: sql.to_string(), refusal })?;
-        timings.validate_ms = stage.elapsed().as_millis() as u64;
-        let stage = Instant::now();
-        let result = self
-            .executor
-            .run_cancellable(&query, cancel)
-            .map_err(|source| AskError::Execution { sql: query.sql().to_string(), source })?;
-        timings.execute_ms = stage.elapsed().as_millis() as u64;
+        let (query, result, timings) = self.run_checked(sql, &catalog, policy, principal, cancel)?;
         Ok(SqlAnswer {
             sql: query.sql().to_string(),
             tables: self.table_uses(&catalog, &query, None),
@@ -75,6 +64,32 @@ impl Quarry {
             governance: query.governance().clone(),
             timings,
         })
+    }
+}
+
+impl Quarry {
+    /// `sql` validated for the principal and run: the query, its rows, and the time of each
+    /// stage. The one path from SQL text to rows (a user's SQL, a reading chosen again).
+    pub(super) fn run_checked(
+        &self,
+        sql: &str,
+        catalog: &Catalog,
+        policy: &Policy,
+        principal: &Principal,
+        cancel: &Cancel,
+    ) -> Result<(ValidatedQuery, ResultSet, Timings), AskError> {
+        let mut timings = Timings::default();
+        let stage = Instant::now();
+        let query = validate(&DraftSql::new(sql), catalog, policy, principal)
+            .map_err(|refusal| AskError::Refused { sql: sql.to_string(), refusal })?;
+        timings.validate_ms = stage.elapsed().as_millis() as u64;
+        let stage = Instant::now();
+        let result = self
+            .executor
+            .run_cancellable(&query, cancel)
+            .map_err(|source| AskError::Execution { sql: query.sql().to_string(), source })?;
+        timings.execute_ms = stage.elapsed().as_millis() as u64;
+        Ok((query, result, timings))
     }
 }
 

@@ -145,6 +145,7 @@ impl Quarry {
             for choice in &mut turn.choices {
                 if !crate::history::visible_to(&choice.sql, &catalog, policy, principal) {
                     choice.sql.clear();
+                    choice.reading = choices::WITHHELD.into();
                 }
             }
         }

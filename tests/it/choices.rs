@@ -185,10 +185,13 @@ async fn a_reading_the_principal_may_no_longer_run_is_refused_and_hidden() {
     assert_eq!(status, StatusCode::OK, "{chosen}");
     assert_eq!(chosen["choices"][0]["sql"], "", "{chosen}");
     assert_eq!(chosen["choices"][0]["first_rows"], json!([]));
+    // Nor its sentence, which names the column it reads.
+    assert_eq!(chosen["choices"][0]["reading"], "A reading you may no longer run");
     let (status, thread) =
         request(quarry.clone(), steward, "GET", &format!("/api/v1/threads/{id}"), None).await;
     assert_eq!(status, StatusCode::OK, "{thread}");
     assert_eq!(thread["turns"][0]["choices"][0]["sql"], "", "{thread}");
+    assert_eq!(thread["turns"][0]["choices"][0]["reading"], "A reading you may no longer run");
 }
 
 /// The real model, five candidates, on a question that reads two ways in the demo warehouse.
