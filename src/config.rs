@@ -121,11 +121,14 @@ pub struct AnswerSettings {
     /// Join keys the warehouse does not declare, inferred from column names and the data, shown
     /// as foreign keys in the prompt (`inferred_joins`).
     pub inferred_joins: bool,
+    /// A breakdown the model's SQL leaves unordered comes in time order, or largest measure
+    /// first (`sort_groups`).
+    pub sort_groups: bool,
 }
 
 impl Default for AnswerSettings {
     fn default() -> Self {
-        AnswerSettings { dates: true, glossary: true, checks: true, inferred_joins: true }
+        AnswerSettings { dates: true, glossary: true, checks: true, inferred_joins: true, sort_groups: true }
     }
 }
 
@@ -167,6 +170,7 @@ struct AnswerSection {
     glossary: Option<bool>,
     checks: Option<bool>,
     inferred_joins: Option<bool>,
+    sort_groups: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -447,6 +451,7 @@ impl Config {
                 glossary: file.answer.glossary.unwrap_or(true),
                 checks: file.answer.checks.unwrap_or(true),
                 inferred_joins: file.answer.inferred_joins.unwrap_or(true),
+                sort_groups: file.answer.sort_groups.unwrap_or(true),
             },
             thread_keep_days: file.threads.keep_days.unwrap_or(30).max(1),
             thread_turns: file.threads.turns.unwrap_or(2),
@@ -510,6 +515,9 @@ impl Config {
         }
         if let Some(on) = switch("QUARRY_ANSWER_CHECKS")? {
             self.answer.checks = on;
+        }
+        if let Some(on) = switch("QUARRY_ANSWER_SORT_GROUPS")? {
+            self.answer.sort_groups = on;
         }
         if let Some(on) = switch("QUARRY_ANSWER_INFERRED_JOINS")? {
             self.answer.inferred_joins = on;

@@ -41,6 +41,8 @@ pub mod metadata;
 #[cfg(feature = "runtime")]
 pub mod metrics;
 #[cfg(feature = "runtime")]
+pub mod order;
+#[cfg(feature = "runtime")]
 pub mod pipeline;
 pub mod policy;
 #[cfg(feature = "runtime")]

@@ -17,7 +17,7 @@ const SYSTEM: &str = "You are a careful data analyst who writes SQLite SQL. \
 Answer the question with exactly one SQLite SELECT statement that uses only the tables and \
 columns given; when a column you need is in another table, JOIN that table on its FOREIGN KEY. \
 Prefer certified (tier 1) tables and never use deprecated ones. \
-Dates are ISO text unless a column's comment says otherwise: filter a period as date_column >= 'first day' AND date_column < 'day after', \
+Dates are ISO text unless a column's comment says otherwise: filter a period as date_column >= its first day AND date_column < the day after its last day, \
 and take parts with strftime ('%Y-%m' month, '%Y' year). \
 A ratio is 1.0 * a / b; only a percentage is 100.0 * a / b (neither is integer division). \
 Group by every column you select beside the aggregates. \
@@ -251,6 +251,8 @@ fn table_ddl(table: &Table, described: &[bool]) -> String {
             }
             if format == crate::catalog::UNIX_SECONDS {
                 comment.push_str(&format!("{format}: read it as datetime({}, 'unixepoch')", column.name));
+            } else if format == crate::catalog::YEAR_NUMBER {
+                comment.push_str("a year number like 2021, not a date: compare and group it as it is");
             } else {
                 comment.push_str(&format!("format {format}"));
             }
@@ -338,7 +340,7 @@ fn user_turn(
         user.push('\n');
     }
     // Today's date only helps relative questions; beside explicit dates it misleads small models.
-    if is_relative_in_time(question) {
+    if crate::timeframe::is_relative(question) {
         let _ = writeln!(user, "Today is {today}.");
     }
     let periods =
@@ -371,7 +373,7 @@ fn follow_up_turn(context: &Context, unshown: &[&PriorTurn], terms: &[&GlossaryT
         let _ = writeln!(user, "Earlier question: {}", crate::text::for_prompt(&turn.question));
     }
     let _ = writeln!(user, "Follow-up question: {}", context.question);
-    if is_relative_in_time(context.question) {
+    if crate::timeframe::is_relative(context.question) {
         let _ = writeln!(user, "Today is {}.", context.today);
     }
     let periods = if context.grounding.dates {
@@ -580,28 +582,6 @@ fn terms_followed<'c>(
 /// Fewest columns described per table when the budget is tight.
 const MIN_COLUMNS: usize = 6;
 
-/// True when the question refers to time relative to now ("last month", "yesterday", …).
-pub fn is_relative_in_time(question: &str) -> bool {
-    const WORDS: &[&str] = &[
-        "today",
-        "yesterday",
-        "tomorrow",
-        "last",
-        "this",
-        "previous",
-        "past",
-        "recent",
-        "recently",
-        "ago",
-        "current",
-        "now",
-        "latest",
-        "ytd",
-        "mtd",
-    ];
-    question.to_lowercase().split(|c: char| !c.is_alphanumeric()).any(|word| WORDS.contains(&word))
-}
-
 /// Reads the model's reply as SQL: drops code fences and surrounding prose markers. The result
 /// is untrusted; only the validator decides what it is worth.
 pub fn extract_sql(reply: &str) -> DraftSql {
@@ -644,14 +624,6 @@ mod tests {
         );
         let hints = join_hints(&counts, &["orders", "users", "refunds"], &catalog, 1);
         assert_eq!(hints[0].queries, 9);
-    }
-
-    #[test]
-    fn only_relative_questions_get_todays_date() {
-        assert!(is_relative_in_time("which 5 countries had the most active users last month?"));
-        assert!(is_relative_in_time("Revenue so far this year"));
-        assert!(!is_relative_in_time("How many orders were placed in September 2026?"));
-        assert!(!is_relative_in_time("Lastly, show the plans"));
     }
 
     #[test]
@@ -747,7 +719,7 @@ mod tests {
     }
 
     #[test]
-    fn a_date_column_says_its_format_and_unix_seconds_how_to_read_them() {
+    fn a_date_column_says_its_format_and_unix_seconds_and_year_numbers_how_to_read_them() {
         let column = |name: &str, format: &str| crate::catalog::Column {
             date_format: Some(format.into()),
             ..crate::catalog::Column::new(name, "INTEGER")
@@ -763,7 +735,7 @@ mod tests {
             ),
             "{ddl}"
         );
-        assert!(ddl.contains("year INTEGER -- format YYYY"), "{ddl}");
+        assert!(ddl.contains("year INTEGER -- a year number like 2021, not a date"), "{ddl}");
     }
 
     #[test]

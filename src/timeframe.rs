@@ -223,6 +223,22 @@ pub fn resolve(question: &str, today: &str) -> Vec<Period> {
         .collect()
 }
 
+/// True when the question refers to time relative to the day it is asked: "last month", "this
+/// year", "the past 7 days", "yesterday", "3 days ago", "year to date" — not "last name" or "the
+/// most recent order", which name no period.
+pub fn is_relative(question: &str) -> bool {
+    const ANCHORS: &[&str] = &["today", "yesterday", "tomorrow", "now", "ago", "ytd", "mtd", "recently"];
+    const RELATIVE: &[&str] = &["this", "current", "last", "previous", "past", "prior", "trailing", "next"];
+    // Any valid day will do: only which words form a period matters here.
+    segments(question, "2000-06-15").iter().any(|segment| match segment {
+        Segment::Word(word) => ANCHORS.contains(&word.as_str()),
+        Segment::Period(period) => {
+            period.phrase.contains("to date")
+                || period.phrase.split(' ').any(|w| ANCHORS.contains(&w) || RELATIVE.contains(&w))
+        }
+    })
+}
+
 /// A piece of a question: a time phrase with its range, or another (lower-cased) word.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Segment {
@@ -444,5 +460,30 @@ mod tests {
     #[test]
     fn no_today_no_resolution() {
         assert!(resolve("revenue last month", "not a date").is_empty());
+    }
+
+    #[test]
+    fn only_phrases_relative_to_today_are_relative() {
+        for relative in [
+            "which 5 countries had the most active users last month?",
+            "Revenue so far this year",
+            "orders in the past 7 days",
+            "signups yesterday",
+            "refunds 3 days ago",
+            "revenue year to date",
+            "How long has it been in days since today?",
+        ] {
+            assert!(is_relative(relative), "{relative:?} is relative to today");
+        }
+        for absolute in [
+            "How many orders were placed in September 2026?",
+            "Lastly, show the plans",
+            "List the owner id and last name of each owner",
+            "How much does the most recent treatment cost?",
+            "What is the latest flight departure?",
+            "What is the current balance of each account?",
+        ] {
+            assert!(!is_relative(absolute), "{absolute:?} names no period relative to today");
+        }
     }
 }

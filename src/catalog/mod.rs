@@ -653,6 +653,10 @@ fn date_format(conn: &Connection, table: &str, column: &str) -> rusqlite::Result
 /// The date format of a column holding Unix time in seconds.
 pub const UNIX_SECONDS: &str = "unix seconds";
 
+/// The date format of a column holding year numbers (2021): no date at all to SQLite's date
+/// functions.
+pub const YEAR_NUMBER: &str = "YYYY";
+
 /// `YYYY-MM-DD`, `YYYY-MM-DD HH:MM:SS`, `YYYY-MM-DDTHH:MM:SS`, `YYYY-MM` or `YYYY` by shape.
 fn classify_date(value: &str) -> Option<&'static str> {
     let shape: String = value.chars().map(|c| if c.is_ascii_digit() { '9' } else { c }).collect();
@@ -664,7 +668,7 @@ fn classify_date(value: &str) -> Option<&'static str> {
         "9999-99-99 99:99" => Some("YYYY-MM-DD HH:MM"),
         "9999-99-99T99:99:99" => Some("YYYY-MM-DDTHH:MM:SS"),
         "9999-99" => Some("YYYY-MM"),
-        "9999" => Some("YYYY"),
+        "9999" => Some(YEAR_NUMBER),
         _ => None,
     }
 }

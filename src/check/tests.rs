@@ -74,6 +74,10 @@ fn catalog() -> Catalog {
                 ..Column::new("departure_time", "BIGINT")
             },
             text("day", &["Friday", "Monday", "Saturday", "Sunday", "Thursday", "Tuesday", "Wednesday"]),
+            Column {
+                date_format: Some(crate::catalog::YEAR_NUMBER.into()),
+                ..Column::new("year", "INTEGER")
+            },
         ],
     );
     Catalog::from_tables(vec![orders, users, flights])

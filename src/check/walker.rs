@@ -97,6 +97,9 @@ impl<'c> Walker<'c> {
     }
 
     fn condition(&mut self, expr: &Expr, scope: &Scope) {
+        if self.year_against_date(expr, scope) {
+            return;
+        }
         match expr {
             Expr::BinaryOp { left, op: op @ (BinaryOperator::Eq | BinaryOperator::NotEq), right } => {
                 let (side, literal) = match (text_literal(left), text_literal(right)) {
@@ -195,6 +198,48 @@ impl<'c> Walker<'c> {
         }
     }
 
+    /// A year-number column compared with a date (`year >= '1970-01-01'`): a number against
+    /// text, true or false for every row whatever the year. True when found.
+    fn year_against_date(&mut self, expr: &Expr, scope: &Scope) -> bool {
+        let pairs: Vec<(&Expr, &Expr)> = match expr {
+            Expr::BinaryOp {
+                left,
+                op:
+                    BinaryOperator::Eq
+                    | BinaryOperator::NotEq
+                    | BinaryOperator::Lt
+                    | BinaryOperator::LtEq
+                    | BinaryOperator::Gt
+                    | BinaryOperator::GtEq,
+                right,
+            } => vec![(left, right), (right, left)],
+            Expr::Between { expr, low, high, .. } => vec![(expr, low), (expr, high)],
+            _ => return false,
+        };
+        for (side, other) in pairs {
+            let Some(literal) = text_literal(other) else { continue };
+            let Some((name, column)) = self.column(side, scope) else { continue };
+            if column.date_format.as_deref() != Some(crate::catalog::YEAR_NUMBER)
+                || !shape(literal).starts_with("9999-")
+            {
+                continue;
+            }
+            let year = &literal[..4];
+            let said = format!("{name} holds year numbers");
+            if self.findings.iter().any(|f| f.message.starts_with(&said)) {
+                return true;
+            }
+            self.findings.push(Finding {
+                code: FindingCode::DateShape,
+                message: format!(
+                    "{name} holds year numbers like 2021, not dates, so comparing it with '{literal}' does not filter by date; compare the year itself: {name} = {year}"
+                ),
+            });
+            return true;
+        }
+        false
+    }
+
     /// SQLite's date functions over a column that does not hold ISO dates: Unix time read
     /// without the 'unixepoch' modifier (taken for a Julian day number), or text that is no
     /// date at all ('Monday'): both give NULL or nonsense.
@@ -235,6 +280,10 @@ impl<'c> Walker<'c> {
                         if name == "strftime" { args.first().map(|f| format!("{f}, ")).unwrap_or_default() } else { String::new() }
                     ));
                 }
+            } else if column.date_format.as_deref() == Some(crate::catalog::YEAR_NUMBER) {
+                found = Some(format!(
+                    "{column_name} holds year numbers like 2021, not dates, so {name}() reads it as a Julian day number; use {column_name} itself (= 2021, GROUP BY {column_name})"
+                ));
             } else if column.date_format.is_none()
                 && !column.sample_values.is_empty()
                 && column.sample_values.iter().all(|v| !v.starts_with(|c: char| c.is_ascii_digit()))
@@ -262,7 +311,7 @@ impl<'c> Walker<'c> {
         self.findings.push(Finding {
             code: FindingCode::DateShape,
             message: format!(
-                "strftime('{format}', ...) gives values shaped like '{}', so comparing it with '{bound}' moves the bound (text comparison: '2026-07' < '2026-07-01'); filter the date column itself: date_column >= 'first day' AND date_column < 'day after'",
+                "strftime('{format}', ...) gives values shaped like '{}', so comparing it with '{bound}' moves the bound (text comparison: '2026-07' < '2026-07-01'); filter the date column itself: date_column >= the period's first day AND date_column < the day after its last",
                 example_of(format)
             ),
         });

@@ -11,7 +11,7 @@ use super::{open, EvalArgs, ProgressBar};
 
 pub(super) fn eval(config: Config, args: EvalArgs) -> Result<ExitCode> {
     if args.demo || args.data.as_os_str() == "demo" {
-        return demo(config, args.json, args.samples);
+        return demo(config, args.json, args.samples, args.jobs);
     }
     if args.followups {
         return followups(config, args.json, args.samples);
@@ -130,17 +130,26 @@ fn followups(config: Config, json: bool, samples: Option<usize>) -> Result<ExitC
     Ok(ExitCode::SUCCESS)
 }
 
-/// The demo workspace's own questions, one at a time.
-fn demo(config: Config, json: bool, samples: Option<usize>) -> Result<ExitCode> {
+/// The demo workspace's own questions, `jobs` at a time (more than one only with an LLM server).
+fn demo(mut config: Config, json: bool, samples: Option<usize>, jobs: usize) -> Result<ExitCode> {
+    if jobs > 1 && config.llm_url.is_none() {
+        anyhow::bail!(
+            "--jobs {jobs} on the demo questions needs an LLM server ([llm] url or QUARRY_LLM_URL): the embedded model answers one question at a time; leave --jobs out"
+        );
+    }
+    // Every job may wait for the model at once: none is turned away as if the line were full.
+    config.llm_queue = config.llm_queue.max(jobs);
     let quarry = open_with_samples(config, samples)?;
     let cases = quarry::eval::parse_cases(quarry::eval::DEMO_QUESTIONS)?;
     let total = cases.len();
-    let (_, summary) = quarry::eval::run_cases(&quarry, &cases, |i, result| {
+    let mut done = 0;
+    let (_, summary) = quarry::eval::run_cases(&quarry, &cases, jobs, |_, result| {
+        done += 1;
         if json {
             println!("{}", serde_json::to_string(result).unwrap_or_default());
         } else {
             let mark = if result.correct { "ok  " } else { "MISS" };
-            eprintln!("[{}/{total}] {mark} {} ({} ms)", i + 1, result.question, result.timings.total_ms);
+            eprintln!("[{done}/{total}] {mark} {} ({} ms)", result.question, result.timings.total_ms);
         }
     })?;
     if json {

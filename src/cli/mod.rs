@@ -349,7 +349,8 @@ struct EvalArgs {
     #[arg(long)]
     samples: Option<usize>,
     /// Questions asked at once. With the embedded model each job loads its own copy with
-    /// threads/jobs threads; with an LLM server ([llm] url) they share it.
+    /// threads/jobs threads; with an LLM server ([llm] url) they share it (the demo's
+    /// questions: with a server only).
     #[arg(long, default_value_t = 1)]
     jobs: usize,
     /// Only the questions of this category (defog_dev: gen:ratio, gen:date_functions, …).

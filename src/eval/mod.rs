@@ -209,26 +209,48 @@ pub(crate) fn score(
     })
 }
 
-/// Asks every case's question and compares the answer's rows with the gold query's rows.
+/// Asks every case's question and compares the answer's rows with the gold query's rows,
+/// `jobs` questions at a time (above 1 only worth it with an LLM server that batches);
+/// `progress` hears each result as it comes, with the case's index.
 pub fn run_cases(
     quarry: &Quarry,
     cases: &[Case],
-    mut progress: impl FnMut(usize, &CaseResult),
+    jobs: usize,
+    progress: impl FnMut(usize, &CaseResult) + Send,
 ) -> Result<(Vec<CaseResult>, Summary), EvalError> {
     // The evaluation asks as the local analyst does, under the same policy.
     let principal = Principal { name: "eval".to_string(), ..Principal::local() };
-    let mut results = Vec::new();
-    for (i, case) in cases.iter().enumerate() {
+    let ask = |case: &Case| {
         // Neither the gold query nor a past query with the same SQL may help answer it.
         let options = AskOptions {
             exclude_sql_keys: vec![crate::history::sql_key(&case.gold)],
             today: case.today.clone(),
             ..AskOptions::default()
         };
-        let (result, _) = score(quarry, &principal, &case.question, &case.gold, &options)?;
-        progress(i, &result);
-        results.push(result);
-    }
+        score(quarry, &principal, &case.question, &case.gold, &options).map(|(result, _)| result)
+    };
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let progress = std::sync::Mutex::new(progress);
+    let slots: Vec<std::sync::Mutex<Option<Result<CaseResult, EvalError>>>> =
+        cases.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.clamp(1, cases.len().max(1)) {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(case) = cases.get(i) else { break };
+                let result = ask(case);
+                if let Ok(result) = &result {
+                    let mut hear = progress.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                    (*hear)(i, result);
+                }
+                *slots[i].lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(result);
+            });
+        }
+    });
+    let results = slots
+        .into_iter()
+        .filter_map(|slot| slot.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner))
+        .collect::<Result<Vec<CaseResult>, EvalError>>()?;
     let summary = summarise(quarry, &results);
     Ok((results, summary))
 }

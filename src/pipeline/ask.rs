@@ -305,7 +305,9 @@ impl Quarry {
         let picked: Option<Vec<String>> =
             options.tables.as_ref().map(|_| retrieved.tables.iter().map(|t| t.name.clone()).collect());
         let context = Attempting {
+            question,
             llm,
+            sort_groups: self.config.answer.sort_groups,
             catalog: &catalog,
             policy,
             principal,

@@ -62,6 +62,11 @@ impl Quarry {
         timings: &mut Timings,
     ) -> Result<Candidate, AskError> {
         let draft = prompt::extract_sql(&generation.text);
+        let sorted = context
+            .sort_groups
+            .then(|| crate::order::sort_groups(context.question, draft.text(), context.catalog))
+            .flatten();
+        let draft = sorted.map(DraftSql::new).unwrap_or(draft);
         (context.progress)(Stage::Validating { attempt });
         let stage = Instant::now();
         let verdict = validate(&draft, context.catalog, context.policy, context.principal);
@@ -84,6 +89,7 @@ impl Quarry {
 
 /// What an attempt needs beside the prompt.
 pub(super) struct Attempting<'a> {
+    pub(super) question: &'a str,
     pub(super) llm: &'a dyn Llm,
     pub(super) catalog: &'a Catalog,
     pub(super) policy: &'a Policy,
@@ -91,6 +97,8 @@ pub(super) struct Attempting<'a> {
     pub(super) progress: &'a (dyn Fn(Stage) + Sync),
     /// Generations so far, for the progress report.
     pub(super) attempts: Cell<usize>,
+    /// A breakdown the model left unordered gets its order (`[answer] sort_groups`).
+    pub(super) sort_groups: bool,
     /// The analyst's picked tables, when there are picks: the SQL may read no other.
     pub(super) picked: Option<&'a [String]>,
     pub(super) cancel: &'a Cancel,

@@ -1,0 +1,217 @@
+//! The order of an answer's rows when the model's SQL leaves it open: a breakdown by period
+//! comes in time order, a breakdown by anything else largest measure first (its keys break
+//! ties), the way an analyst reads a breakdown. Only the outermost SELECT of a grouped query
+//! without ORDER BY or LIMIT changes; which rows come back never does.
+
+use sqlparser::ast::{
+    Expr, GroupByExpr, OrderBy, OrderByExpr, OrderByKind, OrderByOptions, OrderBySort, Query, Select,
+    SelectItem, SetExpr, Value,
+};
+
+use crate::catalog::Catalog;
+use crate::history::structure::{parse_query, Scope, AGGREGATES};
+
+/// Words of a question that ask for another order than largest first.
+const OTHER_ORDER: &[&str] =
+    &["alphabetical", "alphabetically", "ascending", "lowest", "least", "fewest", "smallest", "bottom"];
+
+/// Date functions: a key computed by one is a period.
+const DATE_FUNCTIONS: &[&str] = &["strftime", "date", "datetime", "julianday", "time"];
+
+/// Words of a key's name that make it a period.
+const PERIOD_WORDS: &[&str] = &["year", "month", "quarter", "week", "day", "date", "hour", "period"];
+
+/// `sql` with an ORDER BY for its breakdown, or None when it has an order already, is not a
+/// breakdown (a grouped SELECT with an aggregate beside its keys), or the question asks for
+/// another order.
+pub fn sort_groups(question: &str, sql: &str, catalog: &Catalog) -> Option<String> {
+    let lower = question.to_lowercase();
+    if lower.split(|c: char| !c.is_alphanumeric()).any(|w| OTHER_ORDER.contains(&w)) {
+        return None;
+    }
+    let mut query: Query = parse_query(sql)?;
+    if query.order_by.is_some() || query.limit_clause.is_some() || query.fetch.is_some() {
+        return None;
+    }
+    let SetExpr::Select(select) = query.body.as_ref() else { return None };
+    let order = breakdown_order(select, catalog)?;
+    query.order_by = Some(OrderBy { kind: OrderByKind::Expressions(order), interpolate: None });
+    Some(query.to_string())
+}
+
+/// The ORDER BY of a breakdown: its period keys ascending, or its first measure descending and
+/// then its keys.
+fn breakdown_order(select: &Select, catalog: &Catalog) -> Option<Vec<OrderByExpr>> {
+    let GroupByExpr::Expressions(keys, _) = &select.group_by else { return None };
+    if keys.is_empty() {
+        return None;
+    }
+    let items: Vec<(&Expr, Option<&str>)> = select
+        .projection
+        .iter()
+        .map(|item| match item {
+            SelectItem::UnnamedExpr(e) => Some((e, None)),
+            SelectItem::ExprWithAlias { expr, alias } => Some((expr, Some(alias.value.as_str()))),
+            _ => None,
+        })
+        .collect::<Option<_>>()?;
+    // Each key as the position of the item that selects it.
+    let key_items: Vec<usize> = keys.iter().map(|key| item_of(key, &items)).collect::<Option<_>>()?;
+    let scope = Scope::of(select, catalog);
+    let periods = key_items.iter().any(|&i| is_period(items[i].0, items[i].1, &scope, catalog));
+    let by = |i: usize, sort: Option<OrderBySort>| OrderByExpr {
+        expr: reference(i, &items),
+        options: OrderByOptions { sort, nulls_first: None },
+        with_fill: None,
+    };
+    if periods {
+        return Some(key_items.iter().map(|&i| by(i, None)).collect());
+    }
+    let measure = (0..items.len()).find(|&i| !key_items.contains(&i) && is_aggregate(items[i].0))?;
+    let mut order = vec![by(measure, Some(OrderBySort::Desc))];
+    order.extend(key_items.iter().map(|&i| by(i, None)));
+    Some(order)
+}
+
+/// The position of the item a GROUP BY key selects: the same expression, its alias, or its
+/// ordinal.
+fn item_of(key: &Expr, items: &[(&Expr, Option<&str>)]) -> Option<usize> {
+    if let Some(i) = items.iter().position(|(e, _)| *e == key) {
+        return Some(i);
+    }
+    match key {
+        Expr::Identifier(ident) => {
+            items.iter().position(|(_, alias)| alias.is_some_and(|a| a.eq_ignore_ascii_case(&ident.value)))
+        }
+        Expr::Value(v) => match &v.value {
+            Value::Number(n, _) => {
+                n.parse::<usize>().ok().filter(|n| (1..=items.len()).contains(n)).map(|n| n - 1)
+            }
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// How ORDER BY names item `i`: its alias, the column itself, or its ordinal.
+fn reference(i: usize, items: &[(&Expr, Option<&str>)]) -> Expr {
+    match items[i] {
+        (_, Some(alias)) => Expr::Identifier(sqlparser::ast::Ident::new(alias)),
+        (column @ (Expr::Identifier(_) | Expr::CompoundIdentifier(_)), None) => column.clone(),
+        _ => Expr::value(Value::Number((i + 1).to_string(), false)),
+    }
+}
+
+/// True when a key is a period: computed by a date function, a date column of the catalog, or
+/// named like one (`year`, `order_month`, `created_at`).
+fn is_period(expr: &Expr, alias: Option<&str>, scope: &Scope, catalog: &Catalog) -> bool {
+    if let Expr::Function(f) = expr {
+        if DATE_FUNCTIONS.contains(&f.name.to_string().to_lowercase().as_str()) {
+            return true;
+        }
+    }
+    let dated = scope.column(expr, catalog).is_some_and(|reference| {
+        let (table, name) = reference.split_once('.').unwrap_or(("", &reference));
+        catalog.table(table).and_then(|t| t.column(name)).is_some_and(|c| c.date_format.is_some())
+    });
+    let name = match (alias, expr) {
+        (Some(alias), _) => alias.to_lowercase(),
+        (None, Expr::Identifier(ident)) => ident.value.to_lowercase(),
+        (None, Expr::CompoundIdentifier(parts)) => {
+            parts.last().map(|p| p.value.to_lowercase()).unwrap_or_default()
+        }
+        _ => String::new(),
+    };
+    dated || name.ends_with("_at") || name.split('_').any(|part| PERIOD_WORDS.contains(&part))
+}
+
+/// True when `expr` aggregates (outside any window).
+fn is_aggregate(expr: &Expr) -> bool {
+    let mut found = false;
+    let _ = sqlparser::ast::visit_expressions(expr, |e| {
+        if let Expr::Function(f) = e {
+            if f.over.is_none() && AGGREGATES.contains(&f.name.to_string().to_lowercase().as_str()) {
+                found = true;
+            }
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::{Column, Table};
+
+    fn catalog() -> Catalog {
+        let dated = |name: &str, format: &str| Column {
+            date_format: Some(format.into()),
+            ..Column::new(name, "TEXT")
+        };
+        Catalog::from_tables(vec![
+            Table::new(
+                "orders",
+                vec![
+                    Column::new("order_id", "INTEGER"),
+                    Column::new("status", "TEXT"),
+                    Column::new("region", "TEXT"),
+                    dated("ordered_at", "YYYY-MM-DD"),
+                    Column::new("total_amount", "REAL"),
+                ],
+            ),
+            Table::new("papers", vec![Column::new("paper_id", "INTEGER"), dated("year", "YYYY")]),
+        ])
+    }
+
+    #[test]
+    fn a_breakdown_by_category_comes_largest_first_with_its_keys_breaking_ties() {
+        let catalog = catalog();
+        let sort = |sql: &str| sort_groups("How many orders per status and region?", sql, &catalog);
+        assert_eq!(
+            sort("SELECT status, COUNT(*) AS orders FROM orders GROUP BY status").as_deref(),
+            Some(
+                "SELECT status, COUNT(*) AS orders FROM orders GROUP BY status ORDER BY orders DESC, status"
+            )
+        );
+        assert_eq!(
+            sort("SELECT o.region, o.status, SUM(o.total_amount) FROM orders AS o GROUP BY 1, o.status")
+                .as_deref(),
+            Some(
+                "SELECT o.region, o.status, SUM(o.total_amount) FROM orders AS o GROUP BY 1, o.status ORDER BY 3 DESC, o.region, o.status"
+            )
+        );
+    }
+
+    #[test]
+    fn a_breakdown_by_period_comes_in_time_order() {
+        let catalog = catalog();
+        let sort = |sql: &str| sort_groups("Orders by month", sql, &catalog);
+        assert_eq!(
+            sort("SELECT strftime('%Y-%m', ordered_at) AS month, COUNT(*) FROM orders GROUP BY month").as_deref(),
+            Some("SELECT strftime('%Y-%m', ordered_at) AS month, COUNT(*) FROM orders GROUP BY month ORDER BY month")
+        );
+        assert_eq!(
+            sort("SELECT year, COUNT(*) FROM papers GROUP BY year").as_deref(),
+            Some("SELECT year, COUNT(*) FROM papers GROUP BY year ORDER BY year")
+        );
+    }
+
+    #[test]
+    fn an_order_the_sql_or_the_question_gives_is_kept() {
+        let catalog = catalog();
+        for (question, sql) in [
+            ("Orders per status", "SELECT status, COUNT(*) FROM orders GROUP BY status ORDER BY status"),
+            ("Top status", "SELECT status, COUNT(*) FROM orders GROUP BY status LIMIT 1"),
+            ("Orders per status, lowest first", "SELECT status, COUNT(*) FROM orders GROUP BY status"),
+            ("Statuses", "SELECT status FROM orders GROUP BY status"),
+            ("All orders", "SELECT * FROM orders"),
+            ("Total", "SELECT COUNT(*) FROM orders"),
+            ("Per status", "SELECT COUNT(*) FROM orders GROUP BY status"),
+            ("Not SQL", "DELETE FROM orders"),
+            ("Union", "SELECT status, COUNT(*) FROM orders GROUP BY status UNION SELECT 'x', 1"),
+        ] {
+            assert_eq!(sort_groups(question, sql, &catalog), None, "{question}: {sql}");
+        }
+    }
+}
