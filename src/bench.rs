@@ -233,8 +233,7 @@ pub fn retrieval(
         let retrieved = retrieve(
             &q.question,
             &merged,
-            embedder,
-            &store,
+            crate::retrieve::VectorSearch { embedder, store: &store },
             RetrievalBudget { tables: 10, joined: 0, examples: 0, reuse: false },
             &scope,
             &|table| Trust {

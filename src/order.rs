@@ -1,6 +1,6 @@
 //! The order of an answer's rows when the model's SQL leaves it open: a breakdown by period
-//! comes in time order, a breakdown by anything else largest measure first (its keys break
-//! ties), the way an analyst reads a breakdown. Only the outermost SELECT of a grouped query
+//! comes in time order, a breakdown by anything else largest measure first, the way an analyst
+//! reads a breakdown. Only the outermost SELECT of a grouped query
 //! without ORDER BY or LIMIT changes; which rows come back never does.
 
 use sqlparser::ast::{
@@ -39,8 +39,7 @@ pub fn sort_groups(question: &str, sql: &str, catalog: &Catalog) -> Option<Strin
     Some(query.to_string())
 }
 
-/// The ORDER BY of a breakdown: its period keys ascending, or its first measure descending and
-/// then its keys.
+/// The ORDER BY of a breakdown: its period keys ascending, or its first measure descending.
 fn breakdown_order(select: &Select, catalog: &Catalog) -> Option<Vec<OrderByExpr>> {
     let GroupByExpr::Expressions(keys, _) = &select.group_by else { return None };
     if keys.is_empty() {
@@ -68,9 +67,9 @@ fn breakdown_order(select: &Select, catalog: &Catalog) -> Option<Vec<OrderByExpr
         return Some(key_items.iter().map(|&i| by(i, None)).collect());
     }
     let measure = (0..items.len()).find(|&i| !key_items.contains(&i) && is_aggregate(items[i].0))?;
-    let mut order = vec![by(measure, Some(OrderBySort::Desc))];
-    order.extend(key_items.iter().map(|&i| by(i, None)));
-    Some(order)
+    // Ties keep the order SQLite gives them (its GROUP BY reads the keys in order): a
+    // deterministic order without naming the keys again.
+    Some(vec![by(measure, Some(OrderBySort::Desc))])
 }
 
 /// The position of the item a GROUP BY key selects: the same expression, its alias, or its
@@ -165,20 +164,18 @@ mod tests {
     }
 
     #[test]
-    fn a_breakdown_by_category_comes_largest_first_with_its_keys_breaking_ties() {
+    fn a_breakdown_by_category_comes_largest_first() {
         let catalog = catalog();
         let sort = |sql: &str| sort_groups("How many orders per status and region?", sql, &catalog);
         assert_eq!(
             sort("SELECT status, COUNT(*) AS orders FROM orders GROUP BY status").as_deref(),
-            Some(
-                "SELECT status, COUNT(*) AS orders FROM orders GROUP BY status ORDER BY orders DESC, status"
-            )
+            Some("SELECT status, COUNT(*) AS orders FROM orders GROUP BY status ORDER BY orders DESC")
         );
         assert_eq!(
             sort("SELECT o.region, o.status, SUM(o.total_amount) FROM orders AS o GROUP BY 1, o.status")
                 .as_deref(),
             Some(
-                "SELECT o.region, o.status, SUM(o.total_amount) FROM orders AS o GROUP BY 1, o.status ORDER BY 3 DESC, o.region, o.status"
+                "SELECT o.region, o.status, SUM(o.total_amount) FROM orders AS o GROUP BY 1, o.status ORDER BY 3 DESC"
             )
         );
     }

@@ -222,21 +222,28 @@ fn text(hit: &Hit, field: &str) -> String {
     hit.payload.get(field).and_then(Value::as_str).unwrap_or_default().to_string()
 }
 
+/// Where retrieval searches: the embedding model that reads the question and the vector store
+/// of tables and past queries.
+#[derive(Clone, Copy)]
+pub struct VectorSearch<'a> {
+    pub embedder: &'a dyn Embedder,
+    pub store: &'a dyn VectorStore,
+}
+
 /// Retrieves tables, examples and a reusable verified query for `question`; `trust` gives
 /// each candidate table's trust signals; `shown` says, by its SQL, whether the asker may be
 /// shown a past query: the others are dropped before anything is derived from them (examples,
 /// the evidence that quotes them, reuse).
-#[allow(clippy::too_many_arguments)]
 pub fn retrieve(
     question: &str,
     catalog: &Catalog,
-    embedder: &dyn Embedder,
-    store: &dyn VectorStore,
+    search: VectorSearch,
     budget: RetrievalBudget,
     scope: &Scope,
     trust: &dyn Fn(&crate::catalog::Table) -> Trust,
     shown: &dyn Fn(&str) -> bool,
 ) -> Result<Retrieved, RetrieveError> {
+    let VectorSearch { embedder, store } = search;
     let started = std::time::Instant::now();
     let vector = embedder.embed(&[question.to_string()])?.pop().unwrap_or_default();
     let embed_ms = started.elapsed().as_millis() as u64;

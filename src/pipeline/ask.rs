@@ -113,7 +113,11 @@ impl Quarry {
         let catalog = self.catalog();
         let visible = policy.visible_catalog(&catalog);
         let options = self.scoped(options, &catalog, &visible, policy, principal);
-        self.retrieve_for(question.trim(), &catalog, &visible, &self.history(), policy, principal, &options)
+        let question = self.question(question)?;
+        let history = self.history();
+        let snapshot =
+            Snapshot { catalog: &catalog, visible: &visible, history: &history, policy, principal };
+        self.retrieve_for(question, &snapshot, &options)
     }
 
     /// The first prompt `ask` would show the model for `question` (no verified query reused;
@@ -125,14 +129,15 @@ impl Quarry {
         options: &AskOptions,
     ) -> Result<crate::llm::ChatPrompt, AskError> {
         let policy = self.authorize(principal, Action::Ask)?;
-        self.check_question(question)?;
+        let question = self.question(question)?;
         let catalog = self.catalog();
         let visible = policy.visible_catalog(&catalog);
         let history = self.history();
-        let question = question.trim();
         let options = &self.scoped(options, &catalog, &visible, policy, principal);
-        let retrieved =
-            self.retrieve_for(question, &catalog, &visible, &history, policy, principal, options)?;
+        let snapshot =
+            Snapshot { catalog: &catalog, visible: &visible, history: &history, policy, principal };
+        let retrieved = self.retrieve_for(question, &snapshot, options)?;
+        let question = question.text();
         let build = self.prompt_builder(question, &retrieved, &visible, &history, options);
         let prompt = build(&[]);
         Ok(prompt)
@@ -176,17 +181,14 @@ impl Quarry {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn retrieve_for(
         &self,
-        question: &str,
-        catalog: &Catalog,
-        visible: &Catalog,
-        history: &HistoryState,
-        policy: &Policy,
-        principal: &Principal,
+        question: Question,
+        snapshot: &Snapshot,
         options: &AskOptions,
     ) -> Result<crate::retrieve::Retrieved, AskError> {
+        let Snapshot { catalog, visible, history, policy, principal } = *snapshot;
+        let question = question.text();
         let budget = RetrievalBudget {
             tables: self.config.retrieval_tables,
             joined: self.config.retrieval_joined_tables,
@@ -214,8 +216,7 @@ impl Quarry {
         let mut retrieved = retrieve(
             &searched,
             visible,
-            self.embedder.as_ref(),
-            self.store.as_ref(),
+            crate::retrieve::VectorSearch { embedder: self.embedder.as_ref(), store: self.store.as_ref() },
             budget,
             &scope,
             &|table| {
@@ -260,14 +261,14 @@ impl Quarry {
         options: &AskOptions,
         progress: &(dyn Fn(Stage) + Sync),
     ) -> Result<Answer, AskError> {
-        self.check_question(question)?;
+        let asked = self.question(question)?;
+        let question = asked.text();
         progress(Stage::Retrieving);
         // One snapshot of the catalog for the whole request, even if a steward edits meanwhile.
         let catalog = self.catalog();
         // The model is shown only what the role may read.
         let visible = policy.visible_catalog(&catalog);
         let options = &self.scoped(options, &catalog, &visible, policy, principal);
-        let question = question.trim();
         let mut timings = Timings::default();
         let history = self.history();
         let today = options.today.clone().unwrap_or_else(crate::calendar::today);
@@ -277,8 +278,9 @@ impl Quarry {
                 return Ok(answer);
             }
         }
-        let mut retrieved =
-            self.retrieve_for(question, &catalog, &visible, &history, policy, principal, options)?;
+        let snapshot =
+            Snapshot { catalog: &catalog, visible: &visible, history: &history, policy, principal };
+        let mut retrieved = self.retrieve_for(asked, &snapshot, options)?;
         timings.embed_ms = retrieved.embed_ms;
         timings.retrieve_ms = retrieved.search_ms;
 

@@ -627,8 +627,7 @@ impl Quarry {
         let mut retrieved = retrieve(
             q,
             &visible,
-            self.embedder.as_ref(),
-            self.store.as_ref(),
+            crate::retrieve::VectorSearch { embedder: self.embedder.as_ref(), store: self.store.as_ref() },
             RetrievalBudget { tables, joined: 0, examples: examples.max(1) * 3, reuse: false },
             &crate::retrieve::Scope::default(),
             &|table| self.trust(table, &catalog, &history),

@@ -159,6 +159,29 @@ fn describe(action: Action) -> &'static str {
     }
 }
 
+/// A question as asked, checked (`Quarry::question`): trimmed, not empty, not too long, free of
+/// control characters. Retrieval and the prompt see no other.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Question<'a>(&'a str);
+
+impl<'a> Question<'a> {
+    pub(super) fn text(self) -> &'a str {
+        self.0
+    }
+}
+
+/// What one request reads, taken once at its start (a steward's edit or a newly logged query
+/// meanwhile is for the next request): the catalog in force, the part of it the role may see,
+/// the query history, and who asks under which policy.
+#[derive(Clone, Copy)]
+pub(super) struct Snapshot<'a> {
+    pub(super) catalog: &'a Catalog,
+    pub(super) visible: &'a Catalog,
+    pub(super) history: &'a HistoryState,
+    pub(super) policy: &'a Policy,
+    pub(super) principal: &'a Principal,
+}
+
 /// How to answer, beyond the question.
 #[derive(Debug, Clone, Default)]
 pub struct AskOptions {
@@ -638,12 +661,16 @@ impl Quarry {
         }
     }
 
-    fn check_question(&self, question: &str) -> Result<(), AskError> {
-        if question.trim().is_empty() {
+    /// `text` as a question to answer: trimmed, not empty, within `[server]`'s length limit and
+    /// free of control characters.
+    fn question<'q>(&self, text: &'q str) -> Result<Question<'q>, AskError> {
+        let text = text.trim();
+        if text.is_empty() {
             return Err(AskError::InvalidQuestion("the question is empty: ask something, e.g. \"which 5 countries had the most active users last month?\"".into()));
         }
-        crate::text::check("the question", question, self.config.max_question_chars)
-            .map_err(AskError::InvalidQuestion)
+        crate::text::check("the question", text, self.config.max_question_chars)
+            .map_err(AskError::InvalidQuestion)?;
+        Ok(Question(text))
     }
 }
 
