@@ -9,6 +9,8 @@
 #[cfg(feature = "runtime")]
 pub mod admission;
 #[cfg(feature = "runtime")]
+pub mod amend;
+#[cfg(feature = "runtime")]
 pub mod bench;
 pub mod calendar;
 pub mod catalog;
@@ -40,8 +42,6 @@ pub mod mcp;
 pub mod metadata;
 #[cfg(feature = "runtime")]
 pub mod metrics;
-#[cfg(feature = "runtime")]
-pub mod order;
 #[cfg(feature = "runtime")]
 pub mod pipeline;
 pub mod policy;

@@ -62,9 +62,11 @@ impl Quarry {
         timings: &mut Timings,
     ) -> Result<Candidate, AskError> {
         let draft = prompt::extract_sql(&generation.text);
+        let draft =
+            crate::amend::year_numbers(draft.text(), context.catalog).map(DraftSql::new).unwrap_or(draft);
         let sorted = context
             .sort_groups
-            .then(|| crate::order::sort_groups(context.question, draft.text(), context.catalog))
+            .then(|| crate::amend::sort_groups(context.question, draft.text(), context.catalog))
             .flatten();
         let draft = sorted.map(DraftSql::new).unwrap_or(draft);
         (context.progress)(Stage::Validating { attempt });

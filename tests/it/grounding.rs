@@ -447,3 +447,78 @@ fn real_model_counts_through_the_link_table() {
     let answer = assert_answers(&quarry, PER_AUTHOR, &AskOptions::default(), gold);
     assert!(answer.tables.iter().any(|t| t.name == "writes"), "{:?}", answer.tables);
 }
+
+/// The counts of a breakdown's last column, top to bottom.
+fn last_column_counts(answer: &quarry::pipeline::Answer) -> Vec<f64> {
+    answer.result.rows.iter().filter_map(|row| row.last().and_then(serde_json::Value::as_f64)).collect()
+}
+
+#[test]
+fn a_breakdown_left_unordered_comes_largest_first_unless_switched_off() {
+    let dir = private_workspace();
+    let sorted = open(dir.path(), Arc::new(ScriptedLlm::new([("for each status", PER_STATUS_GOLD)])), true);
+    let answer = sorted.ask(PER_STATUS, &Principal::local()).expect("answer");
+    assert!(answer.sql.contains("GROUP BY status ORDER BY 2 DESC"), "{}", answer.sql);
+    let counts = last_column_counts(&answer);
+    assert!(counts.len() > 1 && counts.windows(2).all(|w| w[0] >= w[1]), "{counts:?}");
+
+    let other = private_workspace();
+    let mut config = config_for(other.path());
+    config.governance = other.path().join("schemas");
+    config.answer.sort_groups = false;
+    let llm: Arc<dyn Llm> = Arc::new(ScriptedLlm::new([("for each status", PER_STATUS_GOLD)]));
+    let unsorted = Quarry::open(config, embedder(), Some(llm)).expect("open");
+    let answer = unsorted.ask(PER_STATUS, &Principal::local()).expect("answer");
+    assert!(!answer.sql.contains("ORDER BY"), "{}", answer.sql);
+}
+
+#[test]
+fn real_model_breakdown_comes_largest_first() {
+    if skip_without_real_model() {
+        return;
+    }
+    let answer = real().ask(PER_STATUS, &Principal::local()).expect("answer");
+    let counts = last_column_counts(&answer);
+    assert!(counts.len() > 1, "one row per status: {}", answer.sql);
+    assert!(counts.windows(2).all(|w| w[0] >= w[1]), "{}: {counts:?}", answer.sql);
+}
+
+#[test]
+fn only_a_period_relative_to_today_brings_todays_date_into_the_prompt() {
+    let dir = private_workspace();
+    let quarry = open(dir.path(), Arc::new(ScriptedLlm::new([("x", "SELECT 1")])), true);
+    let prompt_of = |question: &str| {
+        quarry.first_prompt(question, &Principal::local(), &on("2026-11-01")).expect("prompt").user
+    };
+    assert!(prompt_of("What was the revenue last month?").contains("Today is 2026-11-01."));
+    let named = prompt_of("List the last name and plan of the most recent signups");
+    assert!(!named.contains("Today is"), "{named}");
+}
+
+const PER_YEAR: &str = "How many publications were published in each year?";
+const PER_YEAR_GOLD: &str = "SELECT year, COUNT(*) FROM publication GROUP BY year";
+const PER_YEAR_AS_DATES: &str =
+    "SELECT strftime('%Y', year) AS year, COUNT(*) FROM publication GROUP BY strftime('%Y', year)";
+
+#[test]
+fn a_column_of_year_numbers_is_shown_as_years_and_its_year_is_the_column() {
+    let dir = undeclared_keys_workspace();
+    let llm: Arc<dyn Llm> = Arc::new(ScriptedLlm::new([("each year", PER_YEAR_AS_DATES)]));
+    let quarry = open_undeclared(dir.path(), true, Some(llm));
+    let prompt = quarry.first_prompt(PER_YEAR, &Principal::local(), &AskOptions::default()).expect("prompt");
+    assert!(prompt.user.contains("year INTEGER, -- a year number like 2021, not a date"), "{}", prompt.user);
+    // strftime('%Y', year) reads 2021 as a Julian day: the year meant is the column itself.
+    let answer = quarry.ask(PER_YEAR, &Principal::local()).expect("answer");
+    assert!(!answer.sql.contains("strftime"), "{}", answer.sql);
+    let expected = quarry.run_sql(PER_YEAR_GOLD, &Principal::local()).expect("gold runs");
+    assert!(quarry::eval::same_result(&expected.result, &answer.result, false), "{}", answer.sql);
+}
+
+#[test]
+fn real_model_groups_by_a_column_of_year_numbers_as_it_is() {
+    if skip_without_real_model() {
+        return;
+    }
+    let (_dir, quarry) = undeclared_keys_with_the_real_model();
+    assert_answers(&quarry, PER_YEAR, &AskOptions::default(), PER_YEAR_GOLD);
+}

@@ -3,13 +3,16 @@
 //! reads a breakdown. Only the outermost SELECT of a grouped query
 //! without ORDER BY or LIMIT changes; which rows come back never does.
 
+use std::collections::BTreeSet;
+use std::ops::ControlFlow;
+
 use sqlparser::ast::{
-    Expr, GroupByExpr, OrderBy, OrderByExpr, OrderByKind, OrderByOptions, OrderBySort, Query, Select,
-    SelectItem, SetExpr, Value,
+    Expr, FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr, OrderBy, OrderByExpr, OrderByKind,
+    OrderByOptions, OrderBySort, Query, Select, SelectItem, SetExpr, Value, Visit, VisitMut, Visitor,
 };
 
 use crate::catalog::Catalog;
-use crate::history::structure::{parse_query, Scope, AGGREGATES};
+use crate::history::structure::{parse_query, selects_of, Scope, AGGREGATES};
 
 /// Words of a question that ask for another order than largest first.
 const OTHER_ORDER: &[&str] =
@@ -138,6 +141,76 @@ fn is_aggregate(expr: &Expr) -> bool {
     found
 }
 
+/// `sql` with each `strftime('%Y', c)` over a column `c` of year numbers written as `c`, or
+/// None when it has none.
+pub fn year_numbers(sql: &str, catalog: &Catalog) -> Option<String> {
+    let mut query = parse_query(sql)?;
+    let mut found = YearColumns { catalog, columns: BTreeSet::new() };
+    let _ = query.visit(&mut found);
+    if found.columns.is_empty() {
+        return None;
+    }
+    let _ = sqlparser::ast::visit_expressions_mut(&mut query, |e| {
+        if let Some(column) = year_of(e).filter(|c| found.columns.contains(&c.to_string())) {
+            *e = column.clone();
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    Some(query.to_string())
+}
+
+/// The column `strftime('%Y', column)` reads, as written.
+fn year_of(expr: &Expr) -> Option<&Expr> {
+    let Expr::Function(f) = expr else { return None };
+    if !f.name.to_string().eq_ignore_ascii_case("strftime") {
+        return None;
+    }
+    let FunctionArguments::List(list) = &f.args else { return None };
+    let args: Vec<&Expr> = list
+        .args
+        .iter()
+        .filter_map(|a| match a {
+            FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some(e),
+            _ => None,
+        })
+        .collect();
+    let [format, column] = args[..] else { return None };
+    let year_format = matches!(format, Expr::Value(v) if v.value == Value::SingleQuotedString("%Y".into()));
+    (year_format && matches!(column, Expr::Identifier(_) | Expr::CompoundIdentifier(_))).then_some(column)
+}
+
+/// The columns, as written, that `strftime('%Y', …)` reads in some SELECT where they resolve to
+/// a catalog column of year numbers.
+struct YearColumns<'c> {
+    catalog: &'c Catalog,
+    columns: BTreeSet<String>,
+}
+
+impl Visitor for YearColumns<'_> {
+    type Break = ();
+
+    fn pre_visit_query(&mut self, query: &Query) -> ControlFlow<()> {
+        for select in selects_of(&query.body) {
+            let scope = Scope::of(select, self.catalog);
+            let _ = sqlparser::ast::visit_expressions(select, |e| {
+                let Some(column) = year_of(e) else { return ControlFlow::<()>::Continue(()) };
+                let years = scope.column(column, self.catalog).is_some_and(|reference| {
+                    let (table, name) = reference.split_once('.').unwrap_or(("", &reference));
+                    self.catalog
+                        .table(table)
+                        .and_then(|t| t.column(name))
+                        .is_some_and(|c| c.date_format.as_deref() == Some(crate::catalog::YEAR_NUMBER))
+                });
+                if years {
+                    self.columns.insert(column.to_string());
+                }
+                ControlFlow::Continue(())
+            });
+        }
+        ControlFlow::Continue(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -209,6 +282,27 @@ mod tests {
             ("Union", "SELECT status, COUNT(*) FROM orders GROUP BY status UNION SELECT 'x', 1"),
         ] {
             assert_eq!(sort_groups(question, sql, &catalog), None, "{question}: {sql}");
+        }
+    }
+
+    #[test]
+    fn a_year_taken_from_a_column_of_year_numbers_is_the_column() {
+        let catalog = catalog();
+        assert_eq!(
+            year_numbers(
+                "SELECT strftime('%Y', p.year) AS year, COUNT(*) FROM papers AS p GROUP BY strftime('%Y', p.year)",
+                &catalog
+            )
+            .as_deref(),
+            Some("SELECT p.year AS year, COUNT(*) FROM papers AS p GROUP BY p.year")
+        );
+        // A date column's year, another format, or no year column: nothing to amend.
+        for sql in [
+            "SELECT strftime('%Y', ordered_at), COUNT(*) FROM orders GROUP BY 1",
+            "SELECT strftime('%m', year) FROM papers",
+            "SELECT year FROM papers",
+        ] {
+            assert_eq!(year_numbers(sql, &catalog), None, "{sql}");
         }
     }
 }
