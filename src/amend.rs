@@ -8,7 +8,7 @@ use std::ops::ControlFlow;
 
 use sqlparser::ast::{
     Expr, FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr, OrderBy, OrderByExpr, OrderByKind,
-    OrderByOptions, OrderBySort, Query, Select, SelectItem, SetExpr, Value, Visit, VisitMut, Visitor,
+    OrderByOptions, OrderBySort, Query, Select, SelectItem, SetExpr, Value, Visit, Visitor,
 };
 
 use crate::catalog::Catalog;
