@@ -7,12 +7,13 @@ use std::collections::BTreeSet;
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    Expr, FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr, OrderBy, OrderByExpr, OrderByKind,
-    OrderByOptions, OrderBySort, Query, Select, SelectItem, SetExpr, Value, Visit, Visitor,
+    Expr, GroupByExpr, OrderBy, OrderByExpr, OrderByKind, OrderByOptions, OrderBySort, Query, Select,
+    SelectItem, SetExpr, Value, Visit, Visitor,
 };
 
 use crate::catalog::Catalog;
-use crate::history::structure::{parse_query, selects_of, Scope, AGGREGATES};
+use crate::check::has_aggregate;
+use crate::history::structure::{parse_query, plain_arguments, selects_of, Scope};
 
 /// Words of a question that ask for another order than largest first.
 const OTHER_ORDER: &[&str] =
@@ -69,7 +70,7 @@ fn breakdown_order(select: &Select, catalog: &Catalog) -> Option<Vec<OrderByExpr
     if periods {
         return Some(key_items.iter().map(|&i| by(i, None)).collect());
     }
-    let measure = (0..items.len()).find(|&i| !key_items.contains(&i) && is_aggregate(items[i].0))?;
+    let measure = (0..items.len()).find(|&i| !key_items.contains(&i) && has_aggregate(items[i].0))?;
     // Ties keep the order SQLite gives them (its GROUP BY reads the keys in order): a
     // deterministic order without naming the keys again.
     Some(vec![by(measure, Some(OrderBySort::Desc))])
@@ -127,20 +128,6 @@ fn is_period(expr: &Expr, alias: Option<&str>, scope: &Scope, catalog: &Catalog)
     dated || name.ends_with("_at") || name.split('_').any(|part| PERIOD_WORDS.contains(&part))
 }
 
-/// True when `expr` aggregates (outside any window).
-fn is_aggregate(expr: &Expr) -> bool {
-    let mut found = false;
-    let _ = sqlparser::ast::visit_expressions(expr, |e| {
-        if let Expr::Function(f) = e {
-            if f.over.is_none() && AGGREGATES.contains(&f.name.to_string().to_lowercase().as_str()) {
-                found = true;
-            }
-        }
-        std::ops::ControlFlow::<()>::Continue(())
-    });
-    found
-}
-
 /// `sql` with each `strftime('%Y', c)` over a column `c` of year numbers written as `c`, or
 /// None when it has none.
 pub fn year_numbers(sql: &str, catalog: &Catalog) -> Option<String> {
@@ -165,16 +152,7 @@ fn year_of(expr: &Expr) -> Option<&Expr> {
     if !f.name.to_string().eq_ignore_ascii_case("strftime") {
         return None;
     }
-    let FunctionArguments::List(list) = &f.args else { return None };
-    let args: Vec<&Expr> = list
-        .args
-        .iter()
-        .filter_map(|a| match a {
-            FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some(e),
-            _ => None,
-        })
-        .collect();
-    let [format, column] = args[..] else { return None };
+    let [format, column] = plain_arguments(f)[..] else { return None };
     let year_format = matches!(format, Expr::Value(v) if v.value == Value::SingleQuotedString("%Y".into()));
     (year_format && matches!(column, Expr::Identifier(_) | Expr::CompoundIdentifier(_))).then_some(column)
 }

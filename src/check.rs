@@ -290,7 +290,8 @@ fn is_aggregate(name: &str) -> bool {
     AGGREGATES.contains(&name)
 }
 
-fn has_aggregate(expr: &Expr) -> bool {
+/// True when `expr` aggregates outside any window.
+pub(crate) fn has_aggregate(expr: &Expr) -> bool {
     let mut found = false;
     let _ = sqlparser::ast::visit_expressions(expr, |e| {
         if let Expr::Function(f) = e {

@@ -249,18 +249,10 @@ impl<'c> Walker<'c> {
         let _ = sqlparser::ast::visit_expressions(select, |e| {
             let Expr::Function(f) = e else { return ControlFlow::<()>::Continue(()) };
             let name = f.name.to_string().to_lowercase();
-            let FunctionArguments::List(list) = &f.args else { return ControlFlow::Continue(()) };
             if found.is_some() || !DATE_FUNCTIONS.contains(&name.as_str()) {
                 return ControlFlow::Continue(());
             }
-            let args: Vec<&Expr> = list
-                .args
-                .iter()
-                .filter_map(|a| match a {
-                    FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some(e),
-                    _ => None,
-                })
-                .collect();
+            let args = crate::history::structure::plain_arguments(f);
             let time_value = if name == "strftime" { args.get(1) } else { args.first() };
             let Some((column_name, column)) = time_value.and_then(|v| self.column(v, scope)) else {
                 return ControlFlow::Continue(());

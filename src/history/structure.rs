@@ -84,6 +84,18 @@ pub struct QueryStructure {
 pub(crate) const AGGREGATES: &[&str] =
     &["count", "sum", "avg", "min", "max", "total", "group_concat", "string_agg"];
 
+/// The plain (unnamed, non-wildcard) arguments of a function call, in order.
+pub(crate) fn plain_arguments(function: &sqlparser::ast::Function) -> Vec<&Expr> {
+    let sqlparser::ast::FunctionArguments::List(list) = &function.args else { return Vec::new() };
+    list.args
+        .iter()
+        .filter_map(|a| match a {
+            sqlparser::ast::FunctionArg::Unnamed(sqlparser::ast::FunctionArgExpr::Expr(e)) => Some(e),
+            _ => None,
+        })
+        .collect()
+}
+
 /// The one query `sql` holds (`None` for anything else: several statements, not a query, not
 /// SQL).
 pub(crate) fn parse_query(sql: &str) -> Option<Query> {

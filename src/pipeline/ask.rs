@@ -286,14 +286,7 @@ impl Quarry {
 
         // Asset first: a verified past query asking the same, or the same with other literals,
         // is the answer, when this principal may run it.
-        let context = Reusing {
-            catalog: &catalog,
-            visible: &visible,
-            policy,
-            principal,
-            today: &today,
-            cancel: &options.cancel,
-        };
+        let context = Reusing { snapshot, today: &today, cancel: &options.cancel };
         for reuse in std::mem::take(&mut retrieved.reusable) {
             match self.reuse(question, reuse, &retrieved, &context, timings.clone()) {
                 Ok(answer) => return Ok(answer),

@@ -15,7 +15,8 @@ impl Quarry {
         context: &Reusing,
         mut timings: Timings,
     ) -> Result<Answer, String> {
-        let Reusing { catalog, visible, policy, principal, today, cancel } = *context;
+        let Reusing { snapshot, today, cancel } = *context;
+        let Snapshot { catalog, visible, policy, principal, .. } = snapshot;
         let stage = Instant::now();
         let before = template::Asked { question: &reuse.label, day: reuse.timestamp.get(..10).unwrap_or("") };
         let filled =
@@ -53,14 +54,11 @@ impl Quarry {
     }
 }
 
-/// Who a verified query is reused for, on which catalog snapshot.
+/// Who a verified query is reused for, on which snapshot (its visible catalog: a template's
+/// values are spelled as those columns know them).
 #[derive(Clone, Copy)]
 pub(super) struct Reusing<'a> {
-    pub(super) catalog: &'a Catalog,
-    /// What the principal may see: a template's values are spelled as these columns know them.
-    pub(super) visible: &'a Catalog,
-    pub(super) policy: &'a Policy,
-    pub(super) principal: &'a Principal,
+    pub(super) snapshot: Snapshot<'a>,
     /// The day the question is asked: its relative periods are read against it.
     pub(super) today: &'a str,
     pub(super) cancel: &'a Cancel,
