@@ -64,7 +64,7 @@ fn demo_world() -> (Catalog, PolicySet) {
     let conn = rusqlite::Connection::open(&path).expect("warehouse");
     conn.execute_batch(include_str!("../src/demo/schema.sql")).expect("schema");
     drop(conn);
-    let catalog = Catalog::load(&path, &root().join("schemas/demo")).expect("demo catalog");
+    let catalog = quarry::warehouse::load_catalog(&path, &root().join("schemas/demo")).expect("demo catalog");
     let _ = std::fs::remove_dir_all(&dir);
     let roles = Config::load(Some(&root().join("quarry.toml"))).expect("quarry.toml").policy;
     (catalog, roles)

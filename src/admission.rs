@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::execute::Cancel;
+use crate::warehouse::Cancel;
 
 /// Why an ask was not let through to the model.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

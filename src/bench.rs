@@ -23,7 +23,7 @@ use crate::catalog::{Catalog, Table};
 use crate::embed::Embedder;
 use crate::history::structure;
 use crate::index::{object, table_document};
-use crate::retrieve::{retrieve, RetrievalBudget, Scope, Trust};
+use crate::retrieve::{retrieve, RetrievalBudget, Scope, Trust, TrustSignals};
 use crate::vector_store::{Collection, Equals, Point, QdrantEdgeStore, VectorStore};
 
 /// Errors while benchmarking.
@@ -229,6 +229,11 @@ pub fn retrieval(
             scope.filters.push(Equals { field: "db", value: Value::String(q.db_id.clone()) });
         }
         let own_gold = crate::history::sql_key(&q.query);
+        // Usage counts the history less the question's own gold SQL (leakage guard).
+        let trust = TrustSignals::new(usage.iter().map(|(table, n)| {
+            let own = own_usage.get(&(own_gold.clone(), table.clone())).copied().unwrap_or(0);
+            (table.clone(), Trust { past_queries: n.saturating_sub(own), ..Trust::default() })
+        }));
         let started = Instant::now();
         let retrieved = retrieve(
             &q.question,
@@ -236,13 +241,7 @@ pub fn retrieval(
             crate::retrieve::VectorSearch { embedder, store: &store },
             RetrievalBudget { tables: 10, joined: 0, examples: 0, reuse: false },
             &scope,
-            &|table| Trust {
-                // Usage counts the history less the question's own gold SQL (leakage guard).
-                past_queries: usage.get(&table.name.to_lowercase()).copied().unwrap_or(0).saturating_sub(
-                    own_usage.get(&(own_gold.clone(), table.name.to_lowercase())).copied().unwrap_or(0),
-                ),
-                ..Trust::default()
-            },
+            &trust,
             // Benchmark schemas: no governed past queries to hide.
             &|_| true,
         )?;
@@ -364,7 +363,8 @@ pub fn ingest(
     workdir: &Path,
     llm: Option<(&dyn crate::llm::Llm, usize)>,
 ) -> Result<IngestReport, BenchError> {
-    use crate::history::{ingest::IngestOptions, parse_log, LogFormat};
+    use crate::history::{parse_log, LogFormat};
+    use crate::ingest::IngestOptions;
     let (entries, _) = parse_log(log, LogFormat::Jsonl);
     let mut text = String::new();
     let mut count = 0;
@@ -384,14 +384,8 @@ pub fn ingest(
     let metadata = crate::metadata::Metadata::open(&workdir.join("quarry.db"))?;
     let options = IngestOptions { llm: llm.map(|(llm, _)| llm), source: "bench".into(), audit: None };
     let started = Instant::now();
-    let (report, _) = crate::history::ingest::ingest(
-        &text,
-        LogFormat::Jsonl,
-        catalog,
-        &metadata,
-        &options,
-        &mut |_, _| {},
-    )?;
+    let (report, _) =
+        crate::ingest::ingest(&text, LogFormat::Jsonl, catalog, &metadata, &options, &mut |_, _| {})?;
     let elapsed = started.elapsed();
     Ok(IngestReport {
         entries: report.new,

@@ -21,9 +21,9 @@ use sqlparser::ast::{
 };
 
 use crate::catalog::{Catalog, Column};
-use crate::execute::ResultSet;
 use crate::history::structure::{conjuncts, parse_query, selects_of, Scope, AGGREGATES};
 use crate::timeframe::Period;
+use crate::warehouse::ResultSet;
 use walker::Walker;
 
 /// What a check found.

@@ -353,8 +353,8 @@ impl Config {
     }
 
     /// What one query may cost on the warehouse.
-    pub fn execution_limits(&self) -> crate::execute::ExecutionLimits {
-        crate::execute::ExecutionLimits {
+    pub fn execution_limits(&self) -> crate::warehouse::ExecutionLimits {
+        crate::warehouse::ExecutionLimits {
             timeout: std::time::Duration::from_millis(self.timeout_ms),
             row_cap: self.row_cap,
             max_result_bytes: self.max_result_bytes,
@@ -428,12 +428,12 @@ impl Config {
             max_result_bytes: file
                 .limits
                 .max_result_bytes
-                .unwrap_or(crate::execute::DEFAULT_MAX_RESULT_BYTES)
+                .unwrap_or(crate::warehouse::DEFAULT_MAX_RESULT_BYTES)
                 .max(1),
             max_value_bytes: file
                 .limits
                 .max_value_bytes
-                .unwrap_or(crate::execute::DEFAULT_MAX_VALUE_BYTES)
+                .unwrap_or(crate::warehouse::DEFAULT_MAX_VALUE_BYTES)
                 .max(1),
             max_question_chars: file.limits.max_question_chars.unwrap_or(2000),
             retrieval_tables: file.retrieval.tables.unwrap_or(4),

@@ -4,7 +4,7 @@
 //! `ARCHITECTURE.md` at the repository root maps the modules and their invariants.
 //!
 //! Without the default `runtime` feature only the validator and what it stands on (catalog,
-//! policy, executor, configuration) are built: the fuzzer's build (`fuzz/`).
+//! policy, warehouse, configuration) are built: the fuzzer's build (`fuzz/`).
 
 #[cfg(feature = "runtime")]
 pub mod admission;
@@ -23,7 +23,6 @@ pub mod demo;
 pub mod embed;
 #[cfg(feature = "runtime")]
 pub mod eval;
-pub mod execute;
 #[cfg(feature = "runtime")]
 pub mod finetune;
 #[cfg(feature = "runtime")]
@@ -33,15 +32,13 @@ pub mod http;
 #[cfg(feature = "runtime")]
 pub mod index;
 #[cfg(feature = "runtime")]
+pub mod ingest;
+#[cfg(feature = "runtime")]
 pub mod keys;
 #[cfg(feature = "runtime")]
 pub mod llm;
 #[cfg(feature = "runtime")]
-pub mod mcp;
-#[cfg(feature = "runtime")]
 pub mod metadata;
-#[cfg(feature = "runtime")]
-pub mod metrics;
 #[cfg(feature = "runtime")]
 pub mod pipeline;
 pub mod policy;
@@ -61,3 +58,4 @@ pub mod timeframe;
 pub mod validate;
 #[cfg(feature = "runtime")]
 pub mod vector_store;
+pub mod warehouse;

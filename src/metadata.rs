@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
+use crate::history::verdict::{NewVerdict, StoredVerdict, VerdictKind};
 use crate::history::{IntentSource, LoggedQuery, PastQuery};
 
 mod threads;
@@ -169,48 +170,6 @@ pub struct Revision {
     #[serde(skip)]
     pub base_hash: String,
     pub comment: String,
-}
-
-/// What someone said of a past query's (question, SQL) pair.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum VerdictKind {
-    /// An analyst's 👍: a vote.
-    Up,
-    /// A 👎: demotes a verified pair, pending review.
-    Down,
-    /// A reviewer's verification (a role with the `verify` action).
-    Verify,
-    /// A reviewer's revocation.
-    Revoke,
-}
-
-/// A verdict to record.
-#[derive(Debug, Clone)]
-pub struct NewVerdict {
-    /// `history::pair_key` of (question, SQL).
-    pub pair: String,
-    pub question: String,
-    pub sql: String,
-    pub principal: String,
-    pub role: String,
-    pub verdict: VerdictKind,
-    pub comment: Option<String>,
-}
-
-/// A recorded verdict.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct StoredVerdict {
-    pub id: i64,
-    pub at: String,
-    #[serde(skip)]
-    pub pair: String,
-    pub question: String,
-    pub sql: String,
-    pub principal: String,
-    pub role: String,
-    pub verdict: VerdictKind,
-    pub comment: Option<String>,
 }
 
 /// An API key to store (its hash, never the key).

@@ -17,7 +17,7 @@ use sqlparser::dialect::SQLiteDialect;
 use sqlparser::parser::Parser;
 
 use crate::catalog::governance::is_tag;
-use crate::catalog::{suggestion, Catalog, Column, Table, Tier};
+use crate::catalog::{Catalog, Column, Table, Tier};
 
 mod roles;
 
@@ -262,6 +262,16 @@ impl Policy {
         &self.row_filters
     }
 
+    /// Tables this role may not read, as configured.
+    pub fn tables_denied(&self) -> impl Iterator<Item = &String> {
+        self.tables_denied.iter()
+    }
+
+    /// Column tags this role may not read, then those it reads masked.
+    pub fn column_tags(&self) -> impl Iterator<Item = &String> {
+        self.deny_tags.iter().chain(&self.mask_tags)
+    }
+
     /// The row filters on `table` (case-insensitive).
     pub fn row_filters_for<'p>(&'p self, table: &'p str) -> impl Iterator<Item = &'p RowFilter> + 'p {
         self.row_filters.iter().filter(move |f| f.table.eq_ignore_ascii_case(table))
@@ -395,7 +405,7 @@ impl PolicySet {
     /// Checks the `[policy]` section's syntax: role names, tiers, tags, row caps, and that each
     /// row filter's predicate parses as an expression whose only parameters are
     /// `:principal.<attribute>`. Tables, columns and tags are checked against the catalog by
-    /// `check_catalog`, once it is loaded.
+    /// `validate::check_roles`, once it is loaded.
     pub fn from_config(section: PolicySection) -> Result<PolicySet, PolicyError> {
         let mut roles = BTreeMap::new();
         for (role, config) in section.roles {
@@ -417,6 +427,11 @@ impl PolicySet {
 
     pub fn roles(&self) -> impl Iterator<Item = &Policy> {
         self.roles.values()
+    }
+
+    /// Whether the roles come from a `[policy]` section (false: the built-in default).
+    pub fn is_configured(&self) -> bool {
+        self.configured
     }
 
     /// What a change of one table from `before` to `after` would let some role read that it

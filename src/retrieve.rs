@@ -73,6 +73,37 @@ impl From<&crate::stewardship::TableSignals> for Trust {
     }
 }
 
+/// The trust signals of a catalog's tables, computed when the catalog or the history changes
+/// (not on every ask) and handed to retrieval as data. A table without an entry has none.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TrustSignals {
+    /// Keyed by lower-cased table name.
+    by_table: BTreeMap<String, Trust>,
+}
+
+impl TrustSignals {
+    pub fn new(signals: impl IntoIterator<Item = (String, Trust)>) -> TrustSignals {
+        TrustSignals { by_table: signals.into_iter().map(|(name, t)| (name.to_lowercase(), t)).collect() }
+    }
+
+    /// The signals of `table` (none: the defaults).
+    pub fn of(&self, table: &str) -> Trust {
+        self.by_table.get(&table.to_lowercase()).cloned().unwrap_or_default()
+    }
+
+    /// These signals with `reads` (per lower-cased table) taken off the past queries that read
+    /// each table: an evaluation does not let a question's own gold SQL count as usage.
+    pub fn less_reads(&self, reads: &BTreeMap<String, usize>) -> TrustSignals {
+        let mut signals = self.clone();
+        for (table, n) in reads {
+            if let Some(trust) = signals.by_table.get_mut(table) {
+                trust.past_queries = trust.past_queries.saturating_sub(*n);
+            }
+        }
+        signals
+    }
+}
+
 /// A table chosen for the question, and why.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct TableCandidate {
@@ -230,8 +261,8 @@ pub struct VectorSearch<'a> {
     pub store: &'a dyn VectorStore,
 }
 
-/// Retrieves tables, examples and a reusable verified query for `question`; `trust` gives
-/// each candidate table's trust signals; `shown` says, by its SQL, whether the asker may be
+/// Retrieves tables, examples and a reusable verified query for `question`; `trust` holds
+/// the candidate tables' trust signals; `shown` says, by its SQL, whether the asker may be
 /// shown a past query: the others are dropped before anything is derived from them (examples,
 /// the evidence that quotes them, reuse).
 pub fn retrieve(
@@ -240,7 +271,7 @@ pub fn retrieve(
     search: VectorSearch,
     budget: RetrievalBudget,
     scope: &Scope,
-    trust: &dyn Fn(&crate::catalog::Table) -> Trust,
+    trust: &TrustSignals,
     shown: &dyn Fn(&str) -> bool,
 ) -> Result<Retrieved, RetrieveError> {
     let VectorSearch { embedder, store } = search;
@@ -292,7 +323,9 @@ pub fn retrieve(
             let table = catalog.table(&name)?;
             let relevance =
                 s.doc_score.max(s.best_query_score) + 0.02 * (s.query_count.saturating_sub(1)).min(5) as f32;
-            let trust = trust(table);
+            // Documentation is read from the table as the role sees it (`catalog`): the share of
+            // its columns described, counting no column it may not see.
+            let trust = Trust { documentation: table.documentation(), ..trust.of(&table.name) };
             let score = relevance + governance_bonus(table.tier, table.deprecated.is_some(), &trust);
             let mut evidence = Vec::new();
             if s.doc_score > 0.0 {
@@ -330,7 +363,7 @@ pub fn retrieve(
     tables.truncate(budget.tables);
     for joined in joined_tables(question, catalog, &tables, budget.joined) {
         let Some(table) = catalog.table(&joined.name) else { continue };
-        let trust = trust(table);
+        let trust = Trust { documentation: table.documentation(), ..trust.of(&table.name) };
         let mut evidence = vec![joined.reason];
         evidence.push(table.tier.map(|t| t.to_string()).unwrap_or_else(|| "no tier assigned".into()));
         evidence.extend(trust_evidence(&trust, table));

@@ -33,7 +33,7 @@ pub fn world() -> &'static World {
         let conn = rusqlite::Connection::open(&path).expect("warehouse");
         conn.execute_batch(SCHEMA).expect("schema");
         drop(conn);
-        let mut catalog = Catalog::introspect(&path).expect("introspect");
+        let mut catalog = quarry::warehouse::introspect(&path).expect("introspect");
         for (name, text) in GOVERNANCE {
             governance::apply_text(&mut catalog, Path::new(name), text).expect("governance");
         }
@@ -44,7 +44,7 @@ pub fn world() -> &'static World {
         }
         let config: Config = toml::from_str(CONFIG).expect("quarry.toml");
         let roles = PolicySet::from_config(config.policy).expect("roles");
-        roles.check_catalog(&catalog).expect("roles match the catalog");
+        quarry::validate::check_roles(&roles, &catalog).expect("roles match the catalog");
         World { catalog, roles }
     })
 }

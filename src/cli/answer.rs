@@ -5,9 +5,9 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use quarry::config::Config;
-use quarry::execute::ResultSet;
 use quarry::pipeline::{AskError, AskOptions, Principal};
 use quarry::validate::{Governance, Violation};
+use quarry::warehouse::ResultSet;
 
 use super::{open, open_without_llm, EXIT_REFUSED};
 
@@ -143,8 +143,8 @@ fn print_rows(result: &ResultSet) {
         if result.rows.len() == 1 { "" } else { "s" },
         if more > 0 { format!(", {more} not shown") } else { String::new() },
         match result.truncation {
-            Some(quarry::execute::Truncation::RowCap) => ", cut at the row cap",
-            Some(quarry::execute::Truncation::ByteLimit) =>
+            Some(quarry::warehouse::Truncation::RowCap) => ", cut at the row cap",
+            Some(quarry::warehouse::Truncation::ByteLimit) =>
                 ", cut at the size limit ([limits] max_result_bytes)",
             None => "",
         }

@@ -67,7 +67,7 @@ pub(super) fn mcp(config: Config) -> Result<ExitCode> {
         let principal = keys::authenticate(quarry.metadata(), Some(&format!("Bearer {}", key.trim())))
             .context("QUARRY_API_KEY is not a valid API key of this workspace (see `quarry keys list`)")?;
         tracing::info!(principal = %principal.name, role = %principal.role, "serving MCP on stdio");
-        quarry::mcp::serve_stdio(Arc::new(quarry), principal).await?;
+        quarry::http::mcp::serve_stdio(Arc::new(quarry), principal).await?;
         Ok(ExitCode::SUCCESS)
     })
 }

@@ -9,8 +9,8 @@ pub mod spider;
 
 use serde::{Deserialize, Serialize};
 
-use crate::execute::ResultSet;
 use crate::pipeline::{AskError, AskOptions, Principal, Quarry, Timings};
+use crate::warehouse::ResultSet;
 
 /// The demo questions with gold SQL (TOML: `[[case]] question = …, gold = …`).
 pub const DEMO_QUESTIONS: &str = include_str!("../demo/questions.toml");

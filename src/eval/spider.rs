@@ -30,7 +30,7 @@ use crate::llm::{ChatPrompt, Generation, GenerationParams, Llm, LlmError};
 use crate::pipeline::{AskError, AskOptions, Principal, Quarry};
 use crate::policy::PolicySet;
 use crate::prompt;
-use crate::retrieve::{retrieve, RetrievalBudget, Scope, Trust};
+use crate::retrieve::{retrieve, RetrievalBudget, Scope, TrustSignals};
 pub use report::{
     append_result, difficulty, markdown, read_results, summarize, QuestionResult, Score, Summary,
 };
@@ -335,7 +335,7 @@ impl Worker<'_> {
                 crate::retrieve::VectorSearch { embedder: shared.embedder.as_ref(), store: &merged.store },
                 RetrievalBudget { tables: 1, joined: 0, examples: 0, reuse: false },
                 &Scope::default(),
-                &|_| Trust::default(),
+                &TrustSignals::default(),
                 // Benchmark schemas: no governed past queries to hide.
                 &|_| true,
             );

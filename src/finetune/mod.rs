@@ -222,7 +222,7 @@ fn seen_by_every_role(
 }
 
 /// A result worth learning from: some row holds a value other than NULL and 0.
-fn non_trivial(result: &crate::execute::ResultSet) -> bool {
+fn non_trivial(result: &crate::warehouse::ResultSet) -> bool {
     result.rows.iter().flatten().any(|v| match v {
         serde_json::Value::Null => false,
         serde_json::Value::Number(n) => n.as_f64() != Some(0.0),

@@ -1,11 +1,11 @@
 //! The query history: analysts' past SQL, read from query logs (JSONL or CSV: `sql`, `author`,
 //! `timestamp`, optional `duration_ms`, `rows`, `success`, `title`, `question`, `verified`),
-//! checked by the validator, read for structure (`structure`), described as intent (`intent`),
-//! and stored (`ingest`) so that each query is processed once.
+//! checked by the validator, read for structure (`structure`), described as intent (`intent`);
+//! `crate::ingest` stores them so that each query is processed once. Pure of storage: it
+//! imports neither the metadata database nor the pipeline.
 //!
 //! Malformed lines are reported with their line numbers and skipped; they never abort a load.
 
-pub mod ingest;
 pub mod intent;
 pub mod structure;
 pub mod verdict;

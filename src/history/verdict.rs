@@ -6,10 +6,50 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::metadata::{StoredVerdict, VerdictKind};
+/// What someone said of a past query's (question, SQL) pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VerdictKind {
+    /// An analyst's 👍: a vote.
+    Up,
+    /// A 👎: demotes a verified pair, pending review.
+    Down,
+    /// A reviewer's verification (a role with the `verify` action).
+    Verify,
+    /// A reviewer's revocation.
+    Revoke,
+}
+
+/// A verdict to record.
+#[derive(Debug, Clone)]
+pub struct NewVerdict {
+    /// `history::pair_key` of (question, SQL).
+    pub pair: String,
+    pub question: String,
+    pub sql: String,
+    pub principal: String,
+    pub role: String,
+    pub verdict: VerdictKind,
+    pub comment: Option<String>,
+}
+
+/// A recorded verdict.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StoredVerdict {
+    pub id: i64,
+    pub at: String,
+    #[serde(skip)]
+    pub pair: String,
+    pub question: String,
+    pub sql: String,
+    pub principal: String,
+    pub role: String,
+    pub verdict: VerdictKind,
+    pub comment: Option<String>,
+}
 
 /// The identity of a (question, SQL) pair: the question with case and spacing folded, and
 /// `sql_key` of the SQL. Votes by different analysts on the same answer meet here.

@@ -19,8 +19,8 @@ use utoipa_axum::routes;
 
 use super::auth::Caller;
 use super::{blocking, ApiError, AppState, CancelOnDrop, ErrorBody};
-use crate::execute::Cancel;
 use crate::pipeline::{Answer, AskOptions, Principal, Stage, ThreadChoice};
+use crate::warehouse::Cancel;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -14,10 +14,55 @@ use utoipa_axum::routes;
 use super::auth::Caller;
 use super::{blocking, ApiError, AppState, ErrorBody};
 use crate::history::verdict::Review;
-use crate::pipeline::{Feedback, FeedbackOutcome, ReviewDecision, ReviewFilter};
+use crate::pipeline::{Decision, Feedback, FeedbackOutcome, ReviewDecision, ReviewFilter, Verdict};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(feedback)).routes(routes!(review, reviews))
+}
+
+/// An analyst's verdict on one answer, as sent.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = Feedback)]
+#[serde(deny_unknown_fields)]
+struct FeedbackBody {
+    question: String,
+    /// The SQL that answered (for a reused answer: the verified query's SQL).
+    sql: String,
+    verdict: Verdict,
+    #[serde(default)]
+    comment: Option<String>,
+    /// What the SQL should have been (with `down`).
+    #[serde(default)]
+    corrected_sql: Option<String>,
+}
+
+impl From<FeedbackBody> for Feedback {
+    fn from(b: FeedbackBody) -> Feedback {
+        Feedback {
+            question: b.question,
+            sql: b.sql,
+            verdict: b.verdict,
+            comment: b.comment,
+            corrected_sql: b.corrected_sql,
+        }
+    }
+}
+
+/// A reviewer's decision on a (question, SQL) pair, as sent.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = ReviewDecision)]
+#[serde(deny_unknown_fields)]
+struct ReviewBody {
+    question: String,
+    sql: String,
+    decision: Decision,
+    comment: String,
+}
+
+impl From<ReviewBody> for ReviewDecision {
+    fn from(b: ReviewBody) -> ReviewDecision {
+        ReviewDecision { question: b.question, sql: b.sql, decision: b.decision, comment: b.comment }
+    }
 }
 
 /// An analyst's thumbs up or down on an answer. Up is a vote (a reviewer's verifies the query);
@@ -26,7 +71,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     post,
     path = "/feedback",
     tag = "feedback",
-    request_body = Feedback,
+    request_body = FeedbackBody,
     responses(
         (status = 200, description = "What the feedback changed", body = FeedbackOutcome),
         (status = 400, description = "Not the JSON expected", body = ErrorBody),
@@ -39,9 +84,10 @@ pub fn router() -> OpenApiRouter<AppState> {
 async fn feedback(
     State(state): State<AppState>,
     Caller(principal): Caller,
-    body: Result<Json<Feedback>, JsonRejection>,
+    body: Result<Json<FeedbackBody>, JsonRejection>,
 ) -> Result<Json<FeedbackOutcome>, ApiError> {
-    let Json(feedback) = body?;
+    let Json(body) = body?;
+    let feedback = Feedback::from(body);
     let quarry = state.quarry.clone();
     Ok(Json(blocking(move || quarry.feedback(&principal, &feedback)).await?))
 }
@@ -88,7 +134,7 @@ async fn reviews(
     post,
     path = "/reviews",
     tag = "feedback",
-    request_body = ReviewDecision,
+    request_body = ReviewBody,
     responses(
         (status = 200, description = "What the feedback changed", body = FeedbackOutcome),
         (status = 400, description = "Not the JSON expected", body = ErrorBody),
@@ -101,9 +147,10 @@ async fn reviews(
 async fn review(
     State(state): State<AppState>,
     Caller(principal): Caller,
-    body: Result<Json<ReviewDecision>, JsonRejection>,
+    body: Result<Json<ReviewBody>, JsonRejection>,
 ) -> Result<Json<FeedbackOutcome>, ApiError> {
-    let Json(decision) = body?;
+    let Json(body) = body?;
+    let decision = ReviewDecision::from(body);
     let quarry = state.quarry.clone();
     Ok(Json(blocking(move || quarry.review(&principal, &decision)).await?))
 }

@@ -13,8 +13,8 @@ use utoipa_axum::routes;
 
 use super::auth::Caller;
 use super::{blocking, ApiError, AppState, ErrorBody};
-use crate::history::ingest::IngestReport;
 use crate::history::LogFormat;
+use crate::ingest::IngestReport;
 
 /// Largest log accepted in one request, in bytes; send bigger logs in parts (ingest is
 /// idempotent) or use `quarry ingest history`.

@@ -25,7 +25,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     responses((status = 200, description = "OpenMetrics text", content_type = "application/openmetrics-text", body = String))
 )]
 async fn metrics(State(state): State<AppState>) -> Response {
-    ([(CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], state.quarry.metrics_text()).into_response()
+    ([(CONTENT_TYPE, crate::pipeline::metrics::CONTENT_TYPE)], state.quarry.metrics_text()).into_response()
 }
 
 /// Counts the request under its route as declared (`/api/v1/catalog/tables/{name}`), so that

@@ -12,6 +12,7 @@ mod catalog;
 mod feedback;
 mod health;
 mod history;
+pub mod mcp;
 mod me;
 mod metrics;
 mod openapi;
@@ -32,11 +33,11 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::admission::Refused;
-use crate::execute::Cancel;
 use crate::keys::AuthError;
 use crate::pipeline::{AccessError, AskError, CatalogRequestError, Quarry};
 use crate::stewardship::FieldError;
 use crate::validate::Violation;
+use crate::warehouse::Cancel;
 
 /// The state every handler shares.
 #[derive(Clone)]
@@ -106,11 +107,11 @@ fn mcp(state: AppState) -> Router<AppState> {
     use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
     let quarry = state.quarry.clone();
     let limits = state.clone();
-    let ask_gate: crate::mcp::AskGate = Arc::new(move |principal| {
+    let ask_gate: mcp::AskGate = Arc::new(move |principal| {
         ask::within_rate(&limits, principal, "MCP tools/call ask").map_err(error_body)
     });
     let service = StreamableHttpService::new(
-        move || Ok(crate::mcp::QuarryMcp::over_http(quarry.clone(), ask_gate.clone())),
+        move || Ok(mcp::QuarryMcp::over_http(quarry.clone(), ask_gate.clone())),
         Arc::new(NeverSessionManager::default()),
         StreamableHttpServerConfig::default()
             .with_legacy_session_mode(false)

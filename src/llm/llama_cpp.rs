@@ -17,7 +17,7 @@ use llama_cpp_2::token::LlamaToken;
 use llama_cpp_2::vocab::LlamaVocab;
 
 use super::{ChatPrompt, Generation, GenerationParams, Llm, LlmError};
-use crate::execute::Cancel;
+use crate::warehouse::Cancel;
 
 /// llama.cpp's backend may be initialised once per process.
 fn backend() -> Result<&'static LlamaBackend, LlmError> {

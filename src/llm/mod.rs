@@ -12,7 +12,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::execute::Cancel;
+use crate::warehouse::Cancel;
 
 mod llama_cpp;
 mod openai;

@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use super::{ChatPrompt, Generation, GenerationParams, Llm, LlmError};
-use crate::execute::Cancel;
+use crate::warehouse::Cancel;
 
 /// A model served by an OpenAI-compatible server (`POST {url}/chat/completions`): llama.cpp's
 /// `llama-server`, vLLM, or a hosted endpoint. For when one machine's CPU is not enough; the

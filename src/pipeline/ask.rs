@@ -115,8 +115,15 @@ impl Quarry {
         let options = self.scoped(options, &catalog, &visible, policy, principal);
         let question = self.question(question)?;
         let history = self.history();
-        let snapshot =
-            Snapshot { catalog: &catalog, visible: &visible, history: &history, policy, principal };
+        let trust = self.trust_signals(&catalog, &history);
+        let snapshot = Snapshot {
+            catalog: &catalog,
+            visible: &visible,
+            history: &history,
+            trust: &trust,
+            policy,
+            principal,
+        };
         self.retrieve_for(question, &snapshot, &options)
     }
 
@@ -134,8 +141,15 @@ impl Quarry {
         let visible = policy.visible_catalog(&catalog);
         let history = self.history();
         let options = &self.scoped(options, &catalog, &visible, policy, principal);
-        let snapshot =
-            Snapshot { catalog: &catalog, visible: &visible, history: &history, policy, principal };
+        let trust = self.trust_signals(&catalog, &history);
+        let snapshot = Snapshot {
+            catalog: &catalog,
+            visible: &visible,
+            history: &history,
+            trust: &trust,
+            policy,
+            principal,
+        };
         let retrieved = self.retrieve_for(question, &snapshot, options)?;
         let question = question.text();
         let build = self.prompt_builder(question, &retrieved, &visible, &history, options);
@@ -187,7 +201,7 @@ impl Quarry {
         snapshot: &Snapshot,
         options: &AskOptions,
     ) -> Result<crate::retrieve::Retrieved, AskError> {
-        let Snapshot { catalog, visible, history, policy, principal } = *snapshot;
+        let Snapshot { catalog, visible, history, trust, policy, principal } = *snapshot;
         let question = question.text();
         let budget = RetrievalBudget {
             tables: self.config.retrieval_tables,
@@ -207,6 +221,10 @@ impl Quarry {
                 }
             }
         }
+        let trust = match excluded_reads.is_empty() {
+            true => std::borrow::Cow::Borrowed(trust),
+            false => std::borrow::Cow::Owned(trust.less_reads(&excluded_reads)),
+        };
         // A follow-up ("only the refunded ones") means little alone: retrieval reads it with
         // the question it follows.
         let searched = match options.follows.last() {
@@ -219,12 +237,7 @@ impl Quarry {
             crate::retrieve::VectorSearch { embedder: self.embedder.as_ref(), store: self.store.as_ref() },
             budget,
             &scope,
-            &|table| {
-                let mut trust = self.trust(table, catalog, history);
-                let excluded = excluded_reads.get(&table.name.to_lowercase()).copied().unwrap_or(0);
-                trust.past_queries = trust.past_queries.saturating_sub(excluded);
-                trust
-            },
+            &trust,
             // Past queries the principal may not be shown are neither examples nor evidence.
             &|sql| crate::history::visible_to(sql, catalog, policy, principal),
         )?;
@@ -278,8 +291,15 @@ impl Quarry {
                 return Ok(answer);
             }
         }
-        let snapshot =
-            Snapshot { catalog: &catalog, visible: &visible, history: &history, policy, principal };
+        let trust = self.trust_signals(&catalog, &history);
+        let snapshot = Snapshot {
+            catalog: &catalog,
+            visible: &visible,
+            history: &history,
+            trust: &trust,
+            policy,
+            principal,
+        };
         let mut retrieved = self.retrieve_for(asked, &snapshot, options)?;
         timings.embed_ms = retrieved.embed_ms;
         timings.retrieve_ms = retrieved.search_ms;

@@ -17,7 +17,7 @@ use crate::metadata::{
     AuditKind, AuditRecord, MetadataError, NewRevision, Outcome, Revision, RevisionTarget,
 };
 use crate::policy::{Action, Policy};
-use crate::retrieve::{retrieve, Example, RetrievalBudget, RetrieveError, TableCandidate, Trust};
+use crate::retrieve::{retrieve, Example, RetrievalBudget, RetrieveError, TableCandidate};
 use crate::stewardship::{self, Conflict, FieldError, TablePatch, TableSignals, Usage};
 
 /// Why a catalog request got no answer.
@@ -293,6 +293,15 @@ impl Quarry {
         Ok(summaries)
     }
 
+    /// Steward edits the governance files have since contradicted, as `principal` may see
+    /// them: a table's only when the role may read that table.
+    pub fn conflicts_seen_by(&self, principal: &Principal) -> Result<Vec<Conflict>, CatalogRequestError> {
+        let policy = self.authorize(principal, Action::ReadCatalog)?;
+        let catalog = self.catalog();
+        let readable = |name: &str| catalog.table(name).is_some_and(|t| policy.browsable(t).is_some());
+        Ok(self.conflicts().into_iter().filter(|c| c.target_kind != "table" || readable(&c.target)).collect())
+    }
+
     /// One table with its columns, signals, glossary terms, revisions and conflict.
     pub fn table_detail(
         &self,
@@ -391,7 +400,7 @@ impl Quarry {
                 return Err(CatalogRequestError::LiftsRestriction { lifted });
             }
         }
-        self.config.policy.check_catalog(&next).map_err(|e| {
+        crate::validate::check_roles(&self.config.policy, &next).map_err(|e| {
             invalid("columns", format!("the role policies in quarry.toml would break: {e}"), Vec::new())
         })?;
         let changed = changed_fields(&before, &after);
@@ -630,7 +639,7 @@ impl Quarry {
             crate::retrieve::VectorSearch { embedder: self.embedder.as_ref(), store: self.store.as_ref() },
             RetrievalBudget { tables, joined: 0, examples: examples.max(1) * 3, reuse: false },
             &crate::retrieve::Scope::default(),
-            &|table| self.trust(table, &catalog, &history),
+            &self.trust_signals(&catalog, &history),
             &|sql| visible_to(sql, &catalog, policy, principal),
         )?;
         retrieved.examples.truncate(examples);
@@ -654,18 +663,6 @@ impl Quarry {
             started,
             result,
         )
-    }
-
-    /// The trust signals of a table now, for ranking it in retrieval.
-    pub(super) fn trust(&self, table: &Table, catalog: &Catalog, history: &HistoryState) -> Trust {
-        let last_reviewed = match self.metadata.revisions(RevisionTarget::Table, &table.name.to_lowercase()) {
-            Ok(revisions) => revisions.first().map(|r| r.at.clone()),
-            Err(e) => {
-                tracing::warn!("reading the revisions of {}: {e}", table.name);
-                None
-            }
-        };
-        Trust::from(&signals_now(table, catalog, history, last_reviewed))
     }
 }
 
@@ -702,7 +699,7 @@ fn changed_fields(
 }
 
 /// The signals of `table` from the catalog and history in force, as of today.
-fn signals_now(
+pub(super) fn signals_now(
     table: &Table,
     catalog: &Catalog,
     history: &HistoryState,

@@ -14,8 +14,9 @@ use serde_json::json;
 use super::catalog_ops::invalid;
 use super::{CatalogRequestError, Principal, Quarry};
 use crate::history::verdict::{pair_key, Review};
+use crate::history::verdict::{NewVerdict, VerdictKind};
 use crate::history::{visible_to, LogFormat, LoggedQuery};
-use crate::metadata::{AuditKind, NewVerdict, VerdictKind};
+use crate::metadata::AuditKind;
 use crate::policy::{Action, Policy};
 
 /// Longest comment accepted, in characters.
@@ -32,18 +33,15 @@ pub enum Verdict {
     Down,
 }
 
-/// An analyst's verdict on one answer.
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
+/// An analyst's verdict on one answer (`http::feedback` reads it from its wire form).
+#[derive(Debug, Clone)]
 pub struct Feedback {
     pub question: String,
     /// The SQL that answered (for a reused answer: the verified query's SQL).
     pub sql: String,
     pub verdict: Verdict,
-    #[serde(default)]
     pub comment: Option<String>,
     /// What the SQL should have been (with `down`).
-    #[serde(default)]
     pub corrected_sql: Option<String>,
 }
 
@@ -58,9 +56,9 @@ pub struct FeedbackOutcome {
     pub status: String,
 }
 
-/// A reviewer's decision on a (question, SQL) pair.
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
+/// A reviewer's decision on a (question, SQL) pair (`http::feedback` reads it from its wire
+/// form).
+#[derive(Debug, Clone)]
 pub struct ReviewDecision {
     pub question: String,
     pub sql: String,

@@ -9,9 +9,9 @@ use serde_json::json;
 use super::catalog_ops::invalid;
 use super::*;
 use crate::catalog::Catalog;
-use crate::history::ingest::{ingest, IngestOptions, IngestReport};
 use crate::history::verdict;
 use crate::history::{visible_to, LogFormat, PastQuery};
+use crate::ingest::{ingest, IngestOptions, IngestReport};
 use crate::metadata::{AuditKind, AuditRecord, MetadataError};
 use crate::policy::Action;
 
@@ -172,7 +172,7 @@ impl Quarry {
     pub(super) fn refresh_history(&self, catalog: &Catalog) -> Result<(), MetadataError> {
         let before: BTreeMap<String, bool> =
             self.history().history.queries.iter().map(|q| (q.hash.clone(), q.verified)).collect();
-        let mut history = crate::history::ingest::load(&self.metadata, catalog)?;
+        let mut history = crate::ingest::load(&self.metadata, catalog)?;
         let reviews = verdict::apply(&mut history, &self.metadata.verdicts()?, self.config.promote_votes);
         let touched: Vec<&PastQuery> =
             history.usable().filter(|q| before.get(&q.hash) != Some(&q.verified)).collect();

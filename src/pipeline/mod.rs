@@ -16,9 +16,11 @@ mod catalog_ops;
 mod choices;
 mod feedback;
 mod history_ops;
+pub mod metrics;
 mod reuse;
 mod sql;
 mod threads;
+mod trust;
 
 use attempt::{vote, Attempting, Candidate, Group};
 use reuse::Reusing;
@@ -40,12 +42,11 @@ use crate::catalog::{Catalog, CatalogError, Tier};
 use crate::check::{check, Confidence, Finding, Subject};
 use crate::config::Config;
 use crate::embed::{EmbedError, Embedder, FastEmbedder};
-use crate::execute::{Cancel, ExecuteError, Executor, ResultSet};
-use crate::history::ingest::{self, IngestOptions};
 use crate::history::structure::JoinEdge;
 use crate::history::verdict::{self, Reviews};
 use crate::history::{History, HistoryError, LogFormat};
 use crate::index::{ensure_index, IndexError, IndexReport};
+use crate::ingest::{self, IngestOptions};
 use crate::llm::{Generation, GenerationParams, LlamaCppLlm, Llm, LlmError, OpenAiLlm};
 use crate::metadata::{AuditKind, AuditRecord, Metadata, MetadataError, Outcome};
 pub use crate::policy::Principal;
@@ -59,6 +60,7 @@ use crate::validate::{
     outside_picks, validate, DraftSql, Governance, Refusal, ValidatedQuery, Violation, ViolationCode,
 };
 use crate::vector_store::{Equals, QdrantEdgeStore, VectorStore, VectorStoreError};
+use crate::warehouse::{Cancel, ExecuteError, Executor, ResultSet};
 
 /// Errors while opening a workspace.
 #[derive(Debug, thiserror::Error)]
@@ -172,12 +174,14 @@ impl<'a> Question<'a> {
 
 /// What one request reads, taken once at its start (a steward's edit or a newly logged query
 /// meanwhile is for the next request): the catalog in force, the part of it the role may see,
-/// the query history, and who asks under which policy.
+/// the query history, the tables' trust signals, and who asks under which policy.
 #[derive(Clone, Copy)]
 pub(super) struct Snapshot<'a> {
     pub(super) catalog: &'a Catalog,
     pub(super) visible: &'a Catalog,
     pub(super) history: &'a HistoryState,
+    /// The trust signals of the catalog's tables with that history.
+    pub(super) trust: &'a crate::retrieve::TrustSignals,
     pub(super) policy: &'a Policy,
     pub(super) principal: &'a Principal,
 }
@@ -383,7 +387,9 @@ pub struct Quarry {
     /// The line in front of the model: asks beyond its slots wait, a full line is turned away.
     admission: crate::admission::Admission,
     /// What this process has done, for `GET /metrics`.
-    metrics: crate::metrics::Metrics,
+    metrics: metrics::Metrics,
+    /// The tables' trust signals, computed once per catalog, history and day.
+    trust: trust::TrustCache,
 }
 
 /// The query history in force, with the signals derived from it.
@@ -444,9 +450,10 @@ pub fn load_catalog(config: &Config, metadata: &Metadata) -> Result<LoadedCatalo
     if !config.warehouse.is_file() {
         return Err(OpenError::NoWarehouse(config.warehouse.display().to_string()));
     }
-    let files_catalog = Catalog::load_sources(&config.warehouse, &config.sources, &config.governance)?;
+    let files_catalog =
+        crate::warehouse::load_catalog_sources(&config.warehouse, &config.sources, &config.governance)?;
     let (catalog, conflicts) = crate::stewardship::overlay(&files_catalog, &metadata.latest_revisions()?);
-    config.policy.check_catalog(&catalog)?;
+    crate::validate::check_roles(&config.policy, &catalog)?;
     Ok(LoadedCatalog { files_catalog, catalog, conflicts })
 }
 
@@ -504,7 +511,7 @@ impl Quarry {
             slots: config.llm_slots(),
             capacity: config.llm_queue,
         });
-        let metrics = crate::metrics::Metrics::new(&crate::metrics::Loaded {
+        let metrics = metrics::Metrics::new(&metrics::Loaded {
             model: llm.as_deref().map_or("none", |llm| llm.model_id()),
             adapter: llm.as_deref().and_then(|llm| llm.adapter()),
             index_tables: index_report.tables,
@@ -527,6 +534,7 @@ impl Quarry {
             answers: Default::default(),
             admission,
             metrics,
+            trust: Default::default(),
         })
     }
 
@@ -567,7 +575,7 @@ impl Quarry {
     }
 
     /// The counters of this process (`GET /metrics`).
-    pub fn metrics(&self) -> &crate::metrics::Metrics {
+    pub fn metrics(&self) -> &metrics::Metrics {
         &self.metrics
     }
 

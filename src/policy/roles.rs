@@ -1,70 +1,8 @@
 //! The roles as configured: `[policy.roles.<role>]` read into a `Policy` with every name,
-//! tier, tag, action and row filter checked (`PolicySection`, `RoleConfig` as written), and
-//! every role checked against the catalog once it is loaded.
+//! tier, tag, action and row filter checked (`PolicySection`, `RoleConfig` as written). Once
+//! the catalog is loaded, `validate::check_roles` checks every role against it.
 
 use super::*;
-
-impl PolicySet {
-    /// Checks every role against the catalog: denied and filtered tables exist, row-filter
-    /// predicates read only columns of their table and allowed functions, and (for a configured
-    /// policy) every deny or mask tag is on at least one column, so that a typo cannot silently
-    /// leave a column readable.
-    pub fn check_catalog(&self, catalog: &Catalog) -> Result<(), PolicyError> {
-        let table_names: Vec<&str> = catalog.tables().map(|t| t.name.as_str()).collect();
-        let tags: BTreeSet<&str> = catalog
-            .tables()
-            .flat_map(|t| t.columns.iter().flat_map(|c| c.tags.iter().map(String::as_str)))
-            .collect();
-        for policy in self.roles.values() {
-            let unknown = |message: String| PolicyError::Unknown { role: policy.role.clone(), message };
-            let known_table = |name: &str, what: &str| {
-                if catalog.table(name).is_some() {
-                    Ok(())
-                } else {
-                    Err(unknown(format!(
-                        "{what} '{name}' is not in the catalog{}",
-                        suggestion(name, table_names.iter().copied())
-                    )))
-                }
-            };
-            for table in &policy.tables_denied {
-                known_table(table, "tables_denied names table")?;
-            }
-            for filter in &policy.row_filters {
-                known_table(&filter.table, "a row filter names table")?;
-                let mut probe = Principal::new("policy-check", policy.role.clone());
-                for parameter in filter.parameters() {
-                    probe.attributes.insert(parameter, String::new());
-                }
-                let bound = filter.bind(&probe).map_err(|attribute| PolicyError::Invalid {
-                    role: policy.role.clone(),
-                    message: format!("row filter on '{}': cannot bind '{attribute}'", filter.table),
-                })?;
-                let problems = crate::validate::check_row_filter(catalog, &filter.table, &bound);
-                if let Some(problem) = problems.first() {
-                    return Err(PolicyError::Invalid {
-                        role: policy.role.clone(),
-                        message: format!(
-                            "row filter on '{}' ({}): {}; {}",
-                            filter.table, filter.predicate, problem.message, problem.hint
-                        ),
-                    });
-                }
-            }
-            if self.configured {
-                for tag in policy.deny_tags.iter().chain(&policy.mask_tags) {
-                    if !tags.contains(tag.as_str()) {
-                        return Err(unknown(format!(
-                            "tag '{tag}' is on no column of the catalog{}; a misspelt tag would leave columns readable",
-                            suggestion(tag, tags.iter().copied())
-                        )));
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
-}
 
 impl Policy {
     pub(super) fn from_config(role: &str, config: RoleConfig) -> Result<Policy, PolicyError> {

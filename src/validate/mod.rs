@@ -384,6 +384,7 @@ mod ast;
 mod parse;
 mod resolve;
 mod rewrite;
+mod roles;
 mod safety;
 #[cfg(test)]
 mod tests;
@@ -395,5 +396,6 @@ use rewrite::*;
 use safety::*;
 
 pub use ast::join_constraint;
-pub(crate) use rewrite::check_row_filter;
+use rewrite::check_row_filter;
+pub use roles::check_roles;
 pub use safety::is_allowed_function;

@@ -255,7 +255,7 @@ fn real_model_a_question_cancelled_while_generating_stops_and_the_model_answers_
     config.governance = dir.path().join("schemas");
     let llm = quarry::pipeline::load_default_llm(&config).expect("model assets: run `make assets`");
     let quarry = Arc::new(Quarry::open(config, crate::support::embedder(), Some(llm)).expect("open"));
-    let cancel = quarry::execute::Cancel::new();
+    let cancel = quarry::warehouse::Cancel::new();
     let options = AskOptions { cancel: cancel.clone(), ..AskOptions::default() };
     let written = Mutex::new(String::new());
     // The client goes away once the model has written its first words.

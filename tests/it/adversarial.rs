@@ -16,9 +16,9 @@ use std::time::Duration;
 
 use quarry::catalog::Catalog;
 use quarry::eval::same_result;
-use quarry::execute::{ExecuteError, Executor, ResultSet};
 use quarry::policy::{PolicySet, Principal};
 use quarry::validate::{validate, DraftSql, ValidatedQuery};
+use quarry::warehouse::{ExecuteError, Executor, ResultSet};
 use serde::Deserialize;
 
 use crate::support::{config_for, demo_policy, repo_root, shared_workspace};
@@ -196,7 +196,7 @@ fn corpus() -> Vec<(String, Vec<Case>)> {
 fn adversarial_corpus() {
     let config = config_for(shared_workspace());
     let world = World {
-        catalog: Catalog::load(&config.warehouse, &config.governance).expect("catalog"),
+        catalog: quarry::warehouse::load_catalog(&config.warehouse, &config.governance).expect("catalog"),
         policy: demo_policy(),
         executor: Executor::new(&config.warehouse, Duration::from_secs(20), config.row_cap),
         impatient: Executor::new(&config.warehouse, Duration::from_millis(300), config.row_cap),

@@ -16,7 +16,7 @@ fn demo_catalog() -> Catalog {
     static CATALOG: OnceLock<Catalog> = OnceLock::new();
     CATALOG
         .get_or_init(|| {
-            Catalog::introspect(&shared_workspace().join("warehouse.sqlite")).expect("introspect")
+            quarry::warehouse::introspect(&shared_workspace().join("warehouse.sqlite")).expect("introspect")
         })
         .clone()
 }
@@ -134,6 +134,31 @@ fn edits_are_revisions_that_win_until_the_files_change_then_conflicts_are_report
         )
         .expect("edit");
     assert!(quarry.conflicts().is_empty());
+}
+
+/// A conflict is shown only to roles that may read its table: a denied table's name, and what
+/// a steward wrote about it, never reach a role that may not read it.
+#[test]
+fn conflicts_are_shown_only_to_roles_that_may_read_the_table() {
+    let dir = private_workspace();
+    let quarry = open_private(dir.path());
+    let original = quarry.catalog().table("user_sessions").map(|t| t.description.clone()).expect("sessions");
+    let body = json!({ "description": "Edited: one row per session.", "comment": "clarify the grain" });
+    quarry.edit_table(&steward(), "user_sessions", &body).expect("edit");
+    drop(quarry);
+    let file = dir.path().join("schemas/users.toml");
+    let text = std::fs::read_to_string(&file).expect("users.toml");
+    std::fs::write(&file, text.replace(&original, "Changed in review: one row per session.")).expect("write");
+    let quarry = open_private(dir.path());
+    let seen = |principal: &Principal| -> Vec<String> {
+        let conflicts = quarry.conflicts_seen_by(principal).expect("conflicts");
+        conflicts.into_iter().map(|c| c.target).collect()
+    };
+    assert_eq!(seen(&steward()), ["user_sessions"]);
+    // The regional analyst's role denies user_sessions: no conflict is theirs to see.
+    assert!(seen(&Principal::new("rita", "regional_analyst")).is_empty());
+    // A role that is not defined may not read the catalog at all.
+    assert!(quarry.conflicts_seen_by(&Principal::new("x", "nobody")).is_err());
 }
 
 /// Every endpoint, as nobody, a forged key and each demo role: 401, 403 or success.
@@ -529,7 +554,7 @@ fn date_columns_are_read_for_their_format_unix_seconds_and_years_included() {
     )
     .expect("seed");
     drop(conn);
-    let catalog = Catalog::introspect(&path).expect("introspect");
+    let catalog = quarry::warehouse::introspect(&path).expect("introspect");
     let table = catalog.table("flights").expect("flights");
     let format = |name: &str| table.column(name).and_then(|c| c.date_format.clone());
     assert_eq!(format("departure_time").as_deref(), Some(quarry::catalog::UNIX_SECONDS));

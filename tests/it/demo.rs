@@ -11,7 +11,7 @@ use crate::support::{config_for, scripted, shared_workspace};
 
 fn catalog() -> Catalog {
     let config = config_for(shared_workspace());
-    Catalog::load(&config.warehouse, &config.governance).expect("catalog")
+    quarry::warehouse::load_catalog(&config.warehouse, &config.governance).expect("catalog")
 }
 
 #[test]

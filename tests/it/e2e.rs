@@ -190,7 +190,7 @@ fn the_embedded_model_decodes_candidates_together_over_one_prompt() {
             &prompt,
             &batch,
             &|piece| pieces.borrow_mut().push(piece.to_string()),
-            &quarry::execute::Cancel::new(),
+            &quarry::warehouse::Cancel::new(),
         )
         .expect("streamed batch");
     assert_eq!(streamed[0].text, alone.text);

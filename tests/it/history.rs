@@ -33,7 +33,7 @@ struct Corpus {
 }
 
 fn catalog() -> Catalog {
-    Catalog::introspect(&shared_workspace().join("warehouse.sqlite")).expect("introspect")
+    quarry::warehouse::introspect(&shared_workspace().join("warehouse.sqlite")).expect("introspect")
 }
 
 /// The parts of a structure the corpus states, in the corpus's notation.

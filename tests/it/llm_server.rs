@@ -8,9 +8,9 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use axum::routing::post;
 use axum::Json;
-use quarry::execute::Cancel;
 use quarry::llm::{ChatPrompt, GenerationParams, Llm, LlmError, OpenAiLlm, Turn};
 use quarry::pipeline::{load_default_llm, AskOptions, Principal, Quarry};
+use quarry::warehouse::Cancel;
 use serde_json::{json, Value};
 
 use crate::support::{config_for, embedder, shared_workspace, skip_without_real_model};

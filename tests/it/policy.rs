@@ -3,7 +3,6 @@
 //! with its role, and roles configured wrong fail loudly.
 
 use axum::http::StatusCode;
-use quarry::catalog::Catalog;
 use quarry::config::Config;
 use quarry::pipeline::{AccessError, AskError, Principal};
 use serde_json::{json, Value};
@@ -89,7 +88,7 @@ fn the_pipeline_applies_the_principals_role() {
 #[test]
 fn the_model_sees_only_what_the_role_may_read() {
     let config = config_for(shared_workspace());
-    let catalog = Catalog::load(&config.warehouse, &config.governance).expect("catalog");
+    let catalog = quarry::warehouse::load_catalog(&config.warehouse, &config.governance).expect("catalog");
     let policy = demo_policy();
     let analyst = policy.get("analyst").expect("analyst").visible_catalog(&catalog);
     let users = analyst.table("users").expect("users");
@@ -139,7 +138,7 @@ fn policy_configuration_errors_name_the_role_and_the_fix() {
     // Against the catalog: names and tags must exist.
     let catalog = {
         let config = config_for(shared_workspace());
-        Catalog::load(&config.warehouse, &config.governance).expect("catalog")
+        quarry::warehouse::load_catalog(&config.warehouse, &config.governance).expect("catalog")
     };
     for (text, needle) in [
         ("[policy.roles.analyst]\ntables_denied = [\"userz\"]\n", "did you mean 'users'"),
@@ -154,12 +153,12 @@ fn policy_configuration_errors_name_the_role_and_the_fix() {
         ),
     ] {
         let config = Config::load(Some(&write(text))).unwrap_or_else(|e| panic!("{text}: {e}"));
-        let err = config.policy.check_catalog(&catalog).err().map(|e| e.to_string()).unwrap_or_default();
+        let err = quarry::validate::check_roles(&config.policy, &catalog).err().map(|e| e.to_string()).unwrap_or_default();
         assert!(err.contains("[policy.roles.analyst]") && err.contains(needle), "{text}: {err}");
     }
     // The repository's own configuration is valid.
     let config = Config::load(Some(&repo_root().join("quarry.toml"))).expect("quarry.toml");
-    config.policy.check_catalog(&catalog).expect("demo policy matches the demo catalog");
+    quarry::validate::check_roles(&config.policy, &catalog).expect("demo policy matches the demo catalog");
 }
 
 /// The glossary a role reads holds no term about tables it may not read: a definition names

@@ -15,8 +15,8 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::execute::{Cancel, ResultSet};
 use crate::pipeline::{Answer, AskOptions, CatalogRequestError, Principal, Quarry};
+use crate::warehouse::{Cancel, ResultSet};
 
 /// Rows a tool returns at most: tool output costs the calling model's context.
 const MAX_ROWS: usize = 100;
@@ -152,7 +152,7 @@ impl QuarryMcp {
         self.call(context, move |quarry, principal, _| {
             run(quarry, principal, &args.query, limit)
                 .map(|found| json!({ key: found }))
-                .map_err(crate::http::error_body)
+                .map_err(super::error_body)
         })
         .await
     }
@@ -213,7 +213,7 @@ impl QuarryMcp {
             quarry
                 .ask_with(&args.question, principal, &options)
                 .map(|a| compact(&a))
-                .map_err(crate::http::error_body)
+                .map_err(super::error_body)
         })
         .await
     }
@@ -236,7 +236,7 @@ impl QuarryMcp {
             quarry
                 .run_sql_with(&args.sql, principal, cancel)
                 .map(|a| json!({ "sql": a.sql, "result": rows(&a.result), "governance": a.governance }))
-                .map_err(crate::http::error_body)
+                .map_err(super::error_body)
         })
         .await
     }
@@ -290,7 +290,7 @@ impl QuarryMcp {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, ErrorData> {
         self.call(&context, move |quarry, principal, _| {
-            quarry.table_detail(principal, &args.name).map_err(crate::http::error_body)
+            quarry.table_detail(principal, &args.name).map_err(super::error_body)
         })
         .await
     }

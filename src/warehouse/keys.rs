@@ -21,7 +21,8 @@ use std::collections::BTreeMap;
 
 use rusqlite::Connection;
 
-use super::{quote_ident, ForeignKey, Table};
+use super::introspect::quote_ident;
+use crate::catalog::{ForeignKey, Table};
 
 /// Distinct values of a referencing column compared with the key.
 const SAMPLE: usize = 2_000;
@@ -205,7 +206,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("w.sqlite");
         Connection::open(&path).unwrap().execute_batch(ddl).unwrap();
-        Catalog::introspect(&path).unwrap()
+        crate::warehouse::introspect(&path).unwrap()
     }
 
     fn keys(catalog: &Catalog, table: &str) -> Vec<String> {

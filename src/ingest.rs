@@ -8,8 +8,8 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use super::{intent, parse_log, prepare, History, IntentSource, LogFormat, PastQuery, SkippedLine};
 use crate::catalog::Catalog;
+use crate::history::{intent, parse_log, prepare, History, IntentSource, LogFormat, PastQuery, SkippedLine};
 use crate::llm::Llm;
 use crate::metadata::{Metadata, MetadataError};
 use crate::policy::{Policy, Principal};

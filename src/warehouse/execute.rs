@@ -6,7 +6,8 @@
 //! caller cancels), limits on the size of any one value and on LIKE patterns (so that no single
 //! function call runs away), and a result bounded in rows and in bytes, read row by row.
 //!
-//! No function here, or anywhere else, executes a `&str` of SQL on the warehouse.
+//! No function here executes a `&str` of SQL on the warehouse; attaching the configured
+//! sources is the one trusted statement, built from their quoted names.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
