@@ -1,24 +1,20 @@
-//! Requests about the catalog rather than the data: browsing and search (`read_catalog`),
-//! steward edits of tables and the glossary (`edit_catalog`). Each checks the principal's role
-//! first; each edit is a revision plus an audit record, swaps in the new catalog and re-indexes
-//! what changed. The audit log and the history's requests are in `audit_log` and `history_ops`.
+//! Reading the catalog (`read_catalog`): the tables a role may read, one table's detail with
+//! its signals, revisions and conflict, the glossary, and conflicts. Steward edits are in
+//! `stewardship_ops`, search in `search`, the audit helpers in `audit_log`.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 use std::time::Instant;
 
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use super::{AccessError, HistoryState, Principal, Quarry};
 use crate::catalog::{suggestion, Catalog, GlossaryTerm, Table};
-use crate::history::{visible_to, History};
-use crate::metadata::{
-    AuditKind, AuditRecord, MetadataError, NewRevision, Outcome, Revision, RevisionTarget,
-};
+use crate::history::History;
+use crate::metadata::{AuditKind, MetadataError, Revision, RevisionTarget};
 use crate::policy::{Action, Policy};
-use crate::retrieve::{retrieve, Example, RetrievalBudget, RetrieveError, TableCandidate};
-use crate::stewardship::{self, Conflict, FieldError, TablePatch, TableSignals, Usage};
+use crate::retrieve::RetrieveError;
+use crate::stewardship::{self, Conflict, FieldError, TableSignals, Usage};
 
 /// Why a catalog request got no answer.
 #[derive(Debug, thiserror::Error)]
@@ -88,16 +84,6 @@ pub struct TableDetail {
     pub revisions: Vec<Revision>,
     /// Set when the governance files overrode a steward edit of this table.
     pub conflict: Option<Conflict>,
-}
-
-/// What an edit did.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
-pub struct EditOutcome {
-    /// The revision recorded; `None` when the edit changed nothing.
-    pub revision: Option<i64>,
-    /// False when the vector index could not be updated (it is rebuilt at the next start).
-    pub reindexed: bool,
-    pub warnings: Vec<String>,
 }
 
 /// Per table: how often past queries read it, and the joins, filters and metrics they used;
@@ -186,7 +172,7 @@ impl Quarry {
         catalog.tables().filter(move |t| policy.table_denial(t).is_none())
     }
 
-    fn find_table(
+    pub(super) fn find_table(
         &self,
         catalog: &Catalog,
         policy: &Policy,
@@ -333,7 +319,7 @@ impl Quarry {
 
     /// The detail of `table` as `policy` may see it: values and totals as `Policy::browsable`
     /// shows them.
-    fn detail(
+    pub(super) fn detail(
         &self,
         catalog: &Catalog,
         policy: &Policy,
@@ -358,175 +344,6 @@ impl Quarry {
         Ok(TableDetail { table, signals, glossary, revisions, conflict })
     }
 
-    /// Applies a steward's patch to one table (see `TablePatch` for the body).
-    pub fn edit_table(
-        &self,
-        principal: &Principal,
-        name: &str,
-        body: &Value,
-    ) -> Result<(EditOutcome, TableDetail), CatalogRequestError> {
-        let started = Instant::now();
-        let result = self.edit_table_inner(principal, name, body, started);
-        let detail = json!({ "action": "table_edit", "table": name });
-        self.audited(principal, AuditKind::Edit, detail, (None, None), started, result)
-    }
-
-    fn edit_table_inner(
-        &self,
-        principal: &Principal,
-        name: &str,
-        body: &Value,
-        started: Instant,
-    ) -> Result<(EditOutcome, TableDetail), CatalogRequestError> {
-        let editor = self.authorize(principal, Action::EditCatalog)?;
-        let patch = TablePatch::from_json(body).map_err(CatalogRequestError::Invalid)?;
-        let _edit = self.edit_lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let current = self.catalog();
-        let table = self.find_table(&current, &Policy::unrestricted(), name)?;
-        let before = table.governance();
-        let after = patch.apply(&current, &table).map_err(CatalogRequestError::Invalid)?;
-        if after == before {
-            let outcome =
-                EditOutcome { revision: None, reindexed: false, warnings: vec!["nothing changed".into()] };
-            return Ok((outcome, self.detail(&current, editor, table)?));
-        }
-        let mut next = (*current).clone();
-        next.set_table_governance(&table.name, &after).map_err(|m| invalid("body", m, Vec::new()))?;
-        // Tags and tiers that restrict reading are policy: lifting one needs `edit_policy`.
-        if !editor.allows(Action::EditPolicy) {
-            let lifted =
-                next.table(&table.name).map(|t| self.config.policy.lifted(&table, t)).unwrap_or_default();
-            if !lifted.is_empty() {
-                return Err(CatalogRequestError::LiftsRestriction { lifted });
-            }
-        }
-        crate::validate::check_roles(&self.config.policy, &next).map_err(|e| {
-            invalid("columns", format!("the role policies in quarry.toml would break: {e}"), Vec::new())
-        })?;
-        let changed = changed_fields(&before, &after);
-        let revision = NewRevision {
-            principal: principal.name.clone(),
-            role: principal.role.clone(),
-            target_kind: RevisionTarget::Table,
-            target: table.name.to_lowercase(),
-            before: serde_json::to_value(&before).ok(),
-            after: serde_json::to_value(&after).unwrap_or_default(),
-            base_hash: stewardship::table_base_hash(&self.files_catalog, &table.name),
-            comment: patch.comment.clone(),
-        };
-        let audit = self.edit_audit(
-            principal,
-            json!({ "action": "table_edit", "table": table.name, "changed": changed, "comment": patch.comment }),
-            started,
-        );
-        let id = self.metadata.record_revision(&revision, &audit)?;
-        let edited = next.table(&table.name).cloned().unwrap_or(table);
-        let outcome = self.swap_in(next, "table", &edited.name, Some(&edited), id);
-        Ok((outcome, self.detail(&self.catalog(), editor, edited)?))
-    }
-
-    /// Makes `next` the catalog in force, clears the target's conflict, and re-indexes the
-    /// edited table (when one was edited).
-    fn swap_in(
-        &self,
-        next: Catalog,
-        kind: &str,
-        target: &str,
-        table: Option<&Table>,
-        revision: i64,
-    ) -> EditOutcome {
-        let next = Arc::new(next);
-        match self.catalog.write() {
-            Ok(mut guard) => *guard = next.clone(),
-            Err(poisoned) => *poisoned.into_inner() = next.clone(),
-        }
-        match self.conflicts.write() {
-            Ok(mut guard) => {
-                guard.retain(|c| !(c.target_kind == kind && c.target.eq_ignore_ascii_case(target)))
-            }
-            Err(poisoned) => poisoned
-                .into_inner()
-                .retain(|c| !(c.target_kind == kind && c.target.eq_ignore_ascii_case(target))),
-        }
-        let mut outcome = EditOutcome { revision: Some(revision), reindexed: true, warnings: Vec::new() };
-        if let Some(table) = table {
-            let fingerprint = self.config.workspace.join("vectors").join("fingerprint");
-            if let Err(e) = crate::index::reindex_table(
-                &next,
-                table,
-                &self.history().history,
-                self.embedder.as_ref(),
-                self.store.as_ref(),
-                &fingerprint,
-            ) {
-                tracing::error!("re-indexing table {}: {e}", table.name);
-                // A stale fingerprint makes the next start rebuild the whole index.
-                let _ = std::fs::remove_file(&fingerprint);
-                outcome.reindexed = false;
-                outcome.warnings.push(format!(
-                    "the edit is saved, but the search index could not be updated ({e}); it is rebuilt at the next start"
-                ));
-            }
-        }
-        outcome
-    }
-
-    pub(super) fn edit_audit(&self, principal: &Principal, detail: Value, started: Instant) -> AuditRecord {
-        let duration_ms = started.elapsed().as_millis() as u64;
-        AuditRecord { detail, ..Quarry::request_audit(principal, AuditKind::Edit, None, None, duration_ms) }
-    }
-
-    /// Passes `result` through; when it is an error, appends an audit record of the refusal
-    /// (or failure) first, with `detail` and the error. Requests that succeed audit themselves
-    /// (edits and verdicts in their own transaction); reads that succeed are not audited.
-    pub(super) fn audited<T>(
-        &self,
-        principal: &Principal,
-        kind: AuditKind,
-        mut detail: Value,
-        (question, sql): (Option<String>, Option<String>),
-        started: Instant,
-        result: Result<T, CatalogRequestError>,
-    ) -> Result<T, CatalogRequestError> {
-        let Err(error) = &result else { return result };
-        if let Some(map) = detail.as_object_mut() {
-            map.insert("error".into(), error.to_string().into());
-        }
-        let mut record = self.edit_audit(principal, detail, started);
-        record.kind = kind;
-        record.question = question;
-        record.sql = sql;
-        record.outcome = match error {
-            CatalogRequestError::Forbidden(_)
-            | CatalogRequestError::Invalid(_)
-            | CatalogRequestError::NotFound(_)
-            | CatalogRequestError::LiftsRestriction { .. } => Outcome::Refused,
-            _ => Outcome::Failed,
-        };
-        if let Err(e) = self.metadata.audit(&record) {
-            tracing::error!("auditing a refused request of {}: {e}", principal.name);
-            return Err(CatalogRequestError::Metadata(e));
-        }
-        result
-    }
-
-    /// Records a request refused for want of a valid API key (kind `access`, principal
-    /// `anonymous`). A failure to write it is logged: the request is refused either way.
-    pub fn audit_unauthenticated(&self, request: &str, reason: &str) {
-        self.audit_turned_away(&Principal::new("anonymous", ""), request, reason);
-    }
-
-    /// Audits a request turned away at the door before any work (no key, over its rate limit).
-    pub fn audit_turned_away(&self, principal: &Principal, request: &str, reason: &str) {
-        let started = Instant::now();
-        let mut record = self.edit_audit(principal, json!({ "request": request, "error": reason }), started);
-        record.kind = AuditKind::Access;
-        record.outcome = Outcome::Refused;
-        if let Err(e) = self.metadata.audit(&record) {
-            tracing::error!("auditing a request turned away: {e}");
-        }
-    }
-
     /// The glossary.
     pub fn glossary(&self, principal: &Principal) -> Result<Vec<GlossaryTerm>, CatalogRequestError> {
         let started = Instant::now();
@@ -543,159 +360,6 @@ impl Quarry {
             result,
         )
     }
-
-    /// Defines or redefines a glossary term (body: `definition`, `tables`, `comment`).
-    pub fn put_term(
-        &self,
-        principal: &Principal,
-        term: &str,
-        body: &Value,
-    ) -> Result<(EditOutcome, GlossaryTerm), CatalogRequestError> {
-        let started = Instant::now();
-        let result = self.put_term_inner(principal, term, body, started);
-        let detail = json!({ "action": "glossary_edit", "term": term });
-        self.audited(principal, AuditKind::Edit, detail, (None, None), started, result)
-    }
-
-    fn put_term_inner(
-        &self,
-        principal: &Principal,
-        term: &str,
-        body: &Value,
-        started: Instant,
-    ) -> Result<(EditOutcome, GlossaryTerm), CatalogRequestError> {
-        self.authorize(principal, Action::EditCatalog)?;
-        let _edit = self.edit_lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let current = self.catalog();
-        let (after, comment) =
-            stewardship::term_from_json(term, body, &current).map_err(CatalogRequestError::Invalid)?;
-        let before = current.term(&after.term).cloned();
-        if before.as_ref() == Some(&after) {
-            let outcome =
-                EditOutcome { revision: None, reindexed: false, warnings: vec!["nothing changed".into()] };
-            return Ok((outcome, after));
-        }
-        let mut next = (*current).clone();
-        next.set_term(after.clone()).map_err(|m| invalid("tables", m, Vec::new()))?;
-        let revision = NewRevision {
-            principal: principal.name.clone(),
-            role: principal.role.clone(),
-            target_kind: RevisionTarget::Glossary,
-            target: after.term.to_lowercase(),
-            before: before.as_ref().and_then(|b| serde_json::to_value(b).ok()),
-            after: serde_json::to_value(&after).unwrap_or_default(),
-            base_hash: stewardship::term_base_hash(&self.files_catalog, &after.term),
-            comment: comment.clone(),
-        };
-        let audit = self.edit_audit(
-            principal,
-            json!({ "action": "glossary_edit", "term": after.term, "comment": comment }),
-            started,
-        );
-        let id = self.metadata.record_revision(&revision, &audit)?;
-        Ok((self.swap_in(next, "glossary", &after.term, None, id), after))
-    }
-
-    /// Tables ranked for a question, as `ask` would rank them, with evidence.
-    pub fn search_tables(
-        &self,
-        principal: &Principal,
-        q: &str,
-        limit: usize,
-    ) -> Result<Vec<TableCandidate>, CatalogRequestError> {
-        Ok(self.search(principal, q, limit, 0)?.0)
-    }
-
-    /// Past queries close to a question, among those the principal may run.
-    pub fn search_queries(
-        &self,
-        principal: &Principal,
-        q: &str,
-        limit: usize,
-    ) -> Result<Vec<Example>, CatalogRequestError> {
-        Ok(self.search(principal, q, 1, limit)?.1)
-    }
-
-    fn search_inner(
-        &self,
-        principal: &Principal,
-        q: &str,
-        tables: usize,
-        examples: usize,
-    ) -> Result<(Vec<TableCandidate>, Vec<Example>), CatalogRequestError> {
-        let policy = self.authorize(principal, Action::ReadCatalog)?;
-        let q = q.trim();
-        if q.is_empty() {
-            return Err(invalid("q", "give a question or keywords".into(), Vec::new()));
-        }
-        crate::text::check("q", q, self.config.max_question_chars)
-            .map_err(|m| invalid("q", m, Vec::new()))?;
-        let catalog = self.catalog();
-        let history = self.history();
-        let visible = policy.visible_catalog(&catalog);
-        let mut retrieved = retrieve(
-            q,
-            &visible,
-            crate::retrieve::VectorSearch { embedder: self.embedder.as_ref(), store: self.store.as_ref() },
-            RetrievalBudget { tables, joined: 0, examples: examples.max(1) * 3, reuse: false },
-            &crate::retrieve::Scope::default(),
-            &self.trust_signals(&catalog, &history),
-            &|sql| visible_to(sql, &catalog, policy, principal),
-        )?;
-        retrieved.examples.truncate(examples);
-        Ok((retrieved.tables, retrieved.examples))
-    }
-
-    fn search(
-        &self,
-        principal: &Principal,
-        q: &str,
-        tables: usize,
-        examples: usize,
-    ) -> Result<(Vec<TableCandidate>, Vec<Example>), CatalogRequestError> {
-        let started = Instant::now();
-        let result = self.search_inner(principal, q, tables, examples);
-        self.audited(
-            principal,
-            AuditKind::Access,
-            json!({ "action": "search" }),
-            (None, None),
-            started,
-            result,
-        )
-    }
-}
-
-/// Names of the fields an edit changed, e.g. `["description", "columns.email.tags"]`.
-fn changed_fields(
-    before: &crate::catalog::TableGovernance,
-    after: &crate::catalog::TableGovernance,
-) -> Vec<String> {
-    let mut changed = Vec::new();
-    let b = serde_json::to_value(before).unwrap_or_default();
-    let a = serde_json::to_value(after).unwrap_or_default();
-    for key in ["description", "tier", "owner", "domain", "freshness", "deprecated"] {
-        if b.get(key) != a.get(key) {
-            changed.push(key.to_string());
-        }
-    }
-    let columns: BTreeSet<&String> = before.columns.keys().chain(after.columns.keys()).collect();
-    for column in columns {
-        let (old, new) = (
-            before.columns.get(column).cloned().unwrap_or_default(),
-            after.columns.get(column).cloned().unwrap_or_default(),
-        );
-        if old.description != new.description {
-            changed.push(format!("columns.{column}.description"));
-        }
-        if old.tags != new.tags {
-            changed.push(format!("columns.{column}.tags"));
-        }
-        if old.allowed_values != new.allowed_values {
-            changed.push(format!("columns.{column}.allowed_values"));
-        }
-    }
-    changed
 }
 
 /// The signals of `table` from the catalog and history in force, as of today.

@@ -18,17 +18,20 @@ mod feedback;
 mod history_ops;
 pub mod metrics;
 mod reuse;
+mod search;
 mod sql;
+mod stewardship_ops;
 mod threads;
 mod trust;
 
 use attempt::{vote, Attempting, Candidate, Group};
 use reuse::Reusing;
 
-pub use catalog_ops::{CatalogRequestError, EditOutcome, TableDetail, TableFilter, TableSummary};
+pub use catalog_ops::{CatalogRequestError, TableDetail, TableFilter, TableSummary};
 pub use choices::Choice;
 pub use feedback::{Decision, Feedback, FeedbackOutcome, ReviewDecision, ReviewFilter, Verdict};
 pub use history_ops::Suggestion;
+pub use stewardship_ops::EditOutcome;
 pub use threads::{PriorTurn, ThreadChoice, ThreadPosition};
 
 use std::cell::Cell;
