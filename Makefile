@@ -45,10 +45,12 @@ demo: build
 	$(BIN) demo
 
 # The server backend's test runs the real model behind llama.cpp's llama-server (built once, cached).
+# The PostgreSQL tests run against a throwaway cluster (scripts/with-postgres.sh: initdb in a
+# temporary folder, 127.0.0.1, a free port; removed afterwards).
 # Then the web page in headless Chromium against `quarry serve` (tests/ui, screenshots in
 # tests/ui/artefacts).
 test: deps assets ui-deps
-	server="$$(scripts/build-llama-server.sh)" && QUARRY_E2E=1 QUARRY_LLAMA_SERVER="$$server" cargo test --release
+	server="$$(scripts/build-llama-server.sh)" && QUARRY_E2E=1 QUARRY_LLAMA_SERVER="$$server" scripts/with-postgres.sh cargo test --release
 	$(MAKE) ui-test
 	$(MAKE) client-test
 

@@ -41,7 +41,12 @@ pub enum BenchError {
     Catalog(#[from] crate::catalog::CatalogError),
     #[error(transparent)]
     Metadata(#[from] crate::metadata::MetadataError),
+    #[error("{0}")]
+    Invalid(String),
 }
+
+mod http_load;
+pub use http_load::{sql_load, LoadOptions, LoadReport};
 
 /// Every table of every Spider database as `<db_id>.<table>` in one vector index: the
 /// enterprise catalog that retrieval searches across.

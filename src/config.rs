@@ -9,6 +9,50 @@ use serde::Deserialize;
 
 pub use crate::catalog::Source;
 use crate::policy::{PolicyError, PolicySection, PolicySet};
+use crate::warehouse::PostgresUrl;
+
+/// Where questions are answered from: `[workspace].warehouse`, a SQLite file's path or a
+/// `postgres://` URL.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WarehouseLocation {
+    /// A SQLite file (source `main`), with `[[workspace.sources]]` attached beside it.
+    Sqlite(PathBuf),
+    /// One schema (`[workspace].schema`, default `public`) of a PostgreSQL database.
+    Postgres { url: PostgresUrl, schema: String },
+}
+
+impl WarehouseLocation {
+    /// The SQLite file, when the warehouse is one.
+    pub fn sqlite_path(&self) -> Option<&Path> {
+        match self {
+            WarehouseLocation::Sqlite(path) => Some(path),
+            WarehouseLocation::Postgres { .. } => None,
+        }
+    }
+
+    /// The location from a setting: a `postgres://` URL or a path resolved by `resolve`.
+    fn parse(
+        text: &str,
+        schema: Option<String>,
+        resolve: impl Fn(PathBuf) -> PathBuf,
+    ) -> Result<WarehouseLocation, String> {
+        if PostgresUrl::is_url(text) {
+            let url = PostgresUrl::parse(text)?;
+            Ok(WarehouseLocation::Postgres { url, schema: schema.unwrap_or_else(|| "public".to_string()) })
+        } else {
+            Ok(WarehouseLocation::Sqlite(resolve(PathBuf::from(text))))
+        }
+    }
+}
+
+impl std::fmt::Display for WarehouseLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WarehouseLocation::Sqlite(path) => write!(f, "{}", path.display()),
+            WarehouseLocation::Postgres { url, schema } => write!(f, "{url} (schema {schema})"),
+        }
+    }
+}
 
 /// Errors in the configuration.
 #[derive(Debug, thiserror::Error)]
@@ -32,8 +76,8 @@ pub enum ConfigError {
 pub struct Config {
     /// Folder for what Quarry writes: metadata database, vector index.
     pub workspace: PathBuf,
-    /// The SQLite warehouse that questions are answered from (source `main`).
-    pub warehouse: PathBuf,
+    /// The warehouse that questions are answered from (source `main`).
+    pub warehouse: WarehouseLocation,
     /// More SQLite warehouses, read beside the main one (`[[workspace.sources]]`); their tables
     /// are named without a prefix (names are unique across sources) or as `<source>.<table>`.
     pub sources: Vec<Source>,
@@ -183,7 +227,8 @@ struct ReviewSection {
 #[serde(deny_unknown_fields)]
 struct WorkspaceSection {
     dir: Option<PathBuf>,
-    warehouse: Option<PathBuf>,
+    warehouse: Option<String>,
+    schema: Option<String>,
     #[serde(default)]
     sources: Vec<SourceSection>,
     governance: Option<PathBuf>,
@@ -332,7 +377,33 @@ impl Config {
             }
             names.push(source.name.clone());
         }
+        if parsed.workspace.schema.is_some()
+            && !parsed.workspace.warehouse.as_deref().is_some_and(PostgresUrl::is_url)
+        {
+            return Err(format(
+                "[workspace]: schema applies to a PostgreSQL warehouse; set warehouse = \"postgres://…\" or remove schema".to_string(),
+            ));
+        }
+        let location = match parsed.workspace.warehouse.take() {
+            None => None,
+            Some(text) => {
+                let resolve = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
+                let location = WarehouseLocation::parse(&text, parsed.workspace.schema.take(), resolve)
+                    .map_err(|message| format(format!("[workspace].warehouse: {message}")))?;
+                if matches!(location, WarehouseLocation::Postgres { .. })
+                    && !parsed.workspace.sources.is_empty()
+                {
+                    return Err(format(
+                        "[[workspace.sources]] attaches SQLite files beside a SQLite warehouse; a PostgreSQL warehouse reads one schema: remove the sources".to_string(),
+                    ));
+                }
+                Some(location)
+            }
+        };
         let mut config = Config::from_file(parsed, &base);
+        if let Some(location) = location {
+            config.warehouse = location;
+        }
         config.policy = policy;
         config.apply_env()?;
         Ok(config)
@@ -380,7 +451,7 @@ impl Config {
     pub fn for_workspace(workspace: &Path) -> Config {
         let mut config = Config::from_file(File::default(), Path::new(""));
         config.workspace = workspace.to_path_buf();
-        config.warehouse = workspace.join("warehouse.sqlite");
+        config.warehouse = WarehouseLocation::Sqlite(workspace.join("warehouse.sqlite"));
         config.history = workspace.join("history.jsonl");
         config
     }
@@ -392,11 +463,7 @@ impl Config {
         let model = file.llm.model.unwrap_or_else(|| PathBuf::from(DEFAULT_MODEL));
         let model = if model.components().count() == 1 { assets.join(model) } else { resolve(model) };
         Config {
-            warehouse: file
-                .workspace
-                .warehouse
-                .map(resolve)
-                .unwrap_or_else(|| workspace.join("warehouse.sqlite")),
+            warehouse: WarehouseLocation::Sqlite(workspace.join("warehouse.sqlite")),
             sources: file
                 .workspace
                 .sources
@@ -473,12 +540,20 @@ impl Config {
         }
         if let Some(v) = var("QUARRY_WORKSPACE") {
             let workspace = PathBuf::from(v);
-            self.warehouse = workspace.join("warehouse.sqlite");
+            self.warehouse = WarehouseLocation::Sqlite(workspace.join("warehouse.sqlite"));
             self.history = workspace.join("history.jsonl");
             self.workspace = workspace;
         }
         if let Some(v) = var("QUARRY_WAREHOUSE") {
-            self.warehouse = PathBuf::from(v);
+            let schema = match &self.warehouse {
+                WarehouseLocation::Postgres { schema, .. } => Some(schema.clone()),
+                WarehouseLocation::Sqlite(_) => None,
+            };
+            self.warehouse = WarehouseLocation::parse(&v, schema, |p| p).map_err(|_| ConfigError::Env {
+                name: "QUARRY_WAREHOUSE",
+                value: v.clone(),
+                expected: "a SQLite file's path or a postgres://user:password@host:port/database URL",
+            })?;
         }
         if let Some(v) = var("QUARRY_GOVERNANCE") {
             self.governance = PathBuf::from(v);
@@ -560,6 +635,35 @@ mod tests {
             ("[[workspace.sources]]\nname = \"a\"\npath = \"x\"\n[[workspace.sources]]\nname = \"A\"\npath = \"y\"\n", "is taken"),
             ("[[workspace.sources]]\nname = \"fin ance\"\npath = \"x\"\n", "is not a source name"),
             ("[[workspace.sources]]\nname = \"a\"\n", "missing field `path`"),
+        ] {
+            let message = load(text).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(message.contains(needle), "{text}: {message}");
+        }
+    }
+
+    #[test]
+    fn the_warehouse_is_a_sqlite_path_or_a_postgres_url() {
+        let config = load("[workspace]\nwarehouse = \"data/w.sqlite\"\n").unwrap_or_else(|e| panic!("{e}"));
+        let path = config.warehouse.sqlite_path().unwrap_or_else(|| panic!("a path"));
+        assert!(path.is_absolute() && path.ends_with("data/w.sqlite"));
+        let config =
+            load("[workspace]\nwarehouse = \"postgres://reader:pw@db:5432/shop\"\nschema = \"sales\"\n")
+                .unwrap_or_else(|e| panic!("{e}"));
+        match &config.warehouse {
+            WarehouseLocation::Postgres { url, schema } => {
+                assert_eq!(schema, "sales");
+                assert_eq!(url.to_string(), "postgres://reader:***@db:5432/shop");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(config.warehouse.to_string(), "postgres://reader:***@db:5432/shop (schema sales)");
+        for (text, needle) in [
+            ("[workspace]\nschema = \"sales\"\n", "schema applies to a PostgreSQL warehouse"),
+            (
+                "[workspace]\nwarehouse = \"postgres://db/shop\"\n[[workspace.sources]]\nname = \"a\"\npath = \"x\"\n",
+                "remove the sources",
+            ),
+            ("[workspace]\nwarehouse = \"postgres://db:notaport/shop\"\n", "[workspace].warehouse"),
         ] {
             let message = load(text).err().map(|e| e.to_string()).unwrap_or_default();
             assert!(message.contains(needle), "{text}: {message}");

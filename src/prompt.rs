@@ -7,7 +7,7 @@
 
 use std::fmt::Write;
 
-use crate::catalog::{Catalog, GlossaryTerm, Table};
+use crate::catalog::{Catalog, Engine, GlossaryTerm, Table};
 use crate::config::AnswerSettings;
 use crate::llm::{ChatPrompt, Turn};
 use crate::retrieve::Retrieved;
@@ -26,6 +26,26 @@ A ratio is 1.0 * a / b; only a percentage is 100.0 * a / b (neither is integer d
 Group by every column you select beside the aggregates. \
 Use LIMIT only when the question asks for a number of rows or for the top or bottom one. \
 Reply with the SQL only.";
+
+/// The same instructions for a PostgreSQL warehouse: its date functions and casts.
+const SYSTEM_POSTGRES: &str = "You are a careful data analyst who writes PostgreSQL SQL. \
+Answer the question with exactly one PostgreSQL SELECT statement that uses only the tables and \
+columns given; when a column you need is in another table, JOIN that table on its FOREIGN KEY. \
+Prefer certified (tier 1) tables and never use deprecated ones. \
+Filter a period as date_column >= DATE 'first day' AND date_column < DATE 'day after', \
+and take parts with date_trunc('month', date_column) or EXTRACT(YEAR FROM date_column); cast a text date first (date_column::date). \
+A ratio is 1.0 * a / b; only a percentage is 100.0 * a / b (neither is integer division). \
+Group by every column you select beside the aggregates. \
+Use LIMIT only when the question asks for a number of rows or for the top or bottom one. \
+Reply with the SQL only.";
+
+/// The instructions for the warehouse's engine.
+fn system(engine: Engine) -> &'static str {
+    match engine {
+        Engine::Sqlite => SYSTEM,
+        Engine::Postgres => SYSTEM_POSTGRES,
+    }
+}
 
 /// The beginning of the answer the model continues from, and where it must stop.
 pub const ASSISTANT_PREFIX: &str = "```sql\n";
@@ -290,7 +310,7 @@ pub fn build(context: &Context, failed: &[FailedAttempt], budget: PromptBudget) 
     let mut shape = (offered.len(), budget.columns, retrieved.examples.len());
     let user = loop {
         let user = user_turn(&opening, &offered, &mentions, shape);
-        if estimate_tokens(SYSTEM) + estimate_tokens(&user) <= budget.tokens {
+        if estimate_tokens(system(catalog.engine())) + estimate_tokens(&user) <= budget.tokens {
             break user;
         }
         match shape {
@@ -325,17 +345,22 @@ pub fn build(context: &Context, failed: &[FailedAttempt], budget: PromptBudget) 
         let sql = crate::text::for_prompt(turn.sql.trim());
         turns.push(Turn { assistant: format!("{ASSISTANT_PREFIX}{sql}\n{STOP}"), user: next });
     }
-    finish(user, turns, failed)
+    finish(catalog.engine(), user, turns, failed)
 }
 
 /// The chat prompt: the first user turn, the conversation's turns, then a repair turn for each
 /// failed attempt.
-fn finish(user: String, mut turns: Vec<Turn>, failed: &[FailedAttempt]) -> ChatPrompt {
+fn finish(engine: Engine, user: String, mut turns: Vec<Turn>, failed: &[FailedAttempt]) -> ChatPrompt {
     turns.extend(failed.iter().map(|attempt| Turn {
         assistant: format!("{ASSISTANT_PREFIX}{}\n{STOP}", attempt.sql.trim()),
         user: format!("That query is wrong.\nError: {}\nWrite the corrected query.", attempt.error),
     }));
-    ChatPrompt { system: SYSTEM.to_string(), user, turns, assistant_prefix: ASSISTANT_PREFIX.to_string() }
+    ChatPrompt {
+        system: system(engine).to_string(),
+        user,
+        turns,
+        assistant_prefix: ASSISTANT_PREFIX.to_string(),
+    }
 }
 
 /// The prompt a user would write without Quarry, for the evaluation's baseline: every table of

@@ -149,8 +149,11 @@ fn apply(catalog: &mut Catalog, path: &Path, text: &str, file: GovernanceFile) -
                 ),
             ));
         };
+        // What the warehouse says (PostgreSQL's comments) stays where the file says nothing.
         let mut governance = table.governance();
-        governance.description = section.description;
+        if !section.description.is_empty() {
+            governance.description = section.description;
+        }
         governance.tier = match section.tier {
             None => None,
             Some(n) => Some(Tier::from_number(*n.get_ref()).ok_or_else(|| {
@@ -185,11 +188,12 @@ fn apply(catalog: &mut Catalog, path: &Path, text: &str, file: GovernanceFile) -
                     ),
                 ));
             }
+            let comment = table.column(&column).map(|c| c.description.clone()).unwrap_or_default();
             governance.columns.retain(|c, _| !c.eq_ignore_ascii_case(&column));
             governance.columns.insert(
                 column,
                 super::ColumnGovernance {
-                    description: col.description,
+                    description: if col.description.is_empty() { comment } else { col.description },
                     tags: col.tags,
                     allowed_values: col.allowed_values,
                 },

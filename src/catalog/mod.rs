@@ -262,9 +262,34 @@ pub struct GlossaryTerm {
     pub tables: Vec<String>,
 }
 
+/// The database engine a warehouse runs on. It decides the SQL dialect the validator parses
+/// and prints, the functions it allows, the idioms the prompt teaches, and which executor may
+/// run a query validated for it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Engine {
+    #[default]
+    Sqlite,
+    Postgres,
+}
+
+impl Engine {
+    /// The engine's name as people write it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Engine::Sqlite => "SQLite",
+            Engine::Postgres => "PostgreSQL",
+        }
+    }
+}
+
 /// All tables of a warehouse with their governance metadata.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Catalog {
+    engine: Engine,
+    /// How SQL names the main source's tables when it qualifies them: `main` in SQLite, the
+    /// schema on PostgreSQL.
+    main_schema: Option<String>,
     tables: BTreeMap<String, Table>,
     glossary: Vec<GlossaryTerm>,
     /// Tag -> meaning: the tags columns may carry.
@@ -277,6 +302,9 @@ pub enum CatalogError {
     /// The warehouse could not be opened or introspected.
     #[error("cannot read the warehouse {path}: {source}")]
     Warehouse { path: PathBuf, source: rusqlite::Error },
+    /// A warehouse server could not be reached or read (the message names the fix).
+    #[error("{message}")]
+    Server { message: String },
     /// A governance file could not be read.
     #[error("cannot read governance file {path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
@@ -306,10 +334,34 @@ impl Catalog {
     /// Builds a catalog from tables already in memory (used for Spider schemas and tests).
     pub fn from_tables(tables: Vec<Table>) -> Catalog {
         Catalog {
+            engine: Engine::Sqlite,
+            main_schema: None,
             tables: tables.into_iter().map(|t| (t.name.to_lowercase(), t)).collect(),
             glossary: Vec::new(),
             tags: governance::builtin_tags(),
         }
+    }
+
+    /// The same catalog, describing a warehouse on `engine`.
+    pub fn on_engine(mut self, engine: Engine) -> Catalog {
+        self.engine = engine;
+        self
+    }
+
+    /// The engine of the warehouse the catalog describes.
+    pub fn engine(&self) -> Engine {
+        self.engine
+    }
+
+    /// The same catalog, whose main source is the PostgreSQL schema `schema`.
+    pub fn in_schema(mut self, schema: &str) -> Catalog {
+        self.main_schema = Some(schema.to_string());
+        self
+    }
+
+    /// The qualifier of the main source's tables in SQL: `main`, or the PostgreSQL schema.
+    pub fn main_qualifier(&self) -> &str {
+        self.main_schema.as_deref().unwrap_or(MAIN_SOURCE)
     }
 
     /// The table of that name, compared case-insensitively.
@@ -424,7 +476,13 @@ impl Catalog {
             .filter(|(kept, term)| term.tables.is_empty() || !kept.tables.is_empty())
             .map(|(kept, _)| kept)
             .collect();
-        let mut catalog = Catalog { tables, glossary, tags: self.tags.clone() };
+        let mut catalog = Catalog {
+            engine: self.engine,
+            main_schema: self.main_schema.clone(),
+            tables,
+            glossary,
+            tags: self.tags.clone(),
+        };
         // A key to a table or column left out would name it: keys lead only within.
         let kept: Vec<Vec<bool>> = catalog
             .tables

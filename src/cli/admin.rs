@@ -81,11 +81,20 @@ pub(super) fn print_demo_keys(config: &Config, created: &[(StoredKey, String)]) 
     Ok(())
 }
 
-pub(super) fn demo(config: Config, seed: u64) -> Result<ExitCode> {
-    let summary = quarry::demo::create(&config.warehouse, &config.history, seed)?;
+pub(super) fn demo(config: Config, seed: u64, postgres: Option<&str>, schema: &str) -> Result<ExitCode> {
+    // The demo is generated as SQLite in the workspace, then copied where asked.
+    let sqlite = config.workspace.join("warehouse.sqlite");
+    let warehouse = config.warehouse.sqlite_path().unwrap_or(&sqlite);
+    let summary = quarry::demo::create(warehouse, &config.history, seed)?;
+    if let Some(url) = postgres {
+        let url =
+            quarry::warehouse::PostgresUrl::parse(url).map_err(|e| anyhow::anyhow!("--postgres: {e}"))?;
+        let copied = quarry::warehouse::copy_sqlite(warehouse, &url, schema)?;
+        println!("copied to {url}, schema {schema}: {} tables, {} rows", copied.tables, copied.rows);
+    }
     println!(
         "demo warehouse {}: {} tables, {} rows; query log {}: {} queries",
-        config.warehouse.display(),
+        warehouse.display(),
         summary.tables,
         summary.rows,
         config.history.display(),

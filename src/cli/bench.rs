@@ -30,6 +30,29 @@ pub(super) fn bench(config: Config, command: BenchCommand) -> Result<ExitCode> {
             bar.finish();
             print_report(json, &report)
         }
+        BenchCommand::Sql { url, key, connections, seconds, queries, server_pid, json } => {
+            let statements = if queries.is_empty() {
+                [
+                    "SELECT plan, COUNT(*) AS users FROM users GROUP BY plan",
+                    "SELECT status, COUNT(*) AS n FROM orders WHERE ordered_at >= '2026-09-01' AND ordered_at < '2026-10-01' GROUP BY status",
+                    "SELECT p.category, SUM(i.quantity) AS units FROM order_items i JOIN products p ON p.product_id = i.product_id GROUP BY p.category",
+                    "SELECT country_code, COUNT(DISTINCT user_id) AS active FROM daily_active_users WHERE activity_date = '2026-10-15' GROUP BY country_code",
+                ]
+                .map(String::from)
+                .to_vec()
+            } else {
+                queries
+            };
+            let options = quarry::bench::LoadOptions {
+                url,
+                key,
+                connections,
+                duration: std::time::Duration::from_secs(seconds),
+                statements,
+                server_pid,
+            };
+            print_report(json, &quarry::bench::sql_load(&options)?)
+        }
         BenchCommand::Vectors { points, searches, json } => {
             let report = quarry::bench::vectors(&scratch.join("vectors"), 384, points, searches, 7)?;
             print_report(json, &report)

@@ -70,6 +70,13 @@ enum Command {
         /// Seed of the generator.
         #[arg(long, default_value_t = quarry::demo::DEFAULT_SEED)]
         seed: u64,
+        /// Also copy the demo warehouse into this PostgreSQL database (a role that may create
+        /// tables; point [workspace].warehouse at it with a role that may only read).
+        #[arg(long, value_name = "URL")]
+        postgres: Option<String>,
+        /// The PostgreSQL schema to copy it into.
+        #[arg(long, default_value = "public", requires = "postgres")]
+        schema: String,
     },
     /// Build the vector index if the catalog or history changed, and report.
     Index,
@@ -246,6 +253,30 @@ enum BenchCommand {
         /// Passes over those questions.
         #[arg(long, default_value_t = 1)]
         rounds: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Load on a running `quarry serve` (on this machine only): N connections posting SQL to
+    /// /api/v1/sql for a while; throughput, p50/p99 latency, errors, the server's peak memory.
+    Sql {
+        /// The server, e.g. http://127.0.0.1:8080 (loopback only).
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// An API key of a role that may run SQL (`quarry keys create`).
+        #[arg(long, env = "QUARRY_API_KEY")]
+        key: String,
+        /// Connections, each sending one request after another.
+        #[arg(long, default_value_t = 200)]
+        connections: usize,
+        /// How long, in seconds.
+        #[arg(long, default_value_t = 30)]
+        seconds: u64,
+        /// The statements to send in turn (default: four demo queries).
+        #[arg(long = "query")]
+        queries: Vec<String>,
+        /// The server's process id, to report its peak resident memory.
+        #[arg(long)]
+        server_pid: Option<u32>,
         #[arg(long)]
         json: bool,
     },
@@ -496,7 +527,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Mcp => serve::mcp(config),
         Command::Ask { question, json, samples } => answer::ask(config, &principal, &question, samples, json),
         Command::Sql { sql, json } => answer::sql(config, &principal, &sql, json),
-        Command::Demo { seed } => admin::demo(config, seed),
+        Command::Demo { seed, postgres, schema } => admin::demo(config, seed, postgres.as_deref(), &schema),
         Command::Keys { .. } => unreachable!("handled above"),
         Command::Bench { command } => bench::bench(config, command),
         Command::Ingest { command } => admin::ingest(config, command),

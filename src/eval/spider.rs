@@ -173,7 +173,7 @@ pub fn open_database(
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(dir.join("governance")).map_err(io)?;
     let mut config = Config::for_workspace(&dir);
-    config.warehouse = warehouse.to_path_buf();
+    config.warehouse = crate::config::WarehouseLocation::Sqlite(warehouse.to_path_buf());
     config.governance = dir.join("governance");
     config.demo = false;
     if let Some(log) = history {

@@ -63,17 +63,15 @@ use crate::validate::{
     outside_picks, validate, DraftSql, Governance, Refusal, ValidatedQuery, Violation, ViolationCode,
 };
 use crate::vector_store::{Equals, QdrantEdgeStore, VectorStore, VectorStoreError};
-use crate::warehouse::{Cancel, ExecuteError, Executor, ResultSet};
+use crate::warehouse::{Cancel, ExecuteError, Executor, ResultSet, Warehouse, WarehouseError};
 
 /// Errors while opening a workspace.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
     #[error("cannot create the demo workspace: {0}")]
     Demo(#[from] crate::demo::DemoError),
-    #[error(
-        "the warehouse {0} does not exist; set [workspace].warehouse in quarry.toml or run `quarry demo`"
-    )]
-    NoWarehouse(String),
+    #[error(transparent)]
+    Warehouse(#[from] WarehouseError),
     #[error(transparent)]
     Catalog(#[from] CatalogError),
     /// The policy names tables, columns or tags the catalog does not have.
@@ -450,11 +448,16 @@ pub struct LoadedCatalog {
 /// Loads the catalog in force: warehouse + governance files + steward revisions, checked
 /// against the role policies. No model is needed (`quarry catalog check` uses it alone).
 pub fn load_catalog(config: &Config, metadata: &Metadata) -> Result<LoadedCatalog, OpenError> {
-    if !config.warehouse.is_file() {
-        return Err(OpenError::NoWarehouse(config.warehouse.display().to_string()));
-    }
-    let files_catalog =
-        crate::warehouse::load_catalog_sources(&config.warehouse, &config.sources, &config.governance)?;
+    let warehouse = Warehouse::open(&config.warehouse, &config.sources)?;
+    load_catalog_from(&warehouse, config, metadata)
+}
+
+fn load_catalog_from(
+    warehouse: &Warehouse,
+    config: &Config,
+    metadata: &Metadata,
+) -> Result<LoadedCatalog, OpenError> {
+    let files_catalog = warehouse.load_catalog(&config.governance)?;
     let (catalog, conflicts) = crate::stewardship::overlay(&files_catalog, &metadata.latest_revisions()?);
     crate::validate::check_roles(&config.policy, &catalog)?;
     Ok(LoadedCatalog { files_catalog, catalog, conflicts })
@@ -468,14 +471,15 @@ impl Quarry {
         embedder: Arc<dyn Embedder>,
         llm: Option<Arc<dyn Llm>>,
     ) -> Result<Quarry, OpenError> {
-        if !config.warehouse.is_file() {
-            if !config.demo {
-                return Err(OpenError::NoWarehouse(config.warehouse.display().to_string()));
+        if let Some(path) = config.warehouse.sqlite_path() {
+            if !path.is_file() && config.demo {
+                crate::demo::create(path, &config.history, crate::demo::DEFAULT_SEED)?;
             }
-            crate::demo::create(&config.warehouse, &config.history, crate::demo::DEFAULT_SEED)?;
         }
+        let warehouse = Warehouse::open(&config.warehouse, &config.sources)?;
         let metadata = Metadata::open(&config.metadata_db())?;
-        let LoadedCatalog { files_catalog, catalog, conflicts } = load_catalog(&config, &metadata)?;
+        let LoadedCatalog { files_catalog, catalog, conflicts } =
+            load_catalog_from(&warehouse, &config, &metadata)?;
         for conflict in &conflicts {
             tracing::warn!(
                 "catalog conflict on {} '{}': {}",
@@ -508,8 +512,7 @@ impl Quarry {
             store.as_ref(),
             &config.workspace.join("vectors").join("fingerprint"),
         )?;
-        let executor =
-            Executor::with_limits(&config.warehouse, config.execution_limits()).with_sources(&config.sources);
+        let executor = warehouse.executor(config.execution_limits());
         let admission = crate::admission::Admission::new(crate::admission::Limits {
             slots: config.llm_slots(),
             capacity: config.llm_queue,

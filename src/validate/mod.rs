@@ -3,7 +3,7 @@
 //! violation it found. It is pure — no IO — a function of (SQL text, catalog, policy,
 //! principal).
 //!
-//! Stages, in order: size -> parse (SQLite dialect) -> depth (a bounded walk, before any
+//! Stages, in order: size -> parse (the dialect of the catalog's `Engine`) -> depth (a bounded walk, before any
 //! unbounded one) -> read-only and function checks (a walk of the whole tree) -> name
 //! resolution with the policy (a scoped walk, as a database resolves tables and columns, that
 //! also tracks which governed catalog columns each value derives from) -> rewriting (row
@@ -34,17 +34,17 @@ use std::sync::OnceLock;
 
 use serde::Serialize;
 use sqlparser::ast::{
-    BinaryOperator, Cte, Distinct, Expr, Function, GroupByExpr, Ident, InTarget, JoinConstraint,
+    BinaryOperator, Cte, DataType, Distinct, Expr, Function, GroupByExpr, Ident, InTarget, JoinConstraint,
     JoinOperator, LimitClause, NamedWindowExpr, ObjectName, ObjectNamePart, OrderBy, OrderByExpr,
     OrderByKind, Query, Select, SelectItem, SelectItemQualifiedWildcardKind, SetExpr, SetOperator,
-    SetQuantifier, Statement, TableAlias, TableFactor, TableWithJoins, UnaryOperator, Value, Values, Visit,
-    VisitMut, Visitor, VisitorMut, WildcardAdditionalOptions,
+    SetQuantifier, Statement, TableAlias, TableFactor, TableWithJoins, TypedString, UnaryOperator, Value,
+    Values, Visit, VisitMut, Visitor, VisitorMut, WildcardAdditionalOptions,
 };
-use sqlparser::dialect::SQLiteDialect;
+use sqlparser::dialect::{Dialect, PostgreSqlDialect, SQLiteDialect};
 use sqlparser::parser::{Parser, ParserError};
 use sqlparser::tokenizer::{Token, Tokenizer};
 
-use crate::catalog::{closest, suggestion, Catalog};
+use crate::catalog::{closest, suggestion, Catalog, Engine};
 use crate::policy::{ColumnRule, DeprecatedRule, Policy, Principal, TableDenial, MASK};
 
 /// SQL text nobody has checked yet: LLM output, or SQL from a user or tool.
@@ -64,6 +64,7 @@ impl DraftSql {
 /// SQL that passed validation. Only this module can construct it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ValidatedQuery {
+    engine: Engine,
     sql: String,
     tables: Vec<String>,
     warnings: Vec<Violation>,
@@ -77,6 +78,12 @@ impl ValidatedQuery {
     /// was checked, with the role's row filters, masks and row cap applied.
     pub fn sql(&self) -> &str {
         &self.sql
+    }
+
+    /// The engine whose dialect and functions it was checked for: only that engine's executor
+    /// runs it.
+    pub fn engine(&self) -> Engine {
+        self.engine
     }
 
     /// Catalog tables the query reads, sorted, without duplicates, in catalog spelling.
@@ -127,7 +134,7 @@ fn cte_names(query: &Query) -> Vec<String> {
 /// A `ValidatedQuery` that nothing checked, for the executor's tests of its own walls.
 #[cfg(test)]
 pub(crate) fn unchecked_for_tests(sql: &str, tables: &[&str], hidden: &[(&str, &str)]) -> ValidatedQuery {
-    let cte_names = parse_with_recursion_limit(sql, 50)
+    let cte_names = parse_with_recursion_limit(sql, 50, Engine::Sqlite)
         .ok()
         .and_then(|statements| match statements.into_iter().next() {
             Some(Statement::Query(query)) => Some(self::cte_names(&query)),
@@ -135,6 +142,7 @@ pub(crate) fn unchecked_for_tests(sql: &str, tables: &[&str], hidden: &[(&str, &
         })
         .unwrap_or_default();
     ValidatedQuery {
+        engine: Engine::Sqlite,
         cte_names,
         sql: sql.to_string(),
         tables: tables.iter().map(|t| t.to_string()).collect(),
@@ -319,12 +327,13 @@ pub fn validate_with(
     limits: &Limits,
 ) -> Result<ValidatedQuery, Refusal> {
     let text = draft.text();
+    let engine = catalog.engine();
     check_size(text, limits)?;
-    let statements = parse(text, limits)?;
+    let statements = parse(text, limits, engine)?;
     let mut query = single_query(statements, text)?;
     let _ = VisitMut::visit(&mut query, &mut InTableExpander);
 
-    let mut safety = SafetyCheck::default();
+    let mut safety = SafetyCheck::new(engine);
     let _ = query.visit(&mut safety);
     let mut resolver = Resolver::new(catalog, policy, principal);
     let outputs = resolver.resolve_query(&query, None);
@@ -369,8 +378,12 @@ pub fn validate_with(
         apply_row_cap(&mut query, cap);
         governance.row_cap = Some(cap);
     }
-    let sql = render(&query, limits)?;
+    if engine == Engine::Postgres {
+        name_derived_tables(&mut query);
+    }
+    let sql = render(&query, limits, engine)?;
     Ok(ValidatedQuery {
+        engine,
         cte_names: cte_names(&query),
         sql,
         hidden_columns: resolver.hidden_columns(),

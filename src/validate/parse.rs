@@ -1,5 +1,5 @@
-//! The first stages: size, parse (SQLite dialect), depth, one statement, and rendering the
-//! checked tree back to the text to run.
+//! The first stages: size, parse (in the dialect of the catalog's engine), depth, one statement,
+//! and rendering the checked tree back to the text to run.
 
 use super::*;
 
@@ -49,22 +49,26 @@ pub(in crate::validate) fn too_deep(text: &str, limits: &Limits) -> Refusal {
     ))
 }
 
-/// Parses with the SQLite dialect, then measures depth with a walk that stops at the limit, so
+/// Parses in the engine's dialect, then measures depth with a walk that stops at the limit, so
 /// that no later walk (or `Display`) recurses deeper than that.
-pub(in crate::validate) fn parse(text: &str, limits: &Limits) -> Result<Vec<Statement>, Refusal> {
-    let statements = match parse_with_recursion_limit(text, limits.max_depth) {
+pub(in crate::validate) fn parse(
+    text: &str,
+    limits: &Limits,
+    engine: Engine,
+) -> Result<Vec<Statement>, Refusal> {
+    let statements = match parse_with_recursion_limit(text, limits.max_depth, engine) {
         Ok(statements) => statements,
         Err(ParserError::RecursionLimitExceeded) => return Err(too_deep(text, limits)),
-        Err(ParserError::TokenizerError(message)) => return Err(parse_error(text, &message)),
+        Err(ParserError::TokenizerError(message)) => return Err(parse_error(text, &message, engine)),
         Err(ParserError::ParserError(message)) => {
             // sqlparser sometimes reports its recursion limit as a syntax error. Parsing again
             // with a limit no input can reach tells the two apart; the parser grows its stack on
             // the heap, and the tree it builds is taken apart without recursion.
-            if let Ok(deep) = parse_with_recursion_limit(text, limits.max_sql_bytes) {
+            if let Ok(deep) = parse_with_recursion_limit(text, limits.max_sql_bytes, engine) {
                 dismantle(deep);
                 return Err(too_deep(text, limits));
             }
-            return Err(parse_error(text, &message));
+            return Err(parse_error(text, &message, engine));
         }
     };
     let mut probe = DepthProbe { depth: 0, max_depth: limits.max_depth, entered: Vec::new() };
@@ -78,20 +82,33 @@ pub(in crate::validate) fn parse(text: &str, limits: &Limits) -> Result<Vec<Stat
 pub(in crate::validate) fn parse_with_recursion_limit(
     text: &str,
     limit: usize,
+    engine: Engine,
 ) -> Result<Vec<Statement>, ParserError> {
-    Parser::new(&SQLiteDialect {})
+    Parser::new(dialect(engine))
         .with_recursion_limit(limit)
         .try_with_sql(text)
         .and_then(|mut parser| parser.parse_statements())
 }
 
-/// Statements SQLite has besides queries; a draft starting with one is refused as a write even
-/// when sqlparser cannot parse the rest.
-pub(in crate::validate) const NOT_QUERY_KEYWORDS: &str = "\
-    ALTER ANALYZE ATTACH BEGIN COMMIT CREATE DELETE DETACH DROP END INSERT PRAGMA REINDEX \
-    RELEASE REPLACE ROLLBACK SAVEPOINT UPDATE UPSERT VACUUM";
+/// The sqlparser dialect of an engine.
+pub(in crate::validate) fn dialect(engine: Engine) -> &'static dyn Dialect {
+    static SQLITE: SQLiteDialect = SQLiteDialect {};
+    static POSTGRES: PostgreSqlDialect = PostgreSqlDialect {};
+    match engine {
+        Engine::Sqlite => &SQLITE,
+        Engine::Postgres => &POSTGRES,
+    }
+}
 
-pub(in crate::validate) fn parse_error(text: &str, message: &str) -> Refusal {
+/// Statements SQLite and PostgreSQL have besides queries; a draft starting with one is refused
+/// as a write even when sqlparser cannot parse the rest.
+pub(in crate::validate) const NOT_QUERY_KEYWORDS: &str = "\
+    ALTER ANALYZE ATTACH BEGIN CALL CHECKPOINT CLUSTER COMMENT COMMIT COPY CREATE DEALLOCATE \
+    DECLARE DELETE DETACH DISCARD DO DROP END EXECUTE GRANT IMPORT INSERT LISTEN LOAD LOCK MERGE \
+    MOVE NOTIFY PRAGMA PREPARE REASSIGN REFRESH REINDEX RELEASE REPLACE RESET REVOKE ROLLBACK \
+    SAVEPOINT SET START TRUNCATE UNLISTEN UPDATE UPSERT VACUUM";
+
+pub(in crate::validate) fn parse_error(text: &str, message: &str, engine: Engine) -> Refusal {
     let leading = leading_word(text);
     if NOT_QUERY_KEYWORDS.split_whitespace().any(|k| k == leading) {
         return refuse(violation(
@@ -105,7 +122,10 @@ pub(in crate::validate) fn parse_error(text: &str, message: &str) -> Refusal {
         ViolationCode::ParseError,
         format!("the SQL does not parse: {message}"),
         fragment_at_location(text, message),
-        "write one SQLite SELECT statement; check commas, parentheses and quotes near the fragment",
+        format!(
+            "write one {} SELECT statement; check commas, parentheses and quotes near the fragment",
+            engine.name()
+        ),
     ))
 }
 
@@ -274,9 +294,9 @@ pub(in crate::validate) fn single_query(statements: Vec<Statement>, text: &str) 
 }
 
 /// Prints the checked tree, and makes sure the printed SQL means the same tree.
-pub(in crate::validate) fn render(query: &Query, limits: &Limits) -> Result<String, Refusal> {
+pub(in crate::validate) fn render(query: &Query, limits: &Limits, engine: Engine) -> Result<String, Refusal> {
     let sql = query.to_string();
-    match parse_with_recursion_limit(&sql, limits.max_sql_bytes).as_deref() {
+    match parse_with_recursion_limit(&sql, limits.max_sql_bytes, engine).as_deref() {
         Ok([Statement::Query(again)]) if **again == *query => Ok(sql),
         _ => Err(refuse(unsupported(&sql))),
     }
@@ -287,6 +307,6 @@ pub(in crate::validate) fn unsupported(fragment: &str) -> Violation {
         ViolationCode::ParseError,
         "the SQL uses syntax the validator cannot check",
         excerpt(fragment, 60),
-        "write plain SQLite: SELECT with joins, subqueries, CTEs, GROUP BY, ORDER BY, LIMIT",
+        "write a plain SELECT: joins, subqueries, CTEs, GROUP BY, ORDER BY, LIMIT",
     )
 }

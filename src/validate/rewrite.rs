@@ -257,7 +257,7 @@ pub(crate) fn check_row_filter(catalog: &Catalog, table: &str, predicate: &Expr)
         }
         select.selection = Some(predicate.clone());
     }
-    let mut safety = SafetyCheck::default();
+    let mut safety = SafetyCheck::new(catalog.engine());
     let _ = query.visit(&mut safety);
     let policy = Policy::unrestricted();
     let principal = Principal::new("policy-check", policy.role());
@@ -266,4 +266,52 @@ pub(crate) fn check_row_filter(catalog: &Catalog, table: &str, predicate: &Expr)
     let mut violations = safety.violations;
     violations.append(&mut resolver.violations);
     violations
+}
+
+/// Names every derived table that has no alias (`FROM (SELECT …)`): PostgreSQL before 16
+/// requires one. The names (`derived_1`, …) are new to the query.
+pub(in crate::validate) fn name_derived_tables(query: &mut Query) {
+    struct Namer {
+        taken: BTreeSet<String>,
+        next: usize,
+    }
+    impl VisitorMut for Namer {
+        type Break = ();
+        fn pre_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
+            if let TableFactor::Derived { alias: alias @ None, .. } = factor {
+                let name = loop {
+                    self.next += 1;
+                    let name = format!("derived_{}", self.next);
+                    if !self.taken.contains(&name) {
+                        break name;
+                    }
+                };
+                *alias = Some(TableAlias {
+                    explicit: true,
+                    name: Ident::new(name),
+                    columns: Vec::new(),
+                    at: None,
+                });
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    struct Names(BTreeSet<String>);
+    impl Visitor for Names {
+        type Break = ();
+        fn pre_visit_table_factor(&mut self, factor: &TableFactor) -> ControlFlow<()> {
+            let alias = match factor {
+                TableFactor::Derived { alias, .. } | TableFactor::Table { alias, .. } => alias.as_ref(),
+                _ => None,
+            };
+            if let Some(alias) = alias {
+                self.0.insert(alias.name.value.to_lowercase());
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut names = Names(BTreeSet::new());
+    let _ = Visit::visit(&*query, &mut names);
+    let mut namer = Namer { taken: names.0, next: 0 };
+    let _ = VisitMut::visit(query, &mut namer);
 }

@@ -5,7 +5,7 @@ use super::*;
 
 /// SQLite functions that only compute from their arguments (scalar, aggregate, window, date,
 /// JSON, math).
-pub(in crate::validate) const ALLOWED_FUNCTIONS: &str = "\
+const SQLITE_FUNCTIONS: &str = "\
     -> ->> abs acos asin atan atan2 avg ceil ceiling char coalesce concat concat_ws cos count \
     cume_dist current_date current_time current_timestamp date datetime degrees dense_rank exp \
     first_value floor format glob group_concat hex ifnull iif instr json json_array \
@@ -16,32 +16,80 @@ pub(in crate::validate) const ALLOWED_FUNCTIONS: &str = "\
     string_agg substr substring sum tan time timediff total trim trunc typeof unhex unicode \
     unixepoch unlikely upper";
 
-/// Functions that touch files, load code, expose internals or allocate without bound.
-pub(in crate::validate) const FORBIDDEN_FUNCTIONS: &str = "\
+/// SQLite functions that touch files, load code, expose internals or allocate without bound.
+const SQLITE_FORBIDDEN: &str = "\
     load_extension readfile writefile edit fsdir lsmode zipfile sqlar_compress \
     sqlar_uncompress fts3_tokenizer randomblob zeroblob";
 
-pub(in crate::validate) fn is_forbidden_function(name: &str) -> bool {
-    FORBIDDEN_FUNCTIONS.split_whitespace().any(|f| f == name) || name.starts_with("sqlite_")
+/// PostgreSQL functions that only compute from their arguments (aggregate, window, string,
+/// date, math). Left out on purpose: padding and repetition (`lpad`, `repeat`, `format`
+/// widths allocate at will), regular expressions, set-returning functions, sequences.
+const POSTGRES_FUNCTIONS: &str = "\
+    abs acos age asin atan atan2 avg bool_and bool_or btrim cbrt ceil ceiling char_length \
+    character_length chr coalesce concat concat_ws corr cos count covar_pop covar_samp \
+    cume_dist current_date current_time current_timestamp date date_bin date_part date_trunc \
+    degrees dense_rank div every exp first_value floor greatest initcap isfinite \
+    justify_days justify_hours justify_interval lag last_value lead least left length ln \
+    localtime localtimestamp log log10 lower ltrim make_date make_interval make_time \
+    make_timestamp max md5 min mod now nth_value ntile nullif percent_rank percentile_cont \
+    percentile_disc pi position power radians random rank replace reverse right round \
+    row_number rtrim sign sin split_part sqrt starts_with stddev stddev_pop stddev_samp \
+    string_agg strpos substr substring sum tan to_char to_date to_number to_timestamp \
+    translate trim trunc upper var_pop var_samp variance";
+
+/// PostgreSQL functions that read or write files and settings, reach other servers, sleep,
+/// write sequences or expose the server (every `pg_`, `lo_` and `dblink` function besides).
+const POSTGRES_FORBIDDEN: &str = "\
+    current_setting set_config query_to_xml query_to_xml_and_xmlschema table_to_xml \
+    cursor_to_xml database_to_xml schema_to_xml xpath generate_series repeat nextval setval \
+    currval lastval txid_current version inet_server_addr inet_client_addr has_table_privilege";
+
+fn allowed_functions(engine: Engine) -> &'static str {
+    match engine {
+        Engine::Sqlite => SQLITE_FUNCTIONS,
+        Engine::Postgres => POSTGRES_FUNCTIONS,
+    }
 }
 
-/// Whether a function may run, by name, case-insensitively: the allow-list the validator
-/// enforces, for the executor's second wall (SQLite's authorizer sees every call, operators
-/// such as LIKE, GLOB and -> included).
-pub fn is_allowed_function(name: &str) -> bool {
-    let lower = name.to_ascii_lowercase();
-    !is_forbidden_function(&lower) && ALLOWED_FUNCTIONS.split_whitespace().any(|f| f == lower)
+pub(in crate::validate) fn is_forbidden_function(engine: Engine, name: &str) -> bool {
+    match engine {
+        Engine::Sqlite => {
+            SQLITE_FORBIDDEN.split_whitespace().any(|f| f == name) || name.starts_with("sqlite_")
+        }
+        Engine::Postgres => {
+            POSTGRES_FORBIDDEN.split_whitespace().any(|f| f == name)
+                || ["pg_", "lo_", "dblink"].iter().any(|prefix| name.starts_with(prefix))
+        }
+    }
 }
+
+/// Whether a function may run on `engine`, by name, case-insensitively: the allow-list the
+/// validator enforces, for the executor's second wall (SQLite's authorizer sees every call,
+/// operators such as LIKE, GLOB and -> included).
+pub fn is_allowed_function(engine: Engine, name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    !is_forbidden_function(engine, &lower) && allowed_functions(engine).split_whitespace().any(|f| f == lower)
+}
+
+/// Types a PostgreSQL cast may name: values, never the `reg*` types that look up objects by
+/// name, nor documents.
+const POSTGRES_CAST_TYPES: &str = "\
+    bigint bool boolean char character date decimal double float float4 float8 int int2 int4 \
+    int8 integer interval numeric real smallint text time timestamp timestamptz varchar";
 
 /// Walks the whole tree, whatever the clause: writes, locks and functions are refused wherever
 /// they hide. Also counts table references, to prove the resolver saw each one.
-#[derive(Default)]
 pub(in crate::validate) struct SafetyCheck {
+    engine: Engine,
     pub(in crate::validate) violations: Vec<Violation>,
     pub(in crate::validate) relations_seen: usize,
 }
 
 impl SafetyCheck {
+    pub(in crate::validate) fn new(engine: Engine) -> SafetyCheck {
+        SafetyCheck { engine, violations: Vec::new(), relations_seen: 0 }
+    }
+
     pub(in crate::validate) fn not_read_only(&mut self, what: &str, fragment: String) {
         self.violations.push(violation(
             ViolationCode::NotReadOnly,
@@ -58,12 +106,13 @@ impl SafetyCheck {
                 ViolationCode::UnknownFunction,
                 format!("'{}' is not a known function", function.name),
                 excerpt(&function.to_string(), 60),
-                "call built-in SQLite functions by their plain name",
+                format!("call built-in {} functions by their plain name", self.engine.name()),
             ));
             return;
         };
         let lower = single.value.to_ascii_lowercase();
-        if is_forbidden_function(&lower) {
+        let allowed = allowed_functions(self.engine);
+        if is_forbidden_function(self.engine, &lower) {
             self.violations.push(violation(
                 ViolationCode::ForbiddenFunction,
                 format!(
@@ -74,19 +123,33 @@ impl SafetyCheck {
                 excerpt(&function.to_string(), 60),
                 "remove it; only functions that compute from their arguments are allowed",
             ));
-        } else if !ALLOWED_FUNCTIONS.split_whitespace().any(|f| f == lower) {
-            let named = ALLOWED_FUNCTIONS.split_whitespace().filter(|f| f.starts_with(char::is_alphabetic));
+        } else if !allowed.split_whitespace().any(|f| f == lower) {
+            let named = allowed.split_whitespace().filter(|f| f.starts_with(char::is_alphabetic));
+            let engine = self.engine.name();
             let hint = match closest(&lower, named) {
-                Some(near) => format!("did you mean '{near}'? Only common SQLite functions are allowed"),
-                None => {
-                    "use a built-in SQLite function (aggregate, string, date, math, window, JSON)".to_string()
-                }
+                Some(near) => format!("did you mean '{near}'? Only common {engine} functions are allowed"),
+                None => format!("use a built-in {engine} function (aggregate, string, date, math, window)"),
             };
             self.violations.push(violation(
                 ViolationCode::UnknownFunction,
                 format!("'{}' is not an allowed function", single.value),
                 excerpt(&function.to_string(), 60),
                 hint,
+            ));
+        }
+    }
+
+    /// PostgreSQL casts name value types only: `'pg_authid'::regclass` and friends look up
+    /// server objects by name.
+    fn check_cast_type(&mut self, data_type: &DataType, expr: &Expr) {
+        let rendered = data_type.to_string().to_ascii_lowercase();
+        let word: String = rendered.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+        if !POSTGRES_CAST_TYPES.split_whitespace().any(|t| t == word) {
+            self.violations.push(violation(
+                ViolationCode::ForbiddenFunction,
+                format!("a cast to '{rendered}' is not allowed"),
+                excerpt(&expr.to_string(), 60),
+                "cast only to value types: numeric, integer, bigint, double precision, text, date, timestamp, interval, boolean",
             ));
         }
     }
@@ -162,6 +225,11 @@ impl Visitor for SafetyCheck {
     fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
         match expr {
             Expr::Function(function) => self.check_function(function),
+            Expr::Cast { data_type, .. } | Expr::TypedString(TypedString { data_type, .. })
+                if self.engine == Engine::Postgres =>
+            {
+                self.check_cast_type(data_type, expr);
+            }
             Expr::In { target: InTarget::Table { name, args: Some(_) }, .. } => {
                 self.table_function(&name.to_string(), expr.to_string());
             }

@@ -539,3 +539,101 @@ fn row_filter_predicates_are_checked_against_the_catalog() {
     assert_eq!(filter("users.country_code = 'FR'"), ["unknown_table"]);
     assert_eq!(filter("load_extension('x') = 1"), ["forbidden_function"]);
 }
+
+// --- PostgreSQL ---------------------------------------------------------------------------
+
+fn on_postgres(sql: &str) -> Result<ValidatedQuery, Refusal> {
+    let catalog = shop().on_engine(Engine::Postgres).in_schema("public");
+    validate(&DraftSql::new(sql), &catalog, &Policy::unrestricted(), &anyone())
+}
+
+fn postgres_codes(sql: &str) -> Vec<&'static str> {
+    match on_postgres(sql) {
+        Ok(_) => Vec::new(),
+        Err(refusal) => refusal.violations.iter().map(|v| v.code.as_str()).collect(),
+    }
+}
+
+#[test]
+fn postgres_idioms_pass_on_a_postgres_catalog() {
+    let idioms = [
+        "SELECT date_trunc('month', signup_date::date) AS month, count(*) FROM users GROUP BY 1",
+        "SELECT EXTRACT(YEAR FROM CAST(signup_date AS date)) AS y FROM users",
+        "SELECT email FROM users WHERE email ILIKE '%@example.com'",
+        "SELECT signup_date::date + INTERVAL '1 day' FROM users",
+        "SELECT to_char(signup_date::date, 'YYYY-MM') AS month FROM public.users",
+        "SELECT country_code, 1.0 * count(*) / sum(count(*)) OVER () AS share FROM users GROUP BY country_code",
+        "SELECT DATE '2026-10-01' AS d",
+        "SELECT $$it's text$$ AS s",
+        "SELECT count(*) FROM USERS",
+        "SELECT count(*) FROM \"users\"",
+    ];
+    let refused: Vec<String> =
+        idioms.iter().filter_map(|sql| on_postgres(sql).err().map(|r| format!("{sql}: {r}"))).collect();
+    assert!(refused.is_empty(), "refused:\n{}", refused.join("\n"));
+    let checked = on_postgres("SELECT email FROM users").unwrap_or_else(|r| panic!("{r}"));
+    assert_eq!(checked.engine(), Engine::Postgres, "only PostgreSQL's executor takes it");
+}
+
+#[test]
+fn postgres_attacks_are_refused_by_the_validator() {
+    let cases: &[(&str, &str)] = &[
+        ("SELECT pg_read_file('/etc/passwd')", "forbidden_function"),
+        ("SELECT pg_sleep(10)", "forbidden_function"),
+        ("SELECT set_config('statement_timeout', '0', false)", "forbidden_function"),
+        ("SELECT current_setting('data_directory')", "forbidden_function"),
+        ("SELECT lo_import('/etc/passwd')", "forbidden_function"),
+        ("SELECT dblink('host=x', 'SELECT 1')", "forbidden_function"),
+        ("SELECT * FROM generate_series(1, 10)", "forbidden_function"),
+        ("SELECT repeat('x', 100000000)", "forbidden_function"),
+        ("SELECT 'pg_authid'::regclass", "forbidden_function"),
+        ("SELECT CAST('users' AS regclass)", "forbidden_function"),
+        ("SELECT strftime('%Y', signup_date) FROM users", "unknown_function"),
+        ("COPY users TO PROGRAM 'id'", "not_read_only"),
+        ("SET ROLE postgres", "not_read_only"),
+        ("SELECT * INTO stolen FROM users", "not_read_only"),
+        ("SELECT * FROM users FOR UPDATE", "not_read_only"),
+        ("DO $$BEGIN END$$", "not_read_only"),
+        ("SELECT 1; DROP TABLE users", "multiple_statements"),
+        ("SELECT * FROM pg_catalog.pg_authid", "unknown_table"),
+        ("SELECT * FROM main.users", "unknown_table"),
+        ("SELECT count(*) FROM \"USERS\"", "unknown_table"),
+    ];
+    let failures: Vec<String> = cases
+        .iter()
+        .filter(|(sql, code)| !postgres_codes(sql).contains(code))
+        .map(|(sql, code)| format!("{sql}: expected {code}, got {:?}", postgres_codes(sql)))
+        .collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // SQLite's own functions stay allowed on SQLite, and PostgreSQL's are unknown there.
+    assert!(codes("SELECT strftime('%Y', signup_date) FROM users").is_empty());
+    assert_eq!(codes("SELECT date_trunc('month', signup_date) FROM users"), vec!["unknown_function"]);
+}
+
+#[test]
+fn derived_tables_are_named_on_postgres() {
+    let roles = roles();
+    let analyst = roles.get("analyst").unwrap_or_else(|| panic!("no analyst"));
+    let catalog = governed_shop().on_engine(Engine::Postgres).in_schema("public");
+    let principal = Principal::new("test", "analyst");
+    let sql = "SELECT order_id FROM orders LIMIT (SELECT 5)";
+    let query =
+        validate(&DraftSql::new(sql), &catalog, analyst, &principal).unwrap_or_else(|r| panic!("{r}"));
+    assert!(query.sql().ends_with(") AS derived_1 LIMIT 100"), "{}", query.sql());
+    let nested = on_postgres("SELECT count(*) FROM (SELECT * FROM (SELECT user_id FROM users) AS derived_1)")
+        .unwrap_or_else(|r| panic!("{r}"));
+    assert!(
+        nested.sql().ends_with("AS derived_1) AS derived_2"),
+        "every derived table named, uniquely: {}",
+        nested.sql()
+    );
+    let regional = roles.get("regional").unwrap_or_else(|| panic!("no regional"));
+    let principal = Principal::new("test", "regional").with_attribute("country", "FR");
+    let query = validate(&DraftSql::new("SELECT order_id FROM orders"), &catalog, regional, &principal)
+        .unwrap_or_else(|r| panic!("{r}"));
+    assert!(
+        query.sql().contains("FROM public.\"orders\""),
+        "a row filter reads the schema's table: {}",
+        query.sql()
+    );
+}

@@ -8,6 +8,11 @@
 //!
 //! No function here executes a `&str` of SQL on the warehouse; attaching the configured
 //! sources is the one trusted statement, built from their quoted names.
+//!
+//! On a PostgreSQL warehouse the executor hands the query to `postgres`, whose walls are the
+//! server's: a role that may only read (checked when Quarry starts), a `READ ONLY`
+//! transaction, a server-side statement timeout and a cancel request at the deadline. A query
+//! runs only on the engine it was validated for.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,7 +26,8 @@ use rusqlite::{Connection, OpenFlags};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::catalog::Source;
+use super::postgres::PostgresWarehouse;
+use crate::catalog::{Engine, Source};
 use crate::validate::{is_allowed_function, ValidatedQuery};
 
 /// Rows returned by a query, typed as JSON values.
@@ -80,6 +86,12 @@ pub enum ExecuteError {
     /// The warehouse file could not be opened.
     #[error("cannot open the warehouse {path}: {source}")]
     Open { path: PathBuf, source: rusqlite::Error },
+    /// The warehouse server could not be reached, or the connection broke.
+    #[error("cannot reach the warehouse {warehouse}: {message}; check that the server runs, then ask again")]
+    Connect { warehouse: String, message: String },
+    /// A query checked for one engine was handed to another engine's executor.
+    #[error("the query was checked for {query} but the warehouse runs {warehouse}")]
+    WrongEngine { query: &'static str, warehouse: &'static str },
     /// The query ran longer than allowed and was stopped.
     #[error("the query ran longer than {0:?} and was stopped; add filters or aggregate earlier")]
     Timeout(Duration),
@@ -150,12 +162,24 @@ const MAX_LIKE_PATTERN_BYTES: i32 = 1_000;
 /// How often the watchdog looks at the deadline and the cancel flag.
 const WATCHDOG_TICK: Duration = Duration::from_millis(20);
 
-/// Runs validated queries on the SQLite warehouse and the other sources attached beside it.
+/// Runs validated queries on the warehouse: a SQLite file (and the other sources attached
+/// beside it) or a PostgreSQL schema.
 #[derive(Debug, Clone)]
 pub struct Executor {
+    backend: Backend,
+    limits: ExecutionLimits,
+}
+
+#[derive(Debug, Clone)]
+enum Backend {
+    Sqlite(SqliteWarehouse),
+    Postgres(Arc<PostgresWarehouse>),
+}
+
+#[derive(Debug, Clone)]
+struct SqliteWarehouse {
     warehouse: PathBuf,
     sources: Vec<Source>,
-    limits: ExecutionLimits,
 }
 
 impl Executor {
@@ -163,22 +187,66 @@ impl Executor {
         Executor::with_limits(warehouse, ExecutionLimits::new(timeout, row_cap))
     }
 
+    /// An executor for the SQLite file `warehouse`.
     pub fn with_limits(warehouse: &Path, limits: ExecutionLimits) -> Self {
         let limits = ExecutionLimits { row_cap: limits.row_cap.max(1), ..limits };
-        Executor { warehouse: warehouse.to_path_buf(), sources: Vec::new(), limits }
+        let sqlite = SqliteWarehouse { warehouse: warehouse.to_path_buf(), sources: Vec::new() };
+        Executor { backend: Backend::Sqlite(sqlite), limits }
     }
 
-    /// Also reads these warehouses, attached read-only under their source names.
+    /// An executor for a PostgreSQL warehouse.
+    pub fn postgres(warehouse: Arc<PostgresWarehouse>, limits: ExecutionLimits) -> Self {
+        let limits = ExecutionLimits { row_cap: limits.row_cap.max(1), ..limits };
+        Executor { backend: Backend::Postgres(warehouse), limits }
+    }
+
+    /// Also reads these SQLite warehouses, attached read-only under their source names.
     pub fn with_sources(mut self, sources: &[Source]) -> Self {
-        self.sources = sources.to_vec();
+        if let Backend::Sqlite(sqlite) = &mut self.backend {
+            sqlite.sources = sources.to_vec();
+        }
         self
+    }
+
+    /// The engine the warehouse runs on.
+    pub fn engine(&self) -> Engine {
+        match self.backend {
+            Backend::Sqlite(_) => Engine::Sqlite,
+            Backend::Postgres(_) => Engine::Postgres,
+        }
     }
 
     pub fn row_cap(&self) -> usize {
         self.limits.row_cap
     }
 
-    fn connect(&self, query: &ValidatedQuery) -> Result<Connection, ExecuteError> {
+    /// Runs the query, returning at most `row_cap` rows.
+    pub fn run(&self, query: &ValidatedQuery) -> Result<ResultSet, ExecuteError> {
+        self.run_cancellable(query, &Cancel::new())
+    }
+
+    /// Runs the query until it ends, its deadline passes or `cancel` is raised, whichever comes
+    /// first; at most `row_cap` rows and `max_result_bytes` of cell data.
+    pub fn run_cancellable(
+        &self,
+        query: &ValidatedQuery,
+        cancel: &Cancel,
+    ) -> Result<ResultSet, ExecuteError> {
+        if query.engine() != self.engine() {
+            return Err(ExecuteError::WrongEngine {
+                query: query.engine().name(),
+                warehouse: self.engine().name(),
+            });
+        }
+        match &self.backend {
+            Backend::Sqlite(sqlite) => sqlite.run(query, &self.limits, cancel),
+            Backend::Postgres(postgres) => postgres.run(query, &self.limits, cancel),
+        }
+    }
+}
+
+impl SqliteWarehouse {
+    fn connect(&self, query: &ValidatedQuery, limits: &ExecutionLimits) -> Result<Connection, ExecuteError> {
         let open_err = |source| ExecuteError::Open { path: self.warehouse.clone(), source };
         for path in std::iter::once(&self.warehouse).chain(self.sources.iter().map(|s| &s.path)) {
             if !path.is_file() {
@@ -213,27 +281,21 @@ impl Executor {
                 .collect(),
         };
         conn.authorizer(Some(move |ctx: AuthContext<'_>| walls.authorize(ctx))).map_err(open_err)?;
-        let max_value = i32::try_from(self.limits.max_value_bytes).unwrap_or(i32::MAX).max(1);
+        let max_value = i32::try_from(limits.max_value_bytes).unwrap_or(i32::MAX).max(1);
         conn.set_limit(Limit::SQLITE_LIMIT_LENGTH, max_value).map_err(open_err)?;
         conn.set_limit(Limit::SQLITE_LIMIT_LIKE_PATTERN_LENGTH, MAX_LIKE_PATTERN_BYTES).map_err(open_err)?;
         Ok(conn)
     }
 
-    /// Runs the query, returning at most `row_cap` rows.
-    pub fn run(&self, query: &ValidatedQuery) -> Result<ResultSet, ExecuteError> {
-        self.run_cancellable(query, &Cancel::new())
-    }
-
-    /// Runs the query until it ends, its deadline passes or `cancel` is raised, whichever comes
-    /// first; at most `row_cap` rows and `max_result_bytes` of cell data.
-    pub fn run_cancellable(
+    fn run(
         &self,
         query: &ValidatedQuery,
+        limits: &ExecutionLimits,
         cancel: &Cancel,
     ) -> Result<ResultSet, ExecuteError> {
         let started = Instant::now();
-        let deadline = started + self.limits.timeout;
-        let mut conn = self.connect(query)?;
+        let deadline = started + limits.timeout;
+        let mut conn = self.connect(query, limits)?;
         // The progress handler stops the statement between steps; the watchdog interrupts it
         // from outside, where the progress handler is not called.
         let stop = {
@@ -254,62 +316,60 @@ impl Executor {
                 _ => return,
             }
         });
-        let result = self.read(&conn, query, started);
+        let result = read(&conn, query, limits, started);
         drop(finished);
         let _ = watchdog.join();
         result.map_err(|e| match e {
             ExecuteError::Database(_) if cancel.is_cancelled() => ExecuteError::Cancelled,
-            ExecuteError::Database(_) if Instant::now() > deadline => {
-                ExecuteError::Timeout(self.limits.timeout)
-            }
+            ExecuteError::Database(_) if Instant::now() > deadline => ExecuteError::Timeout(limits.timeout),
             other => other,
         })
     }
+}
 
-    /// Steps through the statement, converting each row as it comes.
-    fn read(
-        &self,
-        conn: &Connection,
-        query: &ValidatedQuery,
-        started: Instant,
-    ) -> Result<ResultSet, ExecuteError> {
-        let db_err = |e: rusqlite::Error| ExecuteError::Database(e.to_string());
-        let mut stmt = conn.prepare(query.sql()).map_err(db_err)?;
-        if !stmt.readonly() {
-            return Err(ExecuteError::Database("statement is not read-only".into()));
-        }
-        let columns: Vec<String> = stmt.column_names().map(String::from).collect();
-        let mut rows = Vec::new();
-        let mut truncation = None;
-        let mut bytes = 0usize;
-        let mut cursor = stmt.query([]).map_err(db_err)?;
-        while let Some(row) = cursor.next().map_err(db_err)? {
-            if rows.len() == self.limits.row_cap {
-                truncation = Some(Truncation::RowCap);
-                break;
-            }
-            let mut values = Vec::with_capacity(columns.len());
-            let mut row_bytes = 0;
-            for i in 0..columns.len() {
-                let value = row.get_ref(i).map_err(db_err)?;
-                row_bytes += cell_bytes(&value);
-                values.push(json_value(value));
-            }
-            if bytes + row_bytes > self.limits.max_result_bytes {
-                truncation = Some(Truncation::ByteLimit);
-                break;
-            }
-            bytes += row_bytes;
-            rows.push(values);
-        }
-        Ok(ResultSet {
-            columns,
-            rows,
-            truncated: truncation.is_some(),
-            truncation,
-            elapsed_ms: started.elapsed().as_millis() as u64,
-        })
+/// Steps through the statement, converting each row as it comes.
+fn read(
+    conn: &Connection,
+    query: &ValidatedQuery,
+    limits: &ExecutionLimits,
+    started: Instant,
+) -> Result<ResultSet, ExecuteError> {
+    let db_err = |e: rusqlite::Error| ExecuteError::Database(e.to_string());
+    let mut stmt = conn.prepare(query.sql()).map_err(db_err)?;
+    if !stmt.readonly() {
+        return Err(ExecuteError::Database("statement is not read-only".into()));
     }
+    let columns: Vec<String> = stmt.column_names().map(String::from).collect();
+    let mut rows = Vec::new();
+    let mut truncation = None;
+    let mut bytes = 0usize;
+    let mut cursor = stmt.query([]).map_err(db_err)?;
+    while let Some(row) = cursor.next().map_err(db_err)? {
+        if rows.len() == limits.row_cap {
+            truncation = Some(Truncation::RowCap);
+            break;
+        }
+        let mut values = Vec::with_capacity(columns.len());
+        let mut row_bytes = 0;
+        for i in 0..columns.len() {
+            let value = row.get_ref(i).map_err(db_err)?;
+            row_bytes += cell_bytes(&value);
+            values.push(json_value(value));
+        }
+        if bytes + row_bytes > limits.max_result_bytes {
+            truncation = Some(Truncation::ByteLimit);
+            break;
+        }
+        bytes += row_bytes;
+        rows.push(values);
+    }
+    Ok(ResultSet {
+        columns,
+        rows,
+        truncated: truncation.is_some(),
+        truncation,
+        elapsed_ms: started.elapsed().as_millis() as u64,
+    })
 }
 
 /// What a cell adds to a result's size.
@@ -356,7 +416,7 @@ impl Walls {
                     Authorization::Allow
                 }
             }
-            AuthAction::Function { function_name } if is_allowed_function(function_name) => {
+            AuthAction::Function { function_name } if is_allowed_function(Engine::Sqlite, function_name) => {
                 Authorization::Allow
             }
             _ => Authorization::Deny,

@@ -139,7 +139,7 @@ fn introspect_table(conn: &Connection, name: &str) -> rusqlite::Result<Table> {
 }
 
 /// Whether a column holds dates or timestamps, judging by its type or name.
-fn is_date_column(column: &Column) -> bool {
+pub(super) fn is_date_column(column: &Column) -> bool {
     let t = column.data_type.to_uppercase();
     let n = column.name.to_lowercase();
     t.contains("DATE")
@@ -194,7 +194,7 @@ fn date_format(conn: &Connection, table: &str, column: &str) -> rusqlite::Result
 }
 
 /// `YYYY-MM-DD`, `YYYY-MM-DD HH:MM:SS`, `YYYY-MM-DDTHH:MM:SS`, `YYYY-MM` or `YYYY` by shape.
-fn classify_date(value: &str) -> Option<&'static str> {
+pub(super) fn classify_date(value: &str) -> Option<&'static str> {
     let shape: String = value.chars().map(|c| if c.is_ascii_digit() { '9' } else { c }).collect();
     let fraction = shape.find('.').map(|i| &shape[..i]).unwrap_or(&shape);
     let zone = fraction.trim_end_matches('Z');

@@ -11,7 +11,11 @@ use crate::support::{config_for, scripted, shared_workspace};
 
 fn catalog() -> Catalog {
     let config = config_for(shared_workspace());
-    quarry::warehouse::load_catalog(&config.warehouse, &config.governance).expect("catalog")
+    quarry::warehouse::load_catalog(
+        config.warehouse.sqlite_path().expect("a SQLite warehouse"),
+        &config.governance,
+    )
+    .expect("catalog")
 }
 
 #[test]

@@ -20,6 +20,7 @@ mod http;
 mod llm_server;
 mod operators;
 mod policy;
+mod postgres;
 mod support;
 mod surfaces;
 mod threads;

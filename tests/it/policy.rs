@@ -88,7 +88,11 @@ fn the_pipeline_applies_the_principals_role() {
 #[test]
 fn the_model_sees_only_what_the_role_may_read() {
     let config = config_for(shared_workspace());
-    let catalog = quarry::warehouse::load_catalog(&config.warehouse, &config.governance).expect("catalog");
+    let catalog = quarry::warehouse::load_catalog(
+        config.warehouse.sqlite_path().expect("a SQLite warehouse"),
+        &config.governance,
+    )
+    .expect("catalog");
     let policy = demo_policy();
     let analyst = policy.get("analyst").expect("analyst").visible_catalog(&catalog);
     let users = analyst.table("users").expect("users");
@@ -138,7 +142,11 @@ fn policy_configuration_errors_name_the_role_and_the_fix() {
     // Against the catalog: names and tags must exist.
     let catalog = {
         let config = config_for(shared_workspace());
-        quarry::warehouse::load_catalog(&config.warehouse, &config.governance).expect("catalog")
+        quarry::warehouse::load_catalog(
+            config.warehouse.sqlite_path().expect("a SQLite warehouse"),
+            &config.governance,
+        )
+        .expect("catalog")
     };
     for (text, needle) in [
         ("[policy.roles.analyst]\ntables_denied = [\"userz\"]\n", "did you mean 'users'"),

@@ -46,8 +46,12 @@ pub fn shared_workspace() -> &'static Path {
     DIR.get_or_init(|| {
         let dir = tempfile::Builder::new().prefix("quarry-it-").tempdir().expect("temp dir").keep();
         let config = config_for(&dir);
-        quarry::demo::create(&config.warehouse, &config.history, quarry::demo::DEFAULT_SEED)
-            .expect("demo workspace");
+        quarry::demo::create(
+            config.warehouse.sqlite_path().expect("a SQLite warehouse"),
+            &config.history,
+            quarry::demo::DEFAULT_SEED,
+        )
+        .expect("demo workspace");
         dir
     })
 }

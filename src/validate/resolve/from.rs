@@ -253,6 +253,29 @@ impl<'c> Resolver<'c> {
             ));
             return relation;
         }
+        if let Some(table) = self.catalog.table(&table_name.value) {
+            if self.catalog.engine() == Engine::Postgres {
+                // PostgreSQL folds unquoted names to lower case and keeps quoted ones as written.
+                let folded = match table_name.quote_style {
+                    Some(_) => table_name.value.clone(),
+                    None => table_name.value.to_lowercase(),
+                };
+                if folded != table.name {
+                    let spelled = if table.name == table.name.to_lowercase() {
+                        table.name.clone()
+                    } else {
+                        format!("\"{}\"", table.name)
+                    };
+                    self.violations.push(violation(
+                        ViolationCode::UnknownTable,
+                        format!("PostgreSQL reads '{table_name}' as '{folded}', which is not a table"),
+                        name.to_string(),
+                        format!("write {spelled}"),
+                    ));
+                    return relation;
+                }
+            }
+        }
         match self.catalog.table(&table_name.value) {
             Some(table) => {
                 let key = table.name.to_lowercase();
@@ -272,9 +295,11 @@ impl<'c> Resolver<'c> {
     /// Whether `schema.table` names a catalog table of that source (`main` for the main
     /// warehouse); an unknown table under `main` is reported as unknown, not as a bad schema.
     pub(in crate::validate) fn in_source(&self, schema: &Ident, table: &Ident) -> bool {
+        let main = self.catalog.main_qualifier();
         match self.catalog.table(&table.value) {
+            Some(t) if t.source == crate::catalog::MAIN_SOURCE => schema.value.eq_ignore_ascii_case(main),
             Some(t) => t.source.eq_ignore_ascii_case(&schema.value),
-            None => schema.value.eq_ignore_ascii_case(crate::catalog::MAIN_SOURCE),
+            None => schema.value.eq_ignore_ascii_case(main),
         }
     }
 

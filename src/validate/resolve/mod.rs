@@ -348,7 +348,11 @@ impl<'c> Resolver<'c> {
         }
         let view = (masked_any || predicate.is_some()).then(|| View {
             table: table.name.clone(),
-            source: table.source.clone(),
+            source: if table.source == crate::catalog::MAIN_SOURCE {
+                self.catalog.main_qualifier().to_string()
+            } else {
+                table.source.clone()
+            },
             columns: view_columns,
             predicate,
         });

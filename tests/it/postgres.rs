@@ -1,0 +1,429 @@
+//! PostgreSQL as the warehouse, on a throwaway cluster: `make test` runs the suite inside
+//! `scripts/with-postgres.sh`, which starts one and hands its superuser's URL over as
+//! `QUARRY_TEST_POSTGRES`. Each test makes a database of its own, copies the demo warehouse
+//! into it (`warehouse::copy_sqlite`) and answers as a role that may only read.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use postgres::NoTls;
+use quarry::catalog::Engine;
+use quarry::config::WarehouseLocation;
+use quarry::llm::{Llm, ScriptedLlm};
+use quarry::pipeline::{load_default_llm, AskError, OpenError, Quarry};
+use quarry::policy::Principal;
+use quarry::validate::{validate, DraftSql};
+use quarry::warehouse::{
+    copy_sqlite, ExecuteError, ExecutionLimits, PostgresError, PostgresUrl, PostgresWarehouse, Warehouse,
+    WarehouseError,
+};
+
+use crate::adversarial::{check, corpus, Codes, World};
+use crate::support::{
+    config_for, demo_policy, embedder, scripted, shared_workspace, skip_without_real_model, SCRIPT,
+};
+
+/// The cluster's superuser URL, or None after saying which test it skips. CI runs `make
+/// test`, which provides the cluster: there a missing URL fails the test.
+fn admin_or_skip(test: &str) -> Option<String> {
+    if let Ok(url) = std::env::var("QUARRY_TEST_POSTGRES") {
+        return Some(url);
+    }
+    let why = "no PostgreSQL cluster: run the suite through scripts/with-postgres.sh (make test does)";
+    assert!(std::env::var("CI").map_or(true, |v| v != "true"), "{test}: {why}");
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why}");
+    None
+}
+
+/// A database of one test holding the demo warehouse in schema `public`, and a login that may
+/// only read it. Dropped with the test.
+struct DemoDatabase {
+    admin: String,
+    name: String,
+    /// The database, as its owner (the cluster's superuser).
+    owner_url: String,
+    /// The database, as the role that may only read.
+    reader_url: String,
+}
+
+/// `url` with its database replaced by `database`.
+fn with_database(url: &str, database: &str) -> String {
+    let cut = url.rfind('/').unwrap_or(url.len());
+    format!("{}/{database}", &url[..cut])
+}
+
+fn demo_database(admin: &str, test: &str) -> DemoDatabase {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let name = format!("quarry_{test}_{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
+    let reader = format!("{name}_reader");
+    let mut client = postgres::Client::connect(admin, NoTls).expect("connect to the test cluster");
+    client.batch_execute(&format!("CREATE DATABASE {name}")).expect("create the test database");
+    client
+        .batch_execute(&format!("CREATE ROLE {reader} LOGIN PASSWORD 'reader-pw'"))
+        .expect("create its reader");
+    let owner_url = with_database(admin, &name);
+    let sqlite = config_for(shared_workspace()).warehouse.sqlite_path().expect("a SQLite demo").to_path_buf();
+    let copied =
+        copy_sqlite(&sqlite, &PostgresUrl::parse(&owner_url).expect("url"), "public").expect("copy the demo");
+    assert_eq!(copied.tables, 18, "every demo table is copied");
+    let mut db = postgres::Client::connect(&owner_url, NoTls).expect("connect to the test database");
+    db.batch_execute(&format!(
+        "GRANT CONNECT ON DATABASE {name} TO {reader}; GRANT USAGE ON SCHEMA public TO {reader};
+         GRANT SELECT ON ALL TABLES IN SCHEMA public TO {reader};
+         COMMENT ON TABLE orders IS 'One row per order, placed by a user';
+         COMMENT ON COLUMN orders.total_amount IS 'Order value in EUR, after discounts';"
+    ))
+    .expect("grants and comments");
+    let port_and_host = owner_url.split('@').nth(1).unwrap_or_default();
+    let reader_url = format!("postgres://{reader}:reader-pw@{port_and_host}");
+    DemoDatabase { admin: admin.to_string(), name, owner_url, reader_url }
+}
+
+impl Drop for DemoDatabase {
+    fn drop(&mut self) {
+        if let Ok(mut client) = postgres::Client::connect(&self.admin, NoTls) {
+            let _ = client.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+            let _ = client.batch_execute(&format!("DROP ROLE IF EXISTS {}_reader", self.name));
+        }
+    }
+}
+
+/// Quarry on the warehouse at `url` (schema `public`), with no query log and `governance` as
+/// its governance folder.
+fn open_on(url: &str, governance: &Path, llm: Arc<dyn Llm>) -> Result<Quarry, OpenError> {
+    let dir = tempfile::tempdir().expect("temp dir").keep();
+    let mut config = config_for(&dir);
+    config.warehouse = location(url);
+    config.governance = governance.to_path_buf();
+    config.demo = false;
+    Quarry::open(config, embedder(), Some(llm))
+}
+
+fn location(url: &str) -> WarehouseLocation {
+    WarehouseLocation::Postgres { url: PostgresUrl::parse(url).expect("url"), schema: "public".into() }
+}
+
+fn scripted_llm() -> Arc<dyn Llm> {
+    Arc::new(ScriptedLlm::new(SCRIPT.iter().copied()))
+}
+
+fn demo_governance() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/schemas/demo"))
+}
+
+#[test]
+fn the_catalog_is_read_from_postgres_with_keys_comments_and_estimates() {
+    let Some(admin) = admin_or_skip("the_catalog_is_read_from_postgres_with_keys_comments_and_estimates")
+    else {
+        return;
+    };
+    let db = demo_database(&admin, "catalog");
+    let empty = tempfile::tempdir().expect("temp dir");
+    let warehouse = Warehouse::open(&location(&db.reader_url), &[]).expect("reach the warehouse");
+    let catalog = warehouse.load_catalog(empty.path()).expect("catalog");
+    assert_eq!(catalog.engine(), Engine::Postgres);
+    assert_eq!(catalog.tables().count(), 18);
+    let orders = catalog.table("orders").expect("orders");
+    assert_eq!(orders.description, "One row per order, placed by a user");
+    let amount = orders.column("total_amount").expect("total_amount");
+    assert_eq!(amount.description, "Order value in EUR, after discounts");
+    assert_eq!(amount.data_type, "double precision");
+    assert_eq!(orders.column("ordered_at").expect("ordered_at").data_type, "timestamp without time zone");
+    assert_eq!(orders.primary_key, vec!["order_id".to_string()]);
+    assert!(
+        orders.foreign_keys.iter().any(|k| k.column == "user_id" && k.ref_table == "users" && !k.inferred),
+        "declared keys are read: {:?}",
+        orders.foreign_keys
+    );
+    assert!(orders.row_count.is_some_and(|n| n > 100), "estimated rows: {:?}", orders.row_count);
+    let status = orders.column("status").expect("status");
+    assert!(
+        status.sample_values.contains(&"refunded".to_string()),
+        "common values: {:?}",
+        status.sample_values
+    );
+    assert!(orders.last_change.is_some(), "the latest date is read from a timestamp column");
+}
+
+/// Portable SQL gives the same rows on the PostgreSQL copy as on the SQLite demo, under every
+/// demo role's policy (row filters and masks are rewrites of the tree on both).
+#[test]
+fn sql_on_postgres_returns_what_sqlite_returns_under_every_role() {
+    let Some(admin) = admin_or_skip("sql_on_postgres_returns_what_sqlite_returns_under_every_role") else {
+        return;
+    };
+    let db = demo_database(&admin, "sql");
+    let on_postgres = open_on(&db.reader_url, demo_governance(), scripted_llm()).expect("open on PostgreSQL");
+    let on_sqlite = scripted();
+    let queries = [
+        "SELECT plan, COUNT(*) AS users FROM users WHERE signup_date BETWEEN '2026-01-01' AND '2026-12-31' GROUP BY plan",
+        "SELECT c.country_name, COUNT(DISTINCT d.user_id) AS active FROM daily_active_users d \
+         JOIN countries c ON c.country_code = d.country_code \
+         WHERE d.activity_date BETWEEN '2026-10-01' AND '2026-10-31' GROUP BY c.country_name ORDER BY active DESC, c.country_name LIMIT 5",
+        "SELECT status, COUNT(*) AS n, ROUND(SUM(total_amount)) AS total FROM orders \
+         WHERE ordered_at >= '2026-09-01' AND ordered_at < '2026-10-01' GROUP BY status",
+        "SELECT p.category, SUM(i.quantity) AS units FROM order_items i JOIN products p ON p.product_id = i.product_id GROUP BY p.category",
+        "SELECT user_id, country_code FROM users WHERE user_id <= 40",
+        "WITH big AS (SELECT user_id, COUNT(*) AS n FROM orders GROUP BY user_id) SELECT COUNT(*) FROM big WHERE n > 3",
+    ];
+    let mut regional = Principal::new("regional", "regional_analyst");
+    regional.attributes.insert("country".into(), "DE".into());
+    let roles = [Principal::new("analyst", "analyst"), Principal::new("admin", "admin"), regional];
+    let mut compared = 0;
+    for principal in &roles {
+        for sql in queries {
+            let want = on_sqlite.run_sql(sql, principal);
+            let got = on_postgres.run_sql(sql, principal);
+            match (want, got) {
+                (Ok(want), Ok(got)) => {
+                    let ordered = sql.contains("ORDER BY");
+                    assert!(
+                        quarry::eval::same_result(&want.result, &got.result, ordered),
+                        "{} ({}): SQLite {:?}\nPostgreSQL {:?}",
+                        sql,
+                        principal.role,
+                        &want.result.rows[..want.result.rows.len().min(5)],
+                        &got.result.rows[..got.result.rows.len().min(5)]
+                    );
+                    assert_eq!(want.governance.row_filters, got.governance.row_filters, "{sql}");
+                    compared += 1;
+                }
+                (
+                    Err(AskError::Refused { refusal: want, .. }),
+                    Err(AskError::Refused { refusal: got, .. }),
+                ) => {
+                    let codes = |r: &quarry::validate::Refusal| {
+                        r.violations.iter().map(|v| v.code).collect::<Vec<_>>()
+                    };
+                    assert_eq!(codes(&want), codes(&got), "{sql} ({}): refused alike", principal.role);
+                }
+                (want, got) => panic!("{sql} ({}): SQLite {want:?}, PostgreSQL {got:?}", principal.role),
+            }
+        }
+    }
+    assert!(compared >= 12, "most queries ran on both: {compared}");
+}
+
+/// Attacks peculiar to PostgreSQL, through `quarry sql` as the most privileged demo role: each
+/// is refused before it reaches the server.
+#[test]
+fn postgres_attacks_are_refused() {
+    let Some(admin) = admin_or_skip("postgres_attacks_are_refused") else { return };
+    let db = demo_database(&admin, "attacks");
+    let quarry = open_on(&db.reader_url, demo_governance(), scripted_llm()).expect("open on PostgreSQL");
+    let principal = Principal::new("attacker", "admin");
+    let attacks = [
+        "SELECT pg_read_file('/etc/passwd')",
+        "SELECT pg_ls_dir('.')",
+        "COPY users TO PROGRAM 'id'",
+        "COPY (SELECT * FROM users) TO '/tmp/users.csv'",
+        "SET ROLE quarry_admin",
+        "RESET ROLE",
+        "SELECT set_config('statement_timeout', '0', false)",
+        "SELECT current_setting('data_directory')",
+        "SELECT 1; DROP TABLE users",
+        "SELECT 1 FROM users; SELECT pg_sleep(10)",
+        "SELECT pg_sleep(10)",
+        "SELECT * FROM pg_catalog.pg_authid",
+        "SELECT usename, passwd FROM pg_shadow",
+        "SELECT lo_import('/etc/passwd')",
+        "SELECT dblink('host=10.0.0.1', 'SELECT 1')",
+        "SELECT 'pg_authid'::regclass",
+        "SELECT CAST('pg_authid' AS regclass)",
+        "SELECT * INTO stolen FROM users",
+        "SELECT * FROM users FOR UPDATE",
+        "CREATE TABLE t (a int)",
+        "DO $$BEGIN PERFORM pg_sleep(10); END$$",
+        "SELECT * FROM generate_series(1, 1000000000)",
+        "SELECT repeat('x', 100000000)",
+        "SELECT query_to_xml('select * from users', true, true, '')",
+        "SELECT nextval('orders_seq')",
+        "VACUUM users",
+        "LISTEN quarry",
+        "PREPARE p AS SELECT 1",
+        "BEGIN",
+        "SELECT txid_current()",
+        "SELECT version()",
+        "SELECT * FROM information_schema.tables",
+    ];
+    let mut passed = Vec::new();
+    for sql in attacks {
+        match quarry.run_sql(sql, &principal) {
+            Err(AskError::Refused { .. }) => {}
+            other => passed.push(format!("{sql}: {other:?}")),
+        }
+    }
+    assert!(passed.is_empty(), "not refused by the validator:\n{}", passed.join("\n"));
+    // A `;` inside dollar quotes is text, not a second statement: it comes back as a value.
+    let quoted = quarry.run_sql("SELECT $$;DROP TABLE users;$$ AS s", &principal).expect("a string literal");
+    assert_eq!(quoted.result.rows, vec![vec![serde_json::json!(";DROP TABLE users;")]]);
+    assert!(quarry.run_sql("SELECT COUNT(*) FROM users", &principal).is_ok(), "users is still there");
+}
+
+/// The adversarial corpus (`tests/data/adversarial`) on the PostgreSQL copy: every case the
+/// validator refuses on SQLite is refused here too (the codes may differ with the dialect), and
+/// the row filters return the oracle's rows. Cases written in SQLite's own syntax that
+/// PostgreSQL's parser refuses are counted and shown.
+#[test]
+fn the_adversarial_corpus_is_refused_on_postgres() {
+    let Some(admin) = admin_or_skip("the_adversarial_corpus_is_refused_on_postgres") else { return };
+    let db = demo_database(&admin, "corpus");
+    let warehouse = Warehouse::open(&location(&db.reader_url), &[]).expect("reach the warehouse");
+    let world = World {
+        catalog: warehouse.load_catalog(demo_governance()).expect("catalog"),
+        policy: demo_policy(),
+        executor: warehouse.executor(ExecutionLimits::new(Duration::from_secs(20), 1000)),
+        impatient: warehouse.executor(ExecutionLimits::new(Duration::from_millis(300), 1000)),
+    };
+    let (mut total, mut dialect) = (0, Vec::new());
+    let mut failures = Vec::new();
+    for (category, cases) in corpus() {
+        for case in &cases {
+            total += 1;
+            match check(&world, case, Codes::RefusedAlike) {
+                Ok(false) => {}
+                Ok(true) => dialect.push(format!("[{category}] {}", case.sql)),
+                Err(problem) => {
+                    failures.push(format!("[{category}] ({}) {}\n      {problem}", case.role, case.sql))
+                }
+            }
+        }
+    }
+    println!(
+        "adversarial corpus on PostgreSQL: {total} cases, {} refused only for SQLite syntax:",
+        dialect.len()
+    );
+    for line in &dialect {
+        println!("  {line}");
+    }
+    assert!(failures.is_empty(), "{} of {total} case(s) differ:\n{}", failures.len(), failures.join("\n"));
+}
+
+#[test]
+fn a_role_that_may_write_is_refused_with_the_grants_that_fix_it() {
+    let Some(admin) = admin_or_skip("a_role_that_may_write_is_refused_with_the_grants_that_fix_it") else {
+        return;
+    };
+    let db = demo_database(&admin, "writer");
+    let error = match open_on(&db.owner_url, demo_governance(), scripted_llm()) {
+        Ok(_) => panic!("the superuser was accepted as the warehouse role"),
+        Err(error) => error,
+    };
+    assert!(
+        matches!(&error, OpenError::Warehouse(WarehouseError::Postgres(PostgresError::CanWrite { .. }))),
+        "{error:?}"
+    );
+    let message = error.to_string();
+    assert!(message.contains("superuser"), "{message}");
+    assert!(message.contains("GRANT SELECT ON ALL TABLES IN SCHEMA \"public\""), "{message}");
+    assert!(!message.contains("quarry-test"), "the password is not shown: {message}");
+}
+
+#[test]
+fn an_unreachable_server_and_a_wrong_password_are_named() {
+    let Some(admin) = admin_or_skip("an_unreachable_server_and_a_wrong_password_are_named") else { return };
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+    let port = closed.local_addr().expect("addr").port();
+    drop(closed);
+    let nowhere = PostgresUrl::parse(&format!("postgres://reader:pw@127.0.0.1:{port}/shop")).expect("url");
+    let message = PostgresWarehouse::connect(&nowhere, "public", 2).expect_err("nothing listens").to_string();
+    assert!(message.contains("cannot connect to the warehouse postgres://reader:***@127.0.0.1"), "{message}");
+    assert!(message.contains("Check that the server runs"), "{message}");
+
+    let db = demo_database(&admin, "password");
+    let wrong = db.reader_url.replace("reader-pw", "not-the-password");
+    let message = PostgresWarehouse::connect(&PostgresUrl::parse(&wrong).expect("url"), "public", 2)
+        .expect_err("wrong password")
+        .to_string();
+    assert!(message.contains("password authentication failed"), "{message}");
+    assert!(!message.contains("not-the-password"), "the password is not shown: {message}");
+}
+
+/// A query past its deadline is cancelled on the server; a connection killed in the middle of
+/// a query is an error naming the warehouse, and the next query gets a sound connection.
+#[test]
+fn deadlines_and_dropped_connections_are_errors_not_hangs() {
+    let Some(admin) = admin_or_skip("deadlines_and_dropped_connections_are_errors_not_hangs") else { return };
+    let db = demo_database(&admin, "faults");
+    let warehouse = Warehouse::open(&location(&db.reader_url), &[]).expect("reach the warehouse");
+    let catalog = warehouse.load_catalog(demo_governance()).expect("catalog");
+    let policy = quarry::policy::Policy::unrestricted();
+    let principal = Principal::new("oracle", policy.role());
+    let slow = validate(
+        &DraftSql::new("SELECT COUNT(*) FROM order_items a, order_items b, order_items c"),
+        &catalog,
+        &policy,
+        &principal,
+    )
+    .expect("a slow but valid query");
+    let impatient = warehouse.executor(ExecutionLimits::new(Duration::from_millis(300), 100));
+    let started = Instant::now();
+    let outcome = impatient.run(&slow);
+    assert!(matches!(outcome, Err(ExecuteError::Timeout(_))), "{outcome:?}");
+    assert!(started.elapsed() < Duration::from_secs(10), "stopped promptly: {:?}", started.elapsed());
+
+    let patient = warehouse.executor(ExecutionLimits::new(Duration::from_secs(60), 100));
+    let killer = {
+        let admin = db.owner_url.clone();
+        let reader = format!("{}_reader", db.name);
+        std::thread::spawn(move || {
+            let mut client = postgres::Client::connect(&admin, NoTls).expect("admin");
+            for _ in 0..100 {
+                std::thread::sleep(Duration::from_millis(100));
+                let killed: i64 = client
+                    .query_one(
+                        "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity \
+                         WHERE usename = $1 AND state = 'active'",
+                        &[&reader],
+                    )
+                    .expect("terminate")
+                    .get(0);
+                if killed > 0 {
+                    return;
+                }
+            }
+        })
+    };
+    let outcome = patient.run(&slow);
+    let _ = killer.join();
+    assert!(
+        matches!(&outcome, Err(ExecuteError::Connect { .. }) | Err(ExecuteError::Database(_))),
+        "{outcome:?}"
+    );
+    let count = validate(&DraftSql::new("SELECT COUNT(*) FROM orders"), &catalog, &policy, &principal)
+        .expect("valid");
+    let rows = patient.run(&count).expect("the pool replaces the broken connection").rows;
+    assert_eq!(rows.len(), 1);
+}
+
+/// The real model answers on the PostgreSQL warehouse with PostgreSQL's prompt, and its answer
+/// has the rows of the gold SQL run on the SQLite demo.
+#[test]
+fn real_model_answers_a_demo_question_on_postgres() {
+    if skip_without_real_model() {
+        return;
+    }
+    let Some(admin) = admin_or_skip("real_model_answers_a_demo_question_on_postgres") else { return };
+    let db = demo_database(&admin, "real");
+    let llm = load_default_llm(&config_for(shared_workspace())).expect("model assets: run `make assets`");
+    let quarry = open_on(&db.reader_url, demo_governance(), llm).expect("open on PostgreSQL");
+    let analyst = Principal::new("analyst", "analyst");
+    let answer =
+        quarry.ask("How many distinct users were active on 2026-10-15?", &analyst).expect("an answer");
+    let gold = scripted()
+        .run_sql(
+            "SELECT COUNT(DISTINCT user_id) FROM daily_active_users WHERE activity_date = '2026-10-15'",
+            &analyst,
+        )
+        .expect("gold on SQLite");
+    assert!(
+        quarry::eval::same_result(&gold.result, &answer.result, false),
+        "{}: {:?} against {:?}",
+        answer.sql,
+        answer.result.rows,
+        gold.result.rows
+    );
+}
