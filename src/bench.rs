@@ -617,7 +617,12 @@ pub fn ask_latency(
 
 /// The process's peak resident set (Linux `/proc/self/status`, `VmHWM`), MiB.
 pub fn peak_rss_mib() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    peak_rss_mib_of("self")
+}
+
+/// The peak resident set of process `pid` ("self" for this one), MiB.
+fn peak_rss_mib_of(pid: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib / 1024)

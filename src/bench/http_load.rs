@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde_json::json;
 
-use super::{percentile, BenchError};
+use super::{peak_rss_mib_of, percentile, BenchError};
 
 /// Requests one connection sends at most, whatever the duration.
 const MAX_REQUESTS_PER_CONNECTION: usize = 1_000_000;
@@ -130,16 +130,8 @@ pub fn sql_load(options: &LoadOptions) -> Result<LoadReport, BenchError> {
         latency_ms_p50: percentile(&latencies, 50.0),
         latency_ms_p99: percentile(&latencies, 99.0),
         latency_ms_max: latencies.last().copied().unwrap_or_default(),
-        server_peak_rss_mib: options.server_pid.and_then(peak_rss_of),
+        server_peak_rss_mib: options.server_pid.and_then(|pid| peak_rss_mib_of(&pid.to_string())),
     })
-}
-
-/// A process's peak resident set (`VmHWM`), MiB.
-fn peak_rss_of(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / 1024)
 }
 
 #[cfg(test)]

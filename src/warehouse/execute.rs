@@ -305,20 +305,9 @@ impl SqliteWarehouse {
         conn.progress_handler(1_000, Some(stop.clone()))
             .map_err(|source| ExecuteError::Open { path: self.warehouse.clone(), source })?;
         let interrupt = conn.get_interrupt_handle();
-        let (finished, watch) = mpsc::channel::<()>();
-        let watchdog = std::thread::spawn(move || loop {
-            match watch.recv_timeout(WATCHDOG_TICK) {
-                Err(mpsc::RecvTimeoutError::Timeout) if stop() => {
-                    interrupt.interrupt();
-                    return;
-                }
-                Err(mpsc::RecvTimeoutError::Timeout) => {}
-                _ => return,
-            }
-        });
+        let watchdog = Watchdog::start(stop, move || interrupt.interrupt());
         let result = read(&conn, query, limits, started);
-        drop(finished);
-        let _ = watchdog.join();
+        watchdog.stop();
         result.map_err(|e| match e {
             ExecuteError::Database(_) if cancel.is_cancelled() => ExecuteError::Cancelled,
             ExecuteError::Database(_) if Instant::now() > deadline => ExecuteError::Timeout(limits.timeout),
@@ -340,43 +329,106 @@ fn read(
         return Err(ExecuteError::Database("statement is not read-only".into()));
     }
     let columns: Vec<String> = stmt.column_names().map(String::from).collect();
-    let mut rows = Vec::new();
-    let mut truncation = None;
-    let mut bytes = 0usize;
+    let mut rows = Rows::new(limits);
     let mut cursor = stmt.query([]).map_err(db_err)?;
     while let Some(row) = cursor.next().map_err(db_err)? {
-        if rows.len() == limits.row_cap {
-            truncation = Some(Truncation::RowCap);
+        if rows.full() {
             break;
         }
         let mut values = Vec::with_capacity(columns.len());
-        let mut row_bytes = 0;
         for i in 0..columns.len() {
-            let value = row.get_ref(i).map_err(db_err)?;
-            row_bytes += cell_bytes(&value);
-            values.push(json_value(value));
+            values.push(json_value(row.get_ref(i).map_err(db_err)?));
         }
-        if bytes + row_bytes > limits.max_result_bytes {
-            truncation = Some(Truncation::ByteLimit);
+        if !rows.push(values) {
             break;
         }
-        bytes += row_bytes;
-        rows.push(values);
     }
-    Ok(ResultSet {
-        columns,
-        rows,
-        truncated: truncation.is_some(),
-        truncation,
-        elapsed_ms: started.elapsed().as_millis() as u64,
-    })
+    Ok(rows.finish(columns, started))
 }
 
-/// What a cell adds to a result's size.
-fn cell_bytes(value: &ValueRef<'_>) -> usize {
-    match value {
-        ValueRef::Text(t) => t.len(),
-        ValueRef::Blob(_) | ValueRef::Null | ValueRef::Integer(_) | ValueRef::Real(_) => 8,
+/// The rows of a result as they are read, cut at the row cap or the byte limit.
+pub(super) struct Rows {
+    rows: Vec<Vec<Value>>,
+    truncation: Option<Truncation>,
+    bytes: usize,
+    row_cap: usize,
+    max_bytes: usize,
+}
+
+impl Rows {
+    pub(super) fn new(limits: &ExecutionLimits) -> Rows {
+        Rows {
+            rows: Vec::new(),
+            truncation: None,
+            bytes: 0,
+            row_cap: limits.row_cap,
+            max_bytes: limits.max_result_bytes,
+        }
+    }
+
+    /// Whether the row cap is reached: a further row is cut (and the result says so).
+    pub(super) fn full(&mut self) -> bool {
+        if self.rows.len() == self.row_cap {
+            self.truncation = Some(Truncation::RowCap);
+        }
+        self.truncation.is_some()
+    }
+
+    /// Adds a row, or cuts the result there when its cells would pass the byte limit (text
+    /// by length, other values 8 bytes); false once cut.
+    pub(super) fn push(&mut self, values: Vec<Value>) -> bool {
+        let size: usize = values.iter().map(|v| if let Value::String(s) = v { s.len() } else { 8 }).sum();
+        if self.bytes + size > self.max_bytes {
+            self.truncation = Some(Truncation::ByteLimit);
+            return false;
+        }
+        self.bytes += size;
+        self.rows.push(values);
+        true
+    }
+
+    pub(super) fn finish(self, columns: Vec<String>, started: Instant) -> ResultSet {
+        ResultSet {
+            columns,
+            rows: self.rows,
+            truncated: self.truncation.is_some(),
+            truncation: self.truncation,
+            elapsed_ms: started.elapsed().as_millis() as u64,
+        }
+    }
+}
+
+/// A thread that calls `on_stop` once `stop` says so (checked every 20 ms), unless the query
+/// ends first: how a running statement is interrupted from outside at its deadline or when
+/// the caller cancels.
+pub(super) struct Watchdog {
+    finished: mpsc::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Watchdog {
+    pub(super) fn start(
+        stop: impl Fn() -> bool + Send + 'static,
+        on_stop: impl FnOnce() + Send + 'static,
+    ) -> Watchdog {
+        let (finished, watch) = mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || loop {
+            match watch.recv_timeout(WATCHDOG_TICK) {
+                Err(mpsc::RecvTimeoutError::Timeout) if stop() => {
+                    on_stop();
+                    return;
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                _ => return,
+            }
+        });
+        Watchdog { finished, thread }
+    }
+
+    /// The query ended: the thread ends too.
+    pub(super) fn stop(self) {
+        drop(self.finished);
+        let _ = self.thread.join();
     }
 }
 

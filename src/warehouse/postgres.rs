@@ -10,7 +10,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use postgres::error::SqlState;
@@ -19,7 +18,7 @@ use postgres::{Client, NoTls};
 use r2d2_postgres::{r2d2, PostgresConnectionManager};
 use serde_json::Value;
 
-use super::execute::{Cancel, ExecuteError, ExecutionLimits, ResultSet, Truncation};
+use super::execute::{Cancel, ExecuteError, ExecutionLimits, ResultSet, Rows, Watchdog};
 use super::introspect::{classify_date, is_date_column, quote_ident};
 use crate::catalog::{Catalog, Column, Engine, ForeignKey, LastChange, Table};
 use crate::validate::ValidatedQuery;
@@ -122,9 +121,6 @@ impl fmt::Debug for PostgresWarehouse {
 
 /// How long to wait for a connection, from the server or the pool.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// How often the watchdog looks at the deadline and the cancel flag.
-const WATCHDOG_TICK: Duration = Duration::from_millis(20);
 
 impl PostgresWarehouse {
     /// Connects (at most `connections` at once) and checks that the role can read `schema` and
@@ -380,24 +376,15 @@ impl PostgresWarehouse {
             .get()
             .map_err(|e| ExecuteError::Connect { warehouse: self.url.to_string(), message: e.to_string() })?;
         let token = client.cancel_token();
-        let (finished, watch) = mpsc::channel::<()>();
         let stop = {
             let cancel = cancel.clone();
             move || cancel.is_cancelled() || Instant::now() > deadline
         };
-        let watchdog = std::thread::spawn(move || loop {
-            match watch.recv_timeout(WATCHDOG_TICK) {
-                Err(mpsc::RecvTimeoutError::Timeout) if stop() => {
-                    let _ = token.cancel_query(NoTls);
-                    return;
-                }
-                Err(mpsc::RecvTimeoutError::Timeout) => {}
-                _ => return,
-            }
+        let watchdog = Watchdog::start(stop, move || {
+            let _ = token.cancel_query(NoTls);
         });
         let result = self.read(&mut client, query, limits, started);
-        drop(finished);
-        let _ = watchdog.join();
+        watchdog.stop();
         result.map_err(|e| {
             let canceled = e.code() == Some(&SqlState::QUERY_CANCELED);
             if cancel.is_cancelled() {
@@ -431,40 +418,23 @@ impl PostgresWarehouse {
         let portal = tx.bind(&statement, &[])?;
         let wanted = i32::try_from(limits.row_cap.saturating_add(1)).unwrap_or(i32::MAX);
         let fetched = tx.query_portal(&portal, wanted)?;
-        let mut rows = Vec::new();
-        let mut truncation = None;
-        let mut bytes = 0usize;
+        let mut rows = Rows::new(limits);
         for row in &fetched {
-            if rows.len() == limits.row_cap {
-                truncation = Some(Truncation::RowCap);
+            if rows.full() {
                 break;
             }
             let mut values = Vec::with_capacity(columns.len());
-            let mut row_bytes = 0;
             for i in 0..columns.len() {
                 let Cell(value) = row.try_get(i)?;
-                row_bytes += match &value {
-                    Value::String(s) => s.len(),
-                    _ => 8,
-                };
                 values.push(value);
             }
-            if bytes + row_bytes > limits.max_result_bytes {
-                truncation = Some(Truncation::ByteLimit);
+            if !rows.push(values) {
                 break;
             }
-            bytes += row_bytes;
-            rows.push(values);
         }
         drop(portal);
         tx.rollback()?;
-        Ok(ResultSet {
-            columns,
-            rows,
-            truncated: truncation.is_some(),
-            truncation,
-            elapsed_ms: started.elapsed().as_millis() as u64,
-        })
+        Ok(rows.finish(columns, started))
     }
 }
 
