@@ -35,10 +35,10 @@ use std::sync::OnceLock;
 use serde::Serialize;
 use sqlparser::ast::{
     BinaryOperator, Cte, DataType, Distinct, Expr, Function, GroupByExpr, Ident, InTarget, JoinConstraint,
-    JoinOperator, LimitClause, NamedWindowExpr, ObjectName, ObjectNamePart, OrderBy, OrderByExpr,
-    OrderByKind, Query, Select, SelectItem, SelectItemQualifiedWildcardKind, SetExpr, SetOperator,
-    SetQuantifier, Statement, TableAlias, TableFactor, TableWithJoins, TypedString, UnaryOperator, Value,
-    Values, Visit, VisitMut, Visitor, VisitorMut, WildcardAdditionalOptions,
+    JoinOperator, LimitClause, NamedWindowExpr, ObjectName, ObjectNamePart, Offset, OffsetRows, OrderBy,
+    OrderByExpr, OrderByKind, Query, Select, SelectItem, SelectItemQualifiedWildcardKind, SetExpr,
+    SetOperator, SetQuantifier, Statement, TableAlias, TableFactor, TableWithJoins, TypedString,
+    UnaryOperator, Value, Values, Visit, VisitMut, Visitor, VisitorMut, WildcardAdditionalOptions,
 };
 use sqlparser::dialect::{Dialect, PostgreSqlDialect, SQLiteDialect};
 use sqlparser::parser::{Parser, ParserError};

@@ -165,6 +165,16 @@ impl View {
                 .collect();
         }
         select.selection = self.predicate.clone();
+        if self.fenced {
+            query.limit_clause = Some(LimitClause::LimitOffset {
+                limit: None,
+                offset: Some(Offset {
+                    value: Expr::value(Value::Number("0".into(), false)),
+                    rows: OffsetRows::None,
+                }),
+                limit_by: Vec::new(),
+            });
+        }
         Some(TableFactor::Derived {
             lateral: false,
             subquery: Box::new(query),

@@ -636,4 +636,9 @@ fn derived_tables_are_named_on_postgres() {
         "a row filter reads the schema's table: {}",
         query.sql()
     );
+    assert!(
+        query.sql().contains("WHERE country_code = 'FR' OFFSET 0) AS orders"),
+        "the filtered table is a fence the planner does not see through: {}",
+        query.sql()
+    );
 }

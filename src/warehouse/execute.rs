@@ -298,10 +298,7 @@ impl SqliteWarehouse {
         let mut conn = self.connect(query, limits)?;
         // The progress handler stops the statement between steps; the watchdog interrupts it
         // from outside, where the progress handler is not called.
-        let stop = {
-            let cancel = cancel.clone();
-            move || cancel.is_cancelled() || Instant::now() > deadline
-        };
+        let stop = stop_when(cancel, deadline);
         conn.progress_handler(1_000, Some(stop.clone()))
             .map_err(|source| ExecuteError::Open { path: self.warehouse.clone(), source })?;
         let interrupt = conn.get_interrupt_handle();
@@ -396,6 +393,12 @@ impl Rows {
             elapsed_ms: started.elapsed().as_millis() as u64,
         }
     }
+}
+
+/// When a query must stop: the caller cancelled, or its deadline passed.
+pub(super) fn stop_when(cancel: &Cancel, deadline: Instant) -> impl Fn() -> bool + Clone + Send + 'static {
+    let cancel = cancel.clone();
+    move || cancel.is_cancelled() || Instant::now() > deadline
 }
 
 /// A thread that calls `on_stop` once `stop` says so (checked every 20 ms), unless the query

@@ -18,7 +18,7 @@ use postgres::{Client, NoTls};
 use r2d2_postgres::{r2d2, PostgresConnectionManager};
 use serde_json::Value;
 
-use super::execute::{Cancel, ExecuteError, ExecutionLimits, ResultSet, Rows, Watchdog};
+use super::execute::{stop_when, Cancel, ExecuteError, ExecutionLimits, ResultSet, Rows, Watchdog};
 use super::introspect::{classify_date, is_date_column, quote_ident};
 use crate::catalog::{Catalog, Column, Engine, ForeignKey, LastChange, Table};
 use crate::validate::ValidatedQuery;
@@ -376,11 +376,7 @@ impl PostgresWarehouse {
             .get()
             .map_err(|e| ExecuteError::Connect { warehouse: self.url.to_string(), message: e.to_string() })?;
         let token = client.cancel_token();
-        let stop = {
-            let cancel = cancel.clone();
-            move || cancel.is_cancelled() || Instant::now() > deadline
-        };
-        let watchdog = Watchdog::start(stop, move || {
+        let watchdog = Watchdog::start(stop_when(cancel, deadline), move || {
             let _ = token.cancel_query(NoTls);
         });
         let result = self.read(&mut client, query, limits, started);

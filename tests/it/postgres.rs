@@ -302,6 +302,31 @@ fn the_adversarial_corpus_is_refused_on_postgres() {
     assert!(failures.is_empty(), "{} of {total} case(s) differ:\n{}", failures.len(), failures.join("\n"));
 }
 
+/// An error PostgreSQL raises on a value (a failed cast) comes from rows the role may read
+/// only: the row filter is evaluated before any condition of the query.
+#[test]
+fn errors_under_a_row_filter_show_only_rows_the_role_may_read() {
+    let Some(admin) = admin_or_skip("errors_under_a_row_filter_show_only_rows_the_role_may_read") else {
+        return;
+    };
+    let db = demo_database(&admin, "leak");
+    let quarry = open_on(&db.reader_url, demo_governance(), scripted_llm()).expect("open on PostgreSQL");
+    let mut regional = Principal::new("regional", "regional_analyst");
+    regional.attributes.insert("country".into(), "DE".into());
+    for sql in [
+        "SELECT count(*) FROM orders WHERE CAST(country_code AS integer) = 0",
+        "SELECT count(*) FROM orders o JOIN users u ON u.user_id = o.user_id WHERE CAST(u.country_code AS integer) = 0",
+    ] {
+        match quarry.run_sql(sql, &regional) {
+            Err(AskError::Execution { source, .. }) => {
+                let message = source.to_string();
+                assert!(message.contains("\"DE\""), "{sql}: {message}");
+            }
+            other => panic!("{sql}: expected the cast to fail, got {other:?}"),
+        }
+    }
+}
+
 #[test]
 fn a_role_that_may_write_is_refused_with_the_grants_that_fix_it() {
     let Some(admin) = admin_or_skip("a_role_that_may_write_is_refused_with_the_grants_that_fix_it") else {

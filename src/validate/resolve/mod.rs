@@ -148,6 +148,10 @@ pub(in crate::validate) struct View {
     pub(in crate::validate) columns: Vec<(String, bool)>,
     /// The role's row filters on the table, parameters bound, joined with AND.
     pub(in crate::validate) predicate: Option<Expr>,
+    /// Whether the derived table must be a fence the planner does not see through
+    /// (PostgreSQL: `OFFSET 0`), so that no condition of the query is evaluated on rows the
+    /// filter removes — an error message could otherwise show their values.
+    pub(in crate::validate) fenced: bool,
 }
 
 pub(in crate::validate) struct Resolver<'c> {
@@ -355,6 +359,7 @@ impl<'c> Resolver<'c> {
             },
             columns: view_columns,
             predicate,
+            fenced: self.catalog.engine() == Engine::Postgres,
         });
         self.reads.insert(table_key.to_string(), TableRead { columns, denied, view });
     }
