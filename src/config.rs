@@ -54,6 +54,42 @@ impl std::fmt::Display for WarehouseLocation {
     }
 }
 
+/// Where Quarry keeps its own metadata (audit log, catalog revisions, API keys, history,
+/// verdicts, threads): the workspace's SQLite file, or the PostgreSQL database of `[metadata]
+/// url` (`QUARRY_METADATA_URL`), which several `quarry serve` instances may share.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MetadataLocation {
+    Sqlite(PathBuf),
+    Postgres(PostgresUrl),
+}
+
+impl std::fmt::Display for MetadataLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MetadataLocation::Sqlite(path) => write!(f, "{}", path.display()),
+            MetadataLocation::Postgres(url) => write!(f, "{url}"),
+        }
+    }
+}
+
+/// What a metadata URL must be, for its errors.
+const METADATA_URL_EXPECTED: &str = "a postgres://user:password@host:port/database URL (without it, the \
+     metadata stays in the workspace's SQLite file quarry.db)";
+
+/// `[metadata] url` or `QUARRY_METADATA_URL` read; the error never repeats the value, which
+/// may hold a password.
+fn parse_metadata_url(text: &str) -> Result<PostgresUrl, String> {
+    if !PostgresUrl::is_url(text) {
+        let what = match text.split_once("://") {
+            Some((scheme, _)) => format!("a {scheme}:// URL"),
+            None => "not a URL".to_string(),
+        };
+        return Err(format!("{what}; give {METADATA_URL_EXPECTED}"));
+    }
+    // PostgresUrl's own error shows the URL with its password hidden.
+    PostgresUrl::parse(text)
+}
+
 /// Errors in the configuration.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -149,6 +185,12 @@ pub struct Config {
     /// Roles and what each may read (`[policy.roles.<role>]`); without a `[policy]` section,
     /// the built-in default (`PolicySet::default`).
     pub policy: PolicySet,
+    /// The PostgreSQL database holding Quarry's metadata (`[metadata] url`,
+    /// `QUARRY_METADATA_URL`); None: the workspace's SQLite file. See `metadata_location`.
+    pub metadata_url: Option<PostgresUrl>,
+    /// How often `quarry serve` takes in what other instances wrote to the metadata store
+    /// (`[metadata] poll_ms`, default 2000, at least 100).
+    pub metadata_poll: std::time::Duration,
 }
 
 /// What answering adds beside retrieval and the model (`[answer]`): each is on by default and
@@ -197,7 +239,16 @@ struct File {
     answer: AnswerSection,
     #[serde(default)]
     threads: ThreadsSection,
+    #[serde(default)]
+    metadata: MetadataSection,
     policy: Option<PolicySection>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MetadataSection {
+    url: Option<String>,
+    poll_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -400,10 +451,17 @@ impl Config {
                 Some(location)
             }
         };
+        let metadata_url = match parsed.metadata.url.take().filter(|u| !u.trim().is_empty()) {
+            None => None,
+            Some(text) => Some(
+                parse_metadata_url(&text).map_err(|message| format(format!("[metadata].url: {message}")))?,
+            ),
+        };
         let mut config = Config::from_file(parsed, &base);
         if let Some(location) = location {
             config.warehouse = location;
         }
+        config.metadata_url = metadata_url;
         config.policy = policy;
         config.apply_env()?;
         Ok(config)
@@ -412,6 +470,15 @@ impl Config {
     /// Quarry's own database in the workspace: audit log, catalog revisions, API keys.
     pub fn metadata_db(&self) -> PathBuf {
         self.workspace.join("quarry.db")
+    }
+
+    /// Where Quarry's metadata is: the PostgreSQL database of `[metadata] url` when set, else
+    /// the workspace's SQLite file (`metadata_db`).
+    pub fn metadata_location(&self) -> MetadataLocation {
+        match &self.metadata_url {
+            Some(url) => MetadataLocation::Postgres(url.clone()),
+            None => MetadataLocation::Sqlite(self.metadata_db()),
+        }
     }
 
     /// The model's name in answers and reports: `[llm] server_model` with a server, else the
@@ -523,6 +590,8 @@ impl Config {
             thread_keep_days: file.threads.keep_days.unwrap_or(30).max(1),
             thread_turns: file.threads.turns.unwrap_or(2),
             policy: PolicySet::default(),
+            metadata_url: None,
+            metadata_poll: std::time::Duration::from_millis(file.metadata.poll_ms.unwrap_or(2000).max(100)),
         }
     }
 
@@ -554,6 +623,9 @@ impl Config {
                 value: v.clone(),
                 expected: "a SQLite file's path or a postgres://user:password@host:port/database URL",
             })?;
+        }
+        if let Some(v) = var("QUARRY_METADATA_URL") {
+            self.set_metadata_url_from_env(&v)?;
         }
         if let Some(v) = var("QUARRY_GOVERNANCE") {
             self.governance = PathBuf::from(v);
@@ -603,6 +675,32 @@ impl Config {
         if let Some(n) = number::<usize>("QUARRY_SAMPLES", "a number of candidates, e.g. 1")? {
             self.llm_samples = Some(n.max(1));
         }
+        Ok(())
+    }
+}
+
+/// A setting's value as an error may show it: a URL with its password hidden, or only its
+/// scheme when it does not parse.
+fn redacted(text: &str) -> String {
+    match PostgresUrl::parse(text) {
+        Ok(url) => url.to_string(),
+        Err(_) => match text.split_once("://") {
+            Some((scheme, _)) => format!("{scheme}://…"),
+            None => text.to_string(),
+        },
+    }
+}
+
+impl Config {
+    /// `QUARRY_METADATA_URL=value`, over `[metadata] url`. The value may hold a password: the
+    /// error shows it with the password hidden.
+    fn set_metadata_url_from_env(&mut self, value: &str) -> Result<(), ConfigError> {
+        let url = parse_metadata_url(value).map_err(|_| ConfigError::Env {
+            name: "QUARRY_METADATA_URL",
+            value: redacted(value),
+            expected: METADATA_URL_EXPECTED,
+        })?;
+        self.metadata_url = Some(url);
         Ok(())
     }
 }
@@ -668,6 +766,64 @@ mod tests {
             let message = load(text).err().map(|e| e.to_string()).unwrap_or_default();
             assert!(message.contains(needle), "{text}: {message}");
         }
+    }
+
+    #[test]
+    fn the_metadata_is_the_workspace_file_unless_a_postgres_url_is_given() {
+        let config = load("").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(config.metadata_location(), MetadataLocation::Sqlite(config.workspace.join("quarry.db")));
+        let config = load("[metadata]\nurl = \"postgres://quarry:s3cret@meta:5433/quarry_meta\"\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let MetadataLocation::Postgres(url) = config.metadata_location() else {
+            panic!("{:?}", config.metadata_location())
+        };
+        assert_eq!(url.to_string(), "postgres://quarry:***@meta:5433/quarry_meta");
+        assert_eq!(config.metadata_location().to_string(), "postgres://quarry:***@meta:5433/quarry_meta");
+        assert!(!format!("{config:?}").contains("s3cret"), "Debug hides the password");
+        assert_eq!(
+            load("[metadata]\nurl = \"\"\n").map(|c| c.metadata_url).unwrap_or_else(|e| panic!("{e}")),
+            None,
+            "an empty url keeps the SQLite file"
+        );
+        for (text, needles) in [
+            (
+                "[metadata]\nurl = \"mysql://quarry:s3cret@meta/quarry\"\n",
+                &["[metadata].url: a mysql:// URL", "postgres://user:password@host:port/database"][..],
+            ),
+            ("[metadata]\nurl = \"workspace/meta.db\"\n", &["[metadata].url: not a URL", "quarry.db"][..]),
+            ("[metadata]\nurl = \"postgres://quarry:s3cret@meta:port/db\"\n", &["[metadata].url"][..]),
+            ("[metadata]\npath = \"x\"\n", &["unknown field `path`"][..]),
+        ] {
+            let message = load(text).err().map(|e| e.to_string()).unwrap_or_default();
+            for needle in needles {
+                assert!(message.contains(needle), "{text}: {message}");
+            }
+            assert!(!message.contains("s3cret"), "the password is never shown: {message}");
+        }
+    }
+
+    #[test]
+    fn the_metadata_url_from_the_environment_wins_and_hides_its_password() {
+        let mut config =
+            load("[metadata]\nurl = \"postgres://a:pw@file-host/db\"\n").unwrap_or_else(|e| panic!("{e}"));
+        config
+            .set_metadata_url_from_env("postgresql://b:envpw@env-host:6543/meta")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(config.metadata_location().to_string(), "postgresql://b:***@env-host:6543/meta");
+        for value in
+            ["mysql://b:envpw@env-host/meta", "postgres://b:envpw@env-host:notaport/meta", "quarry.db"]
+        {
+            let message =
+                config.set_metadata_url_from_env(value).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(message.contains("QUARRY_METADATA_URL="), "{value}: {message}");
+            assert!(message.contains("postgres://user:password@host:port/database"), "{value}: {message}");
+            assert!(!message.contains("envpw"), "the password is never shown: {message}");
+        }
+        assert_eq!(
+            config.metadata_location().to_string(),
+            "postgresql://b:***@env-host:6543/meta",
+            "unchanged"
+        );
     }
 
     #[test]

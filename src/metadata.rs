@@ -1,49 +1,106 @@
-//! App metadata: Quarry's own SQLite database (audit log, catalog revisions, API keys, the
-//! ingested query history; feedback later), created and upgraded by the SQL files in
-//! `migrations/`.
+//! App metadata: Quarry's own database (audit log, catalog revisions, API keys, the ingested
+//! query history, verdicts, conversation threads), on SQLite (a file in the workspace) or on
+//! PostgreSQL (`[metadata] url`), created and upgraded by the SQL files of `migrations/sqlite/`
+//! or `migrations/postgres/`.
 //!
-//! It never touches the warehouse; the warehouse is read only through `execute`.
+//! This file owns the types, the errors and `Metadata`, which hands each call to its engine's
+//! store (`sqlite.rs`, `postgres.rs`: every statement of that engine); a row is mapped to its
+//! type by one function here, whichever engine read it. It never touches the warehouse.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 use std::collections::BTreeMap;
 
-use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
+use crate::config::MetadataLocation;
 use crate::history::verdict::{NewVerdict, StoredVerdict, VerdictKind};
 use crate::history::{IntentSource, LoggedQuery, PastQuery};
+use crate::warehouse::PostgresUrl;
 
+mod postgres;
+mod sqlite;
 mod threads;
+use threads::{summary_row, thread_row, turn_row, THREAD_COLUMNS, TURN_COLUMNS};
 pub use threads::{NewTurn, StoredThread, StoredTurn, ThreadSummary, TurnChoice, TurnPlace};
 
+/// A schema migration: one name (what `schema_migrations` records) and its SQL for each engine.
+struct Migration {
+    name: &'static str,
+    sqlite: &'static str,
+    postgres: &'static str,
+}
+
+macro_rules! migration {
+    ($name:literal) => {
+        Migration {
+            name: $name,
+            sqlite: include_str!(concat!("../migrations/sqlite/", $name, ".sql")),
+            postgres: include_str!(concat!("../migrations/postgres/", $name, ".sql")),
+        }
+    };
+}
+
 /// Migrations in order; each runs once, in its own transaction.
-const MIGRATIONS: &[(&str, &str)] = &[
-    ("0001_audit", include_str!("../migrations/0001_audit.sql")),
-    ("0002_audit_role", include_str!("../migrations/0002_audit_role.sql")),
-    ("0003_catalog_revisions_and_keys", include_str!("../migrations/0003_catalog_revisions_and_keys.sql")),
-    ("0004_history", include_str!("../migrations/0004_history.sql")),
-    ("0005_verdicts_and_access_audit", include_str!("../migrations/0005_verdicts_and_access_audit.sql")),
-    ("0006_threads", include_str!("../migrations/0006_threads.sql")),
-    ("0007_turn_choices", include_str!("../migrations/0007_turn_choices.sql")),
+const MIGRATIONS: &[Migration] = &[
+    migration!("0001_audit"),
+    migration!("0002_audit_role"),
+    migration!("0003_catalog_revisions_and_keys"),
+    migration!("0004_history"),
+    migration!("0005_verdicts_and_access_audit"),
+    migration!("0006_threads"),
+    migration!("0007_turn_choices"),
 ];
 
-/// Errors from the metadata database.
+/// The first migration recorded in `applied` that this Quarry does not know, if any.
+fn unknown_migration(applied: &[String]) -> Option<&String> {
+    applied.iter().find(|a| !MIGRATIONS.iter().any(|m| m.name == a.as_str()))
+}
+
+/// Errors from the metadata database. A PostgreSQL database is named by its URL with the
+/// password hidden (`PostgresUrl`'s display).
 #[derive(Debug, thiserror::Error)]
 pub enum MetadataError {
-    /// The database could not be opened or migrated.
+    /// The SQLite database could not be opened or migrated.
     #[error("cannot open the metadata database {path}: {source}")]
     Open { path: PathBuf, source: rusqlite::Error },
     /// The database was written by a newer Quarry.
-    #[error("the metadata database {path} has migration '{migration}', unknown to this version of Quarry; upgrade Quarry")]
-    NewerSchema { path: PathBuf, migration: String },
+    #[error("the metadata database {database} has migration '{migration}', unknown to this version of Quarry; upgrade Quarry")]
+    NewerSchema { database: String, migration: String },
     /// An active API key already has that name.
     #[error("an active API key is already named '{0}'; revoke it first (`quarry keys revoke {0}`) or pick another name")]
     KeyNameTaken(String),
-    /// A read or write failed.
+    /// A read or write on SQLite failed.
     #[error("metadata database error: {0}")]
     Query(#[from] rusqlite::Error),
+    /// No PostgreSQL server answered at the URL's host and port (or the pool could not get a
+    /// connection).
+    #[error(
+        "cannot connect to the metadata database {url}: {message}. Check that PostgreSQL runs there \
+         and accepts TCP connections, and the host and port in [metadata] url (or QUARRY_METADATA_URL)"
+    )]
+    Unreachable { url: PostgresUrl, message: String },
+    /// The server refused the user name or password.
+    #[error(
+        "the metadata database {url} refused the login: {message}. Check the user name and password \
+         in [metadata] url (or QUARRY_METADATA_URL)"
+    )]
+    Login { url: PostgresUrl, message: String },
+    /// The server has no database of that name.
+    #[error(
+        "the metadata database {url} does not exist: {message}. Create it (CREATE DATABASE … OWNER \
+         <the role of the URL>) or fix its name in [metadata] url (or QUARRY_METADATA_URL)"
+    )]
+    NoDatabase { url: PostgresUrl, message: String },
+    /// A migration could not be applied on PostgreSQL.
+    #[error(
+        "cannot create or upgrade the metadata tables on {url} (migration {migration}): {message}. \
+         The role must be able to create tables in its schema (README, \"Metadata on PostgreSQL\")"
+    )]
+    Migrate { url: PostgresUrl, migration: String, message: String },
+    /// A read or write on PostgreSQL failed (the server's message).
+    #[error("metadata database error: {0}")]
+    Postgres(String),
 }
 
 /// What kind of request an audit record is for.
@@ -197,67 +254,217 @@ pub struct StoredKey {
     pub revoked_at: Option<String>,
 }
 
+/// A row read by either engine, by column position: one function maps a row to its type for
+/// both (`key_row`, `revision_row`, …).
+trait Row {
+    fn cell<T: Cell>(&self, i: usize) -> Result<T, MetadataError>;
+}
+
+/// A value both drivers read: text, integers (`BIGINT` on PostgreSQL), booleans, and their
+/// `Option`s.
+trait Cell: rusqlite::types::FromSql + for<'a> ::postgres::types::FromSql<'a> {}
+impl<T: rusqlite::types::FromSql + for<'a> ::postgres::types::FromSql<'a>> Cell for T {}
+
+impl Row for rusqlite::Row<'_> {
+    fn cell<T: Cell>(&self, i: usize) -> Result<T, MetadataError> {
+        Ok(self.get(i)?)
+    }
+}
+
+impl Row for ::postgres::Row {
+    fn cell<T: Cell>(&self, i: usize) -> Result<T, MetadataError> {
+        Ok(self.try_get(i)?)
+    }
+}
+
+/// A JSON column's value; what does not parse reads as None.
+fn json<T: serde::de::DeserializeOwned>(text: Option<String>) -> Option<T> {
+    text.and_then(|t| serde_json::from_str(&t).ok())
+}
+
+const AUDIT_COLUMNS: &str =
+    "id, at, principal, kind, question, sql, outcome, row_count, duration_ms, role, detail";
+
+fn audit_row(r: &impl Row) -> Result<StoredAudit, MetadataError> {
+    Ok(StoredAudit {
+        id: r.cell(0)?,
+        at: r.cell(1)?,
+        principal: r.cell(2)?,
+        kind: r.cell(3)?,
+        question: r.cell(4)?,
+        sql: r.cell(5)?,
+        outcome: r.cell(6)?,
+        row_count: r.cell(7)?,
+        duration_ms: r.cell(8)?,
+        role: r.cell(9)?,
+        detail: json(r.cell(10)?).unwrap_or_default(),
+    })
+}
+
 const KEY_COLUMNS: &str = "id, name, role, attributes, key_prefix, created_at, created_by, revoked_at";
 
-fn key_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredKey> {
-    let attributes: String = r.get(3)?;
+fn key_row(r: &impl Row) -> Result<StoredKey, MetadataError> {
     Ok(StoredKey {
-        id: r.get(0)?,
-        name: r.get(1)?,
-        role: r.get(2)?,
-        attributes: serde_json::from_str(&attributes).unwrap_or_default(),
-        prefix: r.get(4)?,
-        created_at: r.get(5)?,
-        created_by: r.get(6)?,
-        revoked_at: r.get(7)?,
+        id: r.cell(0)?,
+        name: r.cell(1)?,
+        role: r.cell(2)?,
+        attributes: json(r.cell(3)?).unwrap_or_default(),
+        prefix: r.cell(4)?,
+        created_at: r.cell(5)?,
+        created_by: r.cell(6)?,
+        revoked_at: r.cell(7)?,
     })
 }
 
 const REVISION_COLUMNS: &str =
     "id, at, principal, role, target_kind, target, before, after, base_hash, comment";
 
-fn revision_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Revision> {
-    let json = |text: Option<String>| text.and_then(|t| serde_json::from_str(&t).ok());
+fn revision_row(r: &impl Row) -> Result<Revision, MetadataError> {
     Ok(Revision {
-        id: r.get(0)?,
-        at: r.get(1)?,
-        principal: r.get(2)?,
-        role: r.get(3)?,
-        target_kind: r.get(4)?,
-        target: r.get(5)?,
-        before: json(r.get(6)?),
-        after: json(r.get(7)?).unwrap_or_default(),
-        base_hash: r.get(8)?,
-        comment: r.get(9)?,
+        id: r.cell(0)?,
+        at: r.cell(1)?,
+        principal: r.cell(2)?,
+        role: r.cell(3)?,
+        target_kind: r.cell(4)?,
+        target: r.cell(5)?,
+        before: json(r.cell(6)?),
+        after: json(r.cell(7)?).unwrap_or_default(),
+        base_hash: r.cell(8)?,
+        comment: r.cell(9)?,
     })
 }
 
-/// The metadata database.
-pub struct Metadata {
-    conn: Mutex<Connection>,
+const VERDICT_COLUMNS: &str = "id, at, pair, question, sql, principal, role, verdict, comment";
+
+fn verdict_row(r: &impl Row) -> Result<StoredVerdict, MetadataError> {
+    let verdict: String = r.cell(7)?;
+    Ok(StoredVerdict {
+        id: r.cell(0)?,
+        at: r.cell(1)?,
+        pair: r.cell(2)?,
+        question: r.cell(3)?,
+        sql: r.cell(4)?,
+        principal: r.cell(5)?,
+        role: r.cell(6)?,
+        verdict: serde_json::from_value(serde_json::Value::String(verdict)).unwrap_or(VerdictKind::Down),
+        comment: r.cell(8)?,
+    })
 }
 
-impl Metadata {
-    /// Opens the database at `path`, creating it and applying pending migrations.
-    pub fn open(path: &Path) -> Result<Metadata, MetadataError> {
-        let err = |source| MetadataError::Open { path: path.to_path_buf(), source };
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| err(rusqlite::Error::ToSqlConversionFailure(Box::new(e))))?;
+/// Every stored history entry, oldest first (the same statement on both engines: on
+/// PostgreSQL `at` and `hash` sort in the "C" collation, byte order as in SQLite).
+const HISTORY_QUERY: &str =
+    "SELECT hash, sql, author, at, duration_ms, row_count, success, title, question, line, structure,
+            intent, intent_source, (verified AND source NOT LIKE 'feedback:%')
+     FROM history_queries ORDER BY at, hash";
+
+fn history_row(r: &impl Row) -> Result<PastQuery, MetadataError> {
+    let source: String = r.cell(12)?;
+    let verified: bool = r.cell(13)?;
+    Ok(PastQuery {
+        hash: r.cell(0)?,
+        logged: LoggedQuery {
+            sql: r.cell(1)?,
+            author: r.cell(2)?,
+            timestamp: r.cell(3)?,
+            duration_ms: r.cell::<Option<i64>>(4)?.map(|n| n as u64),
+            rows: r.cell::<Option<i64>>(5)?.map(|n| n as u64),
+            success: r.cell(6)?,
+            title: r.cell(7)?,
+            question: r.cell(8)?,
+            verified: verified.then_some(true),
+        },
+        line: r.cell::<i64>(9)? as usize,
+        tables: Vec::new(),
+        structure: json(r.cell(10)?).unwrap_or_default(),
+        intent: r.cell(11)?,
+        intent_source: if source == "llm" { IntentSource::Llm } else { IntentSource::Structure },
+        verified,
+    })
+}
+
+/// The newest catalog revision's id (0: none), on both engines.
+const MARKS_QUERY: &str = "SELECT (SELECT COALESCE(MAX(id), 0) FROM catalog_revisions),
+        (SELECT COUNT(*) FROM history_queries), (SELECT COUNT(*) FROM query_verdicts)";
+
+/// What the metadata store holds, in three numbers that only grow (`Metadata::marks`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreMarks {
+    /// The newest catalog revision's id (0: none).
+    pub revisions: i64,
+    /// Past queries stored.
+    pub history: i64,
+    /// Verdicts on past queries stored.
+    pub verdicts: i64,
+}
+
+/// A steward edit's audit record, naming the revision it recorded.
+fn revision_audit(audit: &AuditRecord, revision: i64) -> AuditRecord {
+    let mut audit = audit.clone();
+    if let serde_json::Value::Object(detail) = &mut audit.detail {
+        detail.insert("revision".into(), revision.into());
+    }
+    audit
+}
+
+/// An ingest batch's audit record, completed with the count stored.
+fn batch_audit(audit: &AuditRecord, inserted: usize) -> AuditRecord {
+    let mut record = audit.clone();
+    record.row_count = Some(inserted);
+    if let Some(detail) = record.detail.as_object_mut() {
+        detail.insert("batch_stored".into(), inserted.into());
+    }
+    record
+}
+
+fn enum_str<T: Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => String::new(),
+    }
+}
+
+/// The metadata database, on either engine.
+pub struct Metadata {
+    store: Store,
+}
+
+enum Store {
+    Sqlite(sqlite::SqliteStore),
+    Postgres(postgres::PostgresStore),
+}
+
+/// Calls the method of that name on the store of whichever engine holds the metadata.
+macro_rules! on_store {
+    ($self:ident.$method:ident($($arg:expr),*)) => {
+        match &$self.store {
+            Store::Sqlite(store) => store.$method($($arg),*),
+            Store::Postgres(store) => store.$method($($arg),*),
         }
-        let mut conn = Connection::open(path).map_err(err)?;
-        conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA busy_timeout=5000;").map_err(err)?;
-        migrate(&mut conn, path)?;
-        Ok(Metadata { conn: Mutex::new(conn) })
+    };
+}
+use on_store;
+
+impl Metadata {
+    /// Opens the SQLite database at `path`, creating it and applying pending migrations.
+    pub fn open(path: &Path) -> Result<Metadata, MetadataError> {
+        Ok(Metadata { store: Store::Sqlite(sqlite::SqliteStore::open(path)?) })
     }
 
-    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
-        self.conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    /// Opens the metadata database where the configuration puts it (`Config::metadata_location`),
+    /// applying pending migrations: on PostgreSQL, one process at a time.
+    pub fn open_location(location: &MetadataLocation) -> Result<Metadata, MetadataError> {
+        match location {
+            MetadataLocation::Sqlite(path) => Metadata::open(path),
+            MetadataLocation::Postgres(url) => {
+                Ok(Metadata { store: Store::Postgres(postgres::PostgresStore::connect(url)?) })
+            }
+        }
     }
 
     /// Appends one record to the audit log.
     pub fn audit(&self, record: &AuditRecord) -> Result<i64, MetadataError> {
-        insert_audit(&self.conn(), record)
+        on_store!(self.audit(record))
     }
 
     /// The most recent audit records, newest first.
@@ -267,200 +474,67 @@ impl Metadata {
 
     /// Audit records matching `filter`, newest first.
     pub fn search_audit(&self, filter: &AuditFilter) -> Result<Vec<StoredAudit>, MetadataError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(
-            "SELECT id, at, principal, kind, question, sql, outcome, row_count, duration_ms, role, detail
-             FROM audit_log
-             WHERE (?1 IS NULL OR principal = ?1) AND (?2 IS NULL OR kind = ?2)
-               AND (?3 IS NULL OR at >= ?3) AND (?4 IS NULL OR at < ?4)
-             ORDER BY id DESC LIMIT ?5",
-        )?;
-        let rows = stmt.query_map(
-            params![
-                filter.principal,
-                filter.kind.as_ref().map(enum_str),
-                filter.since,
-                filter.until,
-                filter.limit as i64
-            ],
-            audit_row,
-        )?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        on_store!(self.search_audit(filter))
     }
 
     /// Records a steward edit and its audit record, both or neither.
     pub fn record_revision(&self, revision: &NewRevision, audit: &AuditRecord) -> Result<i64, MetadataError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        tx.execute(
-            "INSERT INTO catalog_revisions (principal, role, target_kind, target, before, after, base_hash, comment)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![
-                revision.principal,
-                revision.role,
-                enum_str(&revision.target_kind),
-                revision.target,
-                revision.before.as_ref().map(|v| v.to_string()),
-                revision.after.to_string(),
-                revision.base_hash,
-                revision.comment,
-            ],
-        )?;
-        let id = tx.last_insert_rowid();
-        let mut audit = audit.clone();
-        if let serde_json::Value::Object(detail) = &mut audit.detail {
-            detail.insert("revision".into(), id.into());
-        }
-        insert_audit(&tx, &audit)?;
-        tx.commit()?;
-        Ok(id)
+        on_store!(self.record_revision(revision, audit))
     }
 
     /// Revisions of one target, newest first.
     pub fn revisions(&self, kind: RevisionTarget, target: &str) -> Result<Vec<Revision>, MetadataError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(&format!(
-            "SELECT {REVISION_COLUMNS} FROM catalog_revisions WHERE target_kind = ?1 AND target = ?2 ORDER BY id DESC"
-        ))?;
-        let rows = stmt.query_map(params![enum_str(&kind), target.to_lowercase()], revision_row)?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        on_store!(self.revisions(kind, &target.to_lowercase()))
     }
 
     /// The newest revision of every target, oldest target first.
     pub fn latest_revisions(&self) -> Result<Vec<Revision>, MetadataError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(&format!(
-            "SELECT {REVISION_COLUMNS} FROM catalog_revisions WHERE id IN
-               (SELECT max(id) FROM catalog_revisions GROUP BY target_kind, target) ORDER BY id"
-        ))?;
-        let rows = stmt.query_map([], revision_row)?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        on_store!(self.latest_revisions())
+    }
+
+    /// The store's high-water marks: the newest catalog revision's id, and how many past
+    /// queries and verdicts it holds (all three only grow). A `quarry serve` sharing the
+    /// metadata with others polls them to take in their steward edits, ingests and verdicts. On
+    /// PostgreSQL revisions are committed in the order of their ids (`record_revision` holds a
+    /// lock from the id's allocation to the commit), so a revision never appears below a mark
+    /// already read; counts see every committed row.
+    pub fn marks(&self) -> Result<StoreMarks, MetadataError> {
+        on_store!(self.marks())
     }
 
     /// Stores a new API key (its hash) and audits it.
     pub fn create_key(&self, key: &NewKey, audit: &AuditRecord) -> Result<StoredKey, MetadataError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        let taken: Option<i64> = tx
-            .query_row("SELECT id FROM api_keys WHERE name = ?1 AND revoked_at IS NULL", [&key.name], |r| {
-                r.get(0)
-            })
-            .optional()?;
-        if taken.is_some() {
-            return Err(MetadataError::KeyNameTaken(key.name.clone()));
-        }
-        tx.execute(
-            "INSERT INTO api_keys (name, role, attributes, key_prefix, key_hash, created_by)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![
-                key.name,
-                key.role,
-                serde_json::to_string(&key.attributes).unwrap_or_else(|_| "{}".into()),
-                key.prefix,
-                key.hash,
-                key.created_by
-            ],
-        )?;
-        let id = tx.last_insert_rowid();
-        insert_audit(&tx, audit)?;
-        let stored =
-            tx.query_row(&format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE id = ?1"), [id], key_row)?;
-        tx.commit()?;
-        Ok(stored)
+        on_store!(self.create_key(key, audit))
     }
 
     /// Every API key, active and revoked, oldest first.
     pub fn keys(&self) -> Result<Vec<StoredKey>, MetadataError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(&format!("SELECT {KEY_COLUMNS} FROM api_keys ORDER BY id"))?;
-        let rows = stmt.query_map([], key_row)?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        on_store!(self.keys())
     }
 
     /// Revokes the active key of that name and audits it; false when there is none.
     pub fn revoke_key(&self, name: &str, audit: &AuditRecord) -> Result<bool, MetadataError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        let changed = tx.execute(
-            "UPDATE api_keys SET revoked_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
-             WHERE name = ?1 AND revoked_at IS NULL",
-            [name],
-        )?;
-        if changed > 0 {
-            insert_audit(&tx, audit)?;
-        }
-        tx.commit()?;
-        Ok(changed > 0)
+        on_store!(self.revoke_key(name, audit))
     }
 
     /// The active key with this hash.
     pub fn active_key(&self, hash: &str) -> Result<Option<StoredKey>, MetadataError> {
-        let conn = self.conn();
-        let key = conn
-            .query_row(
-                &format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE key_hash = ?1 AND revoked_at IS NULL"),
-                [hash],
-                key_row,
-            )
-            .optional()?;
-        Ok(key)
+        on_store!(self.active_key(hash))
     }
-}
 
-impl Metadata {
     /// Records a verdict and its audit record in one transaction.
     pub fn record_verdict(&self, verdict: &NewVerdict, audit: &AuditRecord) -> Result<i64, MetadataError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        tx.execute(
-            "INSERT INTO query_verdicts (pair, question, sql, principal, role, verdict, comment)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![
-                verdict.pair,
-                verdict.question,
-                verdict.sql,
-                verdict.principal,
-                verdict.role,
-                enum_str(&verdict.verdict),
-                verdict.comment,
-            ],
-        )?;
-        let id = tx.last_insert_rowid();
-        insert_audit(&tx, audit)?;
-        tx.commit()?;
-        Ok(id)
+        on_store!(self.record_verdict(verdict, audit))
     }
 
     /// Every verdict, oldest first.
     pub fn verdicts(&self) -> Result<Vec<StoredVerdict>, MetadataError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(
-            "SELECT id, at, pair, question, sql, principal, role, verdict, comment FROM query_verdicts ORDER BY id",
-        )?;
-        let rows = stmt.query_map([], |r| {
-            let verdict: String = r.get(7)?;
-            Ok(StoredVerdict {
-                id: r.get(0)?,
-                at: r.get(1)?,
-                pair: r.get(2)?,
-                question: r.get(3)?,
-                sql: r.get(4)?,
-                principal: r.get(5)?,
-                role: r.get(6)?,
-                verdict: serde_json::from_value(serde_json::Value::String(verdict))
-                    .unwrap_or(VerdictKind::Down),
-                comment: r.get(8)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        on_store!(self.verdicts())
     }
 
     /// Hashes of every ingested history entry.
     pub fn history_hashes(&self) -> Result<std::collections::HashSet<String>, MetadataError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare("SELECT hash FROM history_queries")?;
-        let rows = stmt.query_map([], |r| r.get(0))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        on_store!(self.history_hashes())
     }
 
     /// Stores ingested queries in one transaction (an entry already there is left as it is),
@@ -472,152 +546,107 @@ impl Metadata {
         source: &str,
         audit: Option<&AuditRecord>,
     ) -> Result<usize, MetadataError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        let mut inserted = 0;
-        {
-            let mut stmt = tx.prepare(
-                "INSERT OR IGNORE INTO history_queries (hash, sql, author, at, duration_ms, row_count, success, title,
-                   question, source, line, structure, intent, intent_source, verified)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
-            )?;
-            for q in queries {
-                let l = &q.logged;
-                inserted += stmt.execute(params![
-                    q.hash,
-                    l.sql,
-                    l.author,
-                    l.timestamp,
-                    l.duration_ms.map(|n| n as i64),
-                    l.rows.map(|n| n as i64),
-                    l.success,
-                    l.title,
-                    l.question,
-                    source,
-                    q.line as i64,
-                    serde_json::to_string(&q.structure).unwrap_or_default(),
-                    q.intent,
-                    enum_str(&q.intent_source),
-                    q.verified,
-                ])?;
-            }
-        }
-        if let Some(audit) = audit.filter(|_| inserted > 0) {
-            let mut record = audit.clone();
-            record.row_count = Some(inserted);
-            if let Some(detail) = record.detail.as_object_mut() {
-                detail.insert("batch_stored".into(), inserted.into());
-            }
-            insert_audit(&tx, &record)?;
-        }
-        tx.commit()?;
-        Ok(inserted)
+        on_store!(self.insert_history(queries, source, audit))
     }
 
     /// Every stored history entry, oldest first. `tables` is left empty: the caller validates
     /// each against the current catalog.
     pub fn history(&self) -> Result<Vec<PastQuery>, MetadataError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(
-            "SELECT hash, sql, author, at, duration_ms, row_count, success, title, question, line, structure,
-                    intent, intent_source, (verified AND source NOT LIKE 'feedback:%')
-             FROM history_queries ORDER BY at, hash",
-        )?;
-        let rows = stmt.query_map([], |r| {
-            let structure: String = r.get(10)?;
-            let source: String = r.get(12)?;
-            Ok(PastQuery {
-                hash: r.get(0)?,
-                logged: LoggedQuery {
-                    sql: r.get(1)?,
-                    author: r.get(2)?,
-                    timestamp: r.get(3)?,
-                    duration_ms: r.get::<_, Option<i64>>(4)?.map(|n| n as u64),
-                    rows: r.get::<_, Option<i64>>(5)?.map(|n| n as u64),
-                    success: r.get(6)?,
-                    title: r.get(7)?,
-                    question: r.get(8)?,
-                    verified: r.get::<_, bool>(13)?.then_some(true),
-                },
-                line: r.get::<_, i64>(9)? as usize,
-                tables: Vec::new(),
-                structure: serde_json::from_str(&structure).unwrap_or_default(),
-                intent: r.get(11)?,
-                intent_source: if source == "llm" { IntentSource::Llm } else { IntentSource::Structure },
-                verified: r.get(13)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        on_store!(self.history())
     }
 }
 
-fn audit_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredAudit> {
-    let detail: String = r.get(10)?;
-    Ok(StoredAudit {
-        id: r.get(0)?,
-        at: r.get(1)?,
-        principal: r.get(2)?,
-        kind: r.get(3)?,
-        question: r.get(4)?,
-        sql: r.get(5)?,
-        outcome: r.get(6)?,
-        row_count: r.get(7)?,
-        duration_ms: r.get(8)?,
-        role: r.get(9)?,
-        detail: serde_json::from_str(&detail).unwrap_or_default(),
-    })
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-fn insert_audit(conn: &Connection, record: &AuditRecord) -> Result<i64, MetadataError> {
-    conn.execute(
-            "INSERT INTO audit_log (principal, kind, question, sql, outcome, row_count, duration_ms, detail, role)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            params![
-                record.principal,
-                enum_str(&record.kind),
-                record.question,
-                record.sql,
-                enum_str(&record.outcome),
-                record.row_count.map(|n| n as i64),
-                record.duration_ms as i64,
-                record.detail.to_string(),
-                record.role,
-            ],
-        )?;
-    Ok(conn.last_insert_rowid())
-}
-
-fn enum_str<T: Serialize>(value: &T) -> String {
-    match serde_json::to_value(value) {
-        Ok(serde_json::Value::String(s)) => s,
-        _ => String::new(),
-    }
-}
-
-fn migrate(conn: &mut Connection, path: &Path) -> Result<(), MetadataError> {
-    let err = |source| MetadataError::Open { path: path.to_path_buf(), source };
-    conn.execute_batch(
-        "CREATE TABLE IF NOT EXISTS schema_migrations (
-           name TEXT PRIMARY KEY,
-           applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')))",
-    )
-    .map_err(err)?;
-    let applied: Vec<String> = {
-        let mut stmt = conn.prepare("SELECT name FROM schema_migrations ORDER BY name").map_err(err)?;
-        let names = stmt.query_map([], |r| r.get(0)).map_err(err)?.collect::<Result<_, _>>();
-        names.map_err(err)?
-    };
-    if let Some(unknown) = applied.iter().find(|a| !MIGRATIONS.iter().any(|(name, _)| name == a)) {
-        return Err(MetadataError::NewerSchema { path: path.to_path_buf(), migration: unknown.clone() });
-    }
-    for (name, sql) in MIGRATIONS {
-        if applied.iter().any(|a| a == name) {
-            continue;
+    #[test]
+    fn every_migration_is_written_for_both_engines_under_its_recorded_name() {
+        // Existing databases record these names in `schema_migrations`: never rename one.
+        let names: Vec<&str> = MIGRATIONS.iter().map(|m| m.name).collect();
+        assert_eq!(
+            names,
+            [
+                "0001_audit",
+                "0002_audit_role",
+                "0003_catalog_revisions_and_keys",
+                "0004_history",
+                "0005_verdicts_and_access_audit",
+                "0006_threads",
+                "0007_turn_choices"
+            ]
+        );
+        for engine in ["sqlite", "postgres"] {
+            let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations").join(engine);
+            let mut files: Vec<String> = std::fs::read_dir(&dir)
+                .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+                .filter_map(|entry| {
+                    entry.ok()?.file_name().to_str()?.strip_suffix(".sql").map(str::to_string)
+                })
+                .collect();
+            files.sort();
+            assert_eq!(files, names, "{engine}: every file is a listed migration");
         }
-        let tx = conn.transaction().map_err(err)?;
-        tx.execute_batch(sql).map_err(err)?;
-        tx.execute("INSERT INTO schema_migrations (name) VALUES (?1)", [name]).map_err(err)?;
-        tx.commit().map_err(err)?;
     }
-    Ok(())
+
+    #[test]
+    fn the_append_only_tables_have_their_triggers_on_both_engines() {
+        let sqlite: String = MIGRATIONS.iter().map(|m| m.sqlite).collect();
+        let postgres: String = MIGRATIONS.iter().map(|m| m.postgres).collect();
+        for table in ["audit_log", "catalog_revisions", "query_verdicts"] {
+            for (engine, sql, refused) in [
+                ("sqlite", &sqlite, &["update", "delete"][..]),
+                ("postgres", &postgres, &["update", "delete", "truncate"][..]),
+            ] {
+                for change in refused {
+                    let trigger = format!(
+                        "CREATE TRIGGER {table}_no_{change} BEFORE {} ON {table}",
+                        change.to_uppercase()
+                    );
+                    assert!(sql.contains(&trigger), "{engine}: {trigger}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_migration_this_quarry_does_not_know_is_found() {
+        let known = vec!["0001_audit".to_string(), "0002_audit_role".to_string()];
+        assert_eq!(unknown_migration(&known), None);
+        let newer = vec!["0001_audit".to_string(), "0099_later".to_string()];
+        assert_eq!(unknown_migration(&newer).map(String::as_str), Some("0099_later"));
+    }
+
+    #[test]
+    fn postgres_errors_name_the_fix_and_hide_the_password() {
+        let url = PostgresUrl::parse("postgres://quarry:hunter2@meta.internal:5433/quarry").expect("url");
+        let message = |m: &str| m.to_string();
+        for (error, fix) in [
+            (
+                MetadataError::Unreachable { url: url.clone(), message: message("connection refused") },
+                "Check that PostgreSQL runs there",
+            ),
+            (
+                MetadataError::Login { url: url.clone(), message: message("password authentication failed") },
+                "Check the user name and password in [metadata] url",
+            ),
+            (
+                MetadataError::NoDatabase { url: url.clone(), message: message("database does not exist") },
+                "CREATE DATABASE",
+            ),
+            (
+                MetadataError::Migrate {
+                    url: url.clone(),
+                    migration: "0001_audit".into(),
+                    message: message("permission denied for schema public"),
+                },
+                "create tables in its schema",
+            ),
+        ] {
+            let text = error.to_string();
+            assert!(text.contains(fix), "{text}");
+            assert!(text.contains("postgres://quarry:***@meta.internal:5433/quarry"), "{text}");
+            assert!(!text.contains("hunter2") && !format!("{error:?}").contains("hunter2"), "{text}");
+        }
+    }
 }

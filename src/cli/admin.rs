@@ -22,7 +22,7 @@ pub(super) fn keys(
     role: Option<String>,
     attributes: Vec<(String, String)>,
 ) -> Result<ExitCode> {
-    let metadata = Metadata::open(&config.metadata_db())?;
+    let metadata = Metadata::open_location(&config.metadata_location())?;
     let operator = format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "local".into()));
     match command {
         KeysCommand::Create { name } => {
@@ -100,7 +100,7 @@ pub(super) fn demo(config: Config, seed: u64, postgres: Option<&str>, schema: &s
         config.history.display(),
         summary.history_queries
     );
-    let metadata = Metadata::open(&config.metadata_db())?;
+    let metadata = Metadata::open_location(&config.metadata_location())?;
     print_demo_keys(&config, &keys::create_demo_keys(&metadata, &config.policy)?)?;
     Ok(ExitCode::SUCCESS)
 }
@@ -139,7 +139,7 @@ pub(super) fn ingest(config: Config, command: IngestCommand) -> Result<ExitCode>
 
 pub(super) fn audit(config: Config, command: AuditCommand) -> Result<ExitCode> {
     let AuditCommand::Export { principal, kind, since, until, limit } = command;
-    let metadata = Metadata::open(&config.metadata_db())?;
+    let metadata = Metadata::open_location(&config.metadata_location())?;
     let kind = match kind.as_deref() {
         None => None,
         Some(text) => Some(
@@ -199,7 +199,7 @@ pub(super) fn finetune(config: Config, command: FinetuneCommand) -> Result<ExitC
 }
 
 pub(super) fn catalog(config: Config, command: CatalogCommand) -> Result<ExitCode> {
-    let metadata = Metadata::open(&config.metadata_db())?;
+    let metadata = Metadata::open_location(&config.metadata_location())?;
     let loaded = load_catalog(&config, &metadata).context("loading the catalog")?;
     match command {
         CatalogCommand::Check => {

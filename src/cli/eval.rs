@@ -4,7 +4,8 @@
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use quarry::config::Config;
+use quarry::config::{Config, WarehouseLocation};
+use quarry::eval::GoldSource;
 use quarry::pipeline::{load_default_embedder, load_default_llm};
 
 use super::{open, EvalArgs, ProgressBar};
@@ -139,11 +140,24 @@ fn demo(mut config: Config, json: bool, samples: Option<usize>, jobs: usize) -> 
     }
     // Every job may wait for the model at once: none is turned away as if the line were full.
     config.llm_queue = config.llm_queue.max(jobs);
+    // The golds are SQLite SQL: on a PostgreSQL copy of the demo they run on the SQLite
+    // original that `quarry demo --postgres` copied from.
+    let gold_source = match config.warehouse {
+        WarehouseLocation::Sqlite(_) => GoldSource::Workspace,
+        WarehouseLocation::Postgres { .. } => {
+            let original = config.workspace.join("warehouse.sqlite");
+            eprintln!(
+                "the warehouse is PostgreSQL: gold SQL runs on the SQLite original {}",
+                original.display()
+            );
+            GoldSource::sqlite_copy(&config, &original)?
+        }
+    };
     let quarry = open_with_samples(config, samples)?;
     let cases = quarry::eval::parse_cases(quarry::eval::DEMO_QUESTIONS)?;
     let total = cases.len();
     let mut done = 0;
-    let (_, summary) = quarry::eval::run_cases(&quarry, &cases, jobs, |_, result| {
+    let (_, summary) = quarry::eval::run_cases(&quarry, &cases, &gold_source, jobs, |_, result| {
         done += 1;
         if json {
             println!("{}", serde_json::to_string(result).unwrap_or_default());

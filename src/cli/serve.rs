@@ -3,10 +3,12 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use quarry::config::Config;
 use quarry::keys;
+use quarry::pipeline::Quarry;
 
 use super::admin::print_demo_keys;
 use super::open;
@@ -45,10 +47,26 @@ pub(super) fn serve(config: Config) -> Result<ExitCode> {
         }
         eprintln!("Quarry is serving {open_url} (model {})", quarry.model_id());
         let _serving = Serving::mark(&quarry.config().workspace, &format!("http://{address}"));
-        let app = quarry::http::app(Arc::new(quarry));
+        let quarry = Arc::new(quarry);
+        tokio::spawn(take_in_changes(quarry.clone(), quarry.config().metadata_poll));
+        let app = quarry::http::app(quarry);
         axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await.context("serving")?;
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// Every `every`, what other instances sharing the metadata store wrote (steward edits,
+/// history, verdicts) is taken in; the loop ends with the runtime.
+async fn take_in_changes(quarry: Arc<Quarry>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let quarry = quarry.clone();
+        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || quarry.take_in_changes()).await {
+            tracing::warn!("taking in changes from the metadata store: {e}");
+        }
+    }
 }
 
 /// `quarry mcp`: the MCP tools on stdio, as the principal of `QUARRY_API_KEY`. Nothing but the

@@ -67,7 +67,8 @@ pub fn run_pairs(
             ],
             ..AskOptions::default()
         };
-        let (first, answer) = score(quarry, &principal, &pair.first, &pair.first_gold, &guard)?;
+        let (first, answer) =
+            score(quarry, &principal, &pair.first, &pair.first_gold, &super::GoldSource::Workspace, &guard)?;
         let turn = match answer {
             Some(answer) => PriorTurn {
                 question: pair.first.clone(),
@@ -77,7 +78,8 @@ pub fn run_pairs(
             None => PriorTurn { question: pair.first.clone(), sql: String::new(), tables: Vec::new() },
         };
         let options = AskOptions { follows: vec![turn], ..guard };
-        let (follow_up, _) = score(quarry, &principal, &pair.follow_up, &pair.gold, &options)?;
+        let (follow_up, _) =
+            score(quarry, &principal, &pair.follow_up, &pair.gold, &super::GoldSource::Workspace, &options)?;
         let result = PairResult { first, follow_up };
         progress(i, &result);
         results.push(result);

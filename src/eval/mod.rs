@@ -2,15 +2,22 @@
 //! results (rows as a multiset; order only when the gold query has ORDER BY), and the demo
 //! suite of questions with hand-written gold SQL.
 //!
-//! Gold SQL goes through the same validator and executor as everything else.
+//! Gold SQL goes through the same validator and executor as everything else: on the
+//! workspace's warehouse, or on a SQLite copy of it when the golds are in SQLite's dialect and
+//! the warehouse is not (`GoldSource`).
 
 pub mod followups;
 pub mod spider;
 
 use serde::{Deserialize, Serialize};
 
+use std::path::Path;
+
+use crate::catalog::Catalog;
+use crate::config::{Config, WarehouseLocation};
 use crate::pipeline::{AskError, AskOptions, Principal, Quarry, Timings};
-use crate::warehouse::ResultSet;
+use crate::validate::{validate, DraftSql};
+use crate::warehouse::{Executor, ResultSet, Warehouse};
 
 /// The demo questions with gold SQL (TOML: `[[case]] question = …, gold = …`).
 pub const DEMO_QUESTIONS: &str = include_str!("../demo/questions.toml");
@@ -42,6 +49,59 @@ pub enum EvalError {
     /// A gold query failed; the case itself is wrong.
     #[error("gold SQL for \"{question}\" failed: {error}")]
     Gold { question: String, error: String },
+    /// The SQLite copy the golds run on could not be opened.
+    #[error("cannot open {path} to run the gold SQL on: {error}")]
+    GoldCopy { path: String, error: String },
+}
+
+/// Where gold SQL runs.
+pub enum GoldSource {
+    /// The workspace's own warehouse: the golds are written in its dialect.
+    Workspace,
+    /// A SQLite copy of the warehouse, with its catalog: the demo's golds are SQLite SQL, and a
+    /// PostgreSQL copy of the demo (`quarry demo --postgres`) is scored against what they
+    /// return on the SQLite original.
+    SqliteCopy { catalog: Box<Catalog>, executor: Executor },
+}
+
+impl GoldSource {
+    /// The SQLite database at `path`, described by the workspace's governance files and steward
+    /// edits as the warehouse is.
+    pub fn sqlite_copy(config: &Config, path: &Path) -> Result<GoldSource, EvalError> {
+        let error = |error: String| EvalError::GoldCopy { path: path.display().to_string(), error };
+        if !path.is_file() {
+            return Err(error(
+                "no such file (quarry demo --postgres leaves the SQLite original in the workspace)".into(),
+            ));
+        }
+        let mut sqlite = config.clone();
+        sqlite.warehouse = WarehouseLocation::Sqlite(path.to_path_buf());
+        sqlite.sources.clear();
+        let warehouse =
+            Warehouse::open(&sqlite.warehouse, &sqlite.sources).map_err(|e| error(e.to_string()))?;
+        let metadata = crate::metadata::Metadata::open_location(&sqlite.metadata_location())
+            .map_err(|e| error(e.to_string()))?;
+        let loaded = crate::pipeline::load_catalog(&sqlite, &metadata).map_err(|e| error(e.to_string()))?;
+        Ok(GoldSource::SqliteCopy {
+            catalog: Box::new(loaded.catalog),
+            executor: warehouse.executor(sqlite.execution_limits()),
+        })
+    }
+
+    /// The rows of `gold` for `principal`, under the same policy as the answer's.
+    fn rows(&self, quarry: &Quarry, gold: &str, principal: &Principal) -> Result<ResultSet, String> {
+        match self {
+            GoldSource::Workspace => {
+                quarry.run_sql(gold, principal).map(|a| a.result).map_err(|e| e.to_string())
+            }
+            GoldSource::SqliteCopy { catalog, executor } => {
+                let policy = quarry.policy_of(principal).map_err(|e| e.to_string())?;
+                let query =
+                    validate(&DraftSql::new(gold), catalog, policy, principal).map_err(|e| e.to_string())?;
+                executor.run(&query).map_err(|e| e.to_string())
+            }
+        }
+    }
 }
 
 /// Parses a TOML file of cases.
@@ -162,25 +222,26 @@ pub(crate) fn score(
     principal: &Principal,
     question: &str,
     gold: &str,
+    gold_source: &GoldSource,
     options: &AskOptions,
 ) -> Result<(CaseResult, Option<crate::pipeline::Answer>), EvalError> {
-    let expected = quarry
-        .run_sql(gold, principal)
-        .map_err(|e| EvalError::Gold { question: question.to_string(), error: e.to_string() })?;
+    let expected = gold_source
+        .rows(quarry, gold, principal)
+        .map_err(|error| EvalError::Gold { question: question.to_string(), error })?;
     Ok(match quarry.ask_with(question, principal, options) {
         Ok(answer) => (
             CaseResult {
                 question: question.to_string(),
                 gold: gold.to_string(),
                 predicted: Some(answer.sql.clone()),
-                correct: same_result(&expected.result, &answer.result, has_order_by(gold)),
+                correct: same_result(&expected, &answer.result, has_order_by(gold)),
                 error: None,
                 repairs: answer.repairs.len(),
                 readings: answer.choices.len(),
                 reading_right: answer.choices.iter().any(|c| {
                     quarry
                         .run_sql(&c.sql, principal)
-                        .is_ok_and(|ran| same_result(&expected.result, &ran.result, has_order_by(gold)))
+                        .is_ok_and(|ran| same_result(&expected, &ran.result, has_order_by(gold)))
                 }),
                 timings: answer.timings.clone(),
             },
@@ -215,6 +276,7 @@ pub(crate) fn score(
 pub fn run_cases(
     quarry: &Quarry,
     cases: &[Case],
+    gold_source: &GoldSource,
     jobs: usize,
     progress: impl FnMut(usize, &CaseResult) + Send,
 ) -> Result<(Vec<CaseResult>, Summary), EvalError> {
@@ -227,7 +289,7 @@ pub fn run_cases(
             today: case.today.clone(),
             ..AskOptions::default()
         };
-        score(quarry, &principal, &case.question, &case.gold, &options).map(|(result, _)| result)
+        score(quarry, &principal, &case.question, &case.gold, gold_source, &options).map(|(result, _)| result)
     };
     let next = std::sync::atomic::AtomicUsize::new(0);
     let progress = std::sync::Mutex::new(progress);

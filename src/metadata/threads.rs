@@ -1,6 +1,7 @@
 //! Conversation threads in the metadata DB: each answered ask a turn (question, SQL, tables, the
 //! readings it offered), threads per principal, branches copying the turns they continue, and
-//! expiry `keep_days` after a thread's last turn.
+//! expiry `keep_days` after a thread's last turn. This file owns their types, row mapping and
+//! `Metadata` methods; the statements are in each engine's store.
 
 use super::*;
 
@@ -74,13 +75,51 @@ pub enum TurnPlace {
     Branch { from: String, after: u32 },
 }
 
-/// SQLite's modifier for "`days` days ago".
-fn days_ago(days: u32) -> String {
-    format!("-{days} days")
+impl NewTurn<'_> {
+    /// Its tables and choices as the JSON text stored.
+    pub(super) fn json(&self) -> (String, String) {
+        (
+            serde_json::to_string(self.tables).unwrap_or_else(|_| "[]".into()),
+            serde_json::to_string(self.choices).unwrap_or_else(|_| "[]".into()),
+        )
+    }
 }
 
-/// The last activity at which a thread is still kept, as SQLite computes it.
-const KEPT_SINCE: &str = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?)";
+pub(super) const THREAD_COLUMNS: &str = "id, created_at, updated_at, branched_from";
+
+/// A thread without its turns.
+pub(super) fn thread_row(r: &impl Row) -> Result<StoredThread, MetadataError> {
+    Ok(StoredThread {
+        id: r.cell(0)?,
+        created_at: r.cell(1)?,
+        updated_at: r.cell(2)?,
+        branched_from: r.cell(3)?,
+        turns: Vec::new(),
+    })
+}
+
+pub(super) const TURN_COLUMNS: &str = "turn, at, question, sql, tables, choices";
+
+pub(super) fn turn_row(r: &impl Row) -> Result<StoredTurn, MetadataError> {
+    Ok(StoredTurn {
+        turn: r.cell::<i64>(0)? as u32,
+        at: r.cell(1)?,
+        question: r.cell(2)?,
+        sql: r.cell(3)?,
+        tables: json(r.cell(4)?).unwrap_or_default(),
+        choices: json(r.cell(5)?).unwrap_or_default(),
+    })
+}
+
+/// Id, last activity, number of turns, first question.
+pub(super) fn summary_row(r: &impl Row) -> Result<ThreadSummary, MetadataError> {
+    Ok(ThreadSummary {
+        id: r.cell(0)?,
+        updated_at: r.cell(1)?,
+        turns: r.cell::<i64>(2)? as u32,
+        title: r.cell(3)?,
+    })
+}
 
 impl Metadata {
     /// The thread `id` of `principal` with its turns, if it exists, is theirs and had a turn in
@@ -91,44 +130,7 @@ impl Metadata {
         principal: &str,
         keep_days: u32,
     ) -> Result<Option<StoredThread>, MetadataError> {
-        let conn = self.conn();
-        let thread = conn
-            .query_row(
-                &format!(
-                    "SELECT id, created_at, updated_at, branched_from FROM threads
-                     WHERE id = ?1 AND principal = ?2 AND updated_at >= {}",
-                    KEPT_SINCE.replace('?', "?3")
-                ),
-                params![id, principal, days_ago(keep_days)],
-                |r| {
-                    Ok(StoredThread {
-                        id: r.get(0)?,
-                        created_at: r.get(1)?,
-                        updated_at: r.get(2)?,
-                        branched_from: r.get(3)?,
-                        turns: Vec::new(),
-                    })
-                },
-            )
-            .optional()?;
-        let Some(mut thread) = thread else { return Ok(None) };
-        let mut stmt = conn.prepare(
-            "SELECT turn, at, question, sql, tables, choices FROM thread_turns WHERE thread = ?1 ORDER BY turn",
-        )?;
-        let turns = stmt.query_map([id], |r| {
-            let tables: String = r.get(4)?;
-            let choices: String = r.get(5)?;
-            Ok(StoredTurn {
-                turn: r.get(0)?,
-                at: r.get(1)?,
-                question: r.get(2)?,
-                sql: r.get(3)?,
-                tables: serde_json::from_str(&tables).unwrap_or_default(),
-                choices: serde_json::from_str(&choices).unwrap_or_default(),
-            })
-        })?;
-        thread.turns = turns.collect::<Result<_, _>>()?;
-        Ok(Some(thread))
+        on_store!(self.thread(id, principal, keep_days))
     }
 
     /// The threads of `principal` with a turn in the last `keep_days` days, most recent first.
@@ -138,19 +140,7 @@ impl Metadata {
         keep_days: u32,
         limit: usize,
     ) -> Result<Vec<ThreadSummary>, MetadataError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(&format!(
-            "SELECT t.id, t.updated_at, COUNT(u.turn),
-                    (SELECT question FROM thread_turns f WHERE f.thread = t.id ORDER BY f.turn LIMIT 1)
-             FROM threads t JOIN thread_turns u ON u.thread = t.id
-             WHERE t.principal = ?1 AND t.updated_at >= {}
-             GROUP BY t.id ORDER BY t.updated_at DESC, t.id LIMIT ?3",
-            KEPT_SINCE.replace('?', "?2")
-        ))?;
-        let rows = stmt.query_map(params![principal, days_ago(keep_days), limit as i64], |r| {
-            Ok(ThreadSummary { id: r.get(0)?, updated_at: r.get(1)?, turns: r.get(2)?, title: r.get(3)? })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        on_store!(self.threads(principal, keep_days, limit))
     }
 
     /// Adds an answered turn for `principal` at `place`, in one transaction; returns the thread
@@ -162,44 +152,7 @@ impl Metadata {
         principal: &str,
         turn: NewTurn<'_>,
     ) -> Result<(String, u32), MetadataError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        let new_thread = |tx: &rusqlite::Transaction<'_>, branched_from: Option<&str>| {
-            tx.query_row(
-                "INSERT INTO threads (id, principal, branched_from) VALUES ('t' || lower(hex(randomblob(12))), ?1, ?2)
-                 RETURNING id",
-                params![principal, branched_from],
-                |r| r.get::<_, String>(0),
-            )
-        };
-        let id = match place {
-            TurnPlace::NewThread => new_thread(&tx, None)?,
-            TurnPlace::Continue(id) => id.clone(),
-            TurnPlace::Branch { from, after } => {
-                let id = new_thread(&tx, Some(from))?;
-                tx.execute(
-                    "INSERT INTO thread_turns (thread, turn, at, question, sql, tables, choices)
-                     SELECT ?1, turn, at, question, sql, tables, choices FROM thread_turns WHERE thread = ?2 AND turn <= ?3",
-                    params![id, from, after],
-                )?;
-                id
-            }
-        };
-        let tables = serde_json::to_string(turn.tables).unwrap_or_else(|_| "[]".into());
-        let choices = serde_json::to_string(turn.choices).unwrap_or_else(|_| "[]".into());
-        let number: u32 = tx.query_row(
-            "INSERT INTO thread_turns (thread, turn, question, sql, tables, choices)
-             VALUES (?1, (SELECT COALESCE(MAX(turn), 0) + 1 FROM thread_turns WHERE thread = ?1), ?2, ?3, ?4, ?5)
-             RETURNING turn",
-            params![id, turn.question, turn.sql, tables, choices],
-            |r| r.get(0),
-        )?;
-        tx.execute(
-            "UPDATE threads SET updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ?1",
-            [&id],
-        )?;
-        tx.commit()?;
-        Ok((id, number))
+        on_store!(self.add_turn(place, principal, turn))
     }
 
     /// Answers turn `turn` of thread `id` with another of the readings it offered: its SQL and
@@ -211,28 +164,11 @@ impl Metadata {
         sql: &str,
         tables: &[String],
     ) -> Result<(), MetadataError> {
-        let tables = serde_json::to_string(tables).unwrap_or_else(|_| "[]".into());
-        let conn = self.conn();
-        conn.execute(
-            "UPDATE thread_turns SET sql = ?3, tables = ?4 WHERE thread = ?1 AND turn = ?2",
-            params![id, turn, sql, tables],
-        )?;
-        conn.execute(
-            "UPDATE threads SET updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ?1",
-            [id],
-        )?;
-        Ok(())
+        on_store!(self.answer_turn_with(id, turn, sql, tables))
     }
 
     /// Deletes the threads without a turn in the last `keep_days` days; returns how many.
     pub fn expire_threads(&self, keep_days: u32) -> Result<usize, MetadataError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        let stale = format!("SELECT id FROM threads WHERE updated_at < {}", KEPT_SINCE.replace('?', "?1"));
-        tx.execute(&format!("DELETE FROM thread_turns WHERE thread IN ({stale})"), [days_ago(keep_days)])?;
-        let gone =
-            tx.execute(&format!("DELETE FROM threads WHERE id IN ({stale})"), [days_ago(keep_days)])?;
-        tx.commit()?;
-        Ok(gone)
+        on_store!(self.expire_threads(keep_days))
     }
 }

@@ -21,6 +21,7 @@ mod reuse;
 mod search;
 mod sql;
 mod stewardship_ops;
+mod sync;
 mod threads;
 mod trust;
 
@@ -32,6 +33,7 @@ pub use choices::Choice;
 pub use feedback::{Decision, Feedback, FeedbackOutcome, ReviewDecision, ReviewFilter, Verdict};
 pub use history_ops::Suggestion;
 pub use stewardship_ops::EditOutcome;
+pub use sync::TakenIn;
 pub use threads::{PriorTurn, ThreadChoice, ThreadPosition};
 
 use std::cell::Cell;
@@ -391,6 +393,8 @@ pub struct Quarry {
     metrics: metrics::Metrics,
     /// The tables' trust signals, computed once per catalog, history and day.
     trust: trust::TrustCache,
+    /// The metadata store's high-water marks when this instance last took in its changes.
+    seen: Mutex<crate::metadata::StoreMarks>,
 }
 
 /// The query history in force, with the signals derived from it.
@@ -477,7 +481,7 @@ impl Quarry {
             }
         }
         let warehouse = Warehouse::open(&config.warehouse, &config.sources)?;
-        let metadata = Metadata::open(&config.metadata_db())?;
+        let metadata = Metadata::open_location(&config.metadata_location())?;
         let LoadedCatalog { files_catalog, catalog, conflicts } =
             load_catalog_from(&warehouse, &config, &metadata)?;
         for conflict in &conflicts {
@@ -523,6 +527,7 @@ impl Quarry {
             index_tables: index_report.tables,
             index_queries: index_report.queries,
         });
+        let seen = Mutex::new(metadata.marks()?);
         Ok(Quarry {
             config,
             files_catalog,
@@ -541,6 +546,7 @@ impl Quarry {
             admission,
             metrics,
             trust: Default::default(),
+            seen,
         })
     }
 

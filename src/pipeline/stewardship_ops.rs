@@ -120,18 +120,8 @@ impl Quarry {
         }
         let mut outcome = EditOutcome { revision: Some(revision), reindexed: true, warnings: Vec::new() };
         if let Some(table) = table {
-            let fingerprint = self.config.workspace.join("vectors").join("fingerprint");
-            if let Err(e) = crate::index::reindex_table(
-                &next,
-                table,
-                &self.history().history,
-                self.embedder.as_ref(),
-                self.store.as_ref(),
-                &fingerprint,
-            ) {
+            if let Err(e) = self.reindex(&next, table) {
                 tracing::error!("re-indexing table {}: {e}", table.name);
-                // A stale fingerprint makes the next start rebuild the whole index.
-                let _ = std::fs::remove_file(&fingerprint);
                 outcome.reindexed = false;
                 outcome.warnings.push(format!(
                     "the edit is saved, but the search index could not be updated ({e}); it is rebuilt at the next start"

@@ -44,7 +44,7 @@ impl PostgresUrl {
             .map_err(|e| format!("{}: {e}", PostgresUrl(text.to_string())))
     }
 
-    pub(super) fn config(&self) -> postgres::Config {
+    pub(crate) fn config(&self) -> postgres::Config {
         // Checked in `parse`.
         self.0.parse().unwrap_or_default()
     }

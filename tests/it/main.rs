@@ -18,6 +18,7 @@ mod history;
 mod holes;
 mod http;
 mod llm_server;
+mod metadata_store;
 mod operators;
 mod policy;
 mod postgres;

@@ -4,13 +4,13 @@
 //! into it (`warehouse::copy_sqlite`) and answers as a role that may only read.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use postgres::NoTls;
 use quarry::catalog::Engine;
 use quarry::config::WarehouseLocation;
+use quarry::eval::{run_cases, Case, GoldSource};
 use quarry::llm::{Llm, ScriptedLlm};
 use quarry::pipeline::{load_default_llm, AskError, OpenError, Quarry};
 use quarry::policy::Principal;
@@ -22,49 +22,26 @@ use quarry::warehouse::{
 
 use crate::adversarial::{check, corpus, Codes, World};
 use crate::support::{
-    config_for, demo_policy, embedder, scripted, shared_workspace, skip_without_real_model, SCRIPT,
+    admin_or_skip, config_for, demo_policy, embedder, scripted, shared_workspace, skip_without_real_model,
+    TestDatabase, SCRIPT,
 };
-
-/// The cluster's superuser URL, or None after saying which test it skips. CI runs `make
-/// test`, which provides the cluster: there a missing URL fails the test.
-fn admin_or_skip(test: &str) -> Option<String> {
-    if let Ok(url) = std::env::var("QUARRY_TEST_POSTGRES") {
-        return Some(url);
-    }
-    let why = "no PostgreSQL cluster: run the suite through scripts/with-postgres.sh (make test does)";
-    assert!(std::env::var("CI").map_or(true, |v| v != "true"), "{test}: {why}");
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why}");
-    None
-}
 
 /// A database of one test holding the demo warehouse in schema `public`, and a login that may
 /// only read it. Dropped with the test.
 struct DemoDatabase {
-    admin: String,
-    name: String,
+    database: TestDatabase,
     /// The database, as its owner (the cluster's superuser).
     owner_url: String,
     /// The database, as the role that may only read.
     reader_url: String,
 }
 
-/// `url` with its database replaced by `database`.
-fn with_database(url: &str, database: &str) -> String {
-    let cut = url.rfind('/').unwrap_or(url.len());
-    format!("{}/{database}", &url[..cut])
-}
-
 fn demo_database(admin: &str, test: &str) -> DemoDatabase {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let name = format!("quarry_{test}_{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
+    let mut database = TestDatabase::create(admin, test);
+    let name = database.name.clone();
+    let reader_url = database.login("reader", "reader-pw");
     let reader = format!("{name}_reader");
-    let mut client = postgres::Client::connect(admin, NoTls).expect("connect to the test cluster");
-    client.batch_execute(&format!("CREATE DATABASE {name}")).expect("create the test database");
-    client
-        .batch_execute(&format!("CREATE ROLE {reader} LOGIN PASSWORD 'reader-pw'"))
-        .expect("create its reader");
-    let owner_url = with_database(admin, &name);
+    let owner_url = database.url.clone();
     let sqlite = config_for(shared_workspace()).warehouse.sqlite_path().expect("a SQLite demo").to_path_buf();
     let copied =
         copy_sqlite(&sqlite, &PostgresUrl::parse(&owner_url).expect("url"), "public").expect("copy the demo");
@@ -77,18 +54,7 @@ fn demo_database(admin: &str, test: &str) -> DemoDatabase {
          COMMENT ON COLUMN orders.total_amount IS 'Order value in EUR, after discounts';"
     ))
     .expect("grants and comments");
-    let port_and_host = owner_url.split('@').nth(1).unwrap_or_default();
-    let reader_url = format!("postgres://{reader}:reader-pw@{port_and_host}");
-    DemoDatabase { admin: admin.to_string(), name, owner_url, reader_url }
-}
-
-impl Drop for DemoDatabase {
-    fn drop(&mut self) {
-        if let Ok(mut client) = postgres::Client::connect(&self.admin, NoTls) {
-            let _ = client.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
-            let _ = client.batch_execute(&format!("DROP ROLE IF EXISTS {}_reader", self.name));
-        }
-    }
+    DemoDatabase { database, owner_url, reader_url }
 }
 
 /// Quarry on the warehouse at `url` (schema `public`), with no query log and `governance` as
@@ -393,7 +359,7 @@ fn deadlines_and_dropped_connections_are_errors_not_hangs() {
     let patient = warehouse.executor(ExecutionLimits::new(Duration::from_secs(60), 100));
     let killer = {
         let admin = db.owner_url.clone();
-        let reader = format!("{}_reader", db.name);
+        let reader = format!("{}_reader", db.database.name);
         std::thread::spawn(move || {
             let mut client = postgres::Client::connect(&admin, NoTls).expect("admin");
             for _ in 0..100 {
@@ -450,5 +416,62 @@ fn real_model_answers_a_demo_question_on_postgres() {
         answer.sql,
         answer.result.rows,
         gold.result.rows
+    );
+}
+
+/// The demo's golds are SQLite SQL: on a PostgreSQL copy of the demo, each answer (PostgreSQL
+/// SQL, run there) is scored against its gold run on the SQLite original.
+#[test]
+fn answers_on_postgres_are_scored_against_golds_run_on_the_sqlite_original() {
+    let Some(admin) =
+        admin_or_skip("answers_on_postgres_are_scored_against_golds_run_on_the_sqlite_original")
+    else {
+        return;
+    };
+    let db = demo_database(&admin, "gold");
+    // The first key found in the prompt answers: the longer one first.
+    let llm: Arc<dyn Llm> = Arc::new(ScriptedLlm::new([
+        (
+            "not refunded in September 2026",
+            "SELECT COUNT(*) AS refunded FROM orders WHERE status = 'refunded' \
+             AND ordered_at >= DATE '2026-09-01' AND ordered_at < DATE '2026-11-01'",
+        ),
+        (
+            "refunded in September 2026",
+            "SELECT COUNT(*) AS refunded FROM orders WHERE status = 'refunded' \
+             AND date_trunc('month', ordered_at) = DATE '2026-09-01'",
+        ),
+    ]));
+    let quarry = open_on(&db.reader_url, demo_governance(), llm).expect("open on PostgreSQL");
+    let original =
+        config_for(shared_workspace()).warehouse.sqlite_path().expect("a SQLite demo").to_path_buf();
+    let gold = GoldSource::sqlite_copy(quarry.config(), &original).expect("the SQLite original opens");
+    // strftime is SQLite's: these golds run only where the gold source sends them.
+    let case = |question: &str, not: &str| {
+        Case {
+        question: question.into(),
+        gold: format!(
+            "SELECT COUNT(*) FROM orders WHERE status {not}= 'refunded' AND strftime('%Y-%m', ordered_at) = '2026-09'"
+        ),
+        today: None,
+    }
+    };
+    let cases = [
+        case("How many orders were refunded in September 2026?", ""),
+        case("How many orders were not refunded in September 2026?", "!"),
+    ];
+    let (results, summary) = run_cases(&quarry, &cases, &gold, 1, |_, _| {}).expect("the golds run");
+    assert!(results[0].correct, "the same count on both engines: {:?}", results[0]);
+    assert!(!results[1].correct, "another count is wrong: {:?}", results[1]);
+    assert_eq!(summary.correct, 1);
+    let on_postgres = run_cases(&quarry, &cases[..1], &GoldSource::Workspace, 1, |_, _| {});
+    assert!(
+        matches!(on_postgres, Err(quarry::eval::EvalError::Gold { .. })),
+        "the SQLite gold does not run on PostgreSQL itself"
+    );
+    let missing = GoldSource::sqlite_copy(quarry.config(), Path::new("/nonexistent/warehouse.sqlite"));
+    assert!(
+        matches!(&missing, Err(e) if e.to_string().contains("quarry demo --postgres")),
+        "a missing original names the command that makes it"
     );
 }

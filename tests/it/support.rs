@@ -244,3 +244,71 @@ pub fn assert_answers(
     );
     answer
 }
+
+/// The throwaway cluster's superuser URL (`QUARRY_TEST_POSTGRES`, set by
+/// `scripts/with-postgres.sh`), or None after saying which test it skips. CI runs `make test`,
+/// which provides the cluster: there a missing URL fails the test.
+pub fn admin_or_skip(test: &str) -> Option<String> {
+    if let Ok(url) = std::env::var("QUARRY_TEST_POSTGRES") {
+        return Some(url);
+    }
+    let why = "no PostgreSQL cluster: run the suite through scripts/with-postgres.sh (make test does)";
+    assert!(std::env::var("CI").map_or(true, |v| v != "true"), "{test}: {why}");
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why}");
+    None
+}
+
+/// `url` with its database replaced by `database`.
+pub fn with_database(url: &str, database: &str) -> String {
+    let cut = url.rfind('/').unwrap_or(url.len());
+    format!("{}/{database}", &url[..cut])
+}
+
+/// An empty database of one test on the test cluster, dropped with the test, and the logins
+/// made for it.
+pub struct TestDatabase {
+    admin: String,
+    pub name: String,
+    /// The database, as the cluster's superuser.
+    pub url: String,
+    roles: Vec<String>,
+}
+
+impl TestDatabase {
+    /// A new database named after `test` (unique in the run).
+    pub fn create(admin: &str, test: &str) -> TestDatabase {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let next = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("quarry_{test}_{}_{next}", std::process::id());
+        let mut client =
+            postgres::Client::connect(admin, postgres::NoTls).expect("connect to the test cluster");
+        client.batch_execute(&format!("CREATE DATABASE {name}")).expect("create the test database");
+        TestDatabase { admin: admin.to_string(), url: with_database(admin, &name), name, roles: Vec::new() }
+    }
+
+    /// A login `<database>_<suffix>` with `password`, dropped after the database; its URL to
+    /// this database. It may do nothing yet.
+    pub fn login(&mut self, suffix: &str, password: &str) -> String {
+        let role = format!("{}_{suffix}", self.name);
+        let mut client =
+            postgres::Client::connect(&self.admin, postgres::NoTls).expect("connect to the test cluster");
+        client
+            .batch_execute(&format!("CREATE ROLE {role} LOGIN PASSWORD '{password}'"))
+            .expect("create a login");
+        self.roles.push(role.clone());
+        let host_and_database = self.url.split('@').nth(1).unwrap_or_default();
+        format!("postgres://{role}:{password}@{host_and_database}")
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if let Ok(mut client) = postgres::Client::connect(&self.admin, postgres::NoTls) {
+            let _ = client.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+            for role in &self.roles {
+                let _ = client.batch_execute(&format!("DROP ROLE IF EXISTS {role}"));
+            }
+        }
+    }
+}
