@@ -439,7 +439,7 @@ macro_rules! on_store {
     ($self:ident.$method:ident($($arg:expr),*)) => {
         match &$self.store {
             Store::Sqlite(store) => store.$method($($arg),*),
-            Store::Postgres(store) => store.$method($($arg),*),
+            Store::Postgres(store) => postgres::off_async(|| store.$method($($arg),*)),
         }
     };
 }
@@ -457,7 +457,8 @@ impl Metadata {
         match location {
             MetadataLocation::Sqlite(path) => Metadata::open(path),
             MetadataLocation::Postgres(url) => {
-                Ok(Metadata { store: Store::Postgres(postgres::PostgresStore::connect(url)?) })
+                let store = postgres::off_async(|| postgres::PostgresStore::connect(url))?;
+                Ok(Metadata { store: Store::Postgres(store) })
             }
         }
     }

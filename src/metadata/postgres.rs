@@ -13,6 +13,31 @@ use r2d2_postgres::{r2d2, PostgresConnectionManager};
 
 use super::*;
 
+/// Runs `work` (calls of the synchronous PostgreSQL client) where it may block. That client
+/// drives each call on a small runtime of its own, which tokio refuses to start on a thread of
+/// an async runtime (an HTTP handler authenticating a key, an audit written beside a 429): there
+/// the call runs on a scoped thread of its own, and the caller waits for it as it would for
+/// SQLite.
+pub(super) fn off_async<T: Send>(work: impl FnOnce() -> T + Send) -> T {
+    if !in_async_runtime() {
+        return work();
+    }
+    std::thread::scope(|scope| match scope.spawn(work).join() {
+        Ok(value) => value,
+        Err(panic) => std::panic::resume_unwind(panic),
+    })
+}
+
+#[cfg(feature = "runtime")]
+fn in_async_runtime() -> bool {
+    tokio::runtime::Handle::try_current().is_ok()
+}
+
+#[cfg(not(feature = "runtime"))]
+fn in_async_runtime() -> bool {
+    false
+}
+
 /// The metadata database on a PostgreSQL server.
 pub(super) struct PostgresStore {
     url: PostgresUrl,

@@ -23,7 +23,9 @@ use quarry::pipeline::{Feedback, Quarry, Verdict};
 use quarry::policy::Principal;
 use quarry::warehouse::PostgresUrl;
 
-use crate::support::{admin_or_skip, config_for, embedder, private_workspace, TestDatabase, SCRIPT};
+use crate::support::{
+    admin_or_skip, config_for, embedder, metadata_database, private_workspace, TestDatabase, SCRIPT,
+};
 
 /// One metadata store under test.
 struct Store {
@@ -92,18 +94,6 @@ impl Store {
     fn reopen(&self) -> Result<Metadata, MetadataError> {
         Metadata::open_location(&self.location)
     }
-}
-
-/// A fresh database owned by a login of its own (which may therefore create tables in its
-/// `public` schema), and that login's URL.
-fn metadata_database(admin: &str) -> (TestDatabase, String) {
-    let mut database = TestDatabase::create(admin, "meta");
-    let url = database.login("owner", "owner-pw");
-    let mut client = postgres::Client::connect(admin, NoTls).expect("connect to the test cluster");
-    client
-        .batch_execute(&format!("ALTER DATABASE {0} OWNER TO {0}_owner", database.name))
-        .expect("hand the database to its login");
-    (database, url)
 }
 
 /// SQLite always; PostgreSQL too when the test cluster is there.

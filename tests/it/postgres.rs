@@ -22,8 +22,8 @@ use quarry::warehouse::{
 
 use crate::adversarial::{check, corpus, Codes, World};
 use crate::support::{
-    admin_or_skip, config_for, demo_policy, embedder, scripted, shared_workspace, skip_without_real_model,
-    TestDatabase, SCRIPT,
+    admin_or_skip, config_for, demo_policy, embedder, metadata_database, scripted, shared_workspace,
+    skip_without_real_model, TestDatabase, SCRIPT,
 };
 
 /// A database of one test holding the demo warehouse in schema `public`, and a login that may
@@ -66,6 +66,39 @@ fn open_on(url: &str, governance: &Path, llm: Arc<dyn Llm>) -> Result<Quarry, Op
     config.governance = governance.to_path_buf();
     config.demo = false;
     Quarry::open(config, embedder(), Some(llm))
+}
+
+/// The scripted workspace — the demo's governance, query log and script — all on PostgreSQL:
+/// the warehouse a copy of the demo read by a role that may only read, the metadata store a
+/// database of its own. For the suites that run on both backends (`http`); None, after a
+/// SKIPPED line, without a cluster. Made once per test run, on a thread of its own (async tests
+/// call it; the synchronous client may not run on their threads); its databases go with the
+/// throwaway cluster.
+pub fn scripted_on_postgres(test: &str) -> Option<Arc<Quarry>> {
+    static QUARRY: std::sync::OnceLock<Arc<Quarry>> = std::sync::OnceLock::new();
+    let admin = admin_or_skip(test)?;
+    let quarry = QUARRY.get_or_init(|| {
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    let warehouse = demo_database(&admin, "shared");
+                    let (metadata, metadata_url) = metadata_database(&admin);
+                    let dir = tempfile::tempdir().expect("temp dir").keep();
+                    let mut config = config_for(&dir);
+                    config.warehouse = location(&warehouse.reader_url);
+                    config.metadata_url = Some(PostgresUrl::parse(&metadata_url).expect("url"));
+                    config.governance = demo_governance().to_path_buf();
+                    config.history = shared_workspace().join("history.jsonl");
+                    config.demo = false;
+                    std::mem::forget((warehouse, metadata));
+                    let quarry = Quarry::open(config, embedder(), Some(scripted_llm()));
+                    Arc::new(quarry.expect("open the scripted workspace on PostgreSQL"))
+                })
+                .join()
+                .expect("opened")
+        })
+    });
+    Some(quarry.clone())
 }
 
 fn location(url: &str) -> WarehouseLocation {

@@ -312,3 +312,15 @@ impl Drop for TestDatabase {
         }
     }
 }
+
+/// A fresh database owned by a login of its own (which may therefore create tables in its
+/// `public` schema), and that login's URL.
+pub fn metadata_database(admin: &str) -> (TestDatabase, String) {
+    let mut database = TestDatabase::create(admin, "meta");
+    let url = database.login("owner", "owner-pw");
+    let mut client = postgres::Client::connect(admin, postgres::NoTls).expect("connect to the test cluster");
+    client
+        .batch_execute(&format!("ALTER DATABASE {0} OWNER TO {0}_owner", database.name))
+        .expect("hand the database to its login");
+    (database, url)
+}
