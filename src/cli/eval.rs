@@ -72,7 +72,11 @@ pub(super) fn eval(config: Config, args: EvalArgs) -> Result<ExitCode> {
     bar.finish();
     let _ = std::fs::remove_dir_all(&options.workdir);
     let summary = quarry::eval::spider::summarize(&results, mode, &config.model_name(), skipped, samples);
-    let report = quarry::eval::spider::markdown(&summary);
+    let set = options
+        .data
+        .file_name()
+        .map_or_else(|| options.data.display().to_string(), |n| n.to_string_lossy().into_owned());
+    let report = quarry::eval::spider::markdown(&summary, &set);
     std::fs::write(out.with_extension("md"), &report)?;
     std::fs::write(out.with_extension("json"), serde_json::to_string_pretty(&summary)?)?;
     if json {

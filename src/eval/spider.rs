@@ -589,8 +589,9 @@ mod tests {
         assert_eq!(s.errors.get("refused:unknown_column"), Some(&1));
         assert_eq!((s.latency_p50_ms, s.latency_p95_ms), (30, 40));
         assert_eq!((s.clarified, s.clarified_shown_right, s.clarified_any_right), (2, 1, 2));
-        assert!(markdown(&s).contains("| b | 2 | 50.0% |"));
-        assert!(markdown(&s)
+        assert!(markdown(&s, "defog_dev").starts_with("# defog_dev, mode cold"));
+        assert!(markdown(&s, "spider").contains("| b | 2 | 50.0% |"));
+        assert!(markdown(&s, "spider")
             .contains("| offered readings to choose from | 2 (1 shown right, 2 with a right reading) |"));
     }
 }

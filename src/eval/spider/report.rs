@@ -262,10 +262,10 @@ pub fn summarize(
     }
 }
 
-/// The summary as a Markdown report.
-pub fn markdown(summary: &Summary) -> String {
+/// The summary as a Markdown report on the evaluation set `set` (its folder's name).
+pub fn markdown(summary: &Summary, set: &str) -> String {
     let mut out = format!(
-        "# Spider dev, mode {} ({}, {} sample(s) per question)\n\n| | |\n|---|---|\n| questions | {} |\n\
+        "# {set}, mode {} ({}, {} sample(s) per question)\n\n| | |\n|---|---|\n| questions | {} |\n\
          | EX | {:.1}% ({} correct) |\n| table recall | {:.3} |\n| valid SQL | {:.1}% |\n\
          | repaired | {} ({} then correct) |\n| generations per question | {:.2} |\n\
          | latency p50 / p95 | {} / {} ms |\n| tokens (prompt / completion) | {:.0} / {:.0} |\n\
