@@ -126,8 +126,8 @@ fn a_smoke_evaluation_with_the_real_model() {
     assert_eq!(summary.questions + summary.gold_failed, 10);
     assert_eq!(summary.by_difficulty.values().map(|s| s.questions).sum::<usize>(), summary.questions);
     // The 0.5B model gets about half of Spider right; fewer than 3 of 10 means a broken pipeline.
-    assert!(summary.correct >= 3, "{}", spider::markdown(&summary));
-    assert!(summary.table_recall > 0.8, "{}", spider::markdown(&summary));
+    assert!(summary.correct >= 3, "{}", spider::markdown(&summary, "spider"));
+    assert!(summary.table_recall > 0.8, "{}", spider::markdown(&summary, "spider"));
 }
 
 /// Enterprise mode with two jobs (each its own copy of the real model): retrieval across the
@@ -163,7 +163,7 @@ fn an_enterprise_evaluation_routes_across_the_merged_catalog() {
     }
     let summary = spider::summarize(&results, Mode::Enterprise, "m", 0, 1);
     let routing = summary.routing_accuracy.expect("enterprise summaries report routing");
-    assert!(routing >= 0.5, "{}", spider::markdown(&summary));
+    assert!(routing >= 0.5, "{}", spider::markdown(&summary, "spider"));
 }
 
 /// A prediction is right when its rows match any acceptable gold (`query_alternatives`), and
@@ -207,5 +207,5 @@ fn any_acceptable_gold_scores_and_categories_are_reported() {
     let summary = spider::summarize(&results, Mode::Cold, "scripted", 0, 1);
     let category = |c: &str| summary.by_category.get(c).map(|s| (s.questions, s.correct));
     assert_eq!((category("gen:group_by"), category("gen:ratio")), (Some((1, 1)), Some((1, 0))));
-    assert!(spider::markdown(&summary).contains("## By category"));
+    assert!(spider::markdown(&summary, "spider").contains("## By category"));
 }
