@@ -19,8 +19,9 @@ use crate::history::structure::{parse_query, plain_arguments, selects_of, Scope}
 const OTHER_ORDER: &[&str] =
     &["alphabetical", "alphabetically", "ascending", "lowest", "least", "fewest", "smallest", "bottom"];
 
-/// Date functions: a key computed by one is a period.
-const DATE_FUNCTIONS: &[&str] = &["strftime", "date", "datetime", "julianday", "time"];
+/// Date functions, SQLite's and PostgreSQL's: a key computed by one is a period.
+const DATE_FUNCTIONS: &[&str] =
+    &["strftime", "date", "datetime", "julianday", "time", "to_char", "date_trunc", "date_part"];
 
 /// Words of a key's name that make it a period.
 const PERIOD_WORDS: &[&str] = &["year", "month", "quarter", "week", "day", "date", "hour", "period"];
@@ -108,10 +109,12 @@ fn reference(i: usize, items: &[(&Expr, Option<&str>)]) -> Expr {
 /// True when a key is a period: computed by a date function, a date column of the catalog, or
 /// named like one (`year`, `order_month`, `created_at`).
 fn is_period(expr: &Expr, alias: Option<&str>, scope: &Scope, catalog: &Catalog) -> bool {
-    if let Expr::Function(f) = expr {
-        if DATE_FUNCTIONS.contains(&f.name.to_string().to_lowercase().as_str()) {
-            return true;
+    match expr {
+        Expr::Function(f) if DATE_FUNCTIONS.contains(&f.name.to_string().to_lowercase().as_str()) => {
+            return true
         }
+        Expr::Extract { .. } => return true,
+        _ => {}
     }
     let dated = scope.column(expr, catalog).is_some_and(|reference| {
         let (table, name) = reference.split_once('.').unwrap_or(("", &reference));
@@ -242,6 +245,15 @@ mod tests {
         assert_eq!(
             sort("SELECT year, COUNT(*) FROM papers GROUP BY year").as_deref(),
             Some("SELECT year, COUNT(*) FROM papers GROUP BY year ORDER BY year")
+        );
+        // PostgreSQL's period keys, under names that say nothing.
+        assert_eq!(
+            sort("SELECT to_char(ordered_at, 'YYYY-MM') AS k, SUM(total_amount) FROM orders GROUP BY k").as_deref(),
+            Some("SELECT to_char(ordered_at, 'YYYY-MM') AS k, SUM(total_amount) FROM orders GROUP BY k ORDER BY k")
+        );
+        assert_eq!(
+            sort("SELECT EXTRACT(YEAR FROM ordered_at) AS k, COUNT(*) FROM orders GROUP BY k").as_deref(),
+            Some("SELECT EXTRACT(YEAR FROM ordered_at) AS k, COUNT(*) FROM orders GROUP BY k ORDER BY k")
         );
     }
 

@@ -33,7 +33,7 @@ Answer the question with exactly one PostgreSQL SELECT statement that uses only 
 columns given; when a column you need is in another table, JOIN that table on its FOREIGN KEY. \
 Prefer certified (tier 1) tables and never use deprecated ones. \
 Filter a period as date_column >= DATE 'first day' AND date_column < DATE 'day after', \
-and take parts with date_trunc('month', date_column) or EXTRACT(YEAR FROM date_column); cast a text date first (date_column::date). \
+and take parts with to_char(date_column, 'YYYY-MM') for a month or EXTRACT(YEAR FROM date_column) for a year; cast a text date first (date_column::date). \
 A ratio is 1.0 * a / b; only a percentage is 100.0 * a / b (neither is integer division). \
 Group by every column you select beside the aggregates. \
 Use LIMIT only when the question asks for a number of rows or for the top or bottom one. \

@@ -7,7 +7,8 @@
 //! unbounded one) -> read-only and function checks (a walk of the whole tree) -> name
 //! resolution with the policy (a scoped walk, as a database resolves tables and columns, that
 //! also tracks which governed catalog columns each value derives from) -> rewriting (row
-//! filters and masks, the row cap) -> rendering, where the statement to run is printed from the
+//! filters and masks, the row cap; on PostgreSQL, names for derived tables and `ROUND` in
+//! `numeric`) -> rendering, where the statement to run is printed from the
 //! checked and rewritten tree and must parse back to the same tree.
 //!
 //! Policy, per role (see `policy`):
@@ -380,6 +381,7 @@ pub fn validate_with(
     }
     if engine == Engine::Postgres {
         name_derived_tables(&mut query);
+        round_in_numeric(&mut query);
     }
     let sql = render(&query, limits, engine)?;
     Ok(ValidatedQuery {

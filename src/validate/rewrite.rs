@@ -2,6 +2,7 @@
 //! subquery), views, IN-table expansion, and the row cap — AST surgery on parsed templates.
 
 use super::*;
+use sqlparser::ast::{CastKind, ExactNumberInfo, FunctionArg, FunctionArgExpr, FunctionArguments};
 
 /// A query parsed once from constant text, as a template for AST surgery: no SQL text is ever
 /// assembled from parts.
@@ -324,4 +325,38 @@ pub(in crate::validate) fn name_derived_tables(query: &mut Query) {
     let _ = Visit::visit(&*query, &mut names);
     let mut namer = Namer { taken: names.0, next: 0 };
     let _ = VisitMut::visit(query, &mut namer);
+}
+
+/// `ROUND(x, n)` as `ROUND(CAST(x AS NUMERIC), n)`: PostgreSQL rounds to a number of places
+/// only in `numeric` (there is no `round(double precision, integer)`), while the same call on
+/// SQLite, which models and analysts write, rounds any number. A `numeric` argument is cast to
+/// itself, so a call that already ran gives the same value.
+pub(in crate::validate) fn round_in_numeric(query: &mut Query) {
+    struct Rounder;
+    impl VisitorMut for Rounder {
+        type Break = ();
+        fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+            let Expr::Function(Function { name, args: FunctionArguments::List(list), .. }) = expr else {
+                return ControlFlow::Continue(());
+            };
+            if !name.to_string().eq_ignore_ascii_case("round") || list.args.len() != 2 {
+                return ControlFlow::Continue(());
+            }
+            if let Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(value))) = list.args.first_mut() {
+                let numeric = DataType::Numeric(ExactNumberInfo::None);
+                let already = matches!(value, Expr::Cast { data_type, .. } if *data_type == numeric);
+                if !already {
+                    let inner = std::mem::replace(value, Expr::Value(Value::Null.into()));
+                    *value = Expr::Cast {
+                        kind: CastKind::Cast,
+                        expr: Box::new(inner),
+                        data_type: numeric,
+                        format: None,
+                    };
+                }
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let _ = VisitMut::visit(query, &mut Rounder);
 }

@@ -611,6 +611,34 @@ fn postgres_attacks_are_refused_by_the_validator() {
 }
 
 #[test]
+fn round_to_places_is_computed_in_numeric_on_postgres() {
+    let rounded = |sql: &str| on_postgres(sql).unwrap_or_else(|r| panic!("{r}")).sql().to_string();
+    let sql = rounded("SELECT ROUND(SUM(total_amount) / COUNT(*), 2) AS avg_amount FROM orders");
+    assert!(
+        sql.starts_with("SELECT ROUND(CAST(SUM(total_amount) / COUNT(*) AS NUMERIC), 2) AS avg_amount"),
+        "{sql}"
+    );
+    let nested = rounded("SELECT ROUND(100.0 * (SELECT ROUND(AVG(total_amount), 1) FROM orders) / 3, 2)");
+    assert_eq!(nested.matches("CAST(").count(), 2, "every call, at any depth: {nested}");
+    let unchanged = [
+        "SELECT ROUND(SUM(total_amount)) FROM orders",
+        "SELECT ROUND(CAST(SUM(total_amount) AS NUMERIC), 2) FROM orders",
+    ];
+    for sql in unchanged {
+        assert!(!rounded(sql).contains("CAST(CAST"), "no second cast: {}", rounded(sql));
+        assert_eq!(rounded(sql).matches("CAST(").count(), sql.matches("CAST(").count(), "{sql}");
+    }
+    let on_sqlite = validate(
+        &DraftSql::new("SELECT ROUND(SUM(total_amount), 2) FROM orders"),
+        &shop(),
+        &Policy::unrestricted(),
+        &anyone(),
+    )
+    .unwrap_or_else(|r| panic!("{r}"));
+    assert!(!on_sqlite.sql().contains("CAST"), "SQLite rounds any number as written: {}", on_sqlite.sql());
+}
+
+#[test]
 fn derived_tables_are_named_on_postgres() {
     let roles = roles();
     let analyst = roles.get("analyst").unwrap_or_else(|| panic!("no analyst"));
