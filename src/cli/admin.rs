@@ -91,6 +91,9 @@ pub(super) fn demo(config: Config, seed: u64, postgres: Option<&str>, schema: &s
             quarry::warehouse::PostgresUrl::parse(url).map_err(|e| anyhow::anyhow!("--postgres: {e}"))?;
         let copied = quarry::warehouse::copy_sqlite(warehouse, &url, schema)?;
         println!("copied to {url}, schema {schema}: {} tables, {} rows", copied.tables, copied.rows);
+        for note in &copied.notes {
+            println!("  {note}");
+        }
     }
     println!(
         "demo warehouse {}: {} tables, {} rows; query log {}: {} queries",

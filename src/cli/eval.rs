@@ -11,13 +11,46 @@ use quarry::pipeline::{load_default_embedder, load_default_llm};
 use super::{open, EvalArgs, ProgressBar};
 
 pub(super) fn eval(config: Config, args: EvalArgs) -> Result<ExitCode> {
+    let spider_layout = !(args.demo || args.followups || args.data.as_os_str() == "demo");
+    if args.postgres.is_some() && !spider_layout {
+        anyhow::bail!(
+            "--postgres copies the databases of a Spider-layout set; for the demo, load it with \
+             `quarry demo --postgres URL` and point QUARRY_WAREHOUSE at a role that may only read it"
+        );
+    }
     if args.demo || args.data.as_os_str() == "demo" {
         return demo(config, args.json, args.samples, args.jobs);
     }
     if args.followups {
         return followups(config, args.json, args.samples);
     }
-    let EvalArgs { data, mode, limit, seed, out, resume, samples, jobs, category, json, .. } = args;
+    let EvalArgs {
+        data,
+        mode,
+        limit,
+        seed,
+        out,
+        resume,
+        samples,
+        jobs,
+        category,
+        json,
+        postgres,
+        postgres_reader,
+        ..
+    } = args;
+    let postgres = match (postgres, postgres_reader) {
+        (Some(owner), Some(reader)) => {
+            let parse = |flag: &str, url: &str| {
+                quarry::warehouse::PostgresUrl::parse(url).map_err(|e| anyhow::anyhow!("{flag}: {e}"))
+            };
+            Some(quarry::eval::spider::OnPostgres {
+                owner: parse("--postgres", &owner)?,
+                reader: parse("--postgres-reader", &reader)?,
+            })
+        }
+        _ => None,
+    };
     let out = out.unwrap_or_else(|| config.workspace.join(format!("eval-{mode}.jsonl")));
     if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
@@ -55,6 +88,7 @@ pub(super) fn eval(config: Config, args: EvalArgs) -> Result<ExitCode> {
         samples,
         jobs,
         category,
+        postgres,
     };
     let mut bar = ProgressBar::new("evaluating");
     let mut correct = options.done.iter().filter(|r| r.correct).count();

@@ -387,6 +387,14 @@ struct EvalArgs {
     /// Only the questions of this category (defog_dev: gen:ratio, gen:date_functions, …).
     #[arg(long)]
     category: Option<String>,
+    /// Answer on PostgreSQL: each database is copied into the schema of its name on this
+    /// server, as this role (one that may create schemas), and golds run on the SQLite files.
+    #[arg(long, value_name = "URL", requires = "postgres_reader")]
+    postgres: Option<String>,
+    /// The role Quarry answers as on the PostgreSQL copies: one that may only read (the copy
+    /// grants it SELECT on each schema).
+    #[arg(long, value_name = "URL", requires = "postgres")]
+    postgres_reader: Option<String>,
     /// Print one JSON object per question, then the summary as the last line.
     #[arg(long)]
     json: bool,

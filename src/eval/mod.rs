@@ -89,7 +89,12 @@ impl GoldSource {
     }
 
     /// The rows of `gold` for `principal`, under the same policy as the answer's.
-    fn rows(&self, quarry: &Quarry, gold: &str, principal: &Principal) -> Result<ResultSet, String> {
+    pub(crate) fn rows(
+        &self,
+        quarry: &Quarry,
+        gold: &str,
+        principal: &Principal,
+    ) -> Result<ResultSet, String> {
         match self {
             GoldSource::Workspace => {
                 quarry.run_sql(gold, principal).map(|a| a.result).map_err(|e| e.to_string())

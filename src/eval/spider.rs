@@ -3,14 +3,16 @@
 //! history, leakage-guarded; `enterprise`: the database first found by retrieval across the
 //! merged catalog of all 166 Spider databases) or through the plain `baseline` prompt, scored by
 //! execution the way the official evaluation compares results, by the official difficulty
-//! classes, and summarised.
+//! classes, and summarised. With `Options::postgres`, each database is answered on a PostgreSQL
+//! copy of it (schema `<db>`, read by a role that may only read) and its golds, SQLite SQL,
+//! run on the SQLite original.
 
 use std::collections::BTreeSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use rand::seq::SliceRandom;
@@ -20,10 +22,10 @@ use serde::{Deserialize, Serialize};
 
 mod report;
 
-use super::{has_order_by, same_result};
+use super::{has_order_by, same_result, GoldSource};
 use crate::bench::MergedIndex;
 pub use crate::catalog::spider::{read_questions, SpiderQuestion};
-use crate::config::Config;
+use crate::config::{Config, WarehouseLocation};
 use crate::embed::Embedder;
 use crate::history::{sql_key, structure};
 use crate::llm::{ChatPrompt, Generation, GenerationParams, Llm, LlmError};
@@ -31,6 +33,7 @@ use crate::pipeline::{AskError, AskOptions, Principal, Quarry};
 use crate::policy::PolicySet;
 use crate::prompt;
 use crate::retrieve::{retrieve, RetrievalBudget, Scope, TrustSignals};
+use crate::warehouse::{copy_sqlite, grant_read, PostgresUrl};
 pub use report::{
     append_result, difficulty, markdown, read_results, summarize, QuestionResult, Score, Summary,
 };
@@ -113,6 +116,29 @@ pub struct Options {
     pub jobs: usize,
     /// Only the questions of this category (`--category`, e.g. `gen:ratio`).
     pub category: Option<String>,
+    /// Answer on PostgreSQL copies of the databases (`--postgres`), not on the SQLite files.
+    pub postgres: Option<OnPostgres>,
+}
+
+/// PostgreSQL copies to answer on: each database of a run is copied (once per run) into the
+/// schema of its name as `owner`, a role that may create schemas, which grants `reader` the
+/// right to read it; Quarry answers as `reader`, which must not be able to write.
+#[derive(Debug, Clone)]
+pub struct OnPostgres {
+    pub owner: PostgresUrl,
+    pub reader: PostgresUrl,
+}
+
+impl OnPostgres {
+    /// Copies `db` (its SQLite file `sqlite`) into schema `db` and lets the reader read it;
+    /// returns the copy's notes (columns typed by their data, keys the rows break).
+    fn copy(&self, sqlite: &Path, db: &str) -> Result<Vec<String>, SpiderEvalError> {
+        let error = |message: String| SpiderEvalError::Open { db: db.to_string(), message };
+        let report = copy_sqlite(sqlite, &self.owner, db).map_err(|e| error(e.to_string()))?;
+        let reader = self.reader.user().ok_or_else(|| error(format!("{} names no user", self.reader)))?;
+        grant_read(&self.owner, db, &reader).map_err(|e| error(e.to_string()))?;
+        Ok(report.notes)
+    }
 }
 
 /// The questions of a run: those with a database, in a seeded sample, in file order; and
@@ -156,12 +182,12 @@ pub fn warm_history(questions: &[SpiderQuestion], db: &str) -> String {
     log
 }
 
-/// Opens a workspace over one Spider database (its SQLite file `warehouse`; the workspace in
-/// `workdir/<db>`), with the model and retrieval settings of `base`; `history` is the query
-/// log of a warm run.
+/// Opens a workspace over one Spider database (`warehouse`: its SQLite file, or a PostgreSQL
+/// copy; the workspace in `workdir/<db>`), with the model and retrieval settings of `base`;
+/// `history` is the query log of a warm run.
 pub fn open_database(
     base: &Config,
-    warehouse: &Path,
+    warehouse: WarehouseLocation,
     db: &str,
     history: Option<String>,
     workdir: &Path,
@@ -173,7 +199,7 @@ pub fn open_database(
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(dir.join("governance")).map_err(io)?;
     let mut config = Config::for_workspace(&dir);
-    config.warehouse = crate::config::WarehouseLocation::Sqlite(warehouse.to_path_buf());
+    config.warehouse = warehouse;
     config.governance = dir.join("governance");
     config.demo = false;
     if let Some(log) = history {
@@ -262,37 +288,66 @@ struct Shared<'a> {
     embedder: Arc<dyn Embedder>,
     /// The merged catalog's index (enterprise mode).
     merged: Option<MergedIndex>,
+    /// The databases copied to PostgreSQL so far (with `Options::postgres`); the lock is held
+    /// while one is copied, so each is copied once.
+    copied: Mutex<BTreeSet<String>>,
 }
 
-/// One worker: its model meter and the one workspace it has open (each holds vector-index
-/// thread pools; a worker moves through the questions database by database).
+impl Shared<'_> {
+    /// Where `db` is answered: its SQLite file, or its PostgreSQL copy (made on first use).
+    fn warehouse(&self, db: &str) -> Result<WarehouseLocation, SpiderEvalError> {
+        let sqlite = database_path(&self.options.data, db);
+        let Some(postgres) = &self.options.postgres else { return Ok(WarehouseLocation::Sqlite(sqlite)) };
+        let mut copied = self.copied.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if !copied.contains(db) {
+            for note in postgres.copy(&sqlite, db)? {
+                tracing::info!("{db} on PostgreSQL: {note}");
+            }
+            copied.insert(db.to_string());
+        }
+        Ok(WarehouseLocation::Postgres { url: postgres.reader.clone(), schema: db.to_string() })
+    }
+}
+
+/// One worker: its model meter and the one workspace it has open, with where its golds run
+/// (each holds vector-index thread pools; a worker moves through the questions database by
+/// database).
 struct Worker<'a> {
     shared: &'a Shared<'a>,
     llm: Arc<Metered>,
     workdir: PathBuf,
-    open: Option<(String, Quarry)>,
+    open: Option<(String, Quarry, GoldSource)>,
 }
 
 impl Worker<'_> {
     /// The workspace of `db`, opened (and the previous one closed) when it is not the open one.
-    fn workspace(&mut self, db: &str) -> Result<&Quarry, SpiderEvalError> {
-        if !matches!(&self.open, Some((open, _)) if open == db) {
+    fn workspace(&mut self, db: &str) -> Result<(&Quarry, &GoldSource), SpiderEvalError> {
+        if !matches!(&self.open, Some((open, ..)) if open == db) {
             self.open = None;
             let shared = self.shared;
             let history = (shared.options.mode == Mode::Warm).then(|| warm_history(shared.questions, db));
+            let warehouse = shared.warehouse(db)?;
+            let on_postgres = matches!(warehouse, WarehouseLocation::Postgres { .. });
             let quarry = open_database(
                 shared.base,
-                &database_path(&shared.options.data, db),
+                warehouse,
                 db,
                 history,
                 &self.workdir,
                 shared.embedder.clone(),
                 Some(self.llm.clone()),
             )?;
-            self.open = Some((db.to_string(), quarry));
+            // Golds are SQLite SQL: on a PostgreSQL copy they run on the original.
+            let golds = if on_postgres {
+                GoldSource::sqlite_copy(quarry.config(), &database_path(&shared.options.data, db))
+                    .map_err(|e| SpiderEvalError::Open { db: db.to_string(), message: e.to_string() })?
+            } else {
+                GoldSource::Workspace
+            };
+            self.open = Some((db.to_string(), quarry, golds));
         }
         match &self.open {
-            Some((_, quarry)) => Ok(quarry),
+            Some((_, quarry, golds)) => Ok((quarry, golds)),
             None => Err(SpiderEvalError::Open { db: db.to_string(), message: "it was closed".into() }),
         }
     }
@@ -346,7 +401,7 @@ impl Worker<'_> {
             db = routed.unwrap_or_default();
         }
         let llm = self.llm.clone();
-        let quarry = self.workspace(&q.db_id)?;
+        let (quarry, gold_source) = self.workspace(&q.db_id)?;
         let catalog = quarry.catalog();
         result.gold_tables = structure::analyze(&q.query, &catalog)
             .map(|s| s.tables.iter().map(|t| t.to_lowercase()).collect::<BTreeSet<_>>().into_iter().collect())
@@ -355,9 +410,9 @@ impl Worker<'_> {
         let mut golds = Vec::new();
         let mut gold_error = None;
         for sql in q.golds() {
-            match quarry.run_sql(sql, &principal) {
-                Ok(gold) => golds.push((gold.result, has_order_by(sql))),
-                Err(e) => gold_error = gold_error.or(Some(e.to_string())),
+            match gold_source.rows(quarry, sql, &principal) {
+                Ok(rows) => golds.push((rows, has_order_by(sql))),
+                Err(e) => gold_error = gold_error.or(Some(e)),
             }
         }
         if golds.is_empty() {
@@ -474,7 +529,14 @@ pub fn run(
     } else {
         None
     };
-    let shared = Shared { options, base, questions: &questions, embedder, merged };
+    let shared = Shared {
+        options,
+        base,
+        questions: &questions,
+        embedder,
+        merged,
+        copied: Mutex::new(BTreeSet::new()),
+    };
     let mut results = options.done.clone();
     let total = chosen.len();
     let next = AtomicUsize::new(0);

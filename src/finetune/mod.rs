@@ -368,7 +368,7 @@ pub fn export(
             for (variant, history) in [("cold", None), ("warm", Some(warm_history(of_db, db)))] {
                 let quarry = open_database(
                     base,
-                    &warehouse,
+                    crate::config::WarehouseLocation::Sqlite(warehouse.clone()),
                     db,
                     history,
                     &work.join("workspaces"),

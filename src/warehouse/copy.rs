@@ -3,6 +3,17 @@
 //! timestamp text as `date` and `timestamp`, rows through `COPY … FROM STDIN`, then `ANALYZE`
 //! so that row estimates and common values are there for introspection.
 //!
+//! SQLite keeps whatever a row holds, whatever the declared type, and enforces no foreign key
+//! unless asked: real files (Spider's among them) hold text in INTEGER columns, duplicate
+//! primary keys, and keys that point nowhere. The copy follows the data: a column gets its
+//! declared type only when every value fits it (else the widest type that holds them all,
+//! down to text), and a key the rows break is left out. Each such change is a note of the
+//! report, so nothing is adjusted silently.
+//!
+//! Names arrive in lower case, as PostgreSQL folds unquoted names (and as migration tools
+//! load SQLite): `SELECT name FROM singer` reads a copied `Singer.Name`. SQLite's names are
+//! case-insensitive, so no two collide.
+//!
 //! It writes, so it connects as a role that may create tables — never the role Quarry answers
 //! with. Every statement is built from identifiers read from the SQLite file, quoted.
 
@@ -22,6 +33,9 @@ use crate::catalog::Column;
 pub struct CopyReport {
     pub tables: usize,
     pub rows: u64,
+    /// Where the copy differs from the declared schema, and why (a column typed by its data,
+    /// a key the rows break).
+    pub notes: Vec<String>,
 }
 
 /// Why a copy failed.
@@ -52,6 +66,63 @@ fn postgres_type(column: &Column) -> &'static str {
     }
 }
 
+/// The type of `column` in PostgreSQL: its declared type (`postgres_type`) when every value of
+/// `table` fits it, else the narrowest type that holds them all, with a note saying so.
+fn fitted_type(
+    source: &Connection,
+    table: &str,
+    column: &Column,
+    notes: &mut Vec<String>,
+) -> rusqlite::Result<&'static str> {
+    let declared = postgres_type(column);
+    let c = quote_ident(&column.name);
+    let t = quote_ident(table);
+    let count = |condition: &str| -> rusqlite::Result<i64> {
+        source.query_row(
+            &format!("SELECT COUNT(*) FROM {t} WHERE {c} IS NOT NULL AND ({condition})"),
+            [],
+            |r| r.get(0),
+        )
+    };
+    let fitted = match declared {
+        // A date is a date only when SQLite reads it back unchanged (no 2026-02-30).
+        "date" if count(&format!("typeof({c}) <> 'text' OR date({c}) IS NOT {c}"))? == 0 => declared,
+        "timestamp" if count(&format!("typeof({c}) <> 'text' OR datetime({c}) IS NULL"))? == 0 => declared,
+        "bigint" if count(&format!("typeof({c}) <> 'integer'"))? == 0 => declared,
+        "double precision" | "numeric" if count(&format!("typeof({c}) NOT IN ('integer', 'real')"))? == 0 => {
+            declared
+        }
+        "text" => declared,
+        _ if count(&format!("typeof({c}) NOT IN ('integer', 'real')"))? == 0 => "double precision",
+        _ => "text",
+    };
+    if fitted != declared {
+        notes.push(format!(
+            "{table}.{}: declared {} but holds values that are not {declared}: copied as {fitted}",
+            column.name, column.data_type
+        ));
+    }
+    Ok(fitted)
+}
+
+/// Runs `statement` (adding a key) in a savepoint of `tx`: a key the rows break is left out,
+/// with a note naming it and PostgreSQL's reason.
+fn add_key(
+    tx: &mut postgres::Transaction<'_>,
+    statement: &str,
+    what: String,
+    notes: &mut Vec<String>,
+) -> Result<(), postgres::Error> {
+    let mut savepoint = tx.savepoint("quarry_key")?;
+    match savepoint.batch_execute(statement) {
+        Ok(()) => savepoint.commit(),
+        Err(e) => {
+            notes.push(format!("{what} left out: {}", describe(&e)));
+            savepoint.rollback()
+        }
+    }
+}
+
 /// A value in `COPY`'s text format: `\N` for NULL, backslash escapes for the separators.
 fn copy_text(value: ValueRef<'_>) -> String {
     match value {
@@ -63,6 +134,8 @@ fn copy_text(value: ValueRef<'_>) -> String {
             let mut out = String::with_capacity(text.len());
             for c in text.chars() {
                 match c {
+                    // PostgreSQL text cannot hold NUL.
+                    '\0' => {}
                     '\\' => out.push_str("\\\\"),
                     '\t' => out.push_str("\\t"),
                     '\n' => out.push_str("\\n"),
@@ -87,25 +160,26 @@ pub fn copy_sqlite(sqlite: &Path, url: &PostgresUrl, schema: &str) -> Result<Cop
     let s = quote_ident(schema);
     let mut tx = client.transaction().map_err(pg_err)?;
     tx.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {s}")).map_err(pg_err)?;
-    let mut report = CopyReport { tables: 0, rows: 0 };
+    let mut report = CopyReport { tables: 0, rows: 0, notes: Vec::new() };
     for table in catalog.tables() {
-        let t = format!("{s}.{}", quote_ident(&table.name));
-        let mut columns: Vec<String> =
-            table.columns.iter().map(|c| format!("{} {}", quote_ident(&c.name), postgres_type(c))).collect();
-        if !table.primary_key.is_empty() {
-            let key: Vec<String> = table.primary_key.iter().map(|c| quote_ident(c)).collect();
-            columns.push(format!("PRIMARY KEY ({})", key.join(", ")));
+        let t = format!("{s}.{}", pg_name(&table.name));
+        let mut columns = Vec::with_capacity(table.columns.len());
+        for column in &table.columns {
+            let fitted = fitted_type(&source, &table.name, column, &mut report.notes)
+                .map_err(|e| sqlite_err(e.to_string()))?;
+            columns.push(format!("{} {fitted}", pg_name(&column.name)));
         }
         tx.batch_execute(&format!(
             "DROP TABLE IF EXISTS {t} CASCADE; CREATE TABLE {t} ({})",
             columns.join(", ")
         ))
         .map_err(pg_err)?;
-        let names: Vec<String> = table.columns.iter().map(|c| quote_ident(&c.name)).collect();
+        let names: Vec<String> = table.columns.iter().map(|c| pg_name(&c.name)).collect();
         let mut writer =
             tx.copy_in(&format!("COPY {t} ({}) FROM STDIN", names.join(", "))).map_err(pg_err)?;
+        let read: Vec<String> = table.columns.iter().map(|c| quote_ident(&c.name)).collect();
         let mut statement = source
-            .prepare(&format!("SELECT {} FROM {}", names.join(", "), quote_ident(&table.name)))
+            .prepare(&format!("SELECT {} FROM {}", read.join(", "), quote_ident(&table.name)))
             .map_err(|e| sqlite_err(e.to_string()))?;
         let mut rows = statement.query([]).map_err(|e| sqlite_err(e.to_string()))?;
         while let Some(row) = rows.next().map_err(|e| sqlite_err(e.to_string()))? {
@@ -120,16 +194,26 @@ pub fn copy_sqlite(sqlite: &Path, url: &PostgresUrl, schema: &str) -> Result<Cop
         writer.finish().map_err(pg_err)?;
         report.tables += 1;
     }
+    // Keys after the rows: a key the rows break is left out (and noted), not the copy.
+    for table in catalog.tables().filter(|t| !t.primary_key.is_empty()) {
+        let key: Vec<String> = table.primary_key.iter().map(|c| pg_name(c)).collect();
+        let statement =
+            format!("ALTER TABLE {s}.{} ADD PRIMARY KEY ({})", pg_name(&table.name), key.join(", "));
+        let what = format!("primary key of {} ({})", table.name, table.primary_key.join(", "));
+        add_key(&mut tx, &statement, what, &mut report.notes).map_err(pg_err)?;
+    }
     for table in catalog.tables() {
         for key in table.foreign_keys.iter().filter(|k| !k.inferred && !k.ref_column.is_empty()) {
-            tx.batch_execute(&format!(
+            let statement = format!(
                 "ALTER TABLE {s}.{} ADD FOREIGN KEY ({}) REFERENCES {s}.{} ({})",
-                quote_ident(&table.name),
-                quote_ident(&key.column),
-                quote_ident(&key.ref_table),
-                quote_ident(&key.ref_column)
-            ))
-            .map_err(pg_err)?;
+                pg_name(&table.name),
+                pg_name(&key.column),
+                pg_name(&key.ref_table),
+                pg_name(&key.ref_column)
+            );
+            let what =
+                format!("foreign key {}.{} -> {}.{}", table.name, key.column, key.ref_table, key.ref_column);
+            add_key(&mut tx, &statement, what, &mut report.notes).map_err(pg_err)?;
         }
     }
     tx.commit().map_err(pg_err)?;
@@ -137,9 +221,25 @@ pub fn copy_sqlite(sqlite: &Path, url: &PostgresUrl, schema: &str) -> Result<Cop
     Ok(report)
 }
 
+/// Lets the role `reader` read every table of `schema`, connected as `owner` (who owns them).
+pub fn grant_read(owner: &PostgresUrl, schema: &str, reader: &str) -> Result<(), CopyError> {
+    let pg_err = |e: postgres::Error| CopyError::Postgres { url: owner.clone(), message: describe(&e) };
+    let (s, role) = (quote_ident(schema), quote_ident(reader));
+    let mut client = owner.config().connect(NoTls).map_err(pg_err)?;
+    client
+        .batch_execute(&format!(
+            "GRANT USAGE ON SCHEMA {s} TO {role}; GRANT SELECT ON ALL TABLES IN SCHEMA {s} TO {role}"
+        ))
+        .map_err(pg_err)
+}
+
+/// A SQLite name as the copy names it in PostgreSQL: in lower case, quoted.
+fn pg_name(sqlite_name: &str) -> String {
+    quote_ident(&sqlite_name.to_lowercase())
+}
+
 fn analyze_list(schema: &str, catalog: &crate::catalog::Catalog) -> String {
-    let tables: Vec<String> =
-        catalog.tables().map(|t| format!("{schema}.{}", quote_ident(&t.name))).collect();
+    let tables: Vec<String> = catalog.tables().map(|t| format!("{schema}.{}", pg_name(&t.name))).collect();
     tables.join(", ")
 }
 

@@ -14,7 +14,7 @@ mod introspect;
 mod keys;
 mod postgres;
 
-pub use copy::{copy_sqlite, CopyError, CopyReport};
+pub use copy::{copy_sqlite, grant_read, CopyError, CopyReport};
 pub use execute::{
     Cancel, ExecuteError, ExecutionLimits, Executor, ResultSet, Truncation, DEFAULT_MAX_RESULT_BYTES,
     DEFAULT_MAX_VALUE_BYTES,

@@ -44,6 +44,11 @@ impl PostgresUrl {
             .map_err(|e| format!("{}: {e}", PostgresUrl(text.to_string())))
     }
 
+    /// The role it logs in as.
+    pub fn user(&self) -> Option<String> {
+        self.config().get_user().map(str::to_string)
+    }
+
     pub(crate) fn config(&self) -> postgres::Config {
         // Checked in `parse`.
         self.0.parse().unwrap_or_default()

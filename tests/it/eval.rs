@@ -26,7 +26,7 @@ fn warm_runs_never_show_the_question_or_its_identical_gold_sql() {
     let history = spider::warm_history(&questions, db);
     let quarry = spider::open_database(
         &config_for(dir.path()),
-        &spider::database_path(&data, db),
+        quarry::config::WarehouseLocation::Sqlite(spider::database_path(&data, db)),
         db,
         Some(history),
         dir.path(),
@@ -89,6 +89,7 @@ fn options(
         samples,
         jobs,
         category: None,
+        postgres: None,
     }
 }
 
