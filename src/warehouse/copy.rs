@@ -17,6 +17,7 @@
 //! It writes, so it connects as a role that may create tables — never the role Quarry answers
 //! with. Every statement is built from identifiers read from the SQLite file, quoted.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 
@@ -105,6 +106,69 @@ fn fitted_type(
     Ok(fitted)
 }
 
+fn column_key(table: &str, column: &str) -> (String, String) {
+    (table.to_lowercase(), column.to_lowercase())
+}
+
+/// Gives both columns of each declared foreign key one type: SQLite compares `1` and `'1'` as
+/// equal in a join, PostgreSQL refuses `bigint = text`, so a key whose sides are typed apart
+/// (declared so, or by their data) joins as it did in SQLite: as numbers when the text side
+/// holds only whole numbers, else both as text.
+fn join_alike(
+    catalog: &crate::catalog::Catalog,
+    types: &mut BTreeMap<(String, String), &'static str>,
+    whole_numbers: &dyn Fn(&str, &str) -> bool,
+    notes: &mut Vec<String>,
+) {
+    let numeric = |t: &str| matches!(t, "bigint" | "double precision" | "numeric");
+    // A chain of keys (a -> b -> c) settles within as many rounds as it has links.
+    for _ in 0..catalog.tables().count().max(1) {
+        let mut changed = false;
+        for table in catalog.tables() {
+            for key in table.foreign_keys.iter().filter(|k| !k.inferred && !k.ref_column.is_empty()) {
+                let from = column_key(&table.name, &key.column);
+                let to = column_key(&key.ref_table, &key.ref_column);
+                let (Some(&a), Some(&b)) = (types.get(&from), types.get(&to)) else { continue };
+                if a == b {
+                    continue;
+                }
+                let both = match (a, b) {
+                    _ if numeric(a) && numeric(b) => "double precision",
+                    ("text", n) if numeric(n) && whole_numbers(&table.name, &key.column) => n,
+                    (n, "text") if numeric(n) && whole_numbers(&key.ref_table, &key.ref_column) => n,
+                    _ => "text",
+                };
+                types.insert(from, both);
+                types.insert(to, both);
+                notes.push(format!(
+                    "{}.{} ({a}) and {}.{} ({b}), joined by a foreign key: both copied as {both}",
+                    table.name, key.column, key.ref_table, key.ref_column
+                ));
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+}
+
+/// True when every value of `table.column` in `source` is a whole number (or NULL), whatever
+/// its storage class: text `'42'` is.
+fn holds_whole_numbers(source: &Connection, table: &str, column: &str) -> bool {
+    let c = quote_ident(column);
+    source
+        .query_row(
+            &format!(
+                "SELECT COUNT(*) FROM {} WHERE {c} IS NOT NULL AND CAST(CAST({c} AS INTEGER) AS TEXT) <> CAST({c} AS TEXT)",
+                quote_ident(table)
+            ),
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .is_ok_and(|n| n == 0)
+}
+
 /// Runs `statement` (adding a key) in a savepoint of `tx`: a key the rows break is left out,
 /// with a note naming it and PostgreSQL's reason.
 fn add_key(
@@ -161,14 +225,25 @@ pub fn copy_sqlite(sqlite: &Path, url: &PostgresUrl, schema: &str) -> Result<Cop
     let mut tx = client.transaction().map_err(pg_err)?;
     tx.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {s}")).map_err(pg_err)?;
     let mut report = CopyReport { tables: 0, rows: 0, notes: Vec::new() };
+    let mut types = BTreeMap::new();
     for table in catalog.tables() {
-        let t = format!("{s}.{}", pg_name(&table.name));
-        let mut columns = Vec::with_capacity(table.columns.len());
         for column in &table.columns {
             let fitted = fitted_type(&source, &table.name, column, &mut report.notes)
                 .map_err(|e| sqlite_err(e.to_string()))?;
-            columns.push(format!("{} {fitted}", pg_name(&column.name)));
+            types.insert(column_key(&table.name, &column.name), fitted);
         }
+    }
+    join_alike(&catalog, &mut types, &|t, c| holds_whole_numbers(&source, t, c), &mut report.notes);
+    for table in catalog.tables() {
+        let t = format!("{s}.{}", pg_name(&table.name));
+        let columns: Vec<String> = table
+            .columns
+            .iter()
+            .map(|c| {
+                let fitted = types.get(&column_key(&table.name, &c.name)).copied().unwrap_or("text");
+                format!("{} {fitted}", pg_name(&c.name))
+            })
+            .collect();
         tx.batch_execute(&format!(
             "DROP TABLE IF EXISTS {t} CASCADE; CREATE TABLE {t} ({})",
             columns.join(", ")

@@ -528,7 +528,7 @@ fn a_copy_follows_the_data_and_notes_where_it_differs_from_the_declared_schema()
     let database = TestDatabase::create(&admin, "messy");
     let report =
         copy_sqlite(&sqlite, &PostgresUrl::parse(&database.url).expect("url"), "messy").expect("copy");
-    assert_eq!((report.tables, report.rows), (2, 6), "{report:?}");
+    assert_eq!((report.tables, report.rows), (4, 10), "{report:?}");
     let noted = |needle: &str| report.notes.iter().any(|n| n.contains(needle));
     assert!(noted("Shop.Budget: declared INTEGER") && noted("copied as text"), "{:?}", report.notes);
     assert!(
@@ -538,6 +538,15 @@ fn a_copy_follows_the_data_and_notes_where_it_differs_from_the_declared_schema()
     );
     assert!(noted("primary key of Sale (sale_code) left out"), "{:?}", report.notes);
     assert!(noted("foreign key Sale.shop_id -> Shop.shop_id left out"), "{:?}", report.notes);
+    assert!(
+        noted(
+            "Shop.region_code (bigint) and Region.code (text), joined by a foreign key: both copied as text"
+        ) && noted(
+            "Stock.shop_id (text) and Shop.shop_id (bigint), joined by a foreign key: both copied as bigint"
+        ),
+        "{:?}",
+        report.notes
+    );
     assert!(
         !noted("Shop.shop_id:") && !noted("Shop.Name") && !noted("primary key of Shop"),
         "what fits is not noted: {:?}",
@@ -559,18 +568,34 @@ fn a_copy_follows_the_data_and_notes_where_it_differs_from_the_declared_schema()
     assert_eq!(kind("shop", "budget"), "text", "INTEGER with a word in it");
     assert_eq!(kind("sale", "amount"), "double precision", "INTEGER with a fraction in it");
     assert_eq!(kind("sale", "day"), "text", "a date column with a day that does not exist");
+    assert_eq!(
+        (kind("stock", "shop_id"), kind("shop", "shop_id")),
+        ("bigint".to_string(), "bigint".to_string()),
+        "a key declared TEXT on one side that holds whole numbers joins as numbers"
+    );
+    assert_eq!(
+        (kind("shop", "region_code"), kind("region", "code")),
+        ("text".to_string(), "text".to_string()),
+        "a key's two sides join as in SQLite"
+    );
 }
 
 /// A SQLite database as real files have them (Spider's do): a mixed-case table, text in an
 /// INTEGER column, a fraction in another, a day that does not exist, a NULL in a primary key
-/// (SQLite allows one outside INTEGER PRIMARY KEY) and a foreign key that points nowhere.
+/// (SQLite allows one outside INTEGER PRIMARY KEY), a foreign key that points nowhere, one
+/// whose sides hold an integer and a word, and one declared TEXT on one side only.
 fn messy_database(path: &Path) {
     rusqlite::Connection::open(path)
         .and_then(|c| {
             c.execute_batch(
                 "PRAGMA foreign_keys = OFF;
-                 CREATE TABLE Shop (shop_id INTEGER PRIMARY KEY, Name TEXT, Budget INTEGER);
-                 INSERT INTO Shop VALUES (1, 'North', 100), (2, 'South', 'unknown'), (3, 'East', 50);
+                 CREATE TABLE Region (code INT, name TEXT, PRIMARY KEY (code));
+                 INSERT INTO Region VALUES (1, 'Nord'), ('n/a', 'none');
+                 CREATE TABLE Shop (shop_id INTEGER PRIMARY KEY, Name TEXT, Budget INTEGER,
+                                    region_code INTEGER REFERENCES Region(code));
+                 INSERT INTO Shop VALUES (1, 'North', 100, 1), (2, 'South', 'unknown', 1), (3, 'East', 50, NULL);
+                 CREATE TABLE Stock (shop_id TEXT REFERENCES Shop(shop_id), units INTEGER);
+                 INSERT INTO Stock VALUES ('1', 5), ('3', 2);
                  CREATE TABLE Sale (sale_code TEXT, shop_id INTEGER REFERENCES Shop(shop_id),
                                     amount INTEGER, day DATE, PRIMARY KEY (sale_code));
                  INSERT INTO Sale VALUES ('a', 1, 10, '2026-01-05'), (NULL, 2, 2.5, '2026-02-30'),
@@ -594,6 +619,8 @@ fn a_spider_layout_set_is_answered_on_postgres_copies() {
         { "db_id": "messy", "question": "How many sales did each shop make?",
           "query": "SELECT s.Name, COUNT(*) FROM Shop s JOIN Sale x ON x.shop_id = s.shop_id GROUP BY s.Name" },
         { "db_id": "messy", "question": "What is the total amount sold?", "query": "SELECT SUM(amount) FROM Sale" },
+        { "db_id": "messy", "question": "Which region is each shop in?",
+          "query": "SELECT s.Name, r.name FROM Shop s JOIN Region r ON s.region_code = r.code" },
         { "db_id": "messy", "question": "Which shops were there in the first month?",
           "query": "SELECT Name FROM Shop WHERE strftime('%m', '2026-01-05') = '01'" },
     ]);
@@ -607,6 +634,7 @@ fn a_spider_layout_set_is_answered_on_postgres_copies() {
             "SELECT s.Name, COUNT(*)::int AS sales FROM Shop s JOIN Sale x ON x.shop_id = s.shop_id GROUP BY s.Name",
         ),
         ("What is the total amount sold?", "SELECT SUM(amount) + 1 FROM Sale"),
+        ("Which region is each shop in?", "SELECT s.name, r.name FROM shop s JOIN region r ON r.code = s.region_code"),
         ("Which shops were there in the first month?", "SELECT Name FROM Shop WHERE to_char(DATE '2026-01-05', 'MM') = '01'"),
     ]));
     let mut database = TestDatabase::create(&admin, "spider");
@@ -639,6 +667,7 @@ fn a_spider_layout_set_is_answered_on_postgres_copies() {
     assert_eq!(sales, "correct", "{results:?}");
     assert!(sql.contains("::") || sql.contains("CAST"), "PostgreSQL SQL ran on the copy: {sql}");
     assert_eq!(outcome("What is the total amount sold?").0, "wrong_result", "{results:?}");
+    assert_eq!(outcome("Which region is each shop in?").0, "correct", "a key typed apart joins: {results:?}");
     assert_eq!(
         outcome("Which shops were there in the first month?").0,
         "correct",
