@@ -46,7 +46,7 @@ pub enum BenchError {
 }
 
 mod http_load;
-pub use http_load::{sql_load, LoadOptions, LoadReport};
+pub use http_load::{load, LoadOptions, LoadReport, Target};
 
 /// Every table of every Spider database as `<db_id>.<table>` in one vector index: the
 /// enterprise catalog that retrieval searches across.

@@ -48,10 +48,40 @@ pub(super) fn bench(config: Config, command: BenchCommand) -> Result<ExitCode> {
                 key,
                 connections,
                 duration: std::time::Duration::from_secs(seconds),
-                statements,
+                target: quarry::bench::Target::Sql(statements),
+                request_timeout: std::time::Duration::from_secs(60),
                 server_pid,
             };
-            print_report(json, &quarry::bench::sql_load(&options)?)
+            print_report(json, &quarry::bench::load(&options)?)
+        }
+        BenchCommand::AskLoad {
+            url,
+            key,
+            clients,
+            seconds,
+            timeout_seconds,
+            questions,
+            server_pid,
+            json,
+        } => {
+            let questions = if questions.is_empty() {
+                quarry::eval::parse_cases(quarry::eval::DEMO_QUESTIONS)?
+                    .into_iter()
+                    .map(|c| c.question)
+                    .collect()
+            } else {
+                questions
+            };
+            let options = quarry::bench::LoadOptions {
+                url,
+                key,
+                connections: clients,
+                duration: std::time::Duration::from_secs(seconds),
+                target: quarry::bench::Target::Ask(questions),
+                request_timeout: std::time::Duration::from_secs(timeout_seconds),
+                server_pid,
+            };
+            print_report(json, &quarry::bench::load(&options)?)
         }
         BenchCommand::Vectors { points, searches, json } => {
             let report = quarry::bench::vectors(&scratch.join("vectors"), 384, points, searches, 7)?;

@@ -280,6 +280,34 @@ enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Load on a running `quarry serve` (on this machine only): N clients asking questions on
+    /// /api/v1/ask for a while, each waiting out a 429's Retry-After as a client should;
+    /// answered, turned away (429), errors, latency, the server's peak memory.
+    AskLoad {
+        /// The server, e.g. http://127.0.0.1:8080 (loopback only).
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// An API key of a role that may ask (`quarry keys create`).
+        #[arg(long, env = "QUARRY_API_KEY")]
+        key: String,
+        /// Clients, each asking one question after another.
+        #[arg(long, default_value_t = 50)]
+        clients: usize,
+        /// How long, in seconds.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        /// How long a client waits for one answer before it gives up and goes away.
+        #[arg(long, default_value_t = 120)]
+        timeout_seconds: u64,
+        /// The questions to ask in turn (default: the demo's).
+        #[arg(long = "question")]
+        questions: Vec<String>,
+        /// The server's process id, to report its peak resident memory.
+        #[arg(long)]
+        server_pid: Option<u32>,
+        #[arg(long)]
+        json: bool,
+    },
     /// History ingestion throughput on copies of the demo query log.
     Ingest {
         #[arg(long, default_value_t = 20)]

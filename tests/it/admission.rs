@@ -289,3 +289,66 @@ fn real_model_a_question_cancelled_while_generating_stops_and_the_model_answers_
         .expect("the next question is answered");
     assert_eq!(answer.result.rows.len(), 1, "{}", answer.sql);
 }
+
+/// A scripted model that takes a while over each generation, as a real one does.
+struct Slow(ScriptedLlm);
+
+impl Llm for Slow {
+    fn model_id(&self) -> &str {
+        "slow"
+    }
+
+    fn generate(&self, prompt: &ChatPrompt, params: &GenerationParams) -> Result<Generation, LlmError> {
+        std::thread::sleep(Duration::from_millis(150));
+        self.0.generate(prompt, params)
+    }
+}
+
+/// The load generator (`quarry bench ask-load`, `quarry bench sql`) against a real socket:
+/// more clients than the model has slots and places in line get answers and 429s — which the
+/// clients wait out as told — and nothing else; SQL under load is answered without errors.
+#[test]
+fn the_load_generator_meets_answers_and_429s_and_no_errors() {
+    let dir = private_workspace();
+    let mut config = crate::support::config_for(dir.path());
+    config.governance = dir.path().join("schemas");
+    config.llm_parallel = Some(1);
+    config.llm_queue = 1;
+    config.asks_per_minute = 0;
+    let llm = Arc::new(Slow(ScriptedLlm::new([(
+        "orders per status",
+        "SELECT status, COUNT(*) FROM orders GROUP BY status",
+    )])));
+    let quarry = Arc::new(Quarry::open(config, crate::support::embedder(), Some(llm)).expect("open"));
+    let key = api_key(&quarry, "analyst");
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("address"));
+    let app = quarry::http::app(quarry.clone());
+    runtime.spawn(async move { axum::serve(listener, app).await });
+    // Distinct questions, so that none is answered from the cache of identical questions.
+    let questions = (0..400).map(|i| format!("How many orders per status, take {i}?")).collect();
+    let options = |target| quarry::bench::LoadOptions {
+        url: url.clone(),
+        key: key.clone(),
+        connections: 6,
+        duration: Duration::from_secs(4),
+        target,
+        request_timeout: Duration::from_secs(30),
+        server_pid: Some(std::process::id()),
+    };
+    let asked = quarry::bench::load(&options(quarry::bench::Target::Ask(questions))).expect("ask load");
+    let turned_away = asked.errors.iter().find(|(status, _)| *status == 429).map_or(0, |(_, n)| *n);
+    assert!(asked.ok >= 3, "answers came: {asked:?}");
+    assert!(turned_away >= 1, "six clients for one slot and one place in line: {asked:?}");
+    assert_eq!(asked.ok + turned_away, asked.requests, "only answers and 429s: {asked:?}");
+    assert!(asked.ok_latency_ms_p50 >= 150.0, "an answer took a generation: {asked:?}");
+    assert!(asked.server_peak_rss_mib.is_some_and(|m| m > 0), "{asked:?}");
+    let sql =
+        quarry::bench::Target::Sql(vec!["SELECT status, COUNT(*) AS n FROM orders GROUP BY status".into()]);
+    let ran = quarry::bench::load(&options(sql)).expect("sql load");
+    assert!(ran.ok >= 6 && ran.errors.is_empty(), "{ran:?}");
+    assert_eq!(ran.endpoint, "/api/v1/sql");
+    runtime.shutdown_background();
+}
