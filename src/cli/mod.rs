@@ -416,7 +416,8 @@ struct EvalArgs {
     #[arg(long)]
     category: Option<String>,
     /// Answer on PostgreSQL: each database is copied into the schema of its name on this
-    /// server, as this role (one that may create schemas), and golds run on the SQLite files.
+    /// server (tables of the same names there are replaced), as this role (one that may
+    /// create schemas), and golds run on the SQLite files.
     #[arg(long, value_name = "URL", requires = "postgres_reader")]
     postgres: Option<String>,
     /// The role Quarry answers as on the PostgreSQL copies: one that may only read (the copy

@@ -91,6 +91,11 @@ pub enum SpiderEvalError {
     Io { path: PathBuf, source: std::io::Error },
     #[error("cannot open the workspace for database '{db}': {message}")]
     Open { db: String, message: String },
+    #[error(
+        "cannot copy database '{db}' to PostgreSQL: {message}. --postgres must name a role that may \
+         create schemas in that database and grant on them; --postgres-reader a login in it"
+    )]
+    Copy { db: String, message: String },
     #[error("cannot load the model: {0}")]
     Llm(#[from] crate::llm::LlmError),
     #[error("cannot index the merged catalog: {0}")]
@@ -133,7 +138,7 @@ impl OnPostgres {
     /// Copies `db` (its SQLite file `sqlite`) into schema `db` and lets the reader read it;
     /// returns the copy's notes (columns typed by their data, keys the rows break).
     fn copy(&self, sqlite: &Path, db: &str) -> Result<Vec<String>, SpiderEvalError> {
-        let error = |message: String| SpiderEvalError::Open { db: db.to_string(), message };
+        let error = |message: String| SpiderEvalError::Copy { db: db.to_string(), message };
         let report = copy_sqlite(sqlite, &self.owner, db).map_err(|e| error(e.to_string()))?;
         let reader = self.reader.user().ok_or_else(|| error(format!("{} names no user", self.reader)))?;
         grant_read(&self.owner, db, &reader).map_err(|e| error(e.to_string()))?;

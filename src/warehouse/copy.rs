@@ -103,6 +103,11 @@ fn fitted_type(
             column.name, column.data_type
         ));
     }
+    // Binary values have no place in these types: they arrive as NULL, and the note says so.
+    let blobs = count(&format!("typeof({c}) = 'blob'"))?;
+    if blobs > 0 {
+        notes.push(format!("{table}.{}: {blobs} binary (BLOB) value(s) not copied: NULL there", column.name));
+    }
     Ok(fitted)
 }
 

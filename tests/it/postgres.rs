@@ -537,6 +537,7 @@ fn a_copy_follows_the_data_and_notes_where_it_differs_from_the_declared_schema()
         report.notes
     );
     assert!(noted("primary key of Sale (sale_code) left out"), "{:?}", report.notes);
+    assert!(noted("Region.Logo: 1 binary (BLOB) value(s) not copied"), "{:?}", report.notes);
     assert!(noted("foreign key Sale.shop_id -> Shop.shop_id left out"), "{:?}", report.notes);
     assert!(
         noted(
@@ -589,8 +590,8 @@ fn messy_database(path: &Path) {
         .and_then(|c| {
             c.execute_batch(
                 "PRAGMA foreign_keys = OFF;
-                 CREATE TABLE Region (code INT, name TEXT, PRIMARY KEY (code));
-                 INSERT INTO Region VALUES (1, 'Nord'), ('n/a', 'none');
+                 CREATE TABLE Region (code INT, name TEXT, Logo BLOB, PRIMARY KEY (code));
+                 INSERT INTO Region VALUES (1, 'Nord', x'89504e47'), ('n/a', 'none', NULL);
                  CREATE TABLE Shop (shop_id INTEGER PRIMARY KEY, Name TEXT, Budget INTEGER,
                                     region_code INTEGER REFERENCES Region(code));
                  INSERT INTO Shop VALUES (1, 'North', 100, 1), (2, 'South', 'unknown', 1), (3, 'East', 50, NULL);
@@ -673,6 +674,22 @@ fn a_spider_layout_set_is_answered_on_postgres_copies() {
         "correct",
         "a gold in SQLite's dialect runs on the SQLite file: {results:?}"
     );
+    // A role that may not create schemas cannot make the copies: the error names the fix.
+    let mut as_reader_only = options.clone();
+    as_reader_only.postgres = Some(quarry::eval::spider::OnPostgres {
+        owner: PostgresUrl::parse(&reader).expect("url"),
+        reader: PostgresUrl::parse(&reader).expect("url"),
+    });
+    as_reader_only.workdir = dir.path().join("eval-2");
+    let refused = quarry::eval::spider::run(
+        &as_reader_only,
+        &config,
+        embedder(),
+        &|| Ok(llm.clone()),
+        &mut |_, _, _| Ok(()),
+    );
+    let message = refused.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(message.contains("--postgres must name a role that may create schemas"), "{message}");
     // The copy was read as the reader, which may not write to it.
     let mut as_reader = postgres::Client::connect(&reader, NoTls).expect("the reader logs in");
     assert!(as_reader.batch_execute("DELETE FROM messy.shop").is_err(), "the reader may only read");
