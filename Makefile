@@ -50,7 +50,7 @@ demo: build
 # Then the web page in headless Chromium against `quarry serve` (tests/ui, screenshots in
 # tests/ui/artefacts).
 test: deps assets ui-deps
-	server="$$(scripts/build-llama-server.sh)" && QUARRY_E2E=1 QUARRY_LLAMA_SERVER="$$server" scripts/with-postgres.sh cargo test --release
+	server="$$(scripts/build-llama-server.sh)" && QUARRY_E2E=1 QUARRY_LLAMA_SERVER="$$server" scripts/with-postgres.sh scripts/with-qdrant.sh cargo test --release
 	$(MAKE) ui-test
 	$(MAKE) client-test
 

@@ -24,7 +24,7 @@ use crate::embed::Embedder;
 use crate::history::structure;
 use crate::index::{object, table_document};
 use crate::retrieve::{retrieve, RetrievalBudget, Scope, Trust, TrustSignals};
-use crate::vector_store::{Collection, Equals, Point, QdrantEdgeStore, VectorStore};
+use crate::vector_store::{Collection, Equals, Point, QdrantServerStore, VectorStore, VectorsLocation};
 
 /// Errors while benchmarking.
 #[derive(Debug, thiserror::Error)]
@@ -52,17 +52,17 @@ pub use http_load::{load, LoadOptions, LoadReport, Target};
 /// enterprise catalog that retrieval searches across.
 pub struct MergedIndex {
     pub catalog: Catalog,
-    pub store: QdrantEdgeStore,
+    pub store: std::sync::Arc<dyn VectorStore>,
     /// Qualified table name (lower case) to its database.
     database_of: HashMap<String, String>,
 }
 
 impl MergedIndex {
-    /// Indexes the tables of `catalogs` (by database id) in a fresh store under `workdir`.
+    /// Indexes the tables of `catalogs` (by database id) in a fresh store at `location`.
     pub fn build(
         catalogs: &HashMap<String, Catalog>,
         embedder: &dyn Embedder,
-        workdir: &Path,
+        location: &VectorsLocation,
     ) -> Result<MergedIndex, BenchError> {
         let mut tables = Vec::new();
         let mut database_of = HashMap::new();
@@ -75,8 +75,7 @@ impl MergedIndex {
             }
         }
         let catalog = Catalog::from_tables(tables);
-        let _ = std::fs::remove_dir_all(workdir);
-        let store = QdrantEdgeStore::open(workdir, embedder.dimension())?;
+        let store = fresh_store(location, embedder.dimension())?;
         let all: Vec<&Table> = catalog.tables().collect();
         let mut points = Vec::new();
         for chunk in all.chunks(256) {
@@ -101,6 +100,35 @@ impl MergedIndex {
     }
 }
 
+/// A store at `location` holding nothing: an embedded one in a new folder, or a server's
+/// collections emptied.
+fn fresh_store(
+    location: &VectorsLocation,
+    dimension: usize,
+) -> Result<std::sync::Arc<dyn VectorStore>, BenchError> {
+    if let VectorsLocation::Embedded(root) = location {
+        let _ = std::fs::remove_dir_all(root);
+    }
+    let store = crate::vector_store::open(location, dimension)?;
+    for collection in Collection::ALL {
+        if store.count(collection)? > 0 {
+            store.replace_all(collection, Vec::new())?;
+        }
+    }
+    Ok(store)
+}
+
+/// Removes what a benchmark wrote at `location`: the folder, or the server's collections.
+pub fn remove_store(location: &VectorsLocation) -> Result<(), BenchError> {
+    match location {
+        VectorsLocation::Embedded(root) => {
+            let _ = std::fs::remove_dir_all(root);
+        }
+        VectorsLocation::Server(settings) => QdrantServerStore::remove_collections(settings)?,
+    }
+    Ok(())
+}
+
 /// How to run the retrieval benchmark.
 #[derive(Debug, Clone)]
 pub struct RetrievalOptions {
@@ -114,12 +142,14 @@ pub struct RetrievalOptions {
     pub limit: Option<usize>,
     pub seed: u64,
     /// Where the vector index is built.
-    pub workdir: PathBuf,
+    pub store: VectorsLocation,
 }
 
 /// What the retrieval benchmark measured.
 #[derive(Debug, Clone, Serialize)]
 pub struct RetrievalReport {
+    /// The vector store searched.
+    pub store: String,
     pub questions: usize,
     pub merged: bool,
     pub history: bool,
@@ -160,8 +190,7 @@ pub fn retrieval(
     let questions = crate::catalog::spider::read_questions(&options.data.join("dev.json"))?;
 
     let started = Instant::now();
-    let MergedIndex { catalog: merged, store, .. } =
-        MergedIndex::build(&catalogs, embedder, &options.workdir)?;
+    let MergedIndex { catalog: merged, store, .. } = MergedIndex::build(&catalogs, embedder, &options.store)?;
 
     // Gold tables of every question, qualified.
     let gold: Vec<Option<BTreeSet<String>>> = questions
@@ -243,7 +272,7 @@ pub fn retrieval(
         let retrieved = retrieve(
             &q.question,
             &merged,
-            crate::retrieve::VectorSearch { embedder, store: &store },
+            crate::retrieve::VectorSearch { embedder, store: store.as_ref() },
             RetrievalBudget { tables: 10, joined: 0, examples: 0, reuse: false },
             &scope,
             &trust,
@@ -264,6 +293,7 @@ pub fn retrieval(
     latencies.sort_by(f64::total_cmp);
     let n = total.max(1) as f64;
     Ok(RetrievalReport {
+        store: store.describe(),
         questions: total,
         merged: options.merged,
         history: options.history,
@@ -283,6 +313,8 @@ pub fn retrieval(
 /// What the vector-scale benchmark measured.
 #[derive(Debug, Clone, Serialize)]
 pub struct VectorReport {
+    /// The vector store measured.
+    pub store: String,
     pub points: usize,
     pub insert_ms: u64,
     pub inserts_per_second: f64,
@@ -293,10 +325,11 @@ pub struct VectorReport {
     pub latency_p95_ms: f64,
 }
 
-/// Inserts `points` random unit vectors (with a past-query payload) into a Qdrant Edge
-/// collection and times `searches` nearest-neighbour searches of 12.
+/// Inserts `points` random unit vectors (with a past-query payload) into the queries
+/// collection of an emptied store at `location` and times `searches` nearest-neighbour searches
+/// of 12.
 pub fn vectors(
-    workdir: &Path,
+    location: &VectorsLocation,
     dimension: usize,
     points: usize,
     searches: usize,
@@ -309,8 +342,7 @@ pub fn vectors(
         let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-6);
         v.into_iter().map(|x| x / norm).collect::<Vec<f32>>()
     };
-    let _ = std::fs::remove_dir_all(workdir);
-    let store = QdrantEdgeStore::open(workdir, dimension)?;
+    let store = fresh_store(location, dimension)?;
     let started = Instant::now();
     let mut next = 0;
     while next < points {
@@ -339,6 +371,7 @@ pub fn vectors(
     }
     latencies.sort_by(f64::total_cmp);
     Ok(VectorReport {
+        store: store.describe(),
         points,
         insert_ms,
         inserts_per_second: points as f64 / (insert_ms.max(1) as f64 / 1000.0),

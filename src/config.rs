@@ -191,6 +191,39 @@ pub struct Config {
     /// How often `quarry serve` takes in what other instances wrote to the metadata store
     /// (`[metadata] poll_ms`, default 2000, at least 100).
     pub metadata_poll: std::time::Duration,
+    /// A Qdrant server's gRPC URL to keep the vector index in (`[vectors] url`,
+    /// `QUARRY_VECTORS_URL`); None: Qdrant Edge under the workspace. See `vectors_location`.
+    pub vectors_url: Option<String>,
+    /// The server's API key, from `QUARRY_VECTORS_API_KEY` only (never from the file).
+    pub vectors_api_key: Option<String>,
+    /// The server's collections are `<prefix>_tables` and `<prefix>_queries`
+    /// (`[vectors] collection_prefix`, `QUARRY_VECTORS_PREFIX`, default `quarry`).
+    pub vectors_prefix: String,
+    /// Longest one request to the server may take (`[vectors] timeout_ms`, default 10000).
+    pub vectors_timeout: std::time::Duration,
+}
+
+/// What `[vectors] url` and `QUARRY_VECTORS_URL` expect.
+pub const VECTORS_URL_EXPECTED: &str = "a Qdrant server's gRPC URL, e.g. http://127.0.0.1:6334";
+
+/// A `[vectors] url` as given, if it is an http(s) URL with a host.
+pub fn parse_vectors_url(text: &str) -> Result<String, String> {
+    let text = text.trim();
+    let rest = text.strip_prefix("http://").or_else(|| text.strip_prefix("https://"));
+    match rest {
+        Some(rest) if !rest.is_empty() && !rest.starts_with('/') && !rest.starts_with(':') => {
+            Ok(text.trim_end_matches('/').to_string())
+        }
+        _ => Err(format!("'{text}' is not {VECTORS_URL_EXPECTED}")),
+    }
+}
+
+/// Collection prefixes are what Qdrant accepts in a name and reads well: letters, digits, `_`
+/// and `-`, at most 48.
+fn is_collection_prefix(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= 48
+        && text.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
 /// What answering adds beside retrieval and the model (`[answer]`): each is on by default and
@@ -241,7 +274,17 @@ struct File {
     threads: ThreadsSection,
     #[serde(default)]
     metadata: MetadataSection,
+    #[serde(default)]
+    vectors: VectorsSection,
     policy: Option<PolicySection>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VectorsSection {
+    url: Option<String>,
+    collection_prefix: Option<String>,
+    timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -457,7 +500,19 @@ impl Config {
                 parse_metadata_url(&text).map_err(|message| format(format!("[metadata].url: {message}")))?,
             ),
         };
+        let vectors_url = match parsed.vectors.url.take().filter(|u| !u.trim().is_empty()) {
+            None => None,
+            Some(text) => Some(parse_vectors_url(&text).map_err(|m| format(format!("[vectors].url: {m}")))?),
+        };
+        if let Some(prefix) = &parsed.vectors.collection_prefix {
+            if !is_collection_prefix(prefix) {
+                return Err(format(format!(
+                    "[vectors].collection_prefix: '{prefix}' is not a collection prefix: use letters, digits, '_' and '-' (at most 48)"
+                )));
+            }
+        }
         let mut config = Config::from_file(parsed, &base);
+        config.vectors_url = vectors_url;
         if let Some(location) = location {
             config.warehouse = location;
         }
@@ -478,6 +533,22 @@ impl Config {
         match &self.metadata_url {
             Some(url) => MetadataLocation::Postgres(url.clone()),
             None => MetadataLocation::Sqlite(self.metadata_db()),
+        }
+    }
+
+    /// Where the vector index is: the Qdrant server of `[vectors] url` when set, else Qdrant
+    /// Edge in the workspace's `vectors/` folder.
+    #[cfg(feature = "runtime")]
+    pub fn vectors_location(&self) -> crate::vector_store::VectorsLocation {
+        use crate::vector_store::{ServerSettings, VectorsLocation};
+        match &self.vectors_url {
+            Some(url) => VectorsLocation::Server(ServerSettings {
+                url: url.clone(),
+                api_key: self.vectors_api_key.clone(),
+                prefix: self.vectors_prefix.clone(),
+                timeout: self.vectors_timeout,
+            }),
+            None => VectorsLocation::Embedded(self.workspace.join("vectors")),
         }
     }
 
@@ -592,6 +663,12 @@ impl Config {
             policy: PolicySet::default(),
             metadata_url: None,
             metadata_poll: std::time::Duration::from_millis(file.metadata.poll_ms.unwrap_or(2000).max(100)),
+            vectors_url: None,
+            vectors_api_key: None,
+            vectors_prefix: file.vectors.collection_prefix.unwrap_or_else(|| "quarry".to_string()),
+            vectors_timeout: std::time::Duration::from_millis(
+                file.vectors.timeout_ms.unwrap_or(10_000).max(100),
+            ),
         }
     }
 
@@ -626,6 +703,26 @@ impl Config {
         }
         if let Some(v) = var("QUARRY_METADATA_URL") {
             self.set_metadata_url_from_env(&v)?;
+        }
+        if let Some(v) = var("QUARRY_VECTORS_URL") {
+            self.vectors_url = Some(parse_vectors_url(&v).map_err(|_| ConfigError::Env {
+                name: "QUARRY_VECTORS_URL",
+                value: v.clone(),
+                expected: VECTORS_URL_EXPECTED,
+            })?);
+        }
+        if let Some(v) = var("QUARRY_VECTORS_API_KEY") {
+            self.vectors_api_key = Some(v);
+        }
+        if let Some(v) = var("QUARRY_VECTORS_PREFIX") {
+            if !is_collection_prefix(&v) {
+                return Err(ConfigError::Env {
+                    name: "QUARRY_VECTORS_PREFIX",
+                    value: v,
+                    expected: "letters, digits, '_' and '-' (at most 48)",
+                });
+            }
+            self.vectors_prefix = v;
         }
         if let Some(v) = var("QUARRY_GOVERNANCE") {
             self.governance = PathBuf::from(v);
@@ -859,5 +956,37 @@ mod tests {
         let config =
             load("[llm]\nparallel = 0\nqueue = 0\nqueue_wait_s = 5\n").unwrap_or_else(|e| panic!("{e}"));
         assert_eq!((config.llm_parallel, config.llm_queue, config.llm_queue_wait.as_secs()), (Some(1), 0, 5));
+    }
+
+    #[test]
+    fn the_vector_index_is_embedded_unless_a_qdrant_server_is_named() {
+        let config = load("").unwrap_or_else(|e| panic!("{e}"));
+        match config.vectors_location() {
+            crate::vector_store::VectorsLocation::Embedded(root) => {
+                assert!(root.ends_with("workspace/vectors"))
+            }
+            other => panic!("embedded by default, got {other:?}"),
+        }
+        let config = load("[vectors]\nurl = \"http://10.0.0.5:6334/\"\ncollection_prefix = \"sales-eu\"\ntimeout_ms = 2500\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+        match config.vectors_location() {
+            crate::vector_store::VectorsLocation::Server(server) => {
+                assert_eq!(
+                    (server.url.as_str(), server.prefix.as_str()),
+                    ("http://10.0.0.5:6334", "sales-eu")
+                );
+                assert_eq!(server.timeout.as_millis(), 2500);
+            }
+            other => panic!("a server, got {other:?}"),
+        }
+        for (text, needle) in [
+            ("[vectors]\nurl = \"10.0.0.5:6334\"\n", "is not a Qdrant server's gRPC URL"),
+            ("[vectors]\nurl = \"http://\"\n", "is not a Qdrant server's gRPC URL"),
+            ("[vectors]\ncollection_prefix = \"a b\"\n", "is not a collection prefix"),
+            ("[vectors]\napi_key = \"k\"\n", "unknown field `api_key`"),
+        ] {
+            let message = load(text).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(message.contains(needle), "{text}: {message}");
+        }
     }
 }

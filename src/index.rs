@@ -2,9 +2,8 @@
 //! documents, embeds both, and stores them in the vector store.
 //!
 //! Indexing is idempotent: a fingerprint of everything that goes in (model, documents) is kept
-//! next to the index, and an unchanged input is not embedded again.
+//! with the index (`VectorStore::fingerprint`), and an unchanged input is not embedded again.
 
-use std::path::Path;
 use std::time::Instant;
 
 use serde::Serialize;
@@ -23,9 +22,6 @@ pub enum IndexError {
     Embed(#[from] EmbedError),
     #[error(transparent)]
     Store(#[from] VectorStoreError),
-    /// The fingerprint file could not be written.
-    #[error("cannot write the index fingerprint {path}: {source}")]
-    Fingerprint { path: String, source: std::io::Error },
 }
 
 /// What indexing did.
@@ -143,7 +139,6 @@ pub fn add_queries(
     added: &[&PastQuery],
     embedder: &dyn Embedder,
     store: &dyn VectorStore,
-    fingerprint_file: &Path,
 ) -> Result<(), IndexError> {
     let usage = history.usage();
     for chunk in added.chunks(256) {
@@ -161,8 +156,7 @@ pub fn add_queries(
         store.upsert(Collection::Queries, points)?;
     }
     store.optimize(Collection::Queries)?;
-    std::fs::write(fingerprint_file, fingerprint(catalog, history, embedder))
-        .map_err(|source| IndexError::Fingerprint { path: fingerprint_file.display().to_string(), source })
+    Ok(store.set_fingerprint(Some(&fingerprint(catalog, history, embedder)))?)
 }
 
 /// Re-embeds one table's document after a steward edit, so the next question sees it, and
@@ -173,16 +167,13 @@ pub fn reindex_table(
     history: &History,
     embedder: &dyn Embedder,
     store: &dyn VectorStore,
-    fingerprint_file: &Path,
 ) -> Result<(), IndexError> {
     let vector = embedder.embed(&[table_document(table)])?.pop().unwrap_or_default();
     store.upsert(
         Collection::Tables,
         vec![Point { id: table_point_id(table), vector, payload: table_payload(table) }],
     )?;
-    let fingerprint = fingerprint(catalog, history, embedder);
-    std::fs::write(fingerprint_file, fingerprint)
-        .map_err(|source| IndexError::Fingerprint { path: fingerprint_file.display().to_string(), source })
+    Ok(store.set_fingerprint(Some(&fingerprint(catalog, history, embedder)))?)
 }
 
 /// Makes sure the vector store holds the current catalog and history.
@@ -191,14 +182,13 @@ pub fn ensure_index(
     history: &History,
     embedder: &dyn Embedder,
     store: &dyn VectorStore,
-    fingerprint_file: &Path,
 ) -> Result<IndexReport, IndexError> {
     let started = Instant::now();
     let tables: Vec<&Table> = catalog.tables().collect();
     let table_docs: Vec<String> = tables.iter().map(|t| table_document(t)).collect();
     let usable: Vec<&PastQuery> = history.usable().collect();
     let fingerprint = fingerprint(catalog, history, embedder);
-    let up_to_date = std::fs::read_to_string(fingerprint_file).is_ok_and(|f| f.trim() == fingerprint)
+    let up_to_date = store.fingerprint()?.is_some_and(|f| f == fingerprint)
         && store.count(Collection::Tables)? == tables.len()
         && store.count(Collection::Queries)? == usable.len();
     let report = |rebuilt| IndexReport {
@@ -233,7 +223,6 @@ pub fn ensure_index(
     }
     store.replace_all(Collection::Queries, points)?;
 
-    std::fs::write(fingerprint_file, &fingerprint)
-        .map_err(|source| IndexError::Fingerprint { path: fingerprint_file.display().to_string(), source })?;
+    store.set_fingerprint(Some(&fingerprint))?;
     Ok(report(true))
 }

@@ -1,5 +1,5 @@
 //! Maintenance commands of the workspace: `keys`, `demo`, `ingest`, `audit`, `finetune
-//! export`, `catalog` and `index`.
+//! export`, `catalog`, `index` and `index migrate`.
 
 use std::process::ExitCode;
 
@@ -253,6 +253,65 @@ pub(super) fn index(config: Config) -> Result<ExitCode> {
     );
     for skipped in &report.skipped {
         println!("  skipped log line {}: {}", skipped.line, skipped.reason);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `quarry index migrate --to URL|embedded`: brings the index in use up to date, then copies
+/// every point to the other store, checking the counts. The source is left as it was.
+pub(super) fn migrate_index(config: Config, to: &str) -> Result<ExitCode> {
+    use quarry::vector_store::{self, ServerSettings, VectorsLocation};
+    let target = if to.trim() == "embedded" {
+        VectorsLocation::Embedded(config.workspace.join("vectors"))
+    } else {
+        let url = quarry::config::parse_vectors_url(to).map_err(|message| {
+            anyhow::anyhow!("--to: {message}, or `embedded` for the index in the workspace")
+        })?;
+        VectorsLocation::Server(ServerSettings {
+            url,
+            api_key: config.vectors_api_key.clone(),
+            prefix: config.vectors_prefix.clone(),
+            timeout: config.vectors_timeout,
+        })
+    };
+    let source = config.vectors_location();
+    let same = match (&source, &target) {
+        (VectorsLocation::Embedded(a), VectorsLocation::Embedded(b)) => a == b,
+        (VectorsLocation::Server(a), VectorsLocation::Server(b)) => a.url == b.url && a.prefix == b.prefix,
+        _ => false,
+    };
+    if same {
+        anyhow::bail!("the index is already there: --to names the store in use (see [vectors] url)");
+    }
+    let dimension = {
+        // Indexes what changed since the last start, so the copy is current; then lets go of the
+        // store (the embedded one is one process's at a time).
+        let quarry = open_without_llm(config.clone())?;
+        let report = quarry.index_report();
+        eprintln!("{} tables and {} past queries in the index", report.tables, report.queries);
+        quarry.embedding_dimension()
+    };
+    let from = vector_store::open(&source, dimension).context("opening the index in use")?;
+    let into = vector_store::open(&target, dimension).context("opening the target store")?;
+    let mut bars = [ProgressBar::new("tables"), ProgressBar::new("queries")];
+    let report = vector_store::migrate(from.as_ref(), into.as_ref(), &mut |collection, done, total| {
+        let bar = &mut bars[usize::from(collection == vector_store::Collection::Queries)];
+        bar.update(done, total);
+    })?;
+    for bar in &bars {
+        bar.finish();
+    }
+    let counts: Vec<String> =
+        report.copied.iter().map(|(collection, n)| format!("{n} {}", collection.name())).collect();
+    println!("copied {} from {} to {} (counts checked)", counts.join(" and "), report.source, report.target);
+    match target {
+        VectorsLocation::Server(settings) => println!(
+            "to use it, set [vectors] url = \"{}\" in quarry.toml (or QUARRY_VECTORS_URL) and restart",
+            settings.url
+        ),
+        VectorsLocation::Embedded(_) => {
+            println!("to use it, remove [vectors] url from quarry.toml (and QUARRY_VECTORS_URL) and restart")
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -6,6 +6,7 @@ use anyhow::{Context, Result};
 use quarry::config::Config;
 use quarry::metadata::Metadata;
 use quarry::pipeline::{load_catalog, load_default_embedder, load_default_llm, Quarry};
+use quarry::vector_store::{ServerSettings, VectorsLocation};
 
 use super::{open, BenchCommand, ProgressBar};
 
@@ -13,22 +14,28 @@ use super::{open, BenchCommand, ProgressBar};
 pub(super) fn bench(config: Config, command: BenchCommand) -> Result<ExitCode> {
     let scratch = std::env::temp_dir().join(format!("quarry-bench-{}", std::process::id()));
     let result = match command {
-        BenchCommand::Retrieval { data, merged, history, limit, seed, json } => {
+        BenchCommand::Retrieval { data, merged, history, limit, seed, server, json } => {
             let embedder = load_default_embedder(&config).context("loading the embedding model")?;
-            let options = quarry::bench::RetrievalOptions {
-                data,
-                merged,
-                history,
-                limit,
-                seed,
-                workdir: scratch.join("vectors"),
-            };
-            let mut bar = ProgressBar::new("retrieving");
-            let report = quarry::bench::retrieval(&options, embedder.as_ref(), &mut |done, total, _| {
-                bar.update(done, total)
-            })?;
-            bar.finish();
-            print_report(json, &report)
+            let mut stores = vec![VectorsLocation::Embedded(scratch.join("vectors"))];
+            stores.extend(server.map(|url| bench_server(&config, &url)).transpose()?);
+            for store in stores {
+                let options = quarry::bench::RetrievalOptions {
+                    data: data.clone(),
+                    merged,
+                    history,
+                    limit,
+                    seed,
+                    store,
+                };
+                let mut bar = ProgressBar::new("retrieving");
+                let report = quarry::bench::retrieval(&options, embedder.as_ref(), &mut |done, total, _| {
+                    bar.update(done, total)
+                });
+                bar.finish();
+                quarry::bench::remove_store(&options.store)?;
+                print_report(json, &report?)?;
+            }
+            Ok(())
         }
         BenchCommand::Sql { url, key, connections, seconds, queries, server_pid, json } => {
             let statements = if queries.is_empty() {
@@ -83,9 +90,14 @@ pub(super) fn bench(config: Config, command: BenchCommand) -> Result<ExitCode> {
             };
             print_report(json, &quarry::bench::load(&options)?)
         }
-        BenchCommand::Vectors { points, searches, json } => {
-            let report = quarry::bench::vectors(&scratch.join("vectors"), 384, points, searches, 7)?;
-            print_report(json, &report)
+        BenchCommand::Vectors { points, searches, server, json } => {
+            let store = match server {
+                Some(url) => bench_server(&config, &url)?,
+                None => VectorsLocation::Embedded(scratch.join("vectors")),
+            };
+            let report = quarry::bench::vectors(&store, 384, points, searches, 7);
+            quarry::bench::remove_store(&store)?;
+            print_report(json, &report?)
         }
         BenchCommand::Ask { questions, passes, json } => {
             let cases = quarry::eval::parse_cases(quarry::eval::DEMO_QUESTIONS)?;
@@ -158,6 +170,19 @@ pub(super) fn bench(config: Config, command: BenchCommand) -> Result<ExitCode> {
     };
     let _ = std::fs::remove_dir_all(&scratch);
     result.map(|()| ExitCode::SUCCESS)
+}
+
+/// A Qdrant server to benchmark: its own `quarry_bench` collections, with the configured key
+/// and timeout.
+fn bench_server(config: &Config, url: &str) -> Result<VectorsLocation> {
+    let url =
+        quarry::config::parse_vectors_url(url).map_err(|message| anyhow::anyhow!("--server: {message}"))?;
+    Ok(VectorsLocation::Server(ServerSettings {
+        url,
+        api_key: config.vectors_api_key.clone(),
+        prefix: "quarry_bench".to_string(),
+        timeout: config.vectors_timeout.max(std::time::Duration::from_secs(60)),
+    }))
 }
 
 /// A benchmark report: one JSON line with --json (the last line printed), else pretty JSON.

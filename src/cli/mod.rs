@@ -78,8 +78,12 @@ enum Command {
         #[arg(long, default_value = "public", requires = "postgres")]
         schema: String,
     },
-    /// Build the vector index if the catalog or history changed, and report.
-    Index,
+    /// Build the vector index if the catalog or history changed, and report; `quarry index
+    /// migrate` copies it to another store.
+    Index {
+        #[command(subcommand)]
+        command: Option<IndexCommand>,
+    },
     /// Ask an evaluation set's questions and score the answers against their gold SQL: the
     /// demo's (`--data demo`), Spider dev, or any set in Spider's layout (defog_dev).
     Eval(EvalArgs),
@@ -193,6 +197,20 @@ enum KeysCommand {
 }
 
 #[derive(Subcommand)]
+enum IndexCommand {
+    /// Copy the vector index (every point's id, vector and payload) from the store in use to
+    /// another: a Qdrant server, or back to the embedded store. It checks each collection's
+    /// count, and leaves the source as it is; then set (or remove) `[vectors] url` to switch.
+    Migrate {
+        /// A Qdrant server's gRPC URL (e.g. http://127.0.0.1:6334; its key from
+        /// QUARRY_VECTORS_API_KEY, collections named by `[vectors] collection_prefix`), or
+        /// `embedded` for Qdrant Edge in the workspace.
+        #[arg(long, value_name = "URL|embedded")]
+        to: String,
+    },
+}
+
+#[derive(Subcommand)]
 enum BenchCommand {
     /// Table recall@k and latency of retrieval on Spider dev questions.
     Retrieval {
@@ -211,16 +229,26 @@ enum BenchCommand {
         limit: Option<usize>,
         #[arg(long, default_value_t = 7)]
         seed: u64,
+        /// Also measure on this Qdrant server (its gRPC URL, e.g. http://127.0.0.1:6334; the
+        /// key from QUARRY_VECTORS_API_KEY), in the same run after Qdrant Edge. Its collections
+        /// are prefixed `quarry_bench` and removed afterwards.
+        #[arg(long, value_name = "URL")]
+        server: Option<String>,
         /// Print progress as JSON lines and the report as the last line.
         #[arg(long)]
         json: bool,
     },
-    /// Search latency of Qdrant Edge with many synthetic past-query points.
+    /// Insert speed and search latency of the vector store with many synthetic past-query
+    /// points: Qdrant Edge, or a Qdrant server with --server.
     Vectors {
         #[arg(long, default_value_t = 100_000)]
         points: usize,
         #[arg(long, default_value_t = 200)]
         searches: usize,
+        /// Measure this Qdrant server (gRPC URL) instead of Qdrant Edge; its collections are
+        /// prefixed `quarry_bench` and removed afterwards.
+        #[arg(long, value_name = "URL")]
+        server: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -571,7 +599,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Audit { command } => admin::audit(config, command),
         Command::Finetune { command } => admin::finetune(config, command),
         Command::Catalog { command } => admin::catalog(config, command),
-        Command::Index => admin::index(config),
+        Command::Index { command: None } => admin::index(config),
+        Command::Index { command: Some(IndexCommand::Migrate { to }) } => admin::migrate_index(config, &to),
         Command::Eval(args) => eval::eval(config, args),
     }
 }

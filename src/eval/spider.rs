@@ -392,7 +392,10 @@ impl Worker<'_> {
             let ranked = retrieve(
                 &q.question,
                 &merged.catalog,
-                crate::retrieve::VectorSearch { embedder: shared.embedder.as_ref(), store: &merged.store },
+                crate::retrieve::VectorSearch {
+                    embedder: shared.embedder.as_ref(),
+                    store: merged.store.as_ref(),
+                },
                 RetrievalBudget { tables: 1, joined: 0, examples: 0, reuse: false },
                 &Scope::default(),
                 &TrustSignals::default(),
@@ -530,7 +533,8 @@ pub fn run(
     let todo: Vec<usize> = chosen.iter().copied().filter(|i| !done.contains(i)).collect();
     let merged = if options.mode == Mode::Enterprise {
         let catalogs = crate::catalog::spider::load_catalogs(&options.data.join("tables.json"))?;
-        Some(MergedIndex::build(&catalogs, embedder.as_ref(), &options.workdir.join("merged"))?)
+        let location = crate::vector_store::VectorsLocation::Embedded(options.workdir.join("merged"));
+        Some(MergedIndex::build(&catalogs, embedder.as_ref(), &location)?)
     } else {
         None
     };

@@ -176,17 +176,15 @@ impl Quarry {
         let reviews = verdict::apply(&mut history, &self.metadata.verdicts()?, self.config.promote_votes);
         let touched: Vec<&PastQuery> =
             history.usable().filter(|q| before.get(&q.hash) != Some(&q.verified)).collect();
-        let fingerprint = self.config.workspace.join("vectors").join("fingerprint");
         if let Err(e) = crate::index::add_queries(
             catalog,
             &history,
             &touched,
             self.embedder.as_ref(),
             self.store.as_ref(),
-            &fingerprint,
         ) {
             tracing::error!("indexing past queries: {e}");
-            let _ = std::fs::remove_file(&fingerprint);
+            let _ = self.store.set_fingerprint(None);
         }
         let state = Arc::new(super::HistoryState::new(history, reviews));
         match self.history.write() {

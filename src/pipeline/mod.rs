@@ -64,7 +64,7 @@ use crate::timeframe::Period;
 use crate::validate::{
     outside_picks, validate, DraftSql, Governance, Refusal, ValidatedQuery, Violation, ViolationCode,
 };
-use crate::vector_store::{Equals, QdrantEdgeStore, VectorStore, VectorStoreError};
+use crate::vector_store::{Equals, VectorStore, VectorStoreError};
 use crate::warehouse::{Cancel, ExecuteError, Executor, ResultSet, Warehouse, WarehouseError};
 
 /// Errors while opening a workspace.
@@ -507,15 +507,8 @@ impl Quarry {
         history.skipped.extend(skipped);
         history.skipped.sort_by_key(|s| s.line);
         let reviews = verdict::apply(&mut history, &metadata.verdicts()?, config.promote_votes);
-        let store: Arc<dyn VectorStore> =
-            Arc::new(QdrantEdgeStore::open(&config.workspace.join("vectors"), embedder.dimension())?);
-        let index_report = ensure_index(
-            &catalog,
-            &history,
-            embedder.as_ref(),
-            store.as_ref(),
-            &config.workspace.join("vectors").join("fingerprint"),
-        )?;
+        let store = crate::vector_store::open(&config.vectors_location(), embedder.dimension())?;
+        let index_report = ensure_index(&catalog, &history, embedder.as_ref(), store.as_ref())?;
         let executor = warehouse.executor(config.execution_limits());
         let admission = crate::admission::Admission::new(crate::admission::Limits {
             slots: config.llm_slots(),
@@ -584,6 +577,11 @@ impl Quarry {
 
     pub fn index_report(&self) -> &IndexReport {
         &self.index_report
+    }
+
+    /// The size of the embedding model's vectors (what the vector store holds).
+    pub fn embedding_dimension(&self) -> usize {
+        self.embedder.dimension()
     }
 
     /// The counters of this process (`GET /metrics`).

@@ -87,17 +87,15 @@ impl Quarry {
     /// Re-embeds one table in the search index; on failure the index fingerprint is removed, so
     /// the next start rebuilds the whole index.
     pub(super) fn reindex(&self, catalog: &Catalog, table: &Table) -> Result<(), IndexError> {
-        let fingerprint = self.config.workspace.join("vectors").join("fingerprint");
         crate::index::reindex_table(
             catalog,
             table,
             &self.history().history,
             self.embedder.as_ref(),
             self.store.as_ref(),
-            &fingerprint,
         )
         .inspect_err(|_| {
-            let _ = std::fs::remove_file(&fingerprint);
+            let _ = self.store.set_fingerprint(None);
         })
     }
 }

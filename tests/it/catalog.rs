@@ -75,7 +75,7 @@ fn the_demo_governance_files_load_and_export_back_unchanged() {
     assert_eq!(again.glossary(), catalog.glossary());
 }
 
-fn steward() -> Principal {
+pub(crate) fn steward() -> Principal {
     Principal::new("sam.steward", "steward")
 }
 

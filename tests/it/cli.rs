@@ -109,6 +109,40 @@ fn demo_and_index_are_idempotent() {
 }
 
 #[test]
+fn index_migrate_copies_the_index_to_a_server_and_back() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = quarry(dir.path(), &["index", "migrate", "--to", "embedded"], &[]);
+    assert!(!out.status.success() && text(&out).contains("already there"), "{}", text(&out));
+    let out = quarry(dir.path(), &["index", "migrate", "--to", "qdrant.example:6334"], &[]);
+    assert!(
+        !out.status.success() && text(&out).contains("--to: 'qdrant.example:6334' is not"),
+        "{}",
+        text(&out)
+    );
+    let Some(url) = crate::support::qdrant_or_skip("index_migrate_copies_the_index_to_a_server_and_back")
+    else {
+        return;
+    };
+    let index = crate::support::IndexAt::server(&url);
+    let crate::support::IndexAt::Server(settings) = &index else { unreachable!("a server index") };
+    let prefix = [("QUARRY_VECTORS_PREFIX", settings.prefix.as_str())];
+    let out = quarry(dir.path(), &["index", "migrate", "--to", &url], &prefix);
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("tables and") && stdout.contains("(counts checked)"), "{stdout}");
+    assert!(stdout.contains(&format!("[vectors] url = \"{url}\"")), "{stdout}");
+    // The copy carries the fingerprint: an instance on the server does not embed again.
+    let on_server = [prefix[0], ("QUARRY_VECTORS_URL", url.as_str())];
+    let out = quarry(dir.path(), &["index"], &on_server);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("already up to date"), "{}", text(&out));
+    let _ = std::fs::remove_dir_all(dir.path().join("vectors"));
+    let out = quarry(dir.path(), &["index", "migrate", "--to", "embedded"], &on_server);
+    assert!(out.status.success() && text(&out).contains("remove [vectors] url"), "{}", text(&out));
+    let out = quarry(dir.path(), &["index"], &[]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("already up to date"), "{}", text(&out));
+}
+
+#[test]
 fn role_and_attributes_select_the_policy() {
     let sql = "SELECT country_code, COUNT(*) AS n FROM orders GROUP BY country_code";
     let out =

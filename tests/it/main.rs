@@ -1,7 +1,8 @@
 //! Quarry's integration tests: one binary, one module per feature.
 //!
-//! Fast tests use the real embedder, Qdrant Edge and SQLite with a scripted LLM. Tests with the
-//! real model run when `QUARRY_E2E=1` (`make test` and CI set it).
+//! Fast tests use the real embedder, Qdrant Edge (and a Qdrant server when `QDRANT_URL` is set)
+//! and SQLite with a scripted LLM. Tests with the real model run when `QUARRY_E2E=1` (`make test`
+//! and CI set it).
 
 mod admission;
 mod adversarial;
@@ -25,4 +26,5 @@ mod postgres;
 mod support;
 mod surfaces;
 mod threads;
+mod vectors;
 mod web;

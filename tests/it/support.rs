@@ -324,3 +324,99 @@ pub fn metadata_database(admin: &str) -> (TestDatabase, String) {
         .expect("hand the database to its login");
     (database, url)
 }
+
+/// The Qdrant server of `QDRANT_URL` (its gRPC URL), for the server variants of the vector-store
+/// tests; None after saying on the terminal, past the harness's capture, what `test` skips.
+/// `scripts/with-qdrant.sh` (`make test`, CI) sets it when a server binary is cached.
+pub fn qdrant_or_skip(test: &str) -> Option<String> {
+    match std::env::var("QDRANT_URL") {
+        Ok(url) if !url.trim().is_empty() => Some(url),
+        _ => {
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED {test} on a Qdrant server: QDRANT_URL is not set (scripts/with-qdrant.sh sets it when a Qdrant server binary is cached)"
+            );
+            None
+        }
+    }
+}
+
+/// Where a test keeps a vector index: Qdrant Edge in a folder of its own, or collections of its
+/// own on the Qdrant server of `QDRANT_URL` (removed when dropped).
+pub enum IndexAt {
+    Edge(tempfile::TempDir),
+    Server(quarry::vector_store::ServerSettings),
+}
+
+impl IndexAt {
+    /// Qdrant Edge in a new folder.
+    pub fn edge() -> IndexAt {
+        IndexAt::Edge(tempfile::Builder::new().prefix("quarry-vectors-").tempdir().expect("temp dir"))
+    }
+
+    /// New collections on the server at `url`.
+    pub fn server(url: &str) -> IndexAt {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        IndexAt::Server(quarry::vector_store::ServerSettings {
+            url: url.to_string(),
+            api_key: std::env::var("QUARRY_VECTORS_API_KEY").ok(),
+            prefix: format!("it{}_{n}", std::process::id()),
+            timeout: std::time::Duration::from_secs(30),
+        })
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            IndexAt::Edge(_) => "Qdrant Edge",
+            IndexAt::Server(_) => "Qdrant server",
+        }
+    }
+
+    pub fn location(&self) -> quarry::vector_store::VectorsLocation {
+        use quarry::vector_store::VectorsLocation;
+        match self {
+            IndexAt::Edge(dir) => VectorsLocation::Embedded(dir.path().to_path_buf()),
+            IndexAt::Server(settings) => VectorsLocation::Server(settings.clone()),
+        }
+    }
+
+    /// `config` with its vector index here (a workspace's own `vectors/` for Qdrant Edge).
+    pub fn configure(&self, config: &mut Config) {
+        if let IndexAt::Server(settings) = self {
+            config.vectors_url = Some(settings.url.clone());
+            config.vectors_api_key = settings.api_key.clone();
+            config.vectors_prefix = settings.prefix.clone();
+            config.vectors_timeout = settings.timeout;
+        }
+    }
+}
+
+impl Drop for IndexAt {
+    fn drop(&mut self) {
+        if let IndexAt::Server(settings) = self {
+            if let Err(e) = quarry::vector_store::QdrantServerStore::remove_collections(settings) {
+                eprintln!("could not remove the test collections {}_*: {e}", settings.prefix);
+            }
+        }
+    }
+}
+
+/// Qdrant Edge, and the Qdrant server of `QDRANT_URL` when it is set (else a visible skip line
+/// for `test`): the backends a parameterised test runs on.
+pub fn index_backends(test: &str) -> Vec<IndexAt> {
+    let mut backends = vec![IndexAt::edge()];
+    backends.extend(qdrant_or_skip(test).map(|url| IndexAt::server(&url)));
+    backends
+}
+
+/// Opens a private workspace (see `private_workspace`) with the scripted model and its vector
+/// index at `index`.
+pub fn open_private_at(dir: &Path, index: &IndexAt) -> Arc<Quarry> {
+    let mut config = config_for(dir);
+    config.governance = dir.join("schemas");
+    index.configure(&mut config);
+    let llm: Arc<dyn Llm> = Arc::new(ScriptedLlm::new(SCRIPT.iter().copied()));
+    Arc::new(Quarry::open(config, embedder(), Some(llm)).expect("open private workspace"))
+}

@@ -1,9 +1,5 @@
-//! The vector store: the `VectorStore` trait and its embedded default, Qdrant Edge, one shard
-//! per collection on disk under the workspace.
-//!
-//! It stores and searches points (id, vector, JSON payload); what the points mean is decided
-//! by `index` and `retrieve`. A Qdrant server backend (through `qdrant-client`) implements the
-//! same trait when one machine is no longer enough.
+//! The embedded vector store: Qdrant Edge in process, one shard folder per collection under the
+//! workspace's `vectors/`, and the index fingerprint in a file beside them.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -12,86 +8,14 @@ use qdrant_edge::{
     Condition, CreateIndex, Distance, EdgeConfig, EdgeShard, EdgeVectorParams, FieldCondition,
     FieldIndexOperations, Filter, JsonPath, Match, NamedQuery, PayloadFieldSchema, PayloadSchemaType,
     PointId, PointInsertOperations, PointOperations, PointStruct, QueryEnum, QueryRequest, ScoringQuery,
-    UpdateOperation, VectorInternal, WithPayloadInterface,
+    ScrollRequest, UpdateOperation, VectorInternal, VectorStructInternal, WithPayloadInterface, WithVector,
 };
 use serde_json::Value;
 
-/// The collections Quarry keeps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Collection {
-    /// One document per table: description, columns, tier, owner, deprecation.
-    Tables,
-    /// One document per past query: its intent and structure.
-    Queries,
-}
-
-impl Collection {
-    pub const ALL: [Collection; 2] = [Collection::Tables, Collection::Queries];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Collection::Tables => "tables",
-            Collection::Queries => "queries",
-        }
-    }
-}
-
-/// A point to store.
-#[derive(Debug, Clone)]
-pub struct Point {
-    pub id: u64,
-    pub vector: Vec<f32>,
-    pub payload: serde_json::Map<String, Value>,
-}
-
-/// A search hit.
-#[derive(Debug, Clone)]
-pub struct Hit {
-    pub id: u64,
-    pub score: f32,
-    pub payload: serde_json::Map<String, Value>,
-}
-
-/// Only points whose payload `field` equals `value`.
-#[derive(Debug, Clone)]
-pub struct Equals {
-    pub field: &'static str,
-    pub value: Value,
-}
-
-/// Errors from the vector store.
-#[derive(Debug, thiserror::Error)]
-pub enum VectorStoreError {
-    /// The store on disk could not be opened or created.
-    #[error("cannot open the vector index at {path}: {message}. Delete that folder to rebuild the index")]
-    Open { path: PathBuf, message: String },
-    /// Another process has the store open (the embedded index is one process's at a time).
-    #[error("the vector index at {path} is open in another Quarry process (one process at a time may hold a workspace's embedded index)")]
-    InUse { path: PathBuf },
-    /// An operation on an open store failed.
-    #[error("vector store operation failed: {0}")]
-    Operation(String),
-}
-
-/// Stores points and finds the nearest ones.
-pub trait VectorStore: Send + Sync {
-    /// Replaces all points of a collection.
-    fn replace_all(&self, collection: Collection, points: Vec<Point>) -> Result<(), VectorStoreError>;
-    /// Inserts or replaces points by id.
-    fn upsert(&self, collection: Collection, points: Vec<Point>) -> Result<(), VectorStoreError>;
-    /// The `limit` nearest points to `vector` that pass every filter.
-    fn search(
-        &self,
-        collection: Collection,
-        vector: &[f32],
-        limit: usize,
-        filters: &[Equals],
-    ) -> Result<Vec<Hit>, VectorStoreError>;
-    /// Number of points in a collection.
-    fn count(&self, collection: Collection) -> Result<usize, VectorStoreError>;
-    /// Builds search indexes (HNSW) for what was written, after bulk writes.
-    fn optimize(&self, collection: Collection) -> Result<(), VectorStoreError>;
-}
+use super::{
+    indexed_fields, op_err, Collection, Equals, FieldKind, Hit, Page, Point, VectorStore, VectorStoreError,
+    VECTOR_NAME,
+};
 
 /// Qdrant Edge, in process, one shard directory per collection.
 pub struct QdrantEdgeStore {
@@ -99,8 +23,6 @@ pub struct QdrantEdgeStore {
     dimension: usize,
     shards: HashMap<Collection, shard_slot::Slot>,
 }
-
-const VECTOR_NAME: &str = "text";
 
 mod shard_slot {
     //! A shard that can be swapped out wholesale (for `replace_all`) while readers hold it.
@@ -129,10 +51,6 @@ mod shard_slot {
     }
 }
 
-fn op_err(e: impl std::fmt::Display) -> VectorStoreError {
-    VectorStoreError::Operation(e.to_string())
-}
-
 impl QdrantEdgeStore {
     /// Opens (or creates) the collections under `root`.
     pub fn open(root: &Path, dimension: usize) -> Result<Self, VectorStoreError> {
@@ -140,6 +58,7 @@ impl QdrantEdgeStore {
         for collection in Collection::ALL {
             let path = root.join(collection.name());
             let shard = open_or_create(&path, dimension, collection)?;
+            check_dimension(&shard, &path, dimension)?;
             shards.insert(collection, shard_slot::Slot::new(shard));
         }
         Ok(QdrantEdgeStore { root: root.to_path_buf(), dimension, shards })
@@ -167,22 +86,27 @@ fn config(dimension: usize) -> EdgeConfig {
     qdrant_edge::EdgeConfigBuilder::new().vector(VECTOR_NAME, params).build()
 }
 
-/// Payload fields each collection filters on, indexed so filtered search stays fast.
-fn indexed_fields(collection: Collection) -> &'static [(&'static str, PayloadSchemaType)] {
-    match collection {
-        Collection::Tables => &[
-            ("tier", PayloadSchemaType::Integer),
-            ("deprecated", PayloadSchemaType::Bool),
-            ("domain", PayloadSchemaType::Keyword),
-            ("source", PayloadSchemaType::Keyword),
-            ("db", PayloadSchemaType::Keyword),
-        ],
-        Collection::Queries => &[
-            ("author", PayloadSchemaType::Keyword),
-            ("verified", PayloadSchemaType::Bool),
-            ("db", PayloadSchemaType::Keyword),
-        ],
+fn schema_type(kind: FieldKind) -> PayloadSchemaType {
+    match kind {
+        FieldKind::Integer => PayloadSchemaType::Integer,
+        FieldKind::Bool => PayloadSchemaType::Bool,
+        FieldKind::Keyword => PayloadSchemaType::Keyword,
     }
+}
+
+/// A shard made for vectors of another size than the embedding model's is refused by name.
+fn check_dimension(shard: &EdgeShard, path: &Path, dimension: usize) -> Result<(), VectorStoreError> {
+    let found = match shard.config().vectors.get(VECTOR_NAME) {
+        Some(params) if params.size == dimension && params.distance == Distance::Cosine => return Ok(()),
+        Some(params) => format!("holds vectors of size {} ({:?} distance)", params.size, params.distance),
+        None => format!("has no vector named '{VECTOR_NAME}'"),
+    };
+    Err(VectorStoreError::Mismatch {
+        store: "embedded index's".to_string(),
+        collection: path.display().to_string(),
+        found,
+        expected: dimension,
+    })
 }
 
 /// Turns a shard error at `path` into `VectorStoreError::Open`.
@@ -214,7 +138,7 @@ fn create_shard(
         shard
             .update(UpdateOperation::FieldIndexOperation(FieldIndexOperations::CreateIndex(CreateIndex {
                 field_name,
-                field_schema: Some(PayloadFieldSchema::FieldType(*kind)),
+                field_schema: Some(PayloadFieldSchema::FieldType(schema_type(*kind))),
             })))
             .map_err(open_err)?;
     }
@@ -336,4 +260,64 @@ impl VectorStore for QdrantEdgeStore {
         let info = shard.info().map_err(op_err)?;
         Ok(info.points_count)
     }
+
+    fn scroll(
+        &self,
+        collection: Collection,
+        from: Option<u64>,
+        limit: usize,
+    ) -> Result<Page, VectorStoreError> {
+        let shard = self.slot(collection)?.get();
+        let mut request = ScrollRequest::new();
+        request.offset = from.map(PointId::NumId);
+        request.limit = Some(limit.max(1));
+        request.with_payload = Some(WithPayloadInterface::Bool(true));
+        request.with_vector = WithVector::Bool(true);
+        let (records, next) = shard.scroll(request).map_err(op_err)?;
+        let mut points = Vec::with_capacity(records.len());
+        for record in records {
+            let PointId::NumId(id) = record.id else { continue };
+            let vector = match record.vector {
+                Some(VectorStructInternal::Named(mut named)) => match named.remove(VECTOR_NAME) {
+                    Some(VectorInternal::Dense(dense)) => dense,
+                    _ => return Err(op_err(format!("point {id} has no dense vector '{VECTOR_NAME}'"))),
+                },
+                Some(VectorStructInternal::Single(dense)) => dense,
+                _ => return Err(op_err(format!("point {id} has no dense vector '{VECTOR_NAME}'"))),
+            };
+            points.push(Point { id, vector, payload: record.payload.map(|p| p.0).unwrap_or_default() });
+        }
+        let next = match next {
+            Some(PointId::NumId(id)) => Some(id),
+            _ => None,
+        };
+        Ok(Page { points, next })
+    }
+
+    fn fingerprint(&self) -> Result<Option<String>, VectorStoreError> {
+        match std::fs::read_to_string(self.root.join(FINGERPRINT_FILE)) {
+            Ok(text) => Ok(Some(text.trim().to_string())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(op_err(format!("cannot read {}: {e}", self.root.join(FINGERPRINT_FILE).display()))),
+        }
+    }
+
+    fn set_fingerprint(&self, fingerprint: Option<&str>) -> Result<(), VectorStoreError> {
+        let path = self.root.join(FINGERPRINT_FILE);
+        let result = match fingerprint {
+            Some(text) => std::fs::write(&path, text),
+            None => match std::fs::remove_file(&path) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                other => other,
+            },
+        };
+        result.map_err(|e| op_err(format!("cannot write {}: {e}", path.display())))
+    }
+
+    fn describe(&self) -> String {
+        format!("the embedded index at {}", self.root.display())
+    }
 }
+
+/// The fingerprint of what was indexed, beside the collections' folders.
+const FINGERPRINT_FILE: &str = "fingerprint";
