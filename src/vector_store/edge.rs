@@ -13,8 +13,8 @@ use qdrant_edge::{
 use serde_json::Value;
 
 use super::{
-    indexed_fields, op_err, Collection, Equals, FieldKind, Hit, Page, Point, VectorStore, VectorStoreError,
-    VECTOR_NAME,
+    indexed_fields, op_err, Collection, Equals, FieldKind, Hit, Matched, Page, Point, VectorStore,
+    VectorStoreError, VECTOR_NAME,
 };
 
 /// Qdrant Edge, in process, one shard directory per collection.
@@ -222,13 +222,10 @@ impl VectorStore for QdrantEdgeStore {
         let mut must = Vec::new();
         for f in filters {
             let key = f.field.parse().map_err(|_| op_err(format!("bad payload field {}", f.field)))?;
-            let value: Match = match &f.value {
-                Value::Bool(b) => (*b).into(),
-                Value::String(s) => s.clone().into(),
-                Value::Number(n) => {
-                    n.as_i64().ok_or_else(|| op_err("filter numbers must be integers"))?.into()
-                }
-                other => return Err(op_err(format!("unsupported filter value {other}"))),
+            let value: Match = match f.matched()? {
+                Matched::Bool(b) => b.into(),
+                Matched::Text(s) => s.to_string().into(),
+                Matched::Integer(n) => n.into(),
             };
             must.push(Condition::Field(FieldCondition::new_match(key, value)));
         }

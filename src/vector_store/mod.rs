@@ -91,6 +91,27 @@ pub struct Equals {
     pub value: Value,
 }
 
+/// A filter value as both backends match it.
+enum Matched<'a> {
+    Bool(bool),
+    Text(&'a str),
+    Integer(i64),
+}
+
+impl Equals {
+    /// The value to match; floats, arrays, objects and null are refused by name.
+    fn matched(&self) -> Result<Matched<'_>, VectorStoreError> {
+        match &self.value {
+            Value::Bool(b) => Ok(Matched::Bool(*b)),
+            Value::String(s) => Ok(Matched::Text(s)),
+            Value::Number(n) => {
+                n.as_i64().map(Matched::Integer).ok_or_else(|| op_err("filter numbers must be integers"))
+            }
+            other => Err(op_err(format!("unsupported filter value {other}"))),
+        }
+    }
+}
+
 /// One page of a collection's points in id order, with their vectors and payloads.
 #[derive(Debug, Clone)]
 pub struct Page {

@@ -28,8 +28,8 @@ use qdrant_client::{Payload, Qdrant, QdrantError};
 use serde_json::Value;
 
 use super::{
-    indexed_fields, op_err, Collection, Equals, FieldKind, Hit, Page, Point, ServerSettings, VectorStore,
-    VectorStoreError, VECTOR_NAME,
+    indexed_fields, op_err, Collection, Equals, FieldKind, Hit, Matched, Page, Point, ServerSettings,
+    VectorStore, VectorStoreError, VECTOR_NAME,
 };
 
 /// Points per upsert request, and upsert requests in flight at once.
@@ -476,14 +476,10 @@ impl VectorStore for QdrantServerStore {
     ) -> Result<Vec<Hit>, VectorStoreError> {
         let mut must = Vec::new();
         for f in filters {
-            must.push(match &f.value {
-                Value::Bool(b) => Condition::matches(f.field, *b),
-                Value::String(s) => Condition::matches(f.field, s.clone()),
-                Value::Number(n) => Condition::matches(
-                    f.field,
-                    n.as_i64().ok_or_else(|| op_err("filter numbers must be integers"))?,
-                ),
-                other => return Err(op_err(format!("unsupported filter value {other}"))),
+            must.push(match f.matched()? {
+                Matched::Bool(b) => Condition::matches(f.field, b),
+                Matched::Text(s) => Condition::matches(f.field, s.to_string()),
+                Matched::Integer(n) => Condition::matches(f.field, n),
             });
         }
         let mut builder = QueryPointsBuilder::new(self.alias(collection))
