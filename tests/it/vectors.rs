@@ -337,3 +337,101 @@ fn the_real_model_answers_from_a_server_index() {
     );
     assert!(answer.tables.iter().any(|t| t.name == "users" && !t.evidence.is_empty()), "{:?}", answer.tables);
 }
+
+/// A Qdrant server of the test's own, from the binary `scripts/with-qdrant.sh` starts
+/// (`QUARRY_QDRANT_BIN`, else `~/.cache/quarry/qdrant/qdrant`), on free loopback ports with its
+/// storage in a temporary folder; stopped when dropped.
+struct OwnServer {
+    child: std::process::Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl OwnServer {
+    /// None after a visible skip line when there is no binary.
+    fn start(test: &str, api_key: &str) -> Option<OwnServer> {
+        let bin = std::env::var_os("QUARRY_QDRANT_BIN").map(std::path::PathBuf::from).unwrap_or_else(|| {
+            let cache =
+                std::env::var_os("XDG_CACHE_HOME").map(std::path::PathBuf::from).unwrap_or_else(|| {
+                    std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache")
+                });
+            cache.join("quarry/qdrant/qdrant")
+        });
+        if !bin.is_file() {
+            // Past the harness's capture, so the skip shows in CI's output.
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED {test}: no Qdrant server binary at {} (README.md, 'Qdrant server')",
+                bin.display()
+            );
+            return None;
+        }
+        let port =
+            || std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+        let (http, grpc) = (port(), port());
+        let dir = tempfile::tempdir().expect("temp dir");
+        let child = std::process::Command::new(&bin)
+            .current_dir(dir.path())
+            .env("QDRANT__SERVICE__HOST", "127.0.0.1")
+            .env("QDRANT__SERVICE__HTTP_PORT", http.to_string())
+            .env("QDRANT__SERVICE__GRPC_PORT", grpc.to_string())
+            .env("QDRANT__SERVICE__API_KEY", api_key)
+            .env("QDRANT__STORAGE__STORAGE_PATH", dir.path().join("storage"))
+            .env("QDRANT__STORAGE__SNAPSHOTS_PATH", dir.path().join("snapshots"))
+            .env("QDRANT__TELEMETRY_DISABLED", "true")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start the Qdrant server");
+        let server = OwnServer { child, url: format!("http://127.0.0.1:{grpc}"), _dir: dir };
+        // Ready when its REST port answers /readyz (open to callers without a key).
+        let ready = (0..300).any(|_| {
+            use std::io::{Read, Write};
+            let answered = std::net::TcpStream::connect(("127.0.0.1", http)).ok().and_then(|mut s| {
+                s.write_all(b"GET /readyz HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+                let mut reply = String::new();
+                s.read_to_string(&mut reply).ok()?;
+                Some(reply.starts_with("HTTP/1.0 200") || reply.starts_with("HTTP/1.1 200"))
+            });
+            if answered == Some(true) {
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            false
+        });
+        assert!(ready, "the Qdrant server at {} did not start", server.url);
+        Some(server)
+    }
+}
+
+impl Drop for OwnServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_server_with_an_api_key_takes_only_that_key() {
+    let Some(server) = OwnServer::start("a_server_with_an_api_key_takes_only_that_key", "s3cret-key") else {
+        return;
+    };
+    let at = |key: Option<&str>| {
+        vector_store::VectorsLocation::Server(quarry::vector_store::ServerSettings {
+            url: server.url.clone(),
+            api_key: key.map(str::to_string),
+            prefix: "keyed".into(),
+            timeout: std::time::Duration::from_secs(10),
+        })
+    };
+    for key in [None, Some("wrong-key")] {
+        let error = vector_store::open(&at(key), DIM).err().expect("refused without the server's key");
+        let message = error.to_string();
+        assert!(matches!(error, VectorStoreError::Unauthorized { .. }), "{key:?}: {message}");
+        assert!(message.contains("QUARRY_VECTORS_API_KEY") && !message.contains("s3cret"), "{message}");
+    }
+    let store = vector_store::open(&at(Some("s3cret-key")), DIM).expect("the server's key is taken");
+    store.replace_all(Collection::Tables, points(0..3)).expect("write");
+    assert_eq!(store.count(Collection::Tables).expect("count"), 3);
+}
