@@ -105,8 +105,16 @@ impl QdrantServerStore {
             dimension,
             version: String::new(),
         };
-        store.version =
-            store.call("checking the server's health", |c| async move { c.health_check().await })?.version;
+        // Whatever else fails here (a REST port, another protocol) is not a Qdrant gRPC server.
+        store.version = store
+            .call("checking the server's health", |c| async move { c.health_check().await })
+            .map_err(|e| match e {
+                VectorStoreError::Operation(message) => {
+                    VectorStoreError::Unreachable { url: settings.url.clone(), message }
+                }
+                other => other,
+            })?
+            .version;
         let major = |v: &str| v.split('.').next().unwrap_or_default().to_string();
         if major(&store.version) != major(CLIENT_VERSION) {
             return Err(VectorStoreError::Version {

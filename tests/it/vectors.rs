@@ -344,6 +344,8 @@ fn the_real_model_answers_from_a_server_index() {
 struct OwnServer {
     child: std::process::Child,
     url: String,
+    /// Its REST port's URL (not what Quarry talks to).
+    rest_url: String,
     _dir: tempfile::TempDir,
 }
 
@@ -384,7 +386,12 @@ impl OwnServer {
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("start the Qdrant server");
-        let server = OwnServer { child, url: format!("http://127.0.0.1:{grpc}"), _dir: dir };
+        let server = OwnServer {
+            child,
+            url: format!("http://127.0.0.1:{grpc}"),
+            rest_url: format!("http://127.0.0.1:{http}"),
+            _dir: dir,
+        };
         // Ready when its REST port answers /readyz (open to callers without a key).
         let ready = (0..300).any(|_| {
             use std::io::{Read, Write};
@@ -431,6 +438,16 @@ fn a_server_with_an_api_key_takes_only_that_key() {
         assert!(matches!(error, VectorStoreError::Unauthorized { .. }), "{key:?}: {message}");
         assert!(message.contains("QUARRY_VECTORS_API_KEY") && !message.contains("s3cret"), "{message}");
     }
+    // Its REST port is not where Quarry talks to it: named as such, with the gRPC port's hint.
+    let mut rest = at(Some("s3cret-key"));
+    if let vector_store::VectorsLocation::Server(settings) = &mut rest {
+        settings.url = server.rest_url.clone();
+    }
+    let error = vector_store::open(&rest, DIM).err().expect("a REST port is refused");
+    assert!(
+        matches!(error, VectorStoreError::Unreachable { .. }) && error.to_string().contains("6334"),
+        "{error}"
+    );
     let store = vector_store::open(&at(Some("s3cret-key")), DIM).expect("the server's key is taken");
     store.replace_all(Collection::Tables, points(0..3)).expect("write");
     assert_eq!(store.count(Collection::Tables).expect("count"), 3);
