@@ -131,6 +131,9 @@ pub struct Config {
     pub adapter: Option<PathBuf>,
     pub threads: usize,
     pub context_tokens: u32,
+    /// Memory the embedded model keeps earlier prompts' keys and values in, MiB
+    /// (`[llm] prompt_cache_mb`; 0: only the last prompt's).
+    pub prompt_cache_mb: usize,
     pub max_tokens: usize,
     /// Repair rounds after a refusal or an execution error.
     pub max_repairs: usize,
@@ -349,6 +352,7 @@ struct LlmSection {
     model: Option<PathBuf>,
     threads: Option<usize>,
     context_tokens: Option<u32>,
+    prompt_cache_mb: Option<usize>,
     max_tokens: Option<usize>,
     max_repairs: Option<usize>,
     url: Option<String>,
@@ -405,6 +409,11 @@ pub fn spider_dir(base: &Path) -> PathBuf {
 
 /// Distinct analysts' 👍 that verify a pair without a reviewer, by default.
 pub const DEFAULT_PROMOTE_VOTES: usize = 3;
+
+/// Memory for earlier prompts' keys and values (`[llm] prompt_cache_mb`): about two prompts of
+/// the demo's size for the 1.5B model (28 KiB a token). On the demo's questions two earlier
+/// prompts found nearly all the shared prefixes that eight did.
+pub const DEFAULT_PROMPT_CACHE_MB: usize = 128;
 
 /// The default model file name inside the assets folder.
 pub const DEFAULT_MODEL: &str = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf";
@@ -571,6 +580,15 @@ impl Config {
         }
     }
 
+    /// How the embedded model runs: threads, window and prompt cache.
+    pub fn llama_settings(&self) -> crate::llm::LlamaSettings {
+        crate::llm::LlamaSettings {
+            threads: self.threads,
+            context_tokens: self.context_tokens,
+            prompt_cache_mb: self.prompt_cache_mb,
+        }
+    }
+
     /// Candidates per question: 1 is one greedy answer; more adds sampled candidates, each
     /// validated and run, and the answer is the result most of them agree on. `[llm] samples`,
     /// else 5 with an LLM server (measured on a GPU: +1.5 to +4.1 points EX on every set, at
@@ -616,6 +634,7 @@ impl Config {
             model,
             threads: file.llm.threads.unwrap_or_else(default_threads),
             context_tokens: file.llm.context_tokens.unwrap_or(4096),
+            prompt_cache_mb: file.llm.prompt_cache_mb.unwrap_or(DEFAULT_PROMPT_CACHE_MB),
             max_tokens: file.llm.max_tokens.unwrap_or(256),
             max_repairs: file.llm.max_repairs.unwrap_or(1),
             adapter: file.llm.adapter.filter(|a| !a.as_os_str().is_empty()).map(resolve),
@@ -743,6 +762,9 @@ impl Config {
         }
         if let Some(n) = number("QUARRY_THREADS", "a number of threads, e.g. 2")? {
             self.threads = n;
+        }
+        if let Some(n) = number("QUARRY_PROMPT_CACHE_MB", "a number of MiB, e.g. 128 (0: off)")? {
+            self.prompt_cache_mb = n;
         }
         if let Some(n) = number("QUARRY_PORT", "a TCP port number, e.g. 8080")? {
             self.port = n;
@@ -953,9 +975,11 @@ mod tests {
         };
         assert_eq!((samples(None, None), samples(Some("http://x/v1"), None)), (1, 5));
         assert_eq!(samples(Some("http://x/v1"), Some(1)), 1);
-        let config =
-            load("[llm]\nparallel = 0\nqueue = 0\nqueue_wait_s = 5\n").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(config.llama_settings().prompt_cache_mb, DEFAULT_PROMPT_CACHE_MB);
+        let config = load("[llm]\nparallel = 0\nqueue = 0\nqueue_wait_s = 5\nprompt_cache_mb = 0\n")
+            .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!((config.llm_parallel, config.llm_queue, config.llm_queue_wait.as_secs()), (Some(1), 0, 5));
+        assert_eq!(config.prompt_cache_mb, 0);
     }
 
     #[test]

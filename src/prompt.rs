@@ -5,6 +5,7 @@
 //! The same function builds the prompt at run time and for fine-tuning exports, so the model
 //! is trained on exactly what it sees.
 
+use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use crate::catalog::{Catalog, Engine, GlossaryTerm, Table};
@@ -106,6 +107,10 @@ pub struct Context<'a> {
     pub grounding: AnswerSettings,
     /// The earlier turns of the conversation, oldest first, when the question follows up.
     pub follows: &'a [PriorTurn],
+    /// Past queries that read each table (by lower-cased name). The offered tables are shown
+    /// in one fixed order, the most read first, whatever their rank: questions over the same
+    /// tables then share the prompt's beginning, which the model computes once (#17).
+    pub table_reads: &'a BTreeMap<String, usize>,
 }
 
 /// A previous attempt that was refused or failed, for a repair round.
@@ -150,10 +155,15 @@ fn user_turn(
     mentions: &Mentions,
     (tables, columns, examples): (usize, usize, usize),
 ) -> String {
-    let Context { question, retrieved, today, joins, .. } = *context;
+    let Context { question, retrieved, today, joins, table_reads, .. } = *context;
     let offered = &offered[..tables.min(offered.len())];
+    let mut shown = offered.to_vec();
+    shown.sort_by_cached_key(|t| {
+        let name = t.name.to_lowercase();
+        (std::cmp::Reverse(table_reads.get(&name).copied().unwrap_or(0)), name)
+    });
     let mut user = String::from("Tables:\n");
-    for table in offered {
+    for table in shown {
         let referenced: Vec<&str> = offered
             .iter()
             .flat_map(|t| &t.foreign_keys)
@@ -541,8 +551,11 @@ mod tests {
             joins: &[],
             grounding: AnswerSettings::default(),
             follows: &[],
+            table_reads: &NO_READS,
         }
     }
+
+    static NO_READS: BTreeMap<String, usize> = BTreeMap::new();
 
     fn retrieved(tables: &[&str], examples: usize) -> Retrieved {
         let candidate = |name: &str| crate::retrieve::TableCandidate::named(name, 0.5);
@@ -642,6 +655,45 @@ mod tests {
         assert!(shapes.get(first_pruned).is_some_and(|s| s.2 == 0), "{shapes:?}");
         assert!(first_dropped > first_pruned && first_dropped < shapes.len(), "{shapes:?}");
         assert_eq!(shapes[first_dropped], (1, MIN_COLUMNS, 0), "{shapes:?}");
+    }
+
+    #[test]
+    fn tables_are_shown_most_read_first_whatever_their_rank_and_the_lowest_ranked_go_first() {
+        use crate::catalog::Column;
+        let catalog = Catalog::from_tables(
+            ["orders", "users", "countries"]
+                .map(|name| Table::new(name, vec![Column::new(&format!("{name}_id"), "INTEGER")]))
+                .to_vec(),
+        );
+        let reads: BTreeMap<String, usize> = [("orders".to_string(), 9), ("users".to_string(), 4)].into();
+        // The tables section of the prompt for tables retrieved in `ranked` order, of which the
+        // budget keeps `kept`, and the names in the order it shows them.
+        let tables = |ranked: &[&str], kept: usize| {
+            let retrieved = retrieved(ranked, 0);
+            let context =
+                Context { table_reads: &reads, ..context("How many orders?", &retrieved, &catalog, "") };
+            let offered: Vec<&Table> = ranked.iter().filter_map(|t| catalog.table(t)).collect();
+            let mentions = Mentions::new(context.question, &retrieved, &[], &[]);
+            let user = user_turn(&context, &offered, &mentions, (kept, 20, 0));
+            let names: Vec<String> = user
+                .lines()
+                .filter_map(|l| l.strip_prefix("CREATE TABLE "))
+                .map(|l| l.replace(" (", ""))
+                .collect();
+            (names, user.split("Question:").next().unwrap_or_default().to_string())
+        };
+        // Ranked either way, the same tables read the same: most read first, unread by name.
+        let (names, text) = tables(&["countries", "users", "orders"], 3);
+        assert_eq!(names, ["orders", "users", "countries"]);
+        assert_eq!(text, tables(&["users", "orders", "countries"], 3).1);
+        // A table the budget leaves out is the lowest ranked, not the least read.
+        assert_eq!(tables(&["countries", "users", "orders"], 2).0, ["users", "countries"]);
+        // Without any history, by name.
+        let retrieved = retrieved(&["users", "countries"], 0);
+        let budget = PromptBudget { columns: 20, tokens: 100_000 };
+        let user = build(&context("How many users?", &retrieved, &catalog, ""), &[], budget).user;
+        let at = |table: &str| user.find(&format!("CREATE TABLE {table} (")).expect("shown");
+        assert!(at("countries") < at("users"), "{user}");
     }
 
     #[test]

@@ -135,8 +135,7 @@ pub(super) fn bench(config: Config, command: BenchCommand) -> Result<ExitCode> {
                 let llm = quarry::llm::LlamaCppLlm::load(
                     &config.model,
                     adapter.as_deref(),
-                    config.threads,
-                    config.context_tokens,
+                    &config.llama_settings(),
                 )
                 .with_context(|| format!("loading the model ({name})"))?;
                 let report = quarry::bench::llm_speed(&name, &llm, &prompts, config.max_tokens, rounds)?;

@@ -15,6 +15,7 @@ use llama_cpp_2::model::{LlamaChatMessage, LlamaModel};
 use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
 use llama_cpp_2::vocab::LlamaVocab;
+use llama_cpp_2::{LlamaStateSeqFlags, SeqState};
 
 use super::{ChatPrompt, Generation, GenerationParams, Llm, LlmError};
 use crate::warehouse::Cancel;
@@ -35,8 +36,10 @@ fn backend() -> Result<&'static LlamaBackend, LlmError> {
 /// A GGUF model run in process by llama.cpp, on a thread of its own that keeps one context
 /// between generations: the key/value cache of the last prompt is kept, and the next prompt
 /// prefills only what follows the prefix they share (a repair round, a sampled candidate and
-/// every question's fixed system prompt start the same way). One generation at a time: the
-/// machine's cores are shared by all of them anyway.
+/// every question's fixed system prompt start the same way). Earlier prompts are kept aside in
+/// memory (`Settings::prompt_cache_mb`), so a question over the same tables as one asked a few
+/// questions ago restores their keys and values instead of prefilling them again. One
+/// generation at a time: the machine's cores are shared by all of them anyway.
 pub struct LlamaCppLlm {
     model_id: String,
     /// The LoRA adapter applied on top of the model, by file name.
@@ -64,13 +67,8 @@ enum Reply {
 
 impl LlamaCppLlm {
     /// Loads a GGUF file, with a GGUF LoRA adapter on top when given (`quarry finetune`
-    /// makes them). `context_tokens` bounds prompt + answer.
-    pub fn load(
-        path: &Path,
-        adapter: Option<&Path>,
-        threads: usize,
-        context_tokens: u32,
-    ) -> Result<Self, LlmError> {
+    /// makes them).
+    pub fn load(path: &Path, adapter: Option<&Path>, settings: &Settings) -> Result<Self, LlmError> {
         if !path.is_file() {
             return Err(LlmError::MissingModel(path.to_path_buf()));
         }
@@ -85,8 +83,9 @@ impl LlamaCppLlm {
         let (requests, inbox) = mpsc::channel::<Request>();
         let (loaded, load_result) = mpsc::channel::<Result<(), LlmError>>();
         let path = path.to_path_buf();
-        let threads = threads.max(1) as i32;
-        let context_tokens = context_tokens.max(512);
+        let threads = settings.threads.max(1) as i32;
+        let context_tokens = settings.context_tokens.max(512);
+        let saved_budget = settings.prompt_cache_mb.saturating_mul(1 << 20);
         let worker = std::thread::Builder::new()
             .name("llama.cpp".into())
             .spawn(move || {
@@ -134,7 +133,16 @@ impl LlamaCppLlm {
                     }
                 }
                 let _ = loaded.send(Ok(()));
-                let mut engine = Engine { model: &model, ctx, cached: Vec::new(), context_tokens };
+                let mut engine = Engine {
+                    model: &model,
+                    ctx,
+                    cached: Vec::new(),
+                    prompt_len: 0,
+                    saved: Vec::new(),
+                    saved_budget,
+                    clock: 0,
+                    context_tokens,
+                };
                 for request in inbox {
                     let reply = request.reply.clone();
                     let partial = move |piece: &str| {
@@ -151,6 +159,17 @@ impl LlamaCppLlm {
         })?;
         Ok(LlamaCppLlm { model_id, adapter, requests: Some(requests), worker: Some(worker) })
     }
+}
+
+/// How the embedded model runs: `[llm] threads`, `context_tokens` and `prompt_cache_mb`.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    /// CPU threads for prefill and decode.
+    pub threads: usize,
+    /// The window: prompt plus every answer decoded beside it.
+    pub context_tokens: u32,
+    /// Memory for earlier prompts' keys and values, MiB (0: only the last prompt is kept).
+    pub prompt_cache_mb: usize,
 }
 
 impl Drop for LlamaCppLlm {
@@ -249,13 +268,41 @@ const BATCH: usize = 512;
 /// Generations decoded together at most (llama.cpp sequences of the one context).
 pub const MAX_STREAMS: usize = 8;
 
-/// The model's thread: the model, its one context, and the tokens whose keys and values the
-/// context holds, in position order.
+/// The model's thread: the model, its one context, the tokens whose keys and values sequence 0
+/// holds (in position order), and earlier prompts kept aside.
 struct Engine<'m> {
     model: &'m LlamaModel,
     ctx: LlamaContext<'m>,
     cached: Vec<LlamaToken>,
+    /// How many of `cached` are the last prompt (the rest is the answer decoded after it).
+    prompt_len: usize,
+    saved: Vec<SavedPrompt>,
+    /// Bytes the saved prompts may hold together; the least recently used go first.
+    saved_budget: usize,
+    /// Counts restores and saves: which saved prompt served last.
+    clock: u64,
     context_tokens: u32,
+}
+
+/// An earlier prompt's keys and values, copied out of the context when a later prompt took its
+/// place on sequence 0.
+struct SavedPrompt {
+    tokens: Vec<LlamaToken>,
+    state: SeqState,
+    used: u64,
+}
+
+/// A saved prompt is restored when it shares at least this many more tokens with the new prompt
+/// than sequence 0 does (restoring copies its keys and values back: milliseconds, where
+/// prefilling this many tokens takes a fraction of a second on a CPU).
+const RESTORE_GAIN: usize = 32;
+
+/// Prompts whose part after what the next prompt shares is shorter than this are not saved.
+const SAVE_AT_LEAST: usize = 64;
+
+/// How many tokens two sequences share from their start.
+fn common_prefix(a: &[LlamaToken], b: &[LlamaToken]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
 }
 
 impl Engine<'_> {
@@ -288,14 +335,67 @@ impl Engine<'_> {
             let first_group = rest.len() == params.len();
             let result = self.run(&tokens, &rest[..group], partial.filter(|_| first_group), cancel);
             if result.is_err() {
-                // Whatever the cache holds now is unknown: start clean next time.
+                // Whatever the cache holds now is unknown: start clean next time (the saved
+                // prompts are copies in memory and stay good).
                 self.ctx.clear_kv_cache();
                 self.cached.clear();
+                self.prompt_len = 0;
             }
             generations.extend(result?);
             rest = &rest[group..];
         }
         Ok(generations)
+    }
+
+    /// Before sequence 0 loses the end of the last prompt (the next one shares only `shared`
+    /// tokens of it), copies that prompt's keys and values aside, unless a saved prompt already
+    /// holds it; then drops the least recently used saved prompts beyond the budget.
+    fn save_last_prompt(&mut self, shared: usize) -> Result<(), LlmError> {
+        let infer = |e: &dyn std::fmt::Display| LlmError::Inference(e.to_string());
+        let len = self.prompt_len.min(self.cached.len());
+        if self.saved_budget == 0 || len < shared + SAVE_AT_LEAST {
+            return Ok(());
+        }
+        let prompt = &self.cached[..len];
+        if self.saved.iter().any(|s| s.tokens.starts_with(prompt)) {
+            return Ok(());
+        }
+        // The answer decoded after the prompt is not kept: the next question's differs.
+        if !self.ctx.clear_kv_cache_seq(Some(0), Some(len as u32), None).map_err(|e| infer(&e))? {
+            return Ok(());
+        }
+        self.cached.truncate(len);
+        let state = self.ctx.state_seq_get(0, LlamaStateSeqFlags::empty()).map_err(|e| infer(&e))?;
+        let tokens = self.cached.clone();
+        // A saved prompt this one extends serves nothing the new one does not.
+        self.saved.retain(|s| !tokens.starts_with(&s.tokens));
+        self.clock += 1;
+        self.saved.push(SavedPrompt { tokens, state, used: self.clock });
+        while self.saved.iter().map(|s| s.state.byte_len()).sum::<usize>() > self.saved_budget {
+            let oldest = self.saved.iter().enumerate().min_by_key(|(_, s)| s.used).map(|(i, _)| i);
+            self.saved.remove(oldest.unwrap_or(0));
+        }
+        Ok(())
+    }
+
+    /// When a saved prompt shares clearly more of `tokens` than sequence 0's `shared`, puts its
+    /// keys and values back on sequence 0 and returns how many tokens it shares.
+    fn restore_closest(&mut self, tokens: &[LlamaToken], shared: usize) -> Result<Option<usize>, LlmError> {
+        let infer = |e: &dyn std::fmt::Display| LlmError::Inference(e.to_string());
+        let closest = self
+            .saved
+            .iter_mut()
+            .map(|saved| (common_prefix(&saved.tokens, tokens), saved))
+            .max_by_key(|(n, _)| *n)
+            .filter(|(n, _)| *n >= shared + RESTORE_GAIN);
+        let Some((n, saved)) = closest else { return Ok(None) };
+        self.clock += 1;
+        saved.used = self.clock;
+        self.ctx.clear_kv_cache_seq(Some(0), None, None).map_err(|e| infer(&e))?;
+        self.ctx.state_seq_set(&saved.state, 0).map_err(|e| infer(&e))?;
+        self.cached = saved.tokens.clone();
+        self.prompt_len = self.cached.len();
+        Ok(Some(n))
     }
 
     /// Prefills what of `tokens` the cache lacks on sequence 0, then decodes one stream per
@@ -309,9 +409,12 @@ impl Engine<'_> {
         cancel: &Cancel,
     ) -> Result<Vec<Generation>, LlmError> {
         let infer = |e: &dyn std::fmt::Display| LlmError::Inference(e.to_string());
-        // Keep the cached prefix this prompt shares, leaving at least one token to decode (its
-        // logits start the answer); drop the rest from the cache.
-        let shared = self.cached.iter().zip(tokens).take_while(|(a, b)| a == b).count();
+        // Keep the cached prefix this prompt shares (or a saved prompt's, when that shares
+        // more), leaving at least one token to decode (its logits start the answer); drop the
+        // rest from the cache.
+        let shared = common_prefix(&self.cached, tokens);
+        self.save_last_prompt(shared)?;
+        let shared = self.restore_closest(tokens, shared)?.unwrap_or(shared);
         let mut keep = shared.min(tokens.len().saturating_sub(1));
         if !self.ctx.clear_kv_cache_seq(Some(0), Some(keep as u32), None).map_err(|e| infer(&e))? {
             self.ctx.clear_kv_cache();
@@ -336,6 +439,7 @@ impl Engine<'_> {
             self.cached.extend_from_slice(chunk);
         }
         let prefill_ms = started.elapsed().as_millis() as u64;
+        self.prompt_len = tokens.len();
         for seq in 1..streams {
             self.ctx.clear_kv_cache_seq(Some(seq as u32), None, None).map_err(|e| infer(&e))?;
             self.ctx.copy_kv_cache_seq(0, seq as i32, None, None).map_err(|e| infer(&e))?;

@@ -181,6 +181,8 @@ impl Quarry {
         );
         let grounding = self.config.answer;
         let follows = options.follows.clone();
+        let table_reads: std::collections::BTreeMap<String, usize> =
+            history.table_usage.iter().map(|(table, usage)| (table.clone(), usage.queries)).collect();
         move |failed: &[FailedAttempt]| {
             let context = prompt::Context {
                 question,
@@ -190,6 +192,7 @@ impl Quarry {
                 joins: &joins,
                 grounding,
                 follows: &follows,
+                table_reads: &table_reads,
             };
             prompt::build(&context, failed, budget)
         }

@@ -426,12 +426,7 @@ pub fn load_default_llm(config: &Config) -> Result<Arc<dyn Llm>, LlmError> {
         let api_key = std::env::var("QUARRY_LLM_API_KEY").ok().filter(|k| !k.is_empty());
         return Ok(Arc::new(OpenAiLlm::new(url, &model, api_key, Duration::from_secs(300))));
     }
-    Ok(Arc::new(LlamaCppLlm::load(
-        &config.model,
-        config.adapter.as_deref(),
-        config.threads,
-        config.context_tokens,
-    )?))
+    Ok(Arc::new(LlamaCppLlm::load(&config.model, config.adapter.as_deref(), &config.llama_settings())?))
 }
 
 /// Loads the embedded default embedder from the configured assets.

@@ -156,6 +156,81 @@ fn the_embedded_model_reuses_the_cached_prefix_without_changing_answers() {
     assert!(!sampled.text.trim().is_empty());
 }
 
+/// Earlier prompts kept aside (`[llm] prompt_cache_mb`): going back to the tables of a prompt
+/// asked before another one restores its keys and values instead of prefilling them again,
+/// and every answer is the same as without the cache.
+#[test]
+fn the_embedded_model_restores_an_earlier_prompt_without_changing_answers() {
+    if skip_without_real_model() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let users = schema_prompt(
+        "CREATE TABLE users (\n  user_id INTEGER, -- the account, primary key\n  country_code TEXT, -- home \
+         country, ISO alpha-2\n  signup_date TEXT, -- day the account was created, YYYY-MM-DD\n  plan TEXT -- \
+         subscription plan: 'free', 'plus' or 'pro'; plus and pro are paid\n);",
+        "How many users are on each plan?",
+    );
+    let orders = schema_prompt(
+        "CREATE TABLE orders (\n  order_id INTEGER, -- primary key\n  user_id INTEGER, -- the buyer\n  ordered_at \
+         TEXT, -- 'YYYY-MM-DD HH:MM:SS' in UTC\n  status TEXT, -- 'completed', 'cancelled', 'refunded' or 'pending'\n  \
+         total_amount REAL -- order total in USD\n);",
+        "What is the total amount of the completed orders?",
+    );
+    let params = GenerationParams::greedy(64, "```");
+    // The users prompt, the orders prompt, then the users prompt twice more, on a model with
+    // the prompt cache of `cache_mb`.
+    let asked = |cache_mb: usize| {
+        let mut config = config_for(dir.path());
+        config.prompt_cache_mb = cache_mb;
+        let llm = load_default_llm(&config).expect("model assets: run `make assets`");
+        [&users, &orders, &users, &users].map(|prompt| llm.generate(prompt, &params).expect("generation"))
+    };
+    let with = asked(quarry::config::DEFAULT_PROMPT_CACHE_MB);
+    let without = asked(0);
+    let [first, other, back, again] = &with;
+    assert_eq!(first.cached_tokens, 0);
+    // The orders prompt shares the instructions only; going back restores the users prompt
+    // but its last token (whose logits start the answer), and the next time it is still there.
+    assert!(other.cached_tokens < other.prompt_tokens / 2, "{other:?}");
+    assert_eq!(back.cached_tokens, back.prompt_tokens - 1, "{back:?}");
+    assert_eq!((again.cached_tokens, &again.text), (again.prompt_tokens - 1, &back.text));
+    // Without the cache, the users prompt is prefilled again after the instructions.
+    assert_eq!(without[2].cached_tokens, other.cached_tokens, "{:?}", without[2]);
+    // The same answers: the same rows. (Not always byte for byte the same text: a prompt
+    // prefilled in other batches sums in another order, which can flip a near tie between two
+    // spellings, `COUNT(*)` with or without an alias.)
+    for (with, without) in with.iter().zip(&without) {
+        assert_eq!(rows_of(&with.text), rows_of(&without.text), "{} / {}", with.text, without.text);
+    }
+    assert_eq!(rows_of(&first.text).map(|rows| rows.len()), Ok(3), "one row per plan: {}", first.text);
+}
+
+/// The rows `sql` returns from a few users and orders, sorted (an error as its message).
+fn rows_of(sql: &str) -> Result<Vec<Vec<String>>, String> {
+    let db = rusqlite::Connection::open_in_memory().map_err(|e| e.to_string())?;
+    db.execute_batch(
+        "CREATE TABLE users (user_id INTEGER, country_code TEXT, signup_date TEXT, plan TEXT);
+         INSERT INTO users VALUES (1, 'US', '2026-01-02', 'free'), (2, 'DE', '2026-02-03', 'pro'),
+           (3, 'US', '2026-03-04', 'plus'), (4, 'FR', '2026-04-05', 'free');
+         CREATE TABLE orders (order_id INTEGER, user_id INTEGER, ordered_at TEXT, status TEXT, total_amount REAL);
+         INSERT INTO orders VALUES (1, 1, '2026-05-01 10:00:00', 'completed', 20.5),
+           (2, 2, '2026-05-02 11:00:00', 'refunded', 12.0), (3, 3, '2026-05-03 12:00:00', 'completed', 7.25);",
+    )
+    .map_err(|e| e.to_string())?;
+    let mut statement = db.prepare(sql.trim().trim_end_matches(';')).map_err(|e| e.to_string())?;
+    let width = statement.column_count();
+    let mut rows: Vec<Vec<String>> = statement
+        .query_map([], |row| {
+            (0..width).map(|i| row.get::<_, rusqlite::types::Value>(i).map(|v| format!("{v:?}"))).collect()
+        })
+        .map_err(|e| e.to_string())?
+        .collect::<Result<_, _>>()
+        .map_err(|e| e.to_string())?;
+    rows.sort();
+    Ok(rows)
+}
+
 /// Candidates decoded together (`[llm] samples`): one prefill, the greedy answer first and
 /// the same as alone, sampled ones beside it reading the whole prompt from the cache, and the
 /// cache left as one sequence that later generations reuse unchanged.
@@ -266,6 +341,18 @@ fn own_real(dir: &std::path::Path) -> Quarry {
 }
 
 /// "How many users are on each plan?" over `tables`, answered from a SQL fence.
+/// Instructions, one table's DDL and a question.
+fn schema_prompt(ddl: &str, question: &str) -> ChatPrompt {
+    ChatPrompt {
+        system: "You are a careful data analyst who writes SQLite SQL. Answer with one SELECT statement \
+                 over the tables given. Reply with the SQL only."
+            .into(),
+        user: format!("Tables:\n{ddl}\n\nQuestion: {question}"),
+        turns: Vec::new(),
+        assistant_prefix: "```sql\n".into(),
+    }
+}
+
 fn plans_prompt(tables: &str) -> ChatPrompt {
     ChatPrompt {
         system: format!("You write SQLite queries. Tables: {tables}."),
