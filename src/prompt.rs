@@ -662,7 +662,7 @@ mod tests {
         use crate::catalog::Column;
         let catalog = Catalog::from_tables(
             ["orders", "users", "countries"]
-                .map(|name| Table::new(name, vec![Column::new(&format!("{name}_id"), "INTEGER")]))
+                .map(|name| Table::new(name, vec![Column::new(format!("{name}_id"), "INTEGER")]))
                 .to_vec(),
         );
         let reads: BTreeMap<String, usize> = [("orders".to_string(), 9), ("users".to_string(), 4)].into();
