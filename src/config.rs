@@ -411,8 +411,8 @@ pub fn spider_dir(base: &Path) -> PathBuf {
 pub const DEFAULT_PROMOTE_VOTES: usize = 3;
 
 /// Memory for earlier prompts' keys and values (`[llm] prompt_cache_mb`): about two prompts of
-/// the demo's size for the 1.5B model (28 KiB a token). On the demo's questions two earlier
-/// prompts found nearly all the shared prefixes that eight did.
+/// the demo's size for the 1.5B model (28 KiB a token). Over the demo's 68 prompts, the best of
+/// the last two shares 46% of a new prompt's text, the best of the last eight 52%.
 pub const DEFAULT_PROMPT_CACHE_MB: usize = 128;
 
 /// The default model file name inside the assets folder.
