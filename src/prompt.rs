@@ -108,8 +108,9 @@ pub struct Context<'a> {
     /// The earlier turns of the conversation, oldest first, when the question follows up.
     pub follows: &'a [PriorTurn],
     /// Past queries that read each table (by lower-cased name). The offered tables are shown
-    /// in one fixed order, the most read first, whatever their rank: questions over the same
-    /// tables then share the prompt's beginning, which the model computes once (#17).
+    /// the most read first, whatever their rank (tables read as often keep their rank):
+    /// questions over the same tables then share the prompt's beginning, which the model
+    /// computes once (#17). Without history, the rank's order.
     pub table_reads: &'a BTreeMap<String, usize>,
 }
 
@@ -157,10 +158,10 @@ fn user_turn(
 ) -> String {
     let Context { question, retrieved, today, joins, table_reads, .. } = *context;
     let offered = &offered[..tables.min(offered.len())];
+    // Most read first; tables read as often keep their rank (a stable sort).
     let mut shown = offered.to_vec();
     shown.sort_by_cached_key(|t| {
-        let name = t.name.to_lowercase();
-        (std::cmp::Reverse(table_reads.get(&name).copied().unwrap_or(0)), name)
+        std::cmp::Reverse(table_reads.get(&t.name.to_lowercase()).copied().unwrap_or(0))
     });
     let mut user = String::from("Tables:\n");
     for table in shown {
@@ -682,18 +683,20 @@ mod tests {
                 .collect();
             (names, user.split("Question:").next().unwrap_or_default().to_string())
         };
-        // Ranked either way, the same tables read the same: most read first, unread by name.
+        // Ranked either way, the same tables read the same: most read first.
         let (names, text) = tables(&["countries", "users", "orders"], 3);
         assert_eq!(names, ["orders", "users", "countries"]);
         assert_eq!(text, tables(&["users", "orders", "countries"], 3).1);
         // A table the budget leaves out is the lowest ranked, not the least read.
         assert_eq!(tables(&["countries", "users", "orders"], 2).0, ["users", "countries"]);
-        // Without any history, by name.
-        let retrieved = retrieved(&["users", "countries"], 0);
-        let budget = PromptBudget { columns: 20, tokens: 100_000 };
-        let user = build(&context("How many users?", &retrieved, &catalog, ""), &[], budget).user;
-        let at = |table: &str| user.find(&format!("CREATE TABLE {table} (")).expect("shown");
-        assert!(at("countries") < at("users"), "{user}");
+        // Without any history, in the rank's order.
+        for ranked in [["users", "countries"], ["countries", "users"]] {
+            let retrieved = retrieved(&ranked, 0);
+            let budget = PromptBudget { columns: 20, tokens: 100_000 };
+            let user = build(&context("How many users?", &retrieved, &catalog, ""), &[], budget).user;
+            let at = |table: &str| user.find(&format!("CREATE TABLE {table} (")).expect("shown");
+            assert!(at(ranked[0]) < at(ranked[1]), "{user}");
+        }
     }
 
     #[test]
