@@ -37,7 +37,7 @@ fn backend() -> Result<&'static LlamaBackend, LlmError> {
 /// between generations: the key/value cache of the last prompt is kept, and the next prompt
 /// prefills only what follows the prefix they share (a repair round, a sampled candidate and
 /// every question's fixed system prompt start the same way). Earlier prompts are kept aside in
-/// memory (`Settings::prompt_cache_mb`), so a question over the same tables as one asked a few
+/// memory (`LlamaSettings::prompt_cache_mb`), so a question over the same tables as one asked a few
 /// questions ago restores their keys and values instead of prefilling them again. One
 /// generation at a time: the machine's cores are shared by all of them anyway.
 pub struct LlamaCppLlm {
@@ -68,7 +68,7 @@ enum Reply {
 impl LlamaCppLlm {
     /// Loads a GGUF file, with a GGUF LoRA adapter on top when given (`quarry finetune`
     /// makes them).
-    pub fn load(path: &Path, adapter: Option<&Path>, settings: &Settings) -> Result<Self, LlmError> {
+    pub fn load(path: &Path, adapter: Option<&Path>, settings: &LlamaSettings) -> Result<Self, LlmError> {
         if !path.is_file() {
             return Err(LlmError::MissingModel(path.to_path_buf()));
         }
@@ -163,7 +163,7 @@ impl LlamaCppLlm {
 
 /// How the embedded model runs: `[llm] threads`, `context_tokens` and `prompt_cache_mb`.
 #[derive(Debug, Clone, Copy)]
-pub struct Settings {
+pub struct LlamaSettings {
     /// CPU threads for prefill and decode.
     pub threads: usize,
     /// The window: prompt plus every answer decoded beside it.
@@ -365,6 +365,10 @@ impl Engine<'_> {
             return Ok(());
         }
         self.cached.truncate(len);
+        // A prompt larger than the whole budget would be dropped as soon as it was copied.
+        if self.ctx.state_seq_get_size_ext(0, LlamaStateSeqFlags::empty()) > self.saved_budget {
+            return Ok(());
+        }
         let state = self.ctx.state_seq_get(0, LlamaStateSeqFlags::empty()).map_err(|e| infer(&e))?;
         let tokens = self.cached.clone();
         // A saved prompt this one extends serves nothing the new one does not.
@@ -393,8 +397,9 @@ impl Engine<'_> {
         saved.used = self.clock;
         self.ctx.clear_kv_cache_seq(Some(0), None, None).map_err(|e| infer(&e))?;
         self.ctx.state_seq_set(&saved.state, 0).map_err(|e| infer(&e))?;
+        // The caller cuts this back to the `n` tokens the new prompt shares: nothing of the
+        // saved prompt beyond them (another question's, another role's) reaches the model.
         self.cached = saved.tokens.clone();
-        self.prompt_len = self.cached.len();
         Ok(Some(n))
     }
 

@@ -17,7 +17,7 @@ use crate::warehouse::Cancel;
 mod llama_cpp;
 mod openai;
 
-pub use llama_cpp::{LlamaCppLlm, PromptRenderer, Settings as LlamaSettings, MAX_STREAMS};
+pub use llama_cpp::{LlamaCppLlm, LlamaSettings, PromptRenderer, MAX_STREAMS};
 pub use openai::OpenAiLlm;
 
 /// A chat prompt: a system message, a user message, earlier exchanges (e.g. a refused answer

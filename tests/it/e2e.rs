@@ -195,8 +195,10 @@ fn the_embedded_model_restores_an_earlier_prompt_without_changing_answers() {
     assert!(other.cached_tokens < other.prompt_tokens / 2, "{other:?}");
     assert_eq!(back.cached_tokens, back.prompt_tokens - 1, "{back:?}");
     assert_eq!((again.cached_tokens, &again.text), (again.prompt_tokens - 1, &back.text));
-    // Without the cache, the users prompt is prefilled again after the instructions.
+    // Without the cache, the users prompt is prefilled again after the instructions; so it is
+    // with a budget smaller than that prompt's keys and values (more than 1 MiB), never kept.
     assert_eq!(without[2].cached_tokens, other.cached_tokens, "{:?}", without[2]);
+    assert_eq!(asked(1)[2].cached_tokens, other.cached_tokens);
     // The same answers: the same rows. (Not always byte for byte the same text: a prompt
     // prefilled in other batches sums in another order, which can flip a near tie between two
     // spellings, `COUNT(*)` with or without an alias.)
