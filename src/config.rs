@@ -581,6 +581,7 @@ impl Config {
     }
 
     /// How the embedded model runs: threads, window and prompt cache.
+    #[cfg(feature = "runtime")]
     pub fn llama_settings(&self) -> crate::llm::LlamaSettings {
         crate::llm::LlamaSettings {
             threads: self.threads,
@@ -975,7 +976,7 @@ mod tests {
         };
         assert_eq!((samples(None, None), samples(Some("http://x/v1"), None)), (1, 5));
         assert_eq!(samples(Some("http://x/v1"), Some(1)), 1);
-        assert_eq!(config.llama_settings().prompt_cache_mb, DEFAULT_PROMPT_CACHE_MB);
+        assert_eq!(config.prompt_cache_mb, DEFAULT_PROMPT_CACHE_MB);
         let config = load("[llm]\nparallel = 0\nqueue = 0\nqueue_wait_s = 5\nprompt_cache_mb = 0\n")
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!((config.llm_parallel, config.llm_queue, config.llm_queue_wait.as_secs()), (Some(1), 0, 5));
