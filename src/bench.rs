@@ -446,6 +446,8 @@ pub struct LlmSpeed {
     pub decode_tokens_per_second: f64,
     pub prompt_tokens: usize,
     pub completion_tokens: usize,
+    /// Of `completion_tokens`, those guessed ahead and confirmed in a batch (`[llm] draft_tokens`).
+    pub drafted_tokens: usize,
 }
 
 /// Generates greedily for each prompt, `rounds` times over the set (the cached prefix is
@@ -459,7 +461,7 @@ pub fn llm_speed(
 ) -> Result<LlmSpeed, crate::llm::LlmError> {
     let params = crate::llm::GenerationParams::greedy(max_tokens, crate::prompt::STOP);
     let (mut prefill, mut decode) = (Vec::new(), Vec::new());
-    let (mut prompt_tokens, mut completion_tokens) = (0, 0);
+    let (mut prompt_tokens, mut completion_tokens, mut drafted_tokens) = (0, 0, 0);
     for _ in 0..rounds {
         for prompt in prompts {
             let g = llm.generate(prompt, &params)?;
@@ -468,6 +470,7 @@ pub fn llm_speed(
             decode.push(g.completion_tokens as f64 / (g.decode_ms.max(1) as f64 / 1000.0));
             prompt_tokens += g.prompt_tokens;
             completion_tokens += g.completion_tokens;
+            drafted_tokens += g.drafted_tokens;
         }
     }
     prefill.sort_by(f64::total_cmp);
@@ -479,6 +482,7 @@ pub fn llm_speed(
         decode_tokens_per_second: percentile(&decode, 50.0),
         prompt_tokens,
         completion_tokens,
+        drafted_tokens,
     })
 }
 

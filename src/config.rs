@@ -134,6 +134,9 @@ pub struct Config {
     /// Memory the embedded model keeps earlier prompts' keys and values in, MiB
     /// (`[llm] prompt_cache_mb`; 0: only the last prompt's).
     pub prompt_cache_mb: usize,
+    /// Tokens the embedded model guesses from the text so far and checks in one batch beside
+    /// each token of a greedy answer (`[llm] draft_tokens`; 0: one token per step).
+    pub draft_tokens: usize,
     pub max_tokens: usize,
     /// Repair rounds after a refusal or an execution error.
     pub max_repairs: usize,
@@ -353,6 +356,7 @@ struct LlmSection {
     threads: Option<usize>,
     context_tokens: Option<u32>,
     prompt_cache_mb: Option<usize>,
+    draft_tokens: Option<usize>,
     max_tokens: Option<usize>,
     max_repairs: Option<usize>,
     url: Option<String>,
@@ -414,6 +418,9 @@ pub const DEFAULT_PROMOTE_VOTES: usize = 3;
 /// the demo's size for the 1.5B model (28 KiB a token). Over the demo's 68 prompts, the best of
 /// the last two shares 46% of a new prompt's text, the best of the last eight 52%.
 pub const DEFAULT_PROMPT_CACHE_MB: usize = 128;
+
+/// Draft tokens checked beside each decoded token (`[llm] draft_tokens`).
+pub const DEFAULT_DRAFT_TOKENS: usize = 4;
 
 /// The default model file name inside the assets folder.
 pub const DEFAULT_MODEL: &str = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf";
@@ -587,6 +594,7 @@ impl Config {
             threads: self.threads,
             context_tokens: self.context_tokens,
             prompt_cache_mb: self.prompt_cache_mb,
+            draft_tokens: self.draft_tokens,
         }
     }
 
@@ -636,6 +644,7 @@ impl Config {
             threads: file.llm.threads.unwrap_or_else(default_threads),
             context_tokens: file.llm.context_tokens.unwrap_or(4096),
             prompt_cache_mb: file.llm.prompt_cache_mb.unwrap_or(DEFAULT_PROMPT_CACHE_MB),
+            draft_tokens: file.llm.draft_tokens.unwrap_or(DEFAULT_DRAFT_TOKENS),
             max_tokens: file.llm.max_tokens.unwrap_or(256),
             max_repairs: file.llm.max_repairs.unwrap_or(1),
             adapter: file.llm.adapter.filter(|a| !a.as_os_str().is_empty()).map(resolve),
@@ -766,6 +775,9 @@ impl Config {
         }
         if let Some(n) = number("QUARRY_PROMPT_CACHE_MB", "a number of MiB, e.g. 128 (0: off)")? {
             self.prompt_cache_mb = n;
+        }
+        if let Some(n) = number("QUARRY_DRAFT_TOKENS", "a number of tokens, e.g. 4 (0: off)")? {
+            self.draft_tokens = n;
         }
         if let Some(n) = number("QUARRY_PORT", "a TCP port number, e.g. 8080")? {
             self.port = n;
@@ -976,11 +988,15 @@ mod tests {
         };
         assert_eq!((samples(None, None), samples(Some("http://x/v1"), None)), (1, 5));
         assert_eq!(samples(Some("http://x/v1"), Some(1)), 1);
-        assert_eq!(config.prompt_cache_mb, DEFAULT_PROMPT_CACHE_MB);
-        let config = load("[llm]\nparallel = 0\nqueue = 0\nqueue_wait_s = 5\nprompt_cache_mb = 0\n")
-            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            (config.prompt_cache_mb, config.draft_tokens),
+            (DEFAULT_PROMPT_CACHE_MB, DEFAULT_DRAFT_TOKENS)
+        );
+        let config =
+            load("[llm]\nparallel = 0\nqueue = 0\nqueue_wait_s = 5\nprompt_cache_mb = 0\ndraft_tokens = 0\n")
+                .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!((config.llm_parallel, config.llm_queue, config.llm_queue_wait.as_secs()), (Some(1), 0, 5));
-        assert_eq!(config.prompt_cache_mb, 0);
+        assert_eq!((config.prompt_cache_mb, config.draft_tokens), (0, 0));
     }
 
     #[test]

@@ -17,7 +17,7 @@ use llama_cpp_2::token::LlamaToken;
 use llama_cpp_2::vocab::LlamaVocab;
 use llama_cpp_2::{LlamaStateSeqFlags, SeqState};
 
-use super::{ChatPrompt, Generation, GenerationParams, Llm, LlmError};
+use super::{draft, ChatPrompt, Generation, GenerationParams, Llm, LlmError};
 use crate::warehouse::Cancel;
 
 /// llama.cpp's backend may be initialised once per process.
@@ -86,6 +86,7 @@ impl LlamaCppLlm {
         let threads = settings.threads.max(1) as i32;
         let context_tokens = settings.context_tokens.max(512);
         let saved_budget = settings.prompt_cache_mb.saturating_mul(1 << 20);
+        let draft_tokens = settings.draft_tokens;
         let worker = std::thread::Builder::new()
             .name("llama.cpp".into())
             .spawn(move || {
@@ -142,6 +143,7 @@ impl LlamaCppLlm {
                     saved_budget,
                     clock: 0,
                     context_tokens,
+                    draft_tokens,
                 };
                 for request in inbox {
                     let reply = request.reply.clone();
@@ -161,7 +163,8 @@ impl LlamaCppLlm {
     }
 }
 
-/// How the embedded model runs: `[llm] threads`, `context_tokens` and `prompt_cache_mb`.
+/// How the embedded model runs: `[llm] threads`, `context_tokens`, `prompt_cache_mb` and
+/// `draft_tokens`.
 #[derive(Debug, Clone, Copy)]
 pub struct LlamaSettings {
     /// CPU threads for prefill and decode.
@@ -170,6 +173,9 @@ pub struct LlamaSettings {
     pub context_tokens: u32,
     /// Memory for earlier prompts' keys and values, MiB (0: only the last prompt is kept).
     pub prompt_cache_mb: usize,
+    /// Tokens guessed from the text so far and checked in one batch beside each decoded token
+    /// of a lone greedy answer (`draft.rs`; 0: one token per step).
+    pub draft_tokens: usize,
 }
 
 impl Drop for LlamaCppLlm {
@@ -282,6 +288,8 @@ struct Engine<'m> {
     /// Counts restores and saves: which saved prompt served last.
     clock: u64,
     context_tokens: u32,
+    /// Draft tokens checked beside each decoded token of a lone greedy answer.
+    draft_tokens: usize,
 }
 
 /// An earlier prompt's keys and values, copied out of the context when a later prompt took its
@@ -450,6 +458,11 @@ impl Engine<'_> {
             self.ctx.copy_kv_cache_seq(0, seq as i32, None, None).map_err(|e| infer(&e))?;
         }
 
+        if streams == 1 && params[0].temperature <= 0.0 && self.draft_tokens > 0 {
+            let generation = self.decode_drafted(tokens, &params[0], batch, partial, cancel)?;
+            return Ok(vec![Generation { cached_tokens: keep, prefill_ms, ..generation }]);
+        }
+
         let decode_started = Instant::now();
         let mut states: Vec<Stream> = params[..streams].iter().map(Stream::new).collect();
         // Where each live stream's logits are in the last decoded batch.
@@ -497,6 +510,7 @@ impl Engine<'_> {
                 prompt_tokens: tokens.len(),
                 // The candidates beside the first read the prompt prefilled for it.
                 cached_tokens: if seq == 0 { keep } else { tokens.len() },
+                drafted_tokens: 0,
                 prefill_ms: if seq == 0 { prefill_ms } else { 0 },
             })
             .collect();
@@ -507,6 +521,98 @@ impl Engine<'_> {
             }
         }
         Ok(generations)
+    }
+}
+
+impl Engine<'_> {
+    /// Decodes one greedy answer after its prompt was prefilled (`batch` holds the prompt's last
+    /// tokens, the last with logits). Each step decodes the token chosen last together with up
+    /// to `draft_tokens` guessed from the text so far; the guesses are kept as far as the
+    /// model's own choice at each position agrees, and the rest leave the cache. The answer is
+    /// the one token-by-token decoding gives, up to rounding in a batch's sums.
+    fn decode_drafted(
+        &mut self,
+        tokens: &[LlamaToken],
+        params: &GenerationParams,
+        mut batch: LlamaBatch,
+        partial: Option<&dyn Fn(&str)>,
+        cancel: &Cancel,
+    ) -> Result<Generation, LlmError> {
+        let infer = |e: &dyn std::fmt::Display| LlmError::Inference(e.to_string());
+        let decode_started = Instant::now();
+        let vocab = self.model.vocab();
+        let mut state = Stream::new(params);
+        let mut sent = 0;
+        // The prompt and the answer so far, where drafts are looked up.
+        let mut text: Vec<LlamaToken> = tokens.to_vec();
+        // The last decoded batch: where its first logits are, and the drafts after its first token.
+        let mut first_logits = batch.n_tokens() - 1;
+        let mut drafts: Vec<LlamaToken> = Vec::new();
+        let mut drafted_tokens = 0;
+        loop {
+            // The model's choice after the first token, then after each draft it agreed with.
+            let mut accepted = 0;
+            let mut next = None;
+            for offset in 0..=drafts.len() {
+                let Some(token) = state.step(&self.ctx, first_logits + offset as i32, &vocab) else {
+                    break;
+                };
+                if drafts.get(offset) == Some(&token) {
+                    accepted += 1;
+                    drafted_tokens += 1;
+                    text.push(token);
+                    self.cached.push(token);
+                    if let Some(partial) = partial {
+                        sent += state.hand_over(sent, partial);
+                    }
+                } else {
+                    next = Some(token);
+                    break;
+                }
+            }
+            // The drafts after the last agreed one leave the cache.
+            if accepted < drafts.len() {
+                let from = self.cached.len() as u32;
+                self.ctx.clear_kv_cache_seq(Some(0), Some(from), None).map_err(|e| infer(&e))?;
+            }
+            let Some(token) = next else { break };
+            text.push(token);
+            if let Some(partial) = partial {
+                sent += state.hand_over(sent, partial);
+            }
+            if cancel.is_cancelled() {
+                return Err(LlmError::Cancelled);
+            }
+            let position = self.cached.len();
+            let room = (self.context_tokens as usize).saturating_sub(position + 1);
+            drafts = draft::lookup(&text, self.draft_tokens.min(room));
+            batch.clear();
+            batch.add(token, position as i32, &[0], true).map_err(|e| infer(&e))?;
+            for (i, draft) in drafts.iter().enumerate() {
+                batch.add(*draft, (position + 1 + i) as i32, &[0], true).map_err(|e| infer(&e))?;
+            }
+            self.ctx.decode(&mut batch).map_err(|e| infer(&e))?;
+            // The drafts join the cache's tokens only once the model agrees with them.
+            self.cached.push(token);
+            first_logits = 0;
+        }
+        let decode_ms = decode_started.elapsed().as_millis() as u64;
+        let completion_tokens = state.completion_tokens;
+        let text = state.text();
+        // What of the final text (up to its stop string) was held back.
+        if let (Some(partial), Some(rest)) = (partial, text.get(sent..)) {
+            if !rest.is_empty() {
+                partial(rest);
+            }
+        }
+        Ok(Generation {
+            text,
+            prompt_tokens: tokens.len(),
+            completion_tokens,
+            drafted_tokens,
+            decode_ms,
+            ..Generation::default()
+        })
     }
 }
 

@@ -14,6 +14,7 @@ use serde::Serialize;
 
 use crate::warehouse::Cancel;
 
+mod draft;
 mod llama_cpp;
 mod openai;
 
@@ -77,6 +78,9 @@ pub struct Generation {
     /// Prompt tokens whose keys and values came from the cache (not prefilled again).
     pub cached_tokens: usize,
     pub completion_tokens: usize,
+    /// Completion tokens that were guessed ahead and confirmed in a batch rather than decoded
+    /// in a step of their own (the embedded model's `[llm] draft_tokens`).
+    pub drafted_tokens: usize,
     pub prefill_ms: u64,
     pub decode_ms: u64,
 }
@@ -198,8 +202,7 @@ impl Llm for ScriptedLlm {
                 .div_ceil(4),
             cached_tokens: 0,
             completion_tokens: reply.len().div_ceil(4),
-            prefill_ms: 0,
-            decode_ms: 0,
+            ..Generation::default()
         })
     }
 }

@@ -143,6 +143,7 @@ impl OpenAiLlm {
             cached_tokens: reply["usage"]["prompt_tokens_details"]["cached_tokens"].as_u64().unwrap_or(0)
                 as usize,
             completion_tokens: count("completion_tokens"),
+            drafted_tokens: 0,
             prefill_ms,
             decode_ms: elapsed.saturating_sub(prefill_ms),
         })
@@ -260,6 +261,7 @@ impl OpenAiLlm {
             prompt_tokens: count("prompt_tokens"),
             cached_tokens: usage["prompt_tokens_details"]["cached_tokens"].as_u64().unwrap_or(0) as usize,
             completion_tokens: count("completion_tokens"),
+            drafted_tokens: 0,
             prefill_ms,
             decode_ms: elapsed.saturating_sub(prefill_ms),
         })

@@ -208,6 +208,57 @@ fn the_embedded_model_restores_an_earlier_prompt_without_changing_answers() {
     assert_eq!(rows_of(&first.text).map(|rows| rows.len()), Ok(3), "one row per plan: {}", first.text);
 }
 
+/// Draft tokens (`[llm] draft_tokens`): guesses looked up in the text so far, checked in one
+/// batch and kept as far as the model agrees. Answers give the same rows as token by token, some
+/// tokens come from drafts, and the cache holds exactly the answer's tokens afterwards: a follow-up
+/// that repeats the answer reuses as much of it with drafts as without.
+#[test]
+fn the_embedded_model_checks_drafted_tokens_without_changing_answers() {
+    if skip_without_real_model() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let users = schema_prompt(
+        "CREATE TABLE users (\n  user_id INTEGER, -- the account, primary key\n  country_code TEXT, -- home \
+         country, ISO alpha-2\n  signup_date TEXT, -- day the account was created, YYYY-MM-DD\n  plan TEXT -- \
+         subscription plan: 'free', 'plus' or 'pro'; plus and pro are paid\n);\nCREATE TABLE orders (\n  order_id \
+         INTEGER, -- primary key\n  user_id INTEGER, -- the buyer, users.user_id\n  status TEXT, -- 'completed', \
+         'cancelled', 'refunded' or 'pending'\n  total_amount REAL -- order total in USD\n);",
+        "What is the total amount of completed orders per user country?",
+    );
+    let params = GenerationParams::greedy(96, "```");
+    let asked = |draft_tokens: usize| {
+        let mut config = config_for(dir.path());
+        config.draft_tokens = draft_tokens;
+        config.prompt_cache_mb = 0;
+        let llm = load_default_llm(&config).expect("model assets: run `make assets`");
+        let first = llm.generate(&users, &params).expect("generation");
+        let mut followup = users.clone();
+        followup.turns.push(Turn {
+            assistant: format!("```sql\n{}```", first.text),
+            user: "Only for users on a paid plan.".into(),
+        });
+        let second = llm.generate(&followup, &params).expect("generation");
+        (first, second)
+    };
+    let (drafted, drafted_followup) = asked(quarry::config::DEFAULT_DRAFT_TOKENS);
+    let (plain, plain_followup) = asked(0);
+    assert_eq!(plain.drafted_tokens + plain_followup.drafted_tokens, 0);
+    assert!(drafted.drafted_tokens > 0, "a join repeats names from the prompt: {drafted:?}");
+    assert!(drafted.drafted_tokens < drafted.completion_tokens, "{drafted:?}");
+    for (with, without) in [(&drafted, &plain), (&drafted_followup, &plain_followup)] {
+        assert_eq!(rows_of(&with.text), rows_of(&without.text), "{} / {}", with.text, without.text);
+        assert!(rows_of(&with.text).is_ok(), "{}", with.text);
+    }
+    if drafted.text == plain.text {
+        assert_eq!(drafted_followup.cached_tokens, plain_followup.cached_tokens);
+    }
+    assert!(
+        drafted_followup.cached_tokens > drafted.prompt_tokens,
+        "the answer's tokens are reused: {drafted_followup:?}"
+    );
+}
+
 /// The rows `sql` returns from a few users and orders, sorted (an error as its message).
 fn rows_of(sql: &str) -> Result<Vec<Vec<String>>, String> {
     let db = rusqlite::Connection::open_in_memory().map_err(|e| e.to_string())?;

@@ -184,7 +184,8 @@ fn a_fine_tuned_adapter_loads_in_the_embedded_runtime_and_answers_name_it() {
     assert!(!answer.result.rows.is_empty());
 
     // Not an adapter, or no file: errors that name the file and the fix.
-    let settings = quarry::llm::LlamaSettings { threads: 1, context_tokens: 1024, prompt_cache_mb: 0 };
+    let settings =
+        quarry::llm::LlamaSettings { threads: 1, context_tokens: 1024, prompt_cache_mb: 0, draft_tokens: 0 };
     let bogus = dir.path().join("bogus-adapter.gguf");
     std::fs::write(&bogus, "not a gguf file").expect("write");
     let error = LlamaCppLlm::load(&config.model, Some(&bogus), &settings).err().expect("refused").to_string();

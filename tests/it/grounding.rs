@@ -144,8 +144,7 @@ impl Llm for FirstAnswer {
                 prompt_tokens: 0,
                 cached_tokens: 0,
                 completion_tokens: 1,
-                prefill_ms: 0,
-                decode_ms: 0,
+                ..Generation::default()
             });
         }
         self.real.generate(prompt, params)
