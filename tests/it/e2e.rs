@@ -156,6 +156,17 @@ fn the_embedded_model_reuses_the_cached_prefix_without_changing_answers() {
     assert!(!sampled.text.trim().is_empty());
 }
 
+/// The users table of the small database `rows_of` answers on, as a prompt shows it.
+const USERS_DDL: &str =
+    "CREATE TABLE users (\n  user_id INTEGER, -- the account, primary key\n  country_code TEXT, -- home \
+     country, ISO alpha-2\n  signup_date TEXT, -- day the account was created, YYYY-MM-DD\n  plan TEXT -- \
+     subscription plan: 'free', 'plus' or 'pro'; plus and pro are paid\n);";
+
+/// Its orders table.
+const ORDERS_DDL: &str = "CREATE TABLE orders (\n  order_id INTEGER, -- primary key\n  user_id INTEGER, -- \
+     the buyer\n  ordered_at TEXT, -- 'YYYY-MM-DD HH:MM:SS' in UTC\n  status TEXT, -- 'completed', \
+     'cancelled', 'refunded' or 'pending'\n  total_amount REAL -- order total in USD\n);";
+
 /// Earlier prompts kept aside (`[llm] prompt_cache_mb`): going back to the tables of a prompt
 /// asked before another one restores its keys and values instead of prefilling them again,
 /// and every answer is the same as without the cache.
@@ -165,18 +176,8 @@ fn the_embedded_model_restores_an_earlier_prompt_without_changing_answers() {
         return;
     }
     let dir = tempfile::tempdir().expect("temp dir");
-    let users = schema_prompt(
-        "CREATE TABLE users (\n  user_id INTEGER, -- the account, primary key\n  country_code TEXT, -- home \
-         country, ISO alpha-2\n  signup_date TEXT, -- day the account was created, YYYY-MM-DD\n  plan TEXT -- \
-         subscription plan: 'free', 'plus' or 'pro'; plus and pro are paid\n);",
-        "How many users are on each plan?",
-    );
-    let orders = schema_prompt(
-        "CREATE TABLE orders (\n  order_id INTEGER, -- primary key\n  user_id INTEGER, -- the buyer\n  ordered_at \
-         TEXT, -- 'YYYY-MM-DD HH:MM:SS' in UTC\n  status TEXT, -- 'completed', 'cancelled', 'refunded' or 'pending'\n  \
-         total_amount REAL -- order total in USD\n);",
-        "What is the total amount of the completed orders?",
-    );
+    let users = schema_prompt(USERS_DDL, "How many users are on each plan?");
+    let orders = schema_prompt(ORDERS_DDL, "What is the total amount of the completed orders?");
     let params = GenerationParams::greedy(64, "```");
     // The users prompt, the orders prompt, then the users prompt twice more, on a model with
     // the prompt cache of `cache_mb`.
@@ -219,11 +220,7 @@ fn the_embedded_model_checks_drafted_tokens_without_changing_answers() {
     }
     let dir = tempfile::tempdir().expect("temp dir");
     let users = schema_prompt(
-        "CREATE TABLE users (\n  user_id INTEGER, -- the account, primary key\n  country_code TEXT, -- home \
-         country, ISO alpha-2\n  signup_date TEXT, -- day the account was created, YYYY-MM-DD\n  plan TEXT -- \
-         subscription plan: 'free', 'plus' or 'pro'; plus and pro are paid\n);\nCREATE TABLE orders (\n  order_id \
-         INTEGER, -- primary key\n  user_id INTEGER, -- the buyer, users.user_id\n  status TEXT, -- 'completed', \
-         'cancelled', 'refunded' or 'pending'\n  total_amount REAL -- order total in USD\n);",
+        &format!("{USERS_DDL}\n{ORDERS_DDL}"),
         "What is the total amount of completed orders per user country?",
     );
     let params = GenerationParams::greedy(96, "```");
