@@ -238,7 +238,7 @@ fn the_embedded_model_checks_drafted_tokens_without_changing_answers() {
         let second = llm.generate(&followup, &params).expect("generation");
         (first, second)
     };
-    let (drafted, drafted_followup) = asked(quarry::config::DEFAULT_DRAFT_TOKENS);
+    let (drafted, drafted_followup) = asked(4);
     let (plain, plain_followup) = asked(0);
     assert_eq!(plain.drafted_tokens + plain_followup.drafted_tokens, 0);
     assert!(drafted.drafted_tokens > 0, "a join repeats names from the prompt: {drafted:?}");
