@@ -514,11 +514,8 @@ impl Engine<'_> {
                 prefill_ms: if seq == 0 { prefill_ms } else { 0 },
             })
             .collect();
-        // What of stream 0's final text (up to its stop string) was held back.
-        if let (Some(partial), Some(first)) = (partial, generations.first()) {
-            if let Some(rest) = first.text.get(sent..).filter(|rest| !rest.is_empty()) {
-                partial(rest);
-            }
+        if let Some(first) = generations.first() {
+            hand_over_rest(partial, &first.text, sent);
         }
         Ok(generations)
     }
@@ -543,8 +540,6 @@ impl Engine<'_> {
         let vocab = self.model.vocab();
         let mut state = Stream::new(params);
         let mut sent = 0;
-        // The prompt and the answer so far, where drafts are looked up.
-        let mut text: Vec<LlamaToken> = tokens.to_vec();
         // The last decoded batch: where its first logits are, and the drafts after its first token.
         let mut first_logits = batch.n_tokens() - 1;
         let mut drafts: Vec<LlamaToken> = Vec::new();
@@ -560,7 +555,6 @@ impl Engine<'_> {
                 if drafts.get(offset) == Some(&token) {
                     accepted += 1;
                     drafted_tokens += 1;
-                    text.push(token);
                     self.cached.push(token);
                     if let Some(partial) = partial {
                         sent += state.hand_over(sent, partial);
@@ -576,35 +570,31 @@ impl Engine<'_> {
                 self.ctx.clear_kv_cache_seq(Some(0), Some(from), None).map_err(|e| infer(&e))?;
             }
             let Some(token) = next else { break };
-            text.push(token);
             if let Some(partial) = partial {
                 sent += state.hand_over(sent, partial);
             }
             if cancel.is_cancelled() {
                 return Err(LlmError::Cancelled);
             }
+            // `cached` is the prompt and the answer so far: the drafts are looked up there. The
+            // token goes in before its decode (a failed decode clears the whole cache anyway);
+            // the drafts only once the model agrees with them.
             let position = self.cached.len();
+            self.cached.push(token);
             let room = (self.context_tokens as usize).saturating_sub(position + 1);
-            drafts = draft::lookup(&text, self.draft_tokens.min(room));
+            drafts = draft::lookup(&self.cached, self.draft_tokens.min(room));
             batch.clear();
             batch.add(token, position as i32, &[0], true).map_err(|e| infer(&e))?;
             for (i, draft) in drafts.iter().enumerate() {
                 batch.add(*draft, (position + 1 + i) as i32, &[0], true).map_err(|e| infer(&e))?;
             }
             self.ctx.decode(&mut batch).map_err(|e| infer(&e))?;
-            // The drafts join the cache's tokens only once the model agrees with them.
-            self.cached.push(token);
             first_logits = 0;
         }
         let decode_ms = decode_started.elapsed().as_millis() as u64;
         let completion_tokens = state.completion_tokens;
         let text = state.text();
-        // What of the final text (up to its stop string) was held back.
-        if let (Some(partial), Some(rest)) = (partial, text.get(sent..)) {
-            if !rest.is_empty() {
-                partial(rest);
-            }
-        }
+        hand_over_rest(partial, &text, sent);
         Ok(Generation {
             text,
             prompt_tokens: tokens.len(),
@@ -613,6 +603,16 @@ impl Engine<'_> {
             decode_ms,
             ..Generation::default()
         })
+    }
+}
+
+/// Hands `partial` what of a streamed answer's final text (up to its stop string) was held back
+/// after the `sent` bytes it already has.
+fn hand_over_rest(partial: Option<&dyn Fn(&str)>, text: &str, sent: usize) {
+    if let (Some(partial), Some(rest)) = (partial, text.get(sent..)) {
+        if !rest.is_empty() {
+            partial(rest);
+        }
     }
 }
 
