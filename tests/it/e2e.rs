@@ -212,7 +212,8 @@ fn the_embedded_model_restores_an_earlier_prompt_without_changing_answers() {
 /// Draft tokens (`[llm] draft_tokens`): guesses looked up in the text so far, checked in one
 /// batch and kept as far as the model agrees. Answers give the same rows as token by token, some
 /// tokens come from drafts, and the cache holds exactly the answer's tokens afterwards: a follow-up
-/// that repeats the answer reuses as much of it with drafts as without.
+/// that repeats the answer reuses as much of it with drafts as without. Streaming hands over the
+/// whole answer either way.
 #[test]
 fn the_embedded_model_checks_drafted_tokens_without_changing_answers() {
     if skip_without_real_model() {
@@ -236,6 +237,19 @@ fn the_embedded_model_checks_drafted_tokens_without_changing_answers() {
             user: "Only for users on a paid plan.".into(),
         });
         let second = llm.generate(&followup, &params).expect("generation");
+        // Streamed, the pieces are the answer's text up to the stop string.
+        let pieces = std::cell::RefCell::new(Vec::<String>::new());
+        let streamed = llm
+            .generate_batch_streaming(
+                &users,
+                std::slice::from_ref(&params),
+                &|piece| pieces.borrow_mut().push(piece.to_string()),
+                &quarry::warehouse::Cancel::new(),
+            )
+            .expect("streamed generation");
+        let pieces = pieces.into_inner();
+        assert!(pieces.len() > 1, "{pieces:?}");
+        assert_eq!(pieces.concat(), streamed[0].text);
         (first, second)
     };
     let (drafted, drafted_followup) = asked(4);
