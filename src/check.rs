@@ -399,6 +399,10 @@ fn limit_findings(question: &str, query: &Query) -> Vec<Finding> {
             code: FindingCode::LimitMismatch,
             message: format!("The question asks for {asked} rows but the query has LIMIT {limit}: use LIMIT {asked}"),
         }],
+        None if limit == 1 && asks_for_top_per_group(question) => vec![Finding {
+            code: FindingCode::LimitOne,
+            message: "The question asks for the top row in each group, but LIMIT 1 keeps one row in all: rank within each group instead, e.g. RANK() OVER (PARTITION BY the group ORDER BY the measure DESC) in a subquery, keep rank = 1, and drop the LIMIT".into(),
+        }],
         None if limit == 1 && asks_for_several(question) => vec![Finding {
             code: FindingCode::LimitOne,
             message: "The question asks for a row per group (or a list), but LIMIT 1 keeps only one: remove the LIMIT".into(),

@@ -35,6 +35,9 @@ struct Case {
     #[serde(default)]
     first_column: Vec<String>,
     expect: Vec<FindingCode>,
+    /// Words the first finding's message must hold (the fix it names).
+    #[serde(default)]
+    says: Option<String>,
 }
 
 fn catalog() -> Catalog {
@@ -117,6 +120,10 @@ fn plausibility_cases_find_what_a_careful_analyst_would() {
         let codes: Vec<FindingCode> = found.iter().map(|f| f.code).collect();
         if codes != case.expect {
             failures.push(format!("{}: got {found:?}, want {:?}", case.name, case.expect));
+        } else if let Some(says) = &case.says {
+            if !found.first().is_some_and(|f| f.message.contains(says.as_str())) {
+                failures.push(format!("{}: got {found:?}, want a message saying {says:?}", case.name));
+            }
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));

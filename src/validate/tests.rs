@@ -192,6 +192,17 @@ fn hints_say_what_was_meant() {
     assert!(function[0].hint.contains("'length'"), "{function:?}");
     let aliased = refusal("SELECT users.email FROM users u");
     assert!(aliased[0].hint.contains("aliased as 'u'"), "{aliased:?}");
+    // A name the select list gives, read in that same list: SQLite refuses it too.
+    let same_list = refusal(
+        "SELECT signup_date AS month, COUNT(*) AS n, SUM(n) OVER (ORDER BY signup_date) FROM users GROUP BY month",
+    );
+    assert_eq!(same_list.len(), 1, "{same_list:?}");
+    assert_eq!(same_list[0].code, ViolationCode::UnknownColumn);
+    assert_eq!(same_list[0].fragment, "n");
+    assert!(same_list[0].hint.contains("subquery or CTE"), "{same_list:?}");
+    // The same name after the list (GROUP BY, ORDER BY, HAVING) is read, as SQLite reads it.
+    assert!(codes("SELECT signup_date AS d, COUNT(*) AS n FROM users GROUP BY d HAVING n > 1 ORDER BY n")
+        .is_empty());
     let parse = refusal("SELECT email,\n  FROM users");
     assert!(parse[0].fragment.starts_with("FROM users"), "{parse:?}");
     for v in refusal("SELECT emial, lenght(x) FROM userz; DROP TABLE users") {

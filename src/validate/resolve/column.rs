@@ -118,6 +118,15 @@ impl<'c> Resolver<'c> {
             // SQLite reads a double-quoted word that names no column as a string literal.
             return Vec::new();
         }
+        if let Some(hint) = self.alias_of_same_list(column) {
+            self.violations.push(violation(
+                ViolationCode::UnknownColumn,
+                format!("no table in scope has a column '{column}'; it is a name this SELECT list gives"),
+                ident.to_string(),
+                hint,
+            ));
+            return Vec::new();
+        }
         let visible = self.visible_columns();
         let hint = match closest(column, visible.iter().map(|(_, c)| c.as_str())) {
             Some(near) => {
@@ -230,6 +239,17 @@ impl<'c> Resolver<'c> {
                 Vec::new()
             }
         }
+    }
+
+    /// The fix for a name that the select list being resolved gives to one of its own
+    /// expressions (`COUNT(*) AS posts, SUM(posts) OVER …`): SQLite does not read it there.
+    fn alias_of_same_list(&self, column: &str) -> Option<String> {
+        let scope = self.scopes.last()?;
+        (!scope.aliases_visible && contains(&scope.list_aliases, column)).then(|| {
+            format!(
+                "SQLite reads a select-list name only in WHERE, GROUP BY, HAVING and ORDER BY, not in the list that gives it: repeat its expression, or compute '{column}' in a subquery or CTE (WITH t AS (SELECT ... AS {column} ...) SELECT ... FROM t) and use it in the outer SELECT"
+            )
+        })
     }
 
     /// Where a column the query reached for does exist: in another relation of the query, or

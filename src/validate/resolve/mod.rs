@@ -99,6 +99,9 @@ pub(in crate::validate) fn contains(names: &[String], name: &str) -> bool {
 pub(in crate::validate) struct Scope {
     pub(in crate::validate) relations: Vec<Relation>,
     pub(in crate::validate) output_aliases: Vec<Col>,
+    /// The names its select list gives (`expr AS name`), known while that list is resolved:
+    /// SQLite reads none of them inside the list itself.
+    pub(in crate::validate) list_aliases: Vec<String>,
     /// Where aliases may be used (WHERE, GROUP BY, HAVING, ORDER BY), when no column matches.
     pub(in crate::validate) aliases_visible: bool,
     /// Where aliases win over columns (ORDER BY).

@@ -236,7 +236,15 @@ impl<'c> Resolver<'c> {
         if exotic {
             self.unsupported(select.to_string());
         }
-        self.scopes.push(Scope::default());
+        let list_aliases = select
+            .projection
+            .iter()
+            .filter_map(|item| match item {
+                SelectItem::ExprWithAlias { alias, .. } => Some(alias.value.clone()),
+                _ => None,
+            })
+            .collect();
+        self.scopes.push(Scope { list_aliases, ..Scope::default() });
         for table in &select.from {
             self.add_table_with_joins(table);
         }
