@@ -1,18 +1,20 @@
-//! The order of an answer's rows when the model's SQL leaves it open: a breakdown by period
-//! comes in time order, a breakdown by anything else largest measure first, the way an analyst
-//! reads a breakdown. Only the outermost SELECT of a grouped query
-//! without ORDER BY or LIMIT changes; which rows come back never does.
+//! Amendments to the model's SQL that need no model. The order of an answer's rows when the
+//! SQL leaves it open: a breakdown by period comes in time order, a breakdown by anything else
+//! largest measure first, the way an analyst reads a breakdown (only the outermost SELECT of a
+//! grouped query without ORDER BY or LIMIT changes; which rows come back never does). A year
+//! taken from a column of year numbers is the column. A name a select list gives, read in that
+//! same list, is the expression it names.
 
 use std::collections::BTreeSet;
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
     Expr, GroupByExpr, OrderBy, OrderByExpr, OrderByKind, OrderByOptions, OrderBySort, Query, Select,
-    SelectItem, SetExpr, Value, Visit, Visitor,
+    SelectItem, SetExpr, Value, Visit, Visitor, VisitorMut,
 };
 
 use crate::catalog::Catalog;
-use crate::check::has_aggregate;
+use crate::check::{has_aggregate, has_window};
 use crate::history::structure::{parse_query, plain_arguments, selects_of, Scope};
 
 /// Words of a question that ask for another order than largest first.
@@ -192,6 +194,93 @@ impl Visitor for YearColumns<'_> {
     }
 }
 
+/// `sql` with each of `names` that a select list gives and reads inside that same list (the
+/// validator's `AliasInItsList`: SQLite does not know the name there) replaced there by the
+/// expression it names, or None when nothing is replaced. A name whose expression holds a
+/// window function stays (windows do not nest), and so does an item's own name.
+pub fn aliases_written_out(sql: &str, names: &[String]) -> Option<String> {
+    if names.is_empty() {
+        return None;
+    }
+    let mut query = parse_query(sql)?;
+    let mut writer = AliasWriter { names, changed: false };
+    let _ = sqlparser::ast::VisitMut::visit(&mut query, &mut writer);
+    writer.changed.then(|| query.to_string())
+}
+
+/// Writes the named expressions out in every SELECT of a query, subqueries and CTEs included.
+struct AliasWriter<'n> {
+    names: &'n [String],
+    changed: bool,
+}
+
+impl VisitorMut for AliasWriter<'_> {
+    type Break = ();
+
+    fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
+        for select in selects_of_mut(&mut query.body) {
+            self.changed |= write_out_aliases(select, self.names);
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+fn selects_of_mut(body: &mut SetExpr) -> Vec<&mut Select> {
+    match body {
+        SetExpr::Select(select) => vec![select.as_mut()],
+        SetExpr::SetOperation { left, right, .. } => {
+            let mut all = selects_of_mut(left);
+            all.extend(selects_of_mut(right));
+            all
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// One SELECT's list with its names (those of `names`) written out; true when one was. A
+/// name's expression may read another name: a few passes write those out too.
+fn write_out_aliases(select: &mut Select, names: &[String]) -> bool {
+    let named: Vec<(String, Expr)> = select
+        .projection
+        .iter()
+        .filter_map(|item| match item {
+            SelectItem::ExprWithAlias { expr, alias }
+                if !has_window(expr) && names.iter().any(|n| n.eq_ignore_ascii_case(&alias.value)) =>
+            {
+                Some((alias.value.clone(), expr.clone()))
+            }
+            _ => None,
+        })
+        .collect();
+    let mut changed = false;
+    for _pass in 0..3 {
+        let mut replaced = false;
+        for item in select.projection.iter_mut() {
+            let (expr, own) = match item {
+                SelectItem::ExprWithAlias { expr, alias } => (expr, Some(alias.value.clone())),
+                SelectItem::UnnamedExpr(expr) => (expr, None),
+                _ => continue,
+            };
+            let _ = sqlparser::ast::visit_expressions_mut(expr, |e| {
+                let Expr::Identifier(ident) = e else { return ControlFlow::<()>::Continue(()) };
+                let other = |name: &String| !own.as_ref().is_some_and(|own| own.eq_ignore_ascii_case(name));
+                if let Some((_, named_expr)) =
+                    named.iter().find(|(name, _)| name.eq_ignore_ascii_case(&ident.value) && other(name))
+                {
+                    *e = Expr::Nested(Box::new(named_expr.clone()));
+                    replaced = true;
+                }
+                ControlFlow::Continue(())
+            });
+        }
+        changed |= replaced;
+        if !replaced {
+            break;
+        }
+    }
+    changed
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -293,6 +382,46 @@ mod tests {
             "SELECT year FROM papers",
         ] {
             assert_eq!(year_numbers(sql, &catalog), None, "{sql}");
+        }
+    }
+
+    #[test]
+    fn a_name_read_in_the_list_that_gives_it_is_the_expression_it_names() {
+        let names = |n: &[&str]| n.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let sql = "SELECT strftime('%Y-%m', ordered_at) AS month, COUNT(*) AS orders, \
+                   SUM(orders) OVER (ORDER BY month) AS running FROM orders GROUP BY month";
+        assert_eq!(
+            aliases_written_out(sql, &names(&["month", "orders"])).as_deref(),
+            Some(
+                "SELECT strftime('%Y-%m', ordered_at) AS month, COUNT(*) AS orders, \
+                 SUM((COUNT(*))) OVER (ORDER BY (strftime('%Y-%m', ordered_at))) AS running \
+                 FROM orders GROUP BY month"
+            )
+        );
+        // A name whose expression reads another name: both written out.
+        let chained = "SELECT total_amount AS amount, amount * 2 AS double, double + 1 AS more FROM orders";
+        assert_eq!(
+            aliases_written_out(chained, &names(&["amount", "double"])).as_deref(),
+            Some("SELECT total_amount AS amount, (total_amount) * 2 AS double, ((total_amount) * 2) + 1 AS more FROM orders")
+        );
+        // In a CTE as in the outer query.
+        let inner = "WITH m AS (SELECT status AS s, s || '!' AS loud FROM orders) SELECT loud FROM m";
+        assert_eq!(
+            aliases_written_out(inner, &names(&["s"])).as_deref(),
+            Some("WITH m AS (SELECT status AS s, (status) || '!' AS loud FROM orders) SELECT loud FROM m")
+        );
+    }
+
+    #[test]
+    fn names_not_flagged_windows_and_an_items_own_name_stay() {
+        let names = |n: &[&str]| n.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        for (sql, flagged) in [
+            ("SELECT status AS s, s FROM orders", &[][..]),
+            ("SELECT RANK() OVER (ORDER BY total_amount) AS r, r + 1 FROM orders", &["r"][..]),
+            ("SELECT total_amount + 1 AS total_amount2, total_amount2 AS x FROM orders", &["y"][..]),
+            ("SELECT s || 'x' AS s FROM orders", &["s"][..]),
+        ] {
+            assert_eq!(aliases_written_out(sql, &names(flagged)), None, "{sql}");
         }
     }
 }

@@ -304,7 +304,7 @@ pub(crate) fn has_aggregate(expr: &Expr) -> bool {
     found
 }
 
-fn has_window(node: &impl Visit) -> bool {
+pub(crate) fn has_window(node: &impl Visit) -> bool {
     let mut found = false;
     let _ = sqlparser::ast::visit_expressions(node, |e| {
         if matches!(e, Expr::Function(f) if f.over.is_some()) {

@@ -71,7 +71,19 @@ impl Quarry {
         let draft = sorted.map(DraftSql::new).unwrap_or(draft);
         (context.progress)(Stage::Validating { attempt });
         let stage = Instant::now();
-        let verdict = validate(&draft, context.catalog, context.policy, context.principal);
+        let mut verdict = validate(&draft, context.catalog, context.policy, context.principal);
+        // A name the select list gives, read in that same list: the expression it names.
+        let written_out = verdict.as_ref().err().and_then(|refusal| {
+            crate::amend::aliases_written_out(draft.text(), &refusal.aliases_read_in_their_list())
+        });
+        let draft = match written_out {
+            Some(sql) => {
+                let amended = DraftSql::new(sql);
+                verdict = validate(&amended, context.catalog, context.policy, context.principal);
+                amended
+            }
+            None => draft,
+        };
         timings.validate_ms += stage.elapsed().as_millis() as u64;
         let query =
             verdict.map_err(|refusal| AskError::Refused { sql: draft.text().to_string(), refusal })?;

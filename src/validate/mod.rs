@@ -203,6 +203,9 @@ pub enum ViolationCode {
     UnknownTable,
     /// A column that no table in scope has.
     UnknownColumn,
+    /// A name the select list gives (`expr AS name`), read inside that same list, where SQLite
+    /// does not resolve it; Quarry writes the named expression out in its place.
+    AliasInItsList,
     /// A column that several tables in scope have.
     AmbiguousColumn,
     /// Policy: a table the role may not read (tier, denied table, or a row filter whose
@@ -233,6 +236,7 @@ impl ViolationCode {
             ViolationCode::UnknownFunction => "unknown_function",
             ViolationCode::UnknownTable => "unknown_table",
             ViolationCode::UnknownColumn => "unknown_column",
+            ViolationCode::AliasInItsList => "alias_in_its_list",
             ViolationCode::AmbiguousColumn => "ambiguous_column",
             ViolationCode::TableNotAllowed => "table_not_allowed",
             ViolationCode::ForbiddenColumn => "forbidden_column",
@@ -266,6 +270,19 @@ impl Refusal {
     /// Whether any violation is a policy decision (see `ViolationCode::is_policy`).
     pub fn is_policy(&self) -> bool {
         self.violations.iter().any(|v| v.code.is_policy())
+    }
+
+    /// The names a select list gives and reads in that same list (`AliasInItsList`).
+    pub fn aliases_read_in_their_list(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .violations
+            .iter()
+            .filter(|v| v.code == ViolationCode::AliasInItsList)
+            .map(|v| v.fragment.clone())
+            .collect();
+        names.sort();
+        names.dedup();
+        names
     }
 }
 

@@ -164,7 +164,7 @@ fn each_violation_code() {
         ("SELECT d.email FROM (SELECT user_id FROM users) d", &["unknown_column"]),
         ("SELECT rowid FROM users JOIN orders USING (user_id)", &["unknown_column"]),
         ("SELECT * FROM users JOIN orders USING (email)", &["unknown_column"]),
-        ("SELECT email AS e, e || 'x' FROM users", &["unknown_column"]),
+        ("SELECT email AS e, e || 'x' FROM users", &["alias_in_its_list"]),
         ("SELECT email FROM users LIMIT total_amount", &["unknown_column"]),
         ("SELECT user_id FROM users UNION SELECT user_id FROM orders ORDER BY email", &["unknown_column"]),
         ("SELECT country_code FROM users JOIN orders ON users.user_id = orders.user_id", &["ambiguous_column"]),
@@ -197,7 +197,7 @@ fn hints_say_what_was_meant() {
         "SELECT signup_date AS month, COUNT(*) AS n, SUM(n) OVER (ORDER BY signup_date) FROM users GROUP BY month",
     );
     assert_eq!(same_list.len(), 1, "{same_list:?}");
-    assert_eq!(same_list[0].code, ViolationCode::UnknownColumn);
+    assert_eq!(same_list[0].code, ViolationCode::AliasInItsList);
     assert_eq!(same_list[0].fragment, "n");
     assert!(same_list[0].hint.contains("subquery or CTE"), "{same_list:?}");
     // The same name after the list (GROUP BY, ORDER BY, HAVING) is read, as SQLite reads it.
@@ -320,6 +320,7 @@ fn codes_serialize_as_their_stable_names() {
         ViolationCode::UnknownFunction,
         ViolationCode::UnknownTable,
         ViolationCode::UnknownColumn,
+        ViolationCode::AliasInItsList,
         ViolationCode::AmbiguousColumn,
     ];
     for code in all {

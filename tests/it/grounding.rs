@@ -329,6 +329,81 @@ fn every_row_of_a_group_for_the_top_one_in_each_is_repaired_or_said() {
     assert_eq!(answer.confidence.level, Level::Low);
 }
 
+/// `LIMIT 1` on a question asking for the top row of each group: the repair is told to rank
+/// within groups (dropping the LIMIT alone would list every group's rows).
+#[test]
+fn limit_one_for_the_top_in_each_group_is_repaired_by_ranking_within_groups() {
+    let dir = private_workspace();
+    let one_row = format!("{EVERY_COUNTRY} LIMIT 1");
+    let llm =
+        ScriptedLlm::new([("PARTITION BY the group", TOP_COUNTRY), ("In each region", one_row.as_str())]);
+    let quarry = open(dir.path(), Arc::new(llm), true);
+    let answer = quarry.ask(TOP_PER_REGION, &Principal::local()).expect("answer");
+    assert_eq!(answer.repairs.len(), 1, "{:?}", answer.repairs);
+    assert!(answer.repairs[0].error.contains("PARTITION BY"), "{}", answer.repairs[0].error);
+    assert!(answer.sql.contains("RANK()"), "{}", answer.sql);
+    assert!(answer.findings.is_empty(), "{:?}", answer.findings);
+}
+
+const MONTHLY_CHANGE: &str =
+    "For each month from July to October 2026, how many orders were placed and what was \
+     the change from the previous month?";
+/// Reads `orders` and `month` (names this SELECT list gives) inside that same list: SQLite
+/// refuses it.
+const ALIAS_IN_ITS_LIST: &str = "SELECT strftime('%Y-%m', ordered_at) AS month, COUNT(*) AS orders, \
+     orders - LAG(orders) OVER (ORDER BY month) AS change FROM orders \
+     WHERE ordered_at >= '2026-07-01' AND ordered_at < '2026-11-01' GROUP BY month ORDER BY month";
+const MONTHLY_CHANGE_GOLD: &str =
+    "WITH m AS (SELECT strftime('%Y-%m', ordered_at) AS month, COUNT(*) AS orders \
+     FROM orders WHERE ordered_at >= '2026-07-01' AND ordered_at < '2026-11-01' GROUP BY month) \
+     SELECT month, orders, orders - LAG(orders) OVER (ORDER BY month) AS change FROM m ORDER BY month";
+
+/// A name the select list gives, read in that same list (SQLite refuses it), is the expression
+/// it names: the answer runs without a repair round.
+#[test]
+fn a_name_read_in_the_list_that_gives_it_is_written_out() {
+    let dir = private_workspace();
+    let quarry = open(dir.path(), Arc::new(ScriptedLlm::new([("previous month", ALIAS_IN_ITS_LIST)])), true);
+    let principal = Principal::local();
+    let answer = quarry.ask(MONTHLY_CHANGE, &principal).expect("answer");
+    assert!(answer.repairs.is_empty(), "{:?}", answer.repairs);
+    let expected = quarry.run_sql(MONTHLY_CHANGE_GOLD, &principal).expect("gold runs");
+    assert!(
+        quarry::eval::same_result(&expected.result, &answer.result, true),
+        "{}\n{:?}",
+        answer.sql,
+        answer.result.rows
+    );
+}
+
+/// The real model on a question whose natural SQL reads a list's name in that list: the
+/// answer runs, one row per month (what else it filters on is the model's reading).
+#[test]
+fn real_model_answers_a_change_from_the_previous_month() {
+    if skip_without_real_model() {
+        return;
+    }
+    let quarry = real();
+    let answer = quarry.ask(MONTHLY_CHANGE, &Principal::local()).expect("an answer that runs");
+    assert_eq!(answer.result.rows.len(), 4, "{}\n{:?}", answer.sql, answer.result.rows);
+}
+
+/// The real model given `LIMIT 1` for the top row of each group: it ranks within groups, or
+/// the answer says what is wrong (never one row presented as every group's top).
+#[test]
+fn real_model_ranks_within_groups_after_limit_one_or_says_it_did_not() {
+    if skip_without_real_model() {
+        return;
+    }
+    let (_dir, quarry) = real_after_first_answer(&format!("{EVERY_COUNTRY} LIMIT 1"));
+    let principal = Principal::local();
+    let expected = quarry.run_sql(TOP_COUNTRY, &principal).expect("gold runs");
+    let answer = quarry.ask(TOP_PER_REGION, &principal).expect("answer");
+    let right = quarry::eval::same_result(&expected.result, &answer.result, false);
+    let said = !answer.findings.is_empty() && answer.confidence.level == Level::Low;
+    assert!(right || said, "neither right nor flagged: {}\n{:?}", answer.sql, answer.findings);
+}
+
 /// The real model given every row of every group: it keeps the top one per group, or the
 /// answer says it did not (never a silent list of every group's rows).
 #[test]

@@ -120,9 +120,9 @@ impl<'c> Resolver<'c> {
         }
         if let Some(hint) = self.alias_of_same_list(column) {
             self.violations.push(violation(
-                ViolationCode::UnknownColumn,
-                format!("no table in scope has a column '{column}'; it is a name this SELECT list gives"),
-                ident.to_string(),
+                ViolationCode::AliasInItsList,
+                format!("'{column}' is a name this SELECT list gives, read in that same list, where SQLite does not know it"),
+                ident.value.clone(),
                 hint,
             ));
             return Vec::new();
