@@ -261,17 +261,9 @@ fn write_out_aliases(select: &mut Select, names: &[String]) -> bool {
                 SelectItem::UnnamedExpr(expr) => (expr, None),
                 _ => continue,
             };
-            let _ = sqlparser::ast::visit_expressions_mut(expr, |e| {
-                let Expr::Identifier(ident) = e else { return ControlFlow::<()>::Continue(()) };
-                let other = |name: &String| !own.as_ref().is_some_and(|own| own.eq_ignore_ascii_case(name));
-                if let Some((_, named_expr)) =
-                    named.iter().find(|(name, _)| name.eq_ignore_ascii_case(&ident.value) && other(name))
-                {
-                    *e = Expr::Nested(Box::new(named_expr.clone()));
-                    replaced = true;
-                }
-                ControlFlow::Continue(())
-            });
+            let mut writer = NameWriter { named: &named, own, subqueries: 0, replaced: false };
+            let _ = sqlparser::ast::VisitMut::visit(expr, &mut writer);
+            replaced |= writer.replaced;
         }
         changed |= replaced;
         if !replaced {
@@ -279,6 +271,43 @@ fn write_out_aliases(select: &mut Select, names: &[String]) -> bool {
         }
     }
     changed
+}
+
+/// Replaces the list's names in one item, outside its subqueries (their names are their own).
+struct NameWriter<'n> {
+    named: &'n [(String, Expr)],
+    /// The item's own name, never replaced by its own expression.
+    own: Option<String>,
+    subqueries: usize,
+    replaced: bool,
+}
+
+impl VisitorMut for NameWriter<'_> {
+    type Break = ();
+
+    fn pre_visit_query(&mut self, _query: &mut Query) -> ControlFlow<()> {
+        self.subqueries += 1;
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_query(&mut self, _query: &mut Query) -> ControlFlow<()> {
+        self.subqueries -= 1;
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        let Expr::Identifier(ident) = expr else { return ControlFlow::Continue(()) };
+        if self.subqueries > 0 || self.own.as_ref().is_some_and(|own| own.eq_ignore_ascii_case(&ident.value))
+        {
+            return ControlFlow::Continue(());
+        }
+        if let Some((_, named)) = self.named.iter().find(|(name, _)| name.eq_ignore_ascii_case(&ident.value))
+        {
+            *expr = Expr::Nested(Box::new(named.clone()));
+            self.replaced = true;
+        }
+        ControlFlow::Continue(())
+    }
 }
 
 #[cfg(test)]
@@ -420,6 +449,8 @@ mod tests {
             ("SELECT RANK() OVER (ORDER BY total_amount) AS r, r + 1 FROM orders", &["r"][..]),
             ("SELECT total_amount + 1 AS total_amount2, total_amount2 AS x FROM orders", &["y"][..]),
             ("SELECT s || 'x' AS s FROM orders", &["s"][..]),
+            // A subquery's names are its own: the list's name is not written out in it.
+            ("SELECT COUNT(*) AS n, (SELECT MAX(n) FROM orders) AS m FROM orders", &["n"][..]),
         ] {
             assert_eq!(aliases_written_out(sql, &names(flagged)), None, "{sql}");
         }
