@@ -132,8 +132,10 @@ pub fn remove_store(location: &VectorsLocation) -> Result<(), BenchError> {
 /// How to run the retrieval benchmark.
 #[derive(Debug, Clone)]
 pub struct RetrievalOptions {
-    /// Spider folder: `dev.json` and `tables.json`.
+    /// Spider folder: `tables.json` and the questions.
     pub data: PathBuf,
+    /// The questions' file in `data`: `dev.json`, or `train_spider_min.json` for tuning.
+    pub questions: String,
     /// Search the merged catalog of all databases (else only the question's database).
     pub merged: bool,
     /// Use other dev questions of the same database as history.
@@ -166,6 +168,9 @@ pub struct RetrievalReport {
     pub recall_10: f64,
     /// Share of questions with every gold table among the first 5.
     pub complete_at_5: f64,
+    /// Share of questions whose first table is of their own database: how `quarry eval --mode
+    /// enterprise` picks the database (merged catalog only).
+    pub database_at_1: Option<f64>,
     pub latency_p50_ms: f64,
     pub latency_p95_ms: f64,
     pub index_ms: u64,
@@ -187,7 +192,7 @@ pub fn retrieval(
     progress: &mut dyn FnMut(usize, usize, f64),
 ) -> Result<RetrievalReport, BenchError> {
     let catalogs = crate::catalog::spider::load_catalogs(&options.data.join("tables.json"))?;
-    let questions = crate::catalog::spider::read_questions(&options.data.join("dev.json"))?;
+    let questions = crate::catalog::spider::read_questions(&options.data.join(&options.questions))?;
 
     let started = Instant::now();
     let MergedIndex { catalog: merged, store, .. } = MergedIndex::build(&catalogs, embedder, &options.store)?;
@@ -250,6 +255,7 @@ pub fn retrieval(
     }
     let mut recall = [0.0f64; 4];
     let mut complete_5 = 0usize;
+    let mut routed = 0usize;
     let mut latencies = Vec::new();
     let total = order.len();
     for (done, &i) in order.iter().enumerate() {
@@ -288,6 +294,10 @@ pub fn retrieval(
         if gold_tables.iter().all(|t| ranked.iter().take(5).any(|r| r == t)) {
             complete_5 += 1;
         }
+        let own = format!("{}.", q.db_id.to_lowercase());
+        if ranked.first().is_some_and(|t| t.starts_with(&own)) {
+            routed += 1;
+        }
         progress(done + 1, total, recall[2] / (done + 1) as f64);
     }
     latencies.sort_by(f64::total_cmp);
@@ -304,6 +314,7 @@ pub fn retrieval(
         recall_5: recall[2] / n,
         recall_10: recall[3] / n,
         complete_at_5: complete_5 as f64 / n,
+        database_at_1: options.merged.then(|| routed as f64 / n),
         latency_p50_ms: percentile(&latencies, 50.0),
         latency_p95_ms: percentile(&latencies, 95.0),
         index_ms,

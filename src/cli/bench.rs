@@ -14,13 +14,14 @@ use super::{open, BenchCommand, ProgressBar};
 pub(super) fn bench(config: Config, command: BenchCommand) -> Result<ExitCode> {
     let scratch = std::env::temp_dir().join(format!("quarry-bench-{}", std::process::id()));
     let result = match command {
-        BenchCommand::Retrieval { data, merged, history, limit, seed, server, json } => {
+        BenchCommand::Retrieval { data, questions, merged, history, limit, seed, server, json } => {
             let embedder = load_default_embedder(&config).context("loading the embedding model")?;
             let mut stores = vec![VectorsLocation::Embedded(scratch.join("vectors"))];
             stores.extend(server.map(|url| bench_server(&config, &url)).transpose()?);
             for store in stores {
                 let options = quarry::bench::RetrievalOptions {
                     data: data.clone(),
+                    questions: questions.clone(),
                     merged,
                     history,
                     limit,

@@ -212,11 +212,15 @@ enum IndexCommand {
 
 #[derive(Subcommand)]
 enum BenchCommand {
-    /// Table recall@k and latency of retrieval on Spider dev questions.
+    /// Table recall@k, database routing and latency of retrieval on Spider questions.
     Retrieval {
         /// Spider folder (dev.json, tables.json).
         #[arg(long, env = "QUARRY_SPIDER", default_value = quarry::config::DEFAULT_SPIDER_DIR)]
         data: PathBuf,
+        /// The questions asked, a file of the Spider folder: dev.json (the evaluation set), or
+        /// train_spider_min.json to tune retrieval on questions no evaluation asks.
+        #[arg(long, default_value = "dev.json")]
+        questions: String,
         /// Search one catalog of all databases (else each question's own database).
         #[arg(long)]
         merged: bool,

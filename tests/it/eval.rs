@@ -167,6 +167,56 @@ fn an_enterprise_evaluation_routes_across_the_merged_catalog() {
     assert!(routing >= 0.5, "{}", spider::markdown(&summary, "spider"));
 }
 
+/// In a catalog of many schemas, tables that look alike (two `airlines`) are told apart by the
+/// names the question says: the one with an `Abbreviation` column is first, and its evidence says
+/// why. Embeddings alone (all-MiniLM-L6-v2) put the other first.
+#[test]
+fn the_table_whose_columns_the_question_names_comes_first_among_look_alikes() {
+    use quarry::catalog::{Catalog, Column, Table};
+    use quarry::retrieve::{retrieve, RetrievalBudget, Scope, TrustSignals, VectorSearch};
+    let table = |name: &str, columns: &[&str]| {
+        Table::new(name, columns.iter().map(|c| Column::new(*c, "TEXT")).collect())
+    };
+    let catalogs: std::collections::HashMap<String, Catalog> = [
+        ("flight_2", vec![table("airlines", &["uid", "Airline", "Abbreviation", "Country"])]),
+        (
+            "flight_4",
+            vec![
+                table("airlines", &["alid", "name", "iata", "icao", "callsign", "country", "active"]),
+                table(
+                    "airports",
+                    &["apid", "name", "city", "country", "x", "y", "elevation", "iata", "icao"],
+                ),
+            ],
+        ),
+        ("flight_company", vec![table("airport", &["id", "City", "Country", "IATA", "ICAO", "name"])]),
+    ]
+    .into_iter()
+    .map(|(db, tables)| (db.to_string(), Catalog::from_tables(tables)))
+    .collect();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let location = quarry::vector_store::VectorsLocation::Embedded(dir.path().join("merged"));
+    let embedder = embedder();
+    let merged = quarry::bench::MergedIndex::build(&catalogs, embedder.as_ref(), &location).expect("index");
+    let retrieved = retrieve(
+        "Which airline has abbreviation 'UAL'?",
+        &merged.catalog,
+        VectorSearch { embedder: embedder.as_ref(), store: merged.store.as_ref() },
+        RetrievalBudget { tables: 3, joined: 0, examples: 0, reuse: false },
+        &Scope::default(),
+        &TrustSignals::default(),
+        &|_| true,
+    )
+    .expect("retrieval");
+    let first = &retrieved.tables[0];
+    assert_eq!(first.name, "flight_2.airlines", "{:#?}", retrieved.tables);
+    assert!(
+        first.evidence.iter().any(|e| e.starts_with("the question uses its name or its columns' names")),
+        "{:?}",
+        first.evidence
+    );
+}
+
 /// A prediction is right when its rows match any acceptable gold (`query_alternatives`), and
 /// results are reported by category; none of the alternatives' SQL may help answer.
 #[test]
