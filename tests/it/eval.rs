@@ -217,6 +217,75 @@ fn the_table_whose_columns_the_question_names_comes_first_among_look_alikes() {
     );
 }
 
+/// `quarry bench retrieval` on a folder in Spider's layout: the questions come from the file
+/// named (train questions to tune on), routing is reported for the merged catalog only, and a
+/// missing file is named.
+#[test]
+fn the_retrieval_bench_reads_the_questions_named_and_reports_routing() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let tables = serde_json::json!([
+        {
+            "db_id": "flight_2",
+            "table_names_original": ["airlines"],
+            "column_names_original": [[-1, "*"], [0, "uid"], [0, "Airline"], [0, "Abbreviation"], [0, "Country"]],
+            "column_types": ["text", "number", "text", "text", "text"],
+            "primary_keys": [1], "foreign_keys": []
+        },
+        {
+            "db_id": "concert_singer",
+            "table_names_original": ["stadium", "singer"],
+            "column_names_original": [[-1, "*"], [0, "Stadium_ID"], [0, "Location"], [0, "Capacity"],
+                                      [1, "Singer_ID"], [1, "Name"], [1, "Country"], [1, "Age"]],
+            "column_types": ["text", "number", "text", "number", "number", "text", "text", "number"],
+            "primary_keys": [1, 4], "foreign_keys": []
+        }
+    ]);
+    std::fs::write(data.path().join("tables.json"), tables.to_string()).expect("tables.json");
+    let train = serde_json::json!([
+        { "db_id": "flight_2", "question": "Which airline has abbreviation 'UAL'?",
+          "query": "SELECT Airline FROM airlines WHERE Abbreviation = 'UAL'" },
+        { "db_id": "concert_singer", "question": "What is the capacity of each stadium?",
+          "query": "SELECT Location, Capacity FROM stadium" },
+        { "db_id": "concert_singer", "question": "How old is each singer?",
+          "query": "SELECT Name, Age FROM singer" }
+    ]);
+    std::fs::write(data.path().join("train_spider_min.json"), train.to_string()).expect("train");
+    let store = tempfile::tempdir().expect("temp dir");
+    let options = |merged: bool, questions: &str| quarry::bench::RetrievalOptions {
+        data: data.path().to_path_buf(),
+        questions: questions.into(),
+        merged,
+        history: false,
+        limit: None,
+        seed: 7,
+        store: quarry::vector_store::VectorsLocation::Embedded(store.path().join("vectors")),
+    };
+    let embedder = embedder();
+    let merged = quarry::bench::retrieval(
+        &options(true, "train_spider_min.json"),
+        embedder.as_ref(),
+        &mut |_, _, _| {},
+    )
+    .expect("bench");
+    assert_eq!(merged.questions, 3);
+    assert_eq!(merged.tables_indexed, 3);
+    assert_eq!(merged.database_at_1, Some(1.0), "{merged:?}");
+    assert!(merged.recall_1 <= merged.recall_3 && merged.recall_3 <= merged.recall_5, "{merged:?}");
+    let per_database = quarry::bench::retrieval(
+        &options(false, "train_spider_min.json"),
+        embedder.as_ref(),
+        &mut |_, _, _| {},
+    )
+    .expect("bench");
+    assert_eq!(per_database.database_at_1, None, "routing is a merged catalog's question");
+    let Err(missing) =
+        quarry::bench::retrieval(&options(true, "dev.json"), embedder.as_ref(), &mut |_, _, _| {})
+    else {
+        panic!("a missing questions file is an error");
+    };
+    assert!(missing.to_string().contains("dev.json"), "{missing}");
+}
+
 /// A prediction is right when its rows match any acceptable gold (`query_alternatives`), and
 /// results are reported by category; none of the alternatives' SQL may help answer.
 #[test]
