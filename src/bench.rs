@@ -195,7 +195,8 @@ pub fn retrieval(
     let questions = crate::catalog::spider::read_questions(&options.data.join(&options.questions))?;
 
     let started = Instant::now();
-    let MergedIndex { catalog: merged, store, .. } = MergedIndex::build(&catalogs, embedder, &options.store)?;
+    let index = MergedIndex::build(&catalogs, embedder, &options.store)?;
+    let (merged, store) = (&index.catalog, &index.store);
 
     // Gold tables of every question, qualified.
     let gold: Vec<Option<BTreeSet<String>>> = questions
@@ -277,7 +278,7 @@ pub fn retrieval(
         let started = Instant::now();
         let retrieved = retrieve(
             &q.question,
-            &merged,
+            merged,
             crate::retrieve::VectorSearch { embedder, store: store.as_ref() },
             RetrievalBudget { tables: 10, joined: 0, examples: 0, reuse: false },
             &scope,
@@ -294,8 +295,11 @@ pub fn retrieval(
         if gold_tables.iter().all(|t| ranked.iter().take(5).any(|r| r == t)) {
             complete_5 += 1;
         }
-        let own = format!("{}.", q.db_id.to_lowercase());
-        if ranked.first().is_some_and(|t| t.starts_with(&own)) {
+        if ranked
+            .first()
+            .and_then(|t| index.database_of(t))
+            .is_some_and(|db| db.eq_ignore_ascii_case(&q.db_id))
+        {
             routed += 1;
         }
         progress(done + 1, total, recall[2] / (done + 1) as f64);

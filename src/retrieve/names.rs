@@ -11,7 +11,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use crate::catalog::{Catalog, Table};
 
 /// English function words: never a name, though a few table or column names hold them
-/// (`rank_of_the_year`), which would make them rare and so weighty.
+/// (`rank_of_the_year`), which would make them rare and so weighty. Spelled as `stems` leaves
+/// them (`this` → `thi`, `does` → `doe`).
 const FUNCTION_WORDS: &[&str] = &[
     "a", "about", "after", "all", "also", "an", "and", "any", "are", "as", "at", "be", "been", "before",
     "but", "by", "can", "did", "do", "doe", "each", "find", "for", "from", "give", "had", "has", "have",

@@ -106,6 +106,27 @@ fn the_model_sees_only_what_the_role_may_read() {
     assert_eq!(admin.tables().count(), catalog.tables().count());
 }
 
+/// Retrieval reads names only in the catalog the role may read: a column the analyst may not
+/// see (`email`) neither lifts its table nor shows in the evidence, while an admin's retrieval
+/// of the same question names it.
+#[test]
+fn names_a_role_may_not_read_give_no_lift_and_no_evidence() {
+    let quarry = scripted();
+    let named = |role: &str| {
+        let retrieved = quarry
+            .retrieval("the email of each one", &Principal::new("test", role), &Default::default())
+            .unwrap_or_else(|e| panic!("{e}"));
+        retrieved
+            .tables
+            .iter()
+            .filter(|t| t.evidence.iter().any(|e| e.starts_with("the question uses its name")))
+            .map(|t| t.name.clone())
+            .collect::<Vec<_>>()
+    };
+    assert!(named("admin").iter().any(|t| t == "users"), "{:?}", named("admin"));
+    assert!(!named("analyst").iter().any(|t| t == "users"), "{:?}", named("analyst"));
+}
+
 #[test]
 fn the_log_is_valid_but_its_personal_queries_are_refused_to_analysts() {
     let quarry = scripted();
