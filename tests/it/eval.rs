@@ -217,6 +217,58 @@ fn the_table_whose_columns_the_question_names_comes_first_among_look_alikes() {
     );
 }
 
+/// Two schemas hold a `singer` table with the same columns; the question's other words
+/// (stadium, capacity) are in one of them, and its `singer` comes first, saying why, though
+/// the other's description matches the question better (without the schema's lift, it
+/// ranked first: 0.69 against 0.63).
+#[test]
+fn the_schema_holding_the_questions_other_words_decides_between_look_alikes() {
+    use quarry::catalog::{Catalog, Column, Table};
+    use quarry::retrieve::{retrieve, RetrievalBudget, Scope, TrustSignals, VectorSearch};
+    let table = |name: &str, columns: &[&str]| {
+        Table::new(name, columns.iter().map(|c| Column::new(*c, "TEXT")).collect())
+    };
+    let singer = || table("singer", &["Singer_ID", "Name", "Country", "Age"]);
+    // The look-alike is the better documented: its description alone matches the question more.
+    let mut documented = singer();
+    documented.description = "Singers who sang at stadiums, with their age and country.".into();
+    let catalogs: std::collections::HashMap<String, Catalog> = [
+        ("singer", vec![documented, table("song", &["Song_ID", "Title", "Singer_ID", "Sales"])]),
+        (
+            "concert_singer",
+            vec![
+                singer(),
+                table("concert", &["concert_ID", "concert_Name", "Stadium_ID", "Year"]),
+                table("stadium", &["Stadium_ID", "Location", "Name", "Capacity"]),
+            ],
+        ),
+    ]
+    .into_iter()
+    .map(|(db, tables)| (db.to_string(), Catalog::from_tables(tables)))
+    .collect();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let location = quarry::vector_store::VectorsLocation::Embedded(dir.path().join("merged"));
+    let embedder = embedder();
+    let merged = quarry::bench::MergedIndex::build(&catalogs, embedder.as_ref(), &location).expect("index");
+    let retrieved = retrieve(
+        "Singers' countries and ages where the stadium capacity is above 5000",
+        &merged.catalog,
+        VectorSearch { embedder: embedder.as_ref(), store: merged.store.as_ref() },
+        RetrievalBudget { tables: 5, joined: 0, examples: 0, reuse: false },
+        &Scope::default(),
+        &TrustSignals::default(),
+        &|_| true,
+    )
+    .expect("retrieval");
+    let rank = |name: &str| retrieved.tables.iter().position(|t| t.name == name);
+    let (Some(ours), Some(theirs)) = (rank("concert_singer.singer"), rank("singer.singer")) else {
+        panic!("both singer tables should be offered: {:#?}", retrieved.tables);
+    };
+    assert!(ours < theirs, "{:#?}", retrieved.tables);
+    let evidence = &retrieved.tables[ours].evidence;
+    assert!(evidence.iter().any(|e| e.starts_with("its schema concert_singer names")), "{evidence:?}");
+}
+
 /// `quarry bench retrieval` on a folder in Spider's layout: the questions come from the file
 /// named (train questions to tune on), routing is reported for the merged catalog only, and a
 /// missing file is named.
