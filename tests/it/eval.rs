@@ -172,42 +172,21 @@ fn an_enterprise_evaluation_routes_across_the_merged_catalog() {
 /// why. Embeddings alone (all-MiniLM-L6-v2) put the other first.
 #[test]
 fn the_table_whose_columns_the_question_names_comes_first_among_look_alikes() {
-    use quarry::catalog::{Catalog, Column, Table};
-    use quarry::retrieve::{retrieve, RetrievalBudget, Scope, TrustSignals, VectorSearch};
-    let table = |name: &str, columns: &[&str]| {
-        Table::new(name, columns.iter().map(|c| Column::new(*c, "TEXT")).collect())
-    };
-    let catalogs: std::collections::HashMap<String, Catalog> = [
-        ("flight_2", vec![table("airlines", &["uid", "Airline", "Abbreviation", "Country"])]),
+    let catalogs = [
+        ("flight_2", vec![text_table("airlines", &["uid", "Airline", "Abbreviation", "Country"])]),
         (
             "flight_4",
             vec![
-                table("airlines", &["alid", "name", "iata", "icao", "callsign", "country", "active"]),
-                table(
+                text_table("airlines", &["alid", "name", "iata", "icao", "callsign", "country", "active"]),
+                text_table(
                     "airports",
                     &["apid", "name", "city", "country", "x", "y", "elevation", "iata", "icao"],
                 ),
             ],
         ),
-        ("flight_company", vec![table("airport", &["id", "City", "Country", "IATA", "ICAO", "name"])]),
-    ]
-    .into_iter()
-    .map(|(db, tables)| (db.to_string(), Catalog::from_tables(tables)))
-    .collect();
-    let dir = tempfile::tempdir().expect("temp dir");
-    let location = quarry::vector_store::VectorsLocation::Embedded(dir.path().join("merged"));
-    let embedder = embedder();
-    let merged = quarry::bench::MergedIndex::build(&catalogs, embedder.as_ref(), &location).expect("index");
-    let retrieved = retrieve(
-        "Which airline has abbreviation 'UAL'?",
-        &merged.catalog,
-        VectorSearch { embedder: embedder.as_ref(), store: merged.store.as_ref() },
-        RetrievalBudget { tables: 3, joined: 0, examples: 0, reuse: false },
-        &Scope::default(),
-        &TrustSignals::default(),
-        &|_| true,
-    )
-    .expect("retrieval");
+        ("flight_company", vec![text_table("airport", &["id", "City", "Country", "IATA", "ICAO", "name"])]),
+    ];
+    let retrieved = retrieve_across_schemas(catalogs, "Which airline has abbreviation 'UAL'?", 3);
     let first = &retrieved.tables[0];
     assert_eq!(first.name, "flight_2.airlines", "{:#?}", retrieved.tables);
     assert!(
@@ -223,43 +202,26 @@ fn the_table_whose_columns_the_question_names_comes_first_among_look_alikes() {
 /// ranked first: 0.69 against 0.63).
 #[test]
 fn the_schema_holding_the_questions_other_words_decides_between_look_alikes() {
-    use quarry::catalog::{Catalog, Column, Table};
-    use quarry::retrieve::{retrieve, RetrievalBudget, Scope, TrustSignals, VectorSearch};
-    let table = |name: &str, columns: &[&str]| {
-        Table::new(name, columns.iter().map(|c| Column::new(*c, "TEXT")).collect())
-    };
-    let singer = || table("singer", &["Singer_ID", "Name", "Country", "Age"]);
+    let singer = || text_table("singer", &["Singer_ID", "Name", "Country", "Age"]);
     // The look-alike is the better documented: its description alone matches the question more.
     let mut documented = singer();
     documented.description = "Singers who sang at stadiums, with their age and country.".into();
-    let catalogs: std::collections::HashMap<String, Catalog> = [
-        ("singer", vec![documented, table("song", &["Song_ID", "Title", "Singer_ID", "Sales"])]),
+    let catalogs = [
+        ("singer", vec![documented, text_table("song", &["Song_ID", "Title", "Singer_ID", "Sales"])]),
         (
             "concert_singer",
             vec![
                 singer(),
-                table("concert", &["concert_ID", "concert_Name", "Stadium_ID", "Year"]),
-                table("stadium", &["Stadium_ID", "Location", "Name", "Capacity"]),
+                text_table("concert", &["concert_ID", "concert_Name", "Stadium_ID", "Year"]),
+                text_table("stadium", &["Stadium_ID", "Location", "Name", "Capacity"]),
             ],
         ),
-    ]
-    .into_iter()
-    .map(|(db, tables)| (db.to_string(), Catalog::from_tables(tables)))
-    .collect();
-    let dir = tempfile::tempdir().expect("temp dir");
-    let location = quarry::vector_store::VectorsLocation::Embedded(dir.path().join("merged"));
-    let embedder = embedder();
-    let merged = quarry::bench::MergedIndex::build(&catalogs, embedder.as_ref(), &location).expect("index");
-    let retrieved = retrieve(
+    ];
+    let retrieved = retrieve_across_schemas(
+        catalogs,
         "Singers' countries and ages where the stadium capacity is above 5000",
-        &merged.catalog,
-        VectorSearch { embedder: embedder.as_ref(), store: merged.store.as_ref() },
-        RetrievalBudget { tables: 5, joined: 0, examples: 0, reuse: false },
-        &Scope::default(),
-        &TrustSignals::default(),
-        &|_| true,
-    )
-    .expect("retrieval");
+        5,
+    );
     let rank = |name: &str| retrieved.tables.iter().position(|t| t.name == name);
     let (Some(ours), Some(theirs)) = (rank("concert_singer.singer"), rank("singer.singer")) else {
         panic!("both singer tables should be offered: {:#?}", retrieved.tables);
@@ -267,6 +229,38 @@ fn the_schema_holding_the_questions_other_words_decides_between_look_alikes() {
     assert!(ours < theirs, "{:#?}", retrieved.tables);
     let evidence = &retrieved.tables[ours].evidence;
     assert!(evidence.iter().any(|e| e.starts_with("its schema concert_singer names")), "{evidence:?}");
+}
+
+fn text_table(name: &str, columns: &[&str]) -> quarry::catalog::Table {
+    use quarry::catalog::{Column, Table};
+    Table::new(name, columns.iter().map(|c| Column::new(*c, "TEXT")).collect())
+}
+
+/// Retrieval for `question` over the schemas given (by name), merged into one catalog of
+/// `schema.table` names as the enterprise evaluation merges Spider's, with the real embedder.
+fn retrieve_across_schemas<const N: usize>(
+    schemas: [(&str, Vec<quarry::catalog::Table>); N],
+    question: &str,
+    tables: usize,
+) -> quarry::retrieve::Retrieved {
+    use quarry::catalog::Catalog;
+    use quarry::retrieve::{retrieve, RetrievalBudget, Scope, TrustSignals, VectorSearch};
+    let catalogs: std::collections::HashMap<String, Catalog> =
+        schemas.into_iter().map(|(db, tables)| (db.to_string(), Catalog::from_tables(tables))).collect();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let location = quarry::vector_store::VectorsLocation::Embedded(dir.path().join("merged"));
+    let embedder = embedder();
+    let merged = quarry::bench::MergedIndex::build(&catalogs, embedder.as_ref(), &location).expect("index");
+    retrieve(
+        question,
+        &merged.catalog,
+        VectorSearch { embedder: embedder.as_ref(), store: merged.store.as_ref() },
+        RetrievalBudget { tables, joined: 0, examples: 0, reuse: false },
+        &Scope::default(),
+        &TrustSignals::default(),
+        &|_| true,
+    )
+    .expect("retrieval")
 }
 
 /// `quarry bench retrieval` on a folder in Spider's layout: the questions come from the file
