@@ -5,12 +5,17 @@
 //!
 //! Each word is weighted by its rarity among the catalog's tables (inverse document
 //! frequency), so `id` or `name`, which nearly every table has, count for little.
+//!
+//! In a catalog of several schemas (`schema.table` names, or several sources), each schema is
+//! scored the same way over all its tables' names: a question's words are often spread over
+//! several tables of the one schema it is about.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::catalog::{Catalog, Table};
 
-/// English function words: never a name, though a few table or column names hold them
+/// English function words and the verbs that instruct ("count", "list", "show"): never a name,
+/// though a few table or column names hold them
 /// (`rank_of_the_year`), which would make them rare and so weighty. Spelled as `stems` leaves
 /// them (`this` → `thi`, `does` → `doe`).
 const FUNCTION_WORDS: &[&str] = &[
@@ -115,7 +120,8 @@ pub fn name_scores(question: &str, catalog: &Catalog) -> NameScores {
     scores
 }
 
-/// A table's words: those of its schema's name, its own name and its columns' names.
+/// A table's words: those of its schema's name (the qualifier of a `schema.table` name; a
+/// source's name is not read as words), its own name and its columns' names.
 struct Vocabulary {
     schema: BTreeSet<String>,
     name: BTreeSet<String>,
