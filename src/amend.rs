@@ -3,7 +3,8 @@
 //! largest measure first, the way an analyst reads a breakdown (only the outermost SELECT of a
 //! grouped query without ORDER BY or LIMIT changes; which rows come back never does). A year
 //! taken from a column of year numbers is the column. A name a select list gives, read in that
-//! same list, is the expression it names.
+//! same list, is the expression it names. A query whose shape cannot give what the question
+//! asks is rewritten to the shape it asks for (`groups`, `filters`).
 
 use std::collections::BTreeSet;
 use std::ops::ControlFlow;
@@ -16,6 +17,38 @@ use sqlparser::ast::{
 use crate::catalog::Catalog;
 use crate::check::{has_aggregate, has_window};
 use crate::history::structure::{parse_query, plain_arguments, selects_of, Scope};
+
+mod filters;
+mod groups;
+
+pub use filters::{both_values, unread_joins};
+pub use groups::{groups_counted, top_per_group};
+
+/// `sql` rewritten where its shape cannot give what the question asks (`[answer] rewrites`):
+/// unread joins dropped, one column equal to two values intersected, groups counted, the top
+/// row of each group ranked within it; None when none applies.
+pub fn rewrites(question: &str, sql: &str, catalog: &Catalog) -> Option<String> {
+    let mut current: Option<String> = None;
+    let mut apply = |step: &dyn Fn(&str) -> Option<String>| {
+        if let Some(next) = step(current.as_deref().unwrap_or(sql)) {
+            current = Some(next);
+        }
+    };
+    apply(&|sql| unread_joins(sql, catalog));
+    apply(&both_values);
+    apply(&|sql| groups_counted(question, sql));
+    apply(&|sql| top_per_group(question, sql));
+    current
+}
+
+/// One expression in SQLite's syntax.
+fn parse_expr(text: &str) -> Option<Expr> {
+    sqlparser::parser::Parser::new(&sqlparser::dialect::SQLiteDialect {})
+        .try_with_sql(text)
+        .ok()?
+        .parse_expr()
+        .ok()
+}
 
 /// Words of a question that ask for another order than largest first.
 const OTHER_ORDER: &[&str] =

@@ -337,7 +337,7 @@ fn bare_column(expr: &Expr) -> Option<String> {
 }
 
 /// The number of rows a question asks for: "top 5", "the 3 most", "10 largest", "first 10".
-fn rows_asked(question: &str) -> Option<u64> {
+pub(crate) fn rows_asked(question: &str) -> Option<u64> {
     let words: Vec<String> = question
         .to_lowercase()
         .split(|c: char| !c.is_alphanumeric())
@@ -377,7 +377,7 @@ fn asks_for_several(question: &str) -> bool {
     [" each ", " per ", " every ", " by ", " list ", " all ", " for all "].iter().any(|cue| q.contains(cue))
 }
 
-fn outer_limit(query: &Query) -> Option<u64> {
+pub(crate) fn outer_limit(query: &Query) -> Option<u64> {
     let limit = match &query.limit_clause {
         Some(LimitClause::LimitOffset { limit: Some(limit), .. }) => limit,
         Some(LimitClause::OffsetCommaLimit { limit, .. }) => limit,
@@ -510,7 +510,7 @@ fn rounding_findings(question: &str, query: &Query) -> Vec<Finding> {
 }
 
 /// True when the question asks for a single number: "how many …" with no group or list cue.
-fn asks_for_one_number(question: &str) -> bool {
+pub(crate) fn asks_for_one_number(question: &str) -> bool {
     let q = question.trim_start().to_lowercase();
     (q.starts_with("how many")
         || q.starts_with("what is the total number")
@@ -536,7 +536,7 @@ fn several_rows_findings(question: &str, result: &ResultSet) -> Vec<Finding> {
 
 /// True when the question asks for the top rows within each group: "in each category, which
 /// product sold the most".
-fn asks_for_top_per_group(question: &str) -> bool {
+pub(crate) fn asks_for_top_per_group(question: &str) -> bool {
     let q = format!(" {} ", question.to_lowercase().replace(|c: char| !c.is_alphanumeric(), " "));
     let any = |cues: &[&str]| cues.iter().any(|cue| q.contains(cue));
     any(&[" in each ", " for each ", " within each ", " of each "])

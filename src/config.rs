@@ -249,11 +249,22 @@ pub struct AnswerSettings {
     /// A breakdown the model's SQL leaves unordered comes in time order, or largest measure
     /// first (`sort_groups`).
     pub sort_groups: bool,
+    /// SQL whose shape cannot give what the question asks — the top of all groups for the top
+    /// of each, a count per group for one number, one column equal to two values, a join
+    /// nothing reads — rewritten to the shape asked for (`rewrites`).
+    pub rewrites: bool,
 }
 
 impl Default for AnswerSettings {
     fn default() -> Self {
-        AnswerSettings { dates: true, glossary: true, checks: true, inferred_joins: true, sort_groups: true }
+        AnswerSettings {
+            dates: true,
+            glossary: true,
+            checks: true,
+            inferred_joins: true,
+            sort_groups: true,
+            rewrites: true,
+        }
     }
 }
 
@@ -315,6 +326,7 @@ struct AnswerSection {
     checks: Option<bool>,
     inferred_joins: Option<bool>,
     sort_groups: Option<bool>,
+    rewrites: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -690,6 +702,7 @@ impl Config {
                 checks: file.answer.checks.unwrap_or(true),
                 inferred_joins: file.answer.inferred_joins.unwrap_or(true),
                 sort_groups: file.answer.sort_groups.unwrap_or(true),
+                rewrites: file.answer.rewrites.unwrap_or(true),
             },
             thread_keep_days: file.threads.keep_days.unwrap_or(30).max(1),
             thread_turns: file.threads.turns.unwrap_or(2),
@@ -801,6 +814,9 @@ impl Config {
         }
         if let Some(on) = switch("QUARRY_ANSWER_SORT_GROUPS")? {
             self.answer.sort_groups = on;
+        }
+        if let Some(on) = switch("QUARRY_ANSWER_REWRITES")? {
+            self.answer.rewrites = on;
         }
         if let Some(on) = switch("QUARRY_ANSWER_INFERRED_JOINS")? {
             self.answer.inferred_joins = on;

@@ -326,6 +326,7 @@ impl Quarry {
             question,
             llm,
             sort_groups: self.config.answer.sort_groups,
+            rewrites: self.config.answer.rewrites,
             catalog: &catalog,
             policy,
             principal,
@@ -421,7 +422,8 @@ impl Quarry {
         }
 
         // The sampled candidates of the first round; the result most of them agree on wins
-        // (among those the checks find nothing to fix on, when there are such).
+        // (among those the checks find nothing to fix on, when there are such, and among
+        // those that returned rows).
         let mut votes = None;
         let mut choices = Vec::new();
         if samples > 1 {
@@ -437,6 +439,12 @@ impl Quarry {
             if clean.iter().any(|c| *c) && clean.iter().any(|c| !*c) {
                 let mut keep = clean.iter();
                 candidates.retain(|_| *keep.next().unwrap_or(&true));
+            }
+            // And among those with rows, when some returned rows: an empty result is most
+            // often a filter that matched nothing (a value spelled otherwise, two values
+            // required of one column), rarely the answer while other readings find rows.
+            if candidates.iter().any(|c| !c.result.rows.is_empty()) {
+                candidates.retain(|c| !c.result.rows.is_empty());
             }
             let (groups, tally) = vote(&candidates, samples);
             choices = choices::offered(&candidates, &groups);

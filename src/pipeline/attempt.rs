@@ -71,6 +71,14 @@ impl Quarry {
         let draft = sorted.map(DraftSql::new).unwrap_or(draft);
         (context.progress)(Stage::Validating { attempt });
         let stage = Instant::now();
+        // A shape that cannot give what was asked, rewritten; kept only when it validates.
+        let rewritten = context
+            .rewrites
+            .then(|| crate::amend::rewrites(context.question, draft.text(), context.catalog))
+            .flatten()
+            .map(DraftSql::new)
+            .filter(|sql| validate(sql, context.catalog, context.policy, context.principal).is_ok());
+        let draft = rewritten.unwrap_or(draft);
         let mut verdict = validate(&draft, context.catalog, context.policy, context.principal);
         // A name the select list gives, read in that same list: the expression it names.
         let written_out = verdict.as_ref().err().and_then(|refusal| {
@@ -113,6 +121,8 @@ pub(super) struct Attempting<'a> {
     pub(super) attempts: Cell<usize>,
     /// A breakdown the model left unordered gets its order (`[answer] sort_groups`).
     pub(super) sort_groups: bool,
+    /// A shape that cannot give what was asked is rewritten (`[answer] rewrites`).
+    pub(super) rewrites: bool,
     /// The analyst's picked tables, when there are picks: the SQL may read no other.
     pub(super) picked: Option<&'a [String]>,
     pub(super) cancel: &'a Cancel,

@@ -23,6 +23,7 @@ mod metadata_store;
 mod operators;
 mod policy;
 mod postgres;
+mod rewrites;
 mod support;
 mod surfaces;
 mod threads;

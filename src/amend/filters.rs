@@ -1,0 +1,303 @@
+//! Filters that cannot mean what was asked: a table joined that nothing reads (its join only
+//! drops and repeats rows of the tables that are read), and one column required to hold two
+//! values in the same row (no row can; "both X and Y" asks for what the two have in common).
+
+use std::ops::ControlFlow;
+
+use sqlparser::ast::{
+    BinaryOperator, Expr, InTarget, JoinConstraint, JoinOperator, Select, SetExpr, TableFactor, Value,
+};
+
+use crate::catalog::Catalog;
+use crate::check::has_aggregate;
+use crate::history::structure::{conjuncts, parse_query};
+
+/// A plain list of rows (no DISTINCT, grouping, aggregate or subquery) with its INNER JOINs to
+/// tables that neither the list, the filters, the order nor another join reads dropped, or
+/// None when there is none. Such a join only keeps the rows that have a partner, once per
+/// partner: duplicates nobody asked for. Where the join *is* the question ("customers who
+/// ordered"), the model writes DISTINCT, EXISTS or IN, and those are left alone.
+pub fn unread_joins(sql: &str, catalog: &Catalog) -> Option<String> {
+    let mut query = parse_query(sql)?;
+    if query.with.is_some() || has_subquery(&query) {
+        return None;
+    }
+    let order = query.order_by.clone();
+    let SetExpr::Select(select) = query.body.as_mut() else { return None };
+    if !is_plain_list(select) {
+        return None;
+    }
+    let [from] = select.from.as_slice() else { return None };
+    let mut changed = false;
+    for j in (0..from.joins.len()).rev() {
+        let join = &select.from[0].joins[j];
+        let inner = matches!(
+            &join.join_operator,
+            JoinOperator::Join(JoinConstraint::On(_)) | JoinOperator::Inner(JoinConstraint::On(_))
+        );
+        let TableFactor::Table { name, alias, .. } = &join.relation else { continue };
+        let Some(table) = name.0.last().and_then(|p| p.as_ident()).and_then(|i| catalog.table(&i.value))
+        else {
+            continue;
+        };
+        if !inner {
+            continue;
+        }
+        let handle = alias.as_ref().map(|a| a.name.value.clone()).unwrap_or_else(|| table.name.clone());
+        let mut without = select.as_ref().clone();
+        without.from[0].joins.remove(j);
+        let reads = |expr: &Expr| match expr {
+            Expr::CompoundIdentifier(parts) => {
+                parts.len() >= 2 && parts[parts.len() - 2].value.eq_ignore_ascii_case(&handle)
+            }
+            Expr::Identifier(ident) => table.column(&ident.value).is_some(),
+            _ => false,
+        };
+        let mut read = false;
+        let _ = sqlparser::ast::visit_expressions(&without, |e| {
+            read |= reads(e);
+            ControlFlow::<()>::Continue(())
+        });
+        let _ = sqlparser::ast::visit_expressions(&order, |e| {
+            read |= reads(e);
+            ControlFlow::<()>::Continue(())
+        });
+        let wildcard = without.projection.iter().any(|item| {
+            !matches!(
+                item,
+                sqlparser::ast::SelectItem::UnnamedExpr(_) | sqlparser::ast::SelectItem::ExprWithAlias { .. }
+            )
+        });
+        if !read && !wildcard {
+            **select = without;
+            changed = true;
+        }
+    }
+    changed.then(|| query.to_string())
+}
+
+/// A list of rows whose WHERE requires one column to equal two different values (or to lie
+/// in two ranges that do not meet), written as the INTERSECT of the query with each of the
+/// two — the rows that have one and the rows that have the other, their common values — or
+/// None when there is no such pair.
+pub fn both_values(sql: &str) -> Option<String> {
+    let query = parse_query(sql)?;
+    if query.with.is_some() || query.order_by.is_some() || query.limit_clause.is_some() {
+        return None;
+    }
+    let SetExpr::Select(select) = query.body.as_ref() else { return None };
+    if !select.group_by_is_empty()
+        || select.having.is_some()
+        || select.projection.iter().any(|i| match i {
+            sqlparser::ast::SelectItem::UnnamedExpr(e)
+            | sqlparser::ast::SelectItem::ExprWithAlias { expr: e, .. } => has_aggregate(e),
+            _ => false,
+        })
+    {
+        return None;
+    }
+    let mut parts = Vec::new();
+    conjuncts(select.selection.as_ref()?, &mut parts);
+    let bounds: Vec<Option<(String, Bound)>> = parts.iter().map(|p| bound(p)).collect();
+    let (first, second) = (0..parts.len()).find_map(|i| {
+        let (column, a) = bounds[i].as_ref()?;
+        (i + 1..parts.len()).find_map(|j| {
+            let (other, b) = bounds[j].as_ref()?;
+            (other == column && a.excludes(b)).then_some((i, j))
+        })
+    })?;
+    let branch = |leave_out: usize| {
+        let kept: Vec<String> = parts
+            .iter()
+            .enumerate()
+            .filter(|(k, _)| *k != leave_out)
+            .map(|(_, p)| format!("({p})"))
+            .collect();
+        let mut branch: Select = select.as_ref().clone();
+        branch.selection = if kept.is_empty() { None } else { super::parse_expr(&kept.join(" AND ")) };
+        branch
+    };
+    let rewritten = format!("{} INTERSECT {}", branch(second), branch(first));
+    parse_query(&rewritten).map(|q| q.to_string())
+}
+
+/// What one comparison of a column with a literal allows.
+#[derive(Debug, Clone, PartialEq)]
+enum Bound {
+    Equal(String),
+    /// Above the number (strictly when true).
+    Above(f64, bool),
+    Below(f64, bool),
+}
+
+impl Bound {
+    /// True when no value satisfies both.
+    fn excludes(&self, other: &Bound) -> bool {
+        match (self, other) {
+            (Bound::Equal(a), Bound::Equal(b)) => a != b,
+            (Bound::Above(low, strict_low), Bound::Below(high, strict_high))
+            | (Bound::Below(high, strict_high), Bound::Above(low, strict_low)) => {
+                low > high || (low == high && (*strict_low || *strict_high))
+            }
+            _ => false,
+        }
+    }
+}
+
+/// The column a conjunct compares with a literal (as written, lower-cased) and what it allows.
+fn bound(expr: &Expr) -> Option<(String, Bound)> {
+    let Expr::BinaryOp { left, op, right } = expr else { return None };
+    let (column, literal, op) = match (left.as_ref(), right.as_ref()) {
+        (c @ (Expr::Identifier(_) | Expr::CompoundIdentifier(_)), Expr::Value(v)) => {
+            (c, &v.value, op.clone())
+        }
+        (Expr::Value(v), c @ (Expr::Identifier(_) | Expr::CompoundIdentifier(_))) => {
+            (c, &v.value, flipped(op)?)
+        }
+        _ => return None,
+    };
+    let text = match literal {
+        Value::Number(n, _) => n.clone(),
+        Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => s.clone(),
+        _ => return None,
+    };
+    let number = || text.parse::<f64>().ok();
+    let bound = match op {
+        BinaryOperator::Eq => Bound::Equal(number().map_or(text.clone(), |n| n.to_string())),
+        BinaryOperator::Gt => Bound::Above(number()?, true),
+        BinaryOperator::GtEq => Bound::Above(number()?, false),
+        BinaryOperator::Lt => Bound::Below(number()?, true),
+        BinaryOperator::LtEq => Bound::Below(number()?, false),
+        _ => return None,
+    };
+    Some((column.to_string().to_lowercase(), bound))
+}
+
+fn flipped(op: &BinaryOperator) -> Option<BinaryOperator> {
+    Some(match op {
+        BinaryOperator::Eq => BinaryOperator::Eq,
+        BinaryOperator::Gt => BinaryOperator::Lt,
+        BinaryOperator::GtEq => BinaryOperator::LtEq,
+        BinaryOperator::Lt => BinaryOperator::Gt,
+        BinaryOperator::LtEq => BinaryOperator::GtEq,
+        _ => return None,
+    })
+}
+
+/// No DISTINCT, grouping or aggregate: one row per row of the joined tables.
+fn is_plain_list(select: &Select) -> bool {
+    select.distinct.is_none()
+        && select.group_by_is_empty()
+        && select.having.is_none()
+        && !select.projection.iter().any(|item| match item {
+            sqlparser::ast::SelectItem::UnnamedExpr(e)
+            | sqlparser::ast::SelectItem::ExprWithAlias { expr: e, .. } => has_aggregate(e),
+            _ => false,
+        })
+}
+
+fn has_subquery(query: &sqlparser::ast::Query) -> bool {
+    let mut found = false;
+    let _ = sqlparser::ast::visit_expressions(query, |e| {
+        found |= matches!(
+            e,
+            Expr::Subquery(_) | Expr::In { target: InTarget::Subquery(_), .. } | Expr::Exists { .. }
+        );
+        ControlFlow::<()>::Continue(())
+    });
+    found
+}
+
+trait GroupByEmpty {
+    fn group_by_is_empty(&self) -> bool;
+}
+
+impl GroupByEmpty for Select {
+    fn group_by_is_empty(&self) -> bool {
+        match &self.group_by {
+            sqlparser::ast::GroupByExpr::Expressions(keys, modifiers) => {
+                keys.is_empty() && modifiers.is_empty()
+            }
+            sqlparser::ast::GroupByExpr::All(_) => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::{Column, Table};
+
+    fn catalog() -> Catalog {
+        let table = |name: &str, columns: &[&str]| {
+            Table::new(name, columns.iter().map(|c| Column::new(*c, "TEXT")).collect())
+        };
+        Catalog::from_tables(vec![
+            table("teacher", &["teacher_id", "name", "age"]),
+            table("course_arrange", &["teacher_id", "course_id", "grade"]),
+            table("course", &["course_id", "title"]),
+        ])
+    }
+
+    #[test]
+    fn a_join_nothing_reads_is_dropped_from_a_plain_list() {
+        let sql =
+            "SELECT T1.name FROM teacher AS T1 JOIN course_arrange AS T2 ON T1.teacher_id = T2.teacher_id \
+                   WHERE T1.age IN ('32', '33')";
+        assert_eq!(
+            unread_joins(sql, &catalog()).as_deref(),
+            Some("SELECT T1.name FROM teacher AS T1 WHERE T1.age IN ('32', '33')")
+        );
+    }
+
+    #[test]
+    fn joins_that_are_read_or_asked_for_stay() {
+        let catalog = catalog();
+        for sql in [
+            // Read in the list, in the filter (unqualified), in the order, by another join.
+            "SELECT T1.name, T2.grade FROM teacher AS T1 JOIN course_arrange AS T2 ON T1.teacher_id = T2.teacher_id",
+            "SELECT name FROM teacher JOIN course_arrange ON teacher.teacher_id = course_arrange.teacher_id WHERE grade = 1",
+            "SELECT T1.name FROM teacher AS T1 JOIN course_arrange AS T2 ON T1.teacher_id = T2.teacher_id ORDER BY T2.grade",
+            "SELECT c.title FROM teacher AS t JOIN course_arrange AS a ON t.teacher_id = a.teacher_id \
+             JOIN course AS c ON c.course_id = a.course_id",
+            // The join is the question: DISTINCT, a count, a LEFT JOIN.
+            "SELECT DISTINCT T1.name FROM teacher AS T1 JOIN course_arrange AS T2 ON T1.teacher_id = T2.teacher_id",
+            "SELECT COUNT(*) FROM teacher AS T1 JOIN course_arrange AS T2 ON T1.teacher_id = T2.teacher_id",
+            "SELECT T1.name FROM teacher AS T1 LEFT JOIN course_arrange AS T2 ON T1.teacher_id = T2.teacher_id",
+        ] {
+            assert_eq!(unread_joins(sql, &catalog), None, "{sql}");
+        }
+    }
+
+    #[test]
+    fn one_column_equal_to_two_values_becomes_an_intersect() {
+        let sql = "SELECT T1.Name FROM country AS T1 JOIN countrylanguage AS T2 ON T1.Code = T2.CountryCode \
+                   WHERE T2.Language = 'English' AND T2.IsOfficial = 'T' AND T2.Language = 'French'";
+        assert_eq!(
+            both_values(sql).as_deref(),
+            Some(
+                "SELECT T1.Name FROM country AS T1 JOIN countrylanguage AS T2 ON T1.Code = T2.CountryCode \
+                 WHERE (T2.Language = 'English') AND (T2.IsOfficial = 'T') INTERSECT SELECT T1.Name FROM country AS T1 \
+                 JOIN countrylanguage AS T2 ON T1.Code = T2.CountryCode WHERE (T2.IsOfficial = 'T') AND (T2.Language = 'French')"
+            )
+        );
+    }
+
+    #[test]
+    fn ranges_that_do_not_meet_intersect_and_ranges_that_do_stay() {
+        let disjoint = "SELECT country FROM singer WHERE age > 40 AND age < 30";
+        assert_eq!(
+            both_values(disjoint).as_deref(),
+            Some("SELECT country FROM singer WHERE (age > 40) INTERSECT SELECT country FROM singer WHERE (age < 30)")
+        );
+        for sql in [
+            "SELECT country FROM singer WHERE age > 30 AND age < 40",
+            "SELECT country FROM singer WHERE age >= 30 AND age <= 30",
+            "SELECT country FROM singer WHERE age = 30 AND age = 30.0",
+            "SELECT country FROM singer WHERE age = 30 OR age = 40",
+            "SELECT COUNT(*) FROM singer WHERE age = 30 AND age = 40",
+        ] {
+            assert_eq!(both_values(sql), None, "{sql}");
+        }
+    }
+}

@@ -1,0 +1,71 @@
+//! SQL whose shape cannot give what the question asks, rewritten before it runs
+//! (`[answer] rewrites`): the top of all groups for the top of each, a count per group for one
+//! number, one column required to hold two values, a join nothing reads. Scripted-model tests
+//! for the pipeline and the switch; a real-model test for the lever.
+
+use std::sync::Arc;
+
+use quarry::llm::ScriptedLlm;
+use quarry::pipeline::{AskOptions, Principal, Quarry};
+
+use crate::support::{
+    assert_answers, config_for, embedder, private_workspace, real, skip_without_real_model,
+};
+
+const TOP_PER_CATEGORY: &str = "In each topic category, which topic had the most posts published in 2026? \
+     Show the category, the topic name and its number of posts.";
+const TOP_PER_CATEGORY_GOLD: &str = "WITH counts AS (SELECT t.category, t.topic_name, COUNT(*) AS posts, \
+     RANK() OVER (PARTITION BY t.category ORDER BY COUNT(*) DESC) AS rnk FROM posts p JOIN topics t ON t.topic_id = p.topic_id \
+     WHERE p.created_at >= '2026-01-01' AND p.created_at < '2027-01-01' GROUP BY t.category, t.topic_name) \
+     SELECT category, topic_name, posts FROM counts WHERE rnk = 1";
+/// The top of all categories together: what small models write for the question.
+const TOP_OF_ALL: &str = "SELECT t.category, t.topic_name, COUNT(*) AS posts FROM posts p \
+     JOIN topics t ON t.topic_id = p.topic_id WHERE p.created_at >= '2026-01-01' AND p.created_at < '2027-01-01' \
+     GROUP BY t.category, t.topic_name ORDER BY posts DESC LIMIT 1";
+
+fn open(dir: &std::path::Path, answer: &str, rewrites: bool) -> Arc<Quarry> {
+    let mut config = config_for(dir);
+    config.governance = dir.join("schemas");
+    config.answer.rewrites = rewrites;
+    let llm = Arc::new(ScriptedLlm::new([("Question:", answer)]));
+    Arc::new(Quarry::open(config, embedder(), Some(llm)).expect("open the workspace"))
+}
+
+#[test]
+fn the_top_of_all_groups_is_answered_as_the_top_of_each() {
+    let dir = private_workspace();
+    let quarry = open(dir.path(), TOP_OF_ALL, true);
+    let answer = assert_answers(&quarry, TOP_PER_CATEGORY, &AskOptions::default(), TOP_PER_CATEGORY_GOLD);
+    assert!(answer.sql.contains("PARTITION BY t.category"), "{}", answer.sql);
+    assert!(answer.result.rows.len() > 1, "one row per category: {:?}", answer.result.rows);
+}
+
+#[test]
+fn with_rewrites_off_the_models_sql_runs_as_written() {
+    let dir = private_workspace();
+    let quarry = open(dir.path(), TOP_OF_ALL, false);
+    let answer = quarry.ask(TOP_PER_CATEGORY, &Principal::local()).expect("answer");
+    assert!(answer.sql.contains("LIMIT 1"), "{}", answer.sql);
+    assert_eq!(answer.result.rows.len(), 1);
+}
+
+#[test]
+fn a_count_per_group_of_its_own_key_becomes_one_number() {
+    let dir = private_workspace();
+    let per_user = "SELECT COUNT(DISTINCT user_id) AS users FROM daily_active_users \
+         WHERE activity_date >= '2026-10-01' AND activity_date < '2026-11-01' GROUP BY user_id";
+    let quarry = open(dir.path(), per_user, true);
+    let gold = "SELECT COUNT(DISTINCT user_id) FROM daily_active_users \
+         WHERE activity_date >= '2026-10-01' AND activity_date < '2026-11-01'";
+    let answer =
+        assert_answers(&quarry, "How many users were active in October 2026?", &AskOptions::default(), gold);
+    assert_eq!(answer.result.columns, vec!["users".to_string()]);
+}
+
+#[test]
+fn real_model_answers_the_top_of_each_group() {
+    if skip_without_real_model() {
+        return;
+    }
+    assert_answers(&real(), TOP_PER_CATEGORY, &AskOptions::default(), TOP_PER_CATEGORY_GOLD);
+}
