@@ -21,19 +21,21 @@ use crate::history::structure::{parse_query, plain_arguments, selects_of, Scope}
 mod filters;
 mod groups;
 
-pub use filters::{both_values, unread_joins};
+pub use filters::{both_values, copied_exclusions, string_values, unread_joins};
 pub use groups::{groups_counted, top_per_group};
 
 /// `sql` rewritten where its shape cannot give what the question asks (`[answer] rewrites`):
-/// unread joins dropped, one column equal to two values intersected, groups counted, the top
-/// row of each group ranked within it; None when none applies.
-pub fn rewrites(question: &str, sql: &str, catalog: &Catalog) -> Option<String> {
+/// exclusions of `copied` values dropped (`prompt::copied_values`), unread joins dropped, one
+/// column equal to two values intersected, groups counted, the top row of each group ranked
+/// within it; None when none applies.
+pub fn rewrites(question: &str, sql: &str, catalog: &Catalog, copied: &[String]) -> Option<String> {
     let mut current: Option<String> = None;
     let mut apply = |step: &dyn Fn(&str) -> Option<String>| {
         if let Some(next) = step(current.as_deref().unwrap_or(sql)) {
             current = Some(next);
         }
     };
+    apply(&|sql| copied_exclusions(sql, copied));
     apply(&|sql| unread_joins(sql, catalog));
     apply(&both_values);
     apply(&|sql| groups_counted(question, sql));

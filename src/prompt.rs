@@ -432,6 +432,30 @@ fn terms_named<'c>(question: &str, offered: &[&Table], catalog: &'c Catalog) -> 
         .collect()
 }
 
+/// String values the past queries offered as examples filter on that neither the question (with
+/// the conversation it follows) nor a glossary definition it names says, lower-cased: values
+/// the model would copy from an example rather than read from the question
+/// (`amend::copied_exclusions` drops exclusions of them).
+pub fn copied_values(context: &Context) -> Vec<String> {
+    let asked = asked_so_far(context);
+    let every_table: Vec<&Table> = context.catalog.tables().collect();
+    let mut said = asked.to_lowercase();
+    for term in terms_named(&asked, &every_table, context.catalog) {
+        said.push('\n');
+        said.push_str(&term.definition.to_lowercase());
+    }
+    let mut values = std::collections::BTreeSet::new();
+    for example in &context.retrieved.examples {
+        for value in crate::amend::string_values(&example.sql) {
+            let value = value.to_lowercase();
+            if !value.trim().is_empty() && !said.contains(&value) {
+                values.insert(value);
+            }
+        }
+    }
+    values.into_iter().collect()
+}
+
 /// The glossary terms a follow-up names with the conversation's help: every word of the term
 /// is somewhere in the conversation and one is in the follow-up ("only the paid ones" after a
 /// question about users names "paid user").

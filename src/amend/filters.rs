@@ -1,6 +1,7 @@
 //! Filters that cannot mean what was asked: a table joined that nothing reads (its join only
-//! drops and repeats rows of the tables that are read), and one column required to hold two
-//! values in the same row (no row can; "both X and Y" asks for what the two have in common).
+//! drops and repeats rows of the tables that are read), one column required to hold two values
+//! in the same row (no row can; "both X and Y" asks for what the two have in common), and an
+//! exclusion copied from a past query shown as an example that the question never asked for.
 
 use std::ops::ControlFlow;
 
@@ -119,6 +120,91 @@ pub fn both_values(sql: &str) -> Option<String> {
     };
     let rewritten = format!("{} INTERSECT {}", branch(second), branch(first));
     parse_query(&rewritten).map(|q| q.to_string())
+}
+
+/// `sql` with each exclusion in a WHERE (`c <> 'v'`, `c != 'v'`, `c NOT IN ('v', …)`, in any
+/// SELECT of it) dropped whose values are all among `copied` (lower-cased: values the examples
+/// filtered on and the question never says, `prompt::copied_values`), or None when there is
+/// none. "How many orders in each status" answered with `status <> 'cancelled'` because a past
+/// query about GMV had it silently drops a status. Only exclusions: a value the model keeps is
+/// often the question's own word put otherwise ("returned" for 'refunded').
+pub fn copied_exclusions(sql: &str, copied: &[String]) -> Option<String> {
+    if copied.is_empty() {
+        return None;
+    }
+    let mut query = parse_query(sql)?;
+    let mut dropper = ExclusionDropper { copied, changed: false };
+    let _ = sqlparser::ast::VisitMut::visit(&mut query, &mut dropper);
+    dropper.changed.then(|| query.to_string())
+}
+
+struct ExclusionDropper<'c> {
+    copied: &'c [String],
+    changed: bool,
+}
+
+impl sqlparser::ast::VisitorMut for ExclusionDropper<'_> {
+    type Break = ();
+
+    fn pre_visit_query(&mut self, query: &mut sqlparser::ast::Query) -> ControlFlow<()> {
+        for select in super::selects_of_mut(&mut query.body) {
+            let Some(selection) = &select.selection else { continue };
+            let mut parts = Vec::new();
+            conjuncts(selection, &mut parts);
+            let kept: Vec<Expr> =
+                parts.iter().filter(|p| !self.copied_exclusion(p)).map(|p| (*p).clone()).collect();
+            if kept.len() < parts.len() {
+                self.changed = true;
+                select.selection = kept.into_iter().reduce(|left, right| Expr::BinaryOp {
+                    left: Box::new(left),
+                    op: BinaryOperator::And,
+                    right: Box::new(right),
+                });
+            }
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+impl ExclusionDropper<'_> {
+    fn copied_exclusion(&self, expr: &Expr) -> bool {
+        let copied = |e: &Expr| match e {
+            Expr::Value(v) => match &v.value {
+                Value::SingleQuotedString(s) => self.copied.contains(&s.to_lowercase()),
+                _ => false,
+            },
+            _ => false,
+        };
+        match expr {
+            Expr::BinaryOp { left, op: BinaryOperator::NotEq, right } => {
+                (is_column(left) && copied(right)) || (copied(left) && is_column(right))
+            }
+            Expr::In { expr, target: InTarget::List(list), negated: true, .. } => {
+                is_column(expr) && !list.is_empty() && list.iter().all(copied)
+            }
+            Expr::Nested(inner) => self.copied_exclusion(inner),
+            _ => false,
+        }
+    }
+}
+
+fn is_column(expr: &Expr) -> bool {
+    matches!(expr, Expr::Identifier(_) | Expr::CompoundIdentifier(_))
+}
+
+/// The string literals of `sql`, as written (none when it does not parse).
+pub fn string_values(sql: &str) -> Vec<String> {
+    let Some(query) = parse_query(sql) else { return Vec::new() };
+    let mut values = Vec::new();
+    let _ = sqlparser::ast::visit_expressions(&query, |e| {
+        if let Expr::Value(v) = e {
+            if let Value::SingleQuotedString(s) = &v.value {
+                values.push(s.clone());
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    values
 }
 
 /// What one comparison of a column with a literal allows.
@@ -281,6 +367,41 @@ mod tests {
                  JOIN countrylanguage AS T2 ON T1.Code = T2.CountryCode WHERE (T2.IsOfficial = 'T') AND (T2.Language = 'French')"
             )
         );
+    }
+
+    #[test]
+    fn an_exclusion_copied_from_an_example_is_dropped_wherever_it_is() {
+        let copied = vec!["cancelled".to_string()];
+        let sql =
+            "SELECT status, COUNT(*) FROM orders WHERE status <> 'cancelled' AND ordered_at >= '2026-09-01' \
+                   GROUP BY status";
+        assert_eq!(
+            copied_exclusions(sql, &copied).as_deref(),
+            Some("SELECT status, COUNT(*) FROM orders WHERE ordered_at >= '2026-09-01' GROUP BY status")
+        );
+        // In a subquery, as NOT IN, and as the whole WHERE.
+        let nested = "SELECT COUNT(*) FROM (SELECT user_id FROM orders WHERE status NOT IN ('Cancelled') \
+                      GROUP BY user_id HAVING COUNT(*) > 10)";
+        assert_eq!(
+            copied_exclusions(nested, &copied).as_deref(),
+            Some("SELECT COUNT(*) FROM (SELECT user_id FROM orders GROUP BY user_id HAVING COUNT(*) > 10)")
+        );
+    }
+
+    #[test]
+    fn values_asked_for_kept_and_other_filters_stay() {
+        let copied = vec!["cancelled".to_string()];
+        for sql in [
+            // An equality is often the question's own word put otherwise; a value not copied; a
+            // NOT IN with a value that was not copied.
+            "SELECT COUNT(*) FROM orders WHERE status = 'cancelled'",
+            "SELECT COUNT(*) FROM orders WHERE status <> 'pending'",
+            "SELECT COUNT(*) FROM orders WHERE status NOT IN ('cancelled', 'pending')",
+        ] {
+            assert_eq!(copied_exclusions(sql, &copied), None, "{sql}");
+        }
+        assert_eq!(copied_exclusions("SELECT 1 FROM orders WHERE status <> 'cancelled'", &[]), None);
+        assert_eq!(string_values("SELECT a FROM t WHERE b = 'x' AND c IN ('y', 2)"), ["x", "y"]);
     }
 
     #[test]

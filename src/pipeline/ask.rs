@@ -198,6 +198,28 @@ impl Quarry {
         }
     }
 
+    /// Values the examples filter on that the question never says (`prompt::copied_values`).
+    fn copied_values(
+        &self,
+        question: &str,
+        retrieved: &crate::retrieve::Retrieved,
+        visible: &Catalog,
+        options: &AskOptions,
+    ) -> Vec<String> {
+        let table_reads = std::collections::BTreeMap::new();
+        let context = prompt::Context {
+            question,
+            retrieved,
+            catalog: visible,
+            today: "",
+            joins: &[],
+            grounding: self.config.answer,
+            follows: &options.follows,
+            table_reads: &table_reads,
+        };
+        prompt::copied_values(&context)
+    }
+
     pub(super) fn retrieve_for(
         &self,
         question: Question,
@@ -322,8 +344,10 @@ impl Quarry {
         let build = self.prompt_builder(question, &retrieved, &visible, &history, options);
         let picked: Option<Vec<String>> =
             options.tables.as_ref().map(|_| retrieved.tables.iter().map(|t| t.name.clone()).collect());
+        let copied = self.copied_values(question, &retrieved, &visible, options);
         let context = Attempting {
             question,
+            copied: &copied,
             llm,
             sort_groups: self.config.answer.sort_groups,
             rewrites: self.config.answer.rewrites,
@@ -434,6 +458,9 @@ impl Quarry {
                     Err(_) => {}
                 }
             }
+            // Every candidate that ran counts in the tally, those the filters below set aside
+            // too: an answer two of five agree on says so, whatever the other three returned.
+            let ran = candidates.len();
             let clean: Vec<bool> =
                 candidates.iter().map(|c| findings_of(c).iter().all(|f| !f.repairable())).collect();
             if clean.iter().any(|c| *c) && clean.iter().any(|c| !*c) {
@@ -446,7 +473,8 @@ impl Quarry {
             if candidates.iter().any(|c| !c.result.rows.is_empty()) {
                 candidates.retain(|c| !c.result.rows.is_empty());
             }
-            let (groups, tally) = vote(&candidates, samples);
+            let (groups, mut tally) = vote(&candidates, samples);
+            tally.ran = ran;
             choices = choices::offered(&candidates, &groups);
             if let Some(leader) = groups.first() {
                 candidates.swap(0, leader.first);

@@ -74,7 +74,7 @@ impl Quarry {
         // A shape that cannot give what was asked, rewritten; kept only when it validates.
         let rewritten = context
             .rewrites
-            .then(|| crate::amend::rewrites(context.question, draft.text(), context.catalog))
+            .then(|| crate::amend::rewrites(context.question, draft.text(), context.catalog, context.copied))
             .flatten()
             .map(DraftSql::new)
             .filter(|sql| validate(sql, context.catalog, context.policy, context.principal).is_ok());
@@ -112,6 +112,8 @@ impl Quarry {
 /// What an attempt needs beside the prompt.
 pub(super) struct Attempting<'a> {
     pub(super) question: &'a str,
+    /// Values the examples filter on that the question never says (`prompt::copied_values`).
+    pub(super) copied: &'a [String],
     pub(super) llm: &'a dyn Llm,
     pub(super) catalog: &'a Catalog,
     pub(super) policy: &'a Policy,

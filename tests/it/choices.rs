@@ -224,3 +224,24 @@ fn real_model_offers_readings_when_its_candidates_disagree_and_a_choice_answers(
 
 /// A question the demo's data reads more than one way (which orders count, which date).
 const AMBIGUOUS: &str = "How big were orders in the summer?";
+
+/// Three of five candidates filter on an amount no order reaches; two return rows. The vote
+/// is among results with rows, and the answer says how few agreed.
+#[test]
+fn a_result_with_rows_outvotes_empty_ones() {
+    let dir = private_workspace();
+    let nothing = "SELECT order_id FROM orders WHERE total_amount > 100000000";
+    let large = "SELECT order_id FROM orders WHERE total_amount > 500";
+    let llm = ScriptedLlm::default()
+        .with_samples("Which orders were large", &[nothing, nothing, nothing, large, large]);
+    let quarry = open_private_with(dir.path(), llm);
+    let options = quarry::pipeline::AskOptions { samples: Some(5), ..Default::default() };
+    let answer = quarry
+        .ask_with("Which orders were large?", &quarry::pipeline::Principal::local(), &options)
+        .expect("answer");
+    assert!(answer.sql.starts_with(large), "{}", answer.sql);
+    assert!(!answer.result.rows.is_empty());
+    let votes = answer.votes.expect("votes");
+    assert_eq!((votes.agreeing, votes.ran), (2, 5), "{votes:?}");
+    assert_eq!(answer.confidence.level, quarry::check::Level::Low, "{:?}", answer.confidence);
+}

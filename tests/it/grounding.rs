@@ -329,20 +329,30 @@ fn every_row_of_a_group_for_the_top_one_in_each_is_repaired_or_said() {
     assert_eq!(answer.confidence.level, Level::Low);
 }
 
-/// `LIMIT 1` on a question asking for the top row of each group: the repair is told to rank
-/// within groups (dropping the LIMIT alone would list every group's rows).
+/// `LIMIT 1` on a question asking for the top row of each group: rewritten to rank within
+/// groups before it runs (`[answer] rewrites`); with rewrites off (or a shape the rewrite does
+/// not know), the repair is told to rank within groups (dropping the LIMIT alone would list
+/// every group's rows).
 #[test]
-fn limit_one_for_the_top_in_each_group_is_repaired_by_ranking_within_groups() {
-    let dir = private_workspace();
+fn limit_one_for_the_top_in_each_group_is_ranked_within_groups() {
     let one_row = format!("{EVERY_COUNTRY} LIMIT 1");
-    let llm =
-        ScriptedLlm::new([("PARTITION BY the group", TOP_COUNTRY), ("In each region", one_row.as_str())]);
-    let quarry = open(dir.path(), Arc::new(llm), true);
-    let answer = quarry.ask(TOP_PER_REGION, &Principal::local()).expect("answer");
-    assert_eq!(answer.repairs.len(), 1, "{:?}", answer.repairs);
-    assert!(answer.repairs[0].error.contains("PARTITION BY"), "{}", answer.repairs[0].error);
-    assert!(answer.sql.contains("RANK()"), "{}", answer.sql);
-    assert!(answer.findings.is_empty(), "{:?}", answer.findings);
+    for rewrites in [true, false] {
+        let dir = private_workspace();
+        let llm =
+            ScriptedLlm::new([("PARTITION BY the group", TOP_COUNTRY), ("In each region", one_row.as_str())]);
+        let mut config = config_for(dir.path());
+        config.governance = dir.path().join("schemas");
+        config.answer.rewrites = rewrites;
+        let quarry = Quarry::open(config, embedder(), Some(Arc::new(llm))).expect("open the workspace");
+        let answer = quarry.ask(TOP_PER_REGION, &Principal::local()).expect("answer");
+        let repaired = if rewrites { 0 } else { 1 };
+        assert_eq!(answer.repairs.len(), repaired, "rewrites {rewrites}: {:?}", answer.repairs);
+        if !rewrites {
+            assert!(answer.repairs[0].error.contains("PARTITION BY"), "{}", answer.repairs[0].error);
+        }
+        assert!(answer.sql.contains("RANK()"), "{}", answer.sql);
+        assert!(answer.findings.is_empty(), "{:?}", answer.findings);
+    }
 }
 
 const MONTHLY_CHANGE: &str =

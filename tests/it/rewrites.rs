@@ -1,7 +1,8 @@
 //! SQL whose shape cannot give what the question asks, rewritten before it runs
 //! (`[answer] rewrites`): the top of all groups for the top of each, a count per group for one
-//! number, one column required to hold two values, a join nothing reads. Scripted-model tests
-//! for the pipeline and the switch; a real-model test for the lever.
+//! number, one column required to hold two values, a join nothing reads, an exclusion copied
+//! from an example. Scripted-model tests for the pipeline and the switch; real-model tests for
+//! the lever.
 
 use std::sync::Arc;
 
@@ -60,6 +61,38 @@ fn a_count_per_group_of_its_own_key_becomes_one_number() {
     let answer =
         assert_answers(&quarry, "How many users were active in October 2026?", &AskOptions::default(), gold);
     assert_eq!(answer.result.columns, vec!["users".to_string()]);
+}
+
+const PER_STATUS: &str = "How many orders were placed in each status in September 2026?";
+const PER_STATUS_GOLD: &str = "SELECT status, COUNT(*) FROM orders \
+     WHERE ordered_at >= '2026-09-01' AND ordered_at < '2026-10-01' GROUP BY status";
+
+#[test]
+fn an_exclusion_copied_from_an_example_is_dropped_unless_the_question_asks_it() {
+    let dir = private_workspace();
+    let copied = "SELECT status, COUNT(*) FROM orders WHERE status <> 'cancelled' \
+         AND ordered_at >= '2026-09-01' AND ordered_at < '2026-10-01' GROUP BY status";
+    let quarry = open(dir.path(), copied, true);
+    // The demo's query log has GMV queries that leave cancelled orders out; one is an example.
+    let prompt =
+        quarry.first_prompt(PER_STATUS, &Principal::local(), &AskOptions::default()).expect("prompt");
+    let examples = prompt.user.split("Past queries by analysts").nth(1).unwrap_or_default();
+    assert!(examples.contains("<> 'cancelled'"), "no example excludes cancelled orders: {}", prompt.user);
+    let answer = assert_answers(&quarry, PER_STATUS, &AskOptions::default(), PER_STATUS_GOLD);
+    assert!(!answer.sql.contains("cancelled"), "{}", answer.sql);
+
+    // Asked for, the exclusion stays.
+    let asked = "How many orders were placed in each status except cancelled in September 2026?";
+    let answer = quarry.ask(asked, &Principal::local()).expect("answer");
+    assert!(answer.sql.contains("<> 'cancelled'"), "{}", answer.sql);
+}
+
+#[test]
+fn real_model_counts_every_status_asked_for() {
+    if skip_without_real_model() {
+        return;
+    }
+    assert_answers(&real(), PER_STATUS, &AskOptions::default(), PER_STATUS_GOLD);
 }
 
 #[test]
