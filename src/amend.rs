@@ -237,24 +237,29 @@ pub fn aliases_written_out(sql: &str, names: &[String]) -> Option<String> {
     if names.is_empty() {
         return None;
     }
-    let mut query = parse_query(sql)?;
-    let mut writer = AliasWriter { names, changed: false };
-    let _ = sqlparser::ast::VisitMut::visit(&mut query, &mut writer);
-    writer.changed.then(|| query.to_string())
+    edit_every_select(sql, |select| write_out_aliases(select, names))
 }
 
-/// Writes the named expressions out in every SELECT of a query, subqueries and CTEs included.
-struct AliasWriter<'n> {
-    names: &'n [String],
+/// `sql` with `edit` applied to every SELECT of it (CTEs and subqueries included), or None when
+/// no edit changed anything (`edit` says whether it did).
+fn edit_every_select(sql: &str, edit: impl FnMut(&mut Select) -> bool) -> Option<String> {
+    let mut query = parse_query(sql)?;
+    let mut editor = EverySelect { edit, changed: false };
+    let _ = sqlparser::ast::VisitMut::visit(&mut query, &mut editor);
+    editor.changed.then(|| query.to_string())
+}
+
+struct EverySelect<F> {
+    edit: F,
     changed: bool,
 }
 
-impl VisitorMut for AliasWriter<'_> {
+impl<F: FnMut(&mut Select) -> bool> VisitorMut for EverySelect<F> {
     type Break = ();
 
     fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
         for select in selects_of_mut(&mut query.body) {
-            self.changed |= write_out_aliases(select, self.names);
+            self.changed |= (self.edit)(select);
         }
         ControlFlow::Continue(())
     }

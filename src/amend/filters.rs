@@ -132,59 +132,42 @@ pub fn copied_exclusions(sql: &str, copied: &[String]) -> Option<String> {
     if copied.is_empty() {
         return None;
     }
-    let mut query = parse_query(sql)?;
-    let mut dropper = ExclusionDropper { copied, changed: false };
-    let _ = sqlparser::ast::VisitMut::visit(&mut query, &mut dropper);
-    dropper.changed.then(|| query.to_string())
-}
-
-struct ExclusionDropper<'c> {
-    copied: &'c [String],
-    changed: bool,
-}
-
-impl sqlparser::ast::VisitorMut for ExclusionDropper<'_> {
-    type Break = ();
-
-    fn pre_visit_query(&mut self, query: &mut sqlparser::ast::Query) -> ControlFlow<()> {
-        for select in super::selects_of_mut(&mut query.body) {
-            let Some(selection) = &select.selection else { continue };
-            let mut parts = Vec::new();
-            conjuncts(selection, &mut parts);
-            let kept: Vec<Expr> =
-                parts.iter().filter(|p| !self.copied_exclusion(p)).map(|p| (*p).clone()).collect();
-            if kept.len() < parts.len() {
-                self.changed = true;
-                select.selection = kept.into_iter().reduce(|left, right| Expr::BinaryOp {
-                    left: Box::new(left),
-                    op: BinaryOperator::And,
-                    right: Box::new(right),
-                });
-            }
+    super::edit_every_select(sql, |select| {
+        let Some(selection) = &select.selection else { return false };
+        let mut parts = Vec::new();
+        conjuncts(selection, &mut parts);
+        let kept: Vec<Expr> =
+            parts.iter().filter(|p| !copied_exclusion(p, copied)).map(|p| (*p).clone()).collect();
+        if kept.len() == parts.len() {
+            return false;
         }
-        ControlFlow::Continue(())
-    }
+        select.selection = kept.into_iter().reduce(|left, right| Expr::BinaryOp {
+            left: Box::new(left),
+            op: BinaryOperator::And,
+            right: Box::new(right),
+        });
+        true
+    })
 }
 
-impl ExclusionDropper<'_> {
-    fn copied_exclusion(&self, expr: &Expr) -> bool {
-        let copied = |e: &Expr| match e {
-            Expr::Value(v) => match &v.value {
-                Value::SingleQuotedString(s) => self.copied.contains(&s.to_lowercase()),
-                _ => false,
-            },
+/// True when `expr` excludes only `copied` values from a column.
+fn copied_exclusion(expr: &Expr, copied: &[String]) -> bool {
+    let is_copied = |e: &Expr| match e {
+        Expr::Value(v) => match &v.value {
+            Value::SingleQuotedString(s) => copied.contains(&s.to_lowercase()),
             _ => false,
-        };
-        match expr {
-            Expr::BinaryOp { left, op: BinaryOperator::NotEq, right } => {
-                (is_column(left) && copied(right)) || (copied(left) && is_column(right))
-            }
-            Expr::In { expr, target: InTarget::List(list), negated: true, .. } => {
-                is_column(expr) && !list.is_empty() && list.iter().all(copied)
-            }
-            Expr::Nested(inner) => self.copied_exclusion(inner),
-            _ => false,
+        },
+        _ => false,
+    };
+    match expr {
+        Expr::BinaryOp { left, op: BinaryOperator::NotEq, right } => {
+            (is_column(left) && is_copied(right)) || (is_copied(left) && is_column(right))
         }
+        Expr::In { expr, target: InTarget::List(list), negated: true, .. } => {
+            is_column(expr) && !list.is_empty() && list.iter().all(is_copied)
+        }
+        Expr::Nested(inner) => copied_exclusion(inner, copied),
+        _ => false,
     }
 }
 
