@@ -71,9 +71,12 @@ impl Quarry {
         let draft = sorted.map(DraftSql::new).unwrap_or(draft);
         (context.progress)(Stage::Validating { attempt });
         let stage = Instant::now();
-        // A shape that cannot give what was asked, rewritten; kept only when it validates.
-        let rewritten = context
-            .rewrites
+        // A shape that cannot give what was asked, rewritten; kept only when it validates, and
+        // never around a policy refusal (dropping an unread join to a table the role may not
+        // read would turn the refusal into an answer).
+        let refused_by_policy = validate(&draft, context.catalog, context.policy, context.principal)
+            .is_err_and(|refusal| refusal.is_policy());
+        let rewritten = (context.rewrites && !refused_by_policy)
             .then(|| crate::amend::rewrites(context.question, draft.text(), context.catalog, context.copied))
             .flatten()
             .map(DraftSql::new)

@@ -63,6 +63,26 @@ fn a_count_per_group_of_its_own_key_becomes_one_number() {
     assert_eq!(answer.result.columns, vec!["users".to_string()]);
 }
 
+#[test]
+fn no_rewrite_turns_a_policy_refusal_into_an_answer() {
+    // An unread join to a table this role may not read: dropping it would validate, but the
+    // model reached for the table, and a policy refusal is final.
+    let dir = private_workspace();
+    let sql =
+        "SELECT u.user_id FROM users u JOIN user_sessions s ON s.user_id = u.user_id WHERE u.plan = 'pro'";
+    let quarry = open(dir.path(), sql, true);
+    let regional = Principal {
+        name: "regional".into(),
+        role: "regional_analyst".into(),
+        attributes: [("country".to_string(), "DE".to_string())].into(),
+    };
+    let refused = quarry.ask("Which pro users had sessions?", &regional);
+    assert!(
+        matches!(&refused, Err(quarry::pipeline::AskError::Refused { refusal, .. }) if refusal.is_policy()),
+        "{refused:?}"
+    );
+}
+
 const PER_STATUS: &str = "How many orders were placed in each status in September 2026?";
 const PER_STATUS_GOLD: &str = "SELECT status, COUNT(*) FROM orders \
      WHERE ordered_at >= '2026-09-01' AND ordered_at < '2026-10-01' GROUP BY status";
