@@ -189,7 +189,7 @@ fn is_hundred(expr: &Expr) -> bool {
 }
 
 /// True when `expr` divides somewhere.
-fn has_division(expr: &Expr) -> bool {
+pub(crate) fn has_division(expr: &Expr) -> bool {
     let mut found = false;
     let _ = sqlparser::ast::visit_expressions(expr, |e| {
         found |= matches!(e, Expr::BinaryOp { op: BinaryOperator::Divide, .. });
@@ -554,6 +554,55 @@ pub(crate) fn asks_for_top_per_group(question: &str) -> bool {
             " smallest ",
             " worst ",
         ])
+}
+
+/// True when the question asks for *the* row with the most or least of something, one row
+/// (ties aside): "which owner owns the most dogs", "the most common hometown". Not a number of
+/// rows ("the 3 largest"), a group ("in each"), a list ("all", "what are", "which … have"), or
+/// an order ("sorted by", "from highest to lowest").
+pub(crate) fn asks_for_the_top_one(question: &str) -> bool {
+    let words: Vec<String> = question
+        .to_lowercase()
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_string)
+        .collect();
+    const SUPERLATIVES: &[&str] = &[
+        "most", "least", "highest", "lowest", "largest", "smallest", "fewest", "biggest", "oldest",
+        "youngest", "maximum", "minimum", "greatest", "longest", "shortest", "best", "worst", "top",
+        "busiest", "newest", "latest", "earliest", "cheapest",
+    ];
+    const NOT_ONE: &[&str] = &[
+        "each",
+        "every",
+        "per",
+        "all",
+        "different",
+        "order",
+        "ordered",
+        "sort",
+        "sorted",
+        "rank",
+        "ranked",
+        "descending",
+        "ascending",
+        "starting",
+    ];
+    // "the most …", "the two words later": "the most common", "the largest number of".
+    let the_superlative = words.iter().enumerate().any(|(i, w)| {
+        SUPERLATIVES.contains(&w.as_str()) && words[i.saturating_sub(3)..i].iter().any(|b| b == "the")
+    });
+    let most_common = words.windows(2).any(|pair| {
+        matches!(pair[0].as_str(), "most" | "least")
+            && matches!(pair[1].as_str(), "common" | "frequent" | "popular")
+    });
+    let plural_ask = words.windows(2).any(|pair| pair[0] == "what" && pair[1] == "are")
+        || words.windows(3).any(|w| {
+            w[0] == "which" && w[1].ends_with('s') && matches!(w[2].as_str(), "are" | "have" | "were")
+        });
+    (the_superlative || most_common)
+        && !plural_ask
+        && !words.iter().any(|w| NOT_ONE.contains(&w.as_str()) || number_word(w).is_some())
 }
 
 /// More rows per group than the question asks for (one, or its "top N"), reading the first

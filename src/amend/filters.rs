@@ -6,11 +6,12 @@
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    BinaryOperator, Expr, InTarget, JoinConstraint, JoinOperator, Select, SetExpr, TableFactor, Value,
+    BinaryOperator, Expr, InTarget, JoinConstraint, JoinOperator, Select, SelectItem, SetExpr, TableFactor,
+    Value,
 };
 
 use crate::catalog::Catalog;
-use crate::check::has_aggregate;
+use crate::check::{has_aggregate, has_division};
 use crate::history::structure::{conjuncts, parse_query};
 
 /// A plain list of rows (no DISTINCT, grouping, aggregate or subquery) with its INNER JOINs to
@@ -132,22 +133,79 @@ pub fn copied_exclusions(sql: &str, copied: &[String]) -> Option<String> {
     if copied.is_empty() {
         return None;
     }
+    super::edit_every_select(sql, |select| drop_conjuncts(select, |part| copied_exclusion(part, copied)))
+}
+
+/// `sql` with each WHERE condition dropped that a ratio of its select list also counts by
+/// (`SUM(CASE WHEN c THEN 1 ELSE 0 END) / COUNT(*) … WHERE c`), in any SELECT of it, or None
+/// when there is none. The WHERE keeps only rows the CASE counts, so the ratio is 1 whatever
+/// the data (or, for `c1 / c2` filtered by both, no row at all): "restaurants rated above 4.5
+/// to all restaurants" asks for the share among all rows.
+pub fn ratio_filtered_twice(sql: &str) -> Option<String> {
     super::edit_every_select(sql, |select| {
-        let Some(selection) = &select.selection else { return false };
-        let mut parts = Vec::new();
-        conjuncts(selection, &mut parts);
-        let kept: Vec<Expr> =
-            parts.iter().filter(|p| !copied_exclusion(p, copied)).map(|p| (*p).clone()).collect();
-        if kept.len() == parts.len() {
+        let mut counted = Vec::new();
+        for item in &select.projection {
+            let expr = match item {
+                SelectItem::UnnamedExpr(expr) | SelectItem::ExprWithAlias { expr, .. } => expr,
+                _ => continue,
+            };
+            if has_division(expr) {
+                case_conditions(expr, &mut counted);
+            }
+        }
+        if counted.is_empty() {
             return false;
         }
-        select.selection = kept.into_iter().reduce(|left, right| Expr::BinaryOp {
-            left: Box::new(left),
-            op: BinaryOperator::And,
-            right: Box::new(right),
-        });
-        true
+        let counted: Vec<String> = counted.iter().map(normalized).collect();
+        drop_conjuncts(select, |part| counted.contains(&normalized(part)))
     })
+}
+
+/// Drops the conjuncts of `select`'s WHERE that `drop` picks; true when it dropped one.
+fn drop_conjuncts(select: &mut Select, drop: impl Fn(&Expr) -> bool) -> bool {
+    let Some(selection) = &select.selection else { return false };
+    let mut parts = Vec::new();
+    conjuncts(selection, &mut parts);
+    let kept: Vec<Expr> = parts.iter().filter(|p| !drop(p)).map(|p| (*p).clone()).collect();
+    if kept.len() == parts.len() {
+        return false;
+    }
+    select.selection = kept.into_iter().reduce(|left, right| Expr::BinaryOp {
+        left: Box::new(left),
+        op: BinaryOperator::And,
+        right: Box::new(right),
+    });
+    true
+}
+
+/// The WHEN conditions of every searched CASE inside `expr`.
+fn case_conditions(expr: &Expr, out: &mut Vec<Expr>) {
+    let _ = sqlparser::ast::visit_expressions(expr, |e| {
+        if let Expr::Case { operand: None, conditions, .. } = e {
+            out.extend(conditions.iter().map(|c| c.condition.clone()));
+        }
+        ControlFlow::<()>::Continue(())
+    });
+}
+
+/// `expr` written with its numbers as numbers (`4.0` and `4` alike) and parentheses around it
+/// dropped: two conditions that mean the same compare equal.
+fn normalized(expr: &Expr) -> String {
+    let mut expr = expr.clone();
+    while let Expr::Nested(inner) = expr {
+        expr = *inner;
+    }
+    let _ = sqlparser::ast::visit_expressions_mut(&mut expr, |e| {
+        if let Expr::Value(v) = e {
+            if let Value::Number(n, long) = &v.value {
+                if let Ok(number) = n.parse::<f64>() {
+                    v.value = Value::Number(number.to_string(), *long);
+                }
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    expr.to_string().to_lowercase()
 }
 
 /// True when `expr` excludes only `copied` values from a column.
@@ -403,5 +461,38 @@ mod tests {
         ] {
             assert_eq!(both_values(sql), None, "{sql}");
         }
+    }
+    #[test]
+    fn a_ratio_whose_condition_is_also_its_filter_counts_among_all_rows() {
+        let sql = "SELECT CAST(SUM(CASE WHEN rating > 4.5 THEN 1 ELSE 0 END) AS REAL) / COUNT(*) AS ratio \
+                   FROM restaurant WHERE rating > 4.5 AND city = 'Paris'";
+        assert_eq!(
+            ratio_filtered_twice(sql).as_deref(),
+            Some(
+                "SELECT CAST(SUM(CASE WHEN rating > 4.5 THEN 1 ELSE 0 END) AS REAL) / COUNT(*) AS ratio \
+                 FROM restaurant WHERE city = 'Paris'"
+            )
+        );
+        // Two conditions that no row meets together, numbers written two ways.
+        let sql =
+            "SELECT CAST(COUNT(CASE WHEN rating > 4.0 THEN 1 END) AS REAL) / COUNT(CASE WHEN rating < 4 \
+                   THEN 1 END) AS ratio FROM restaurant WHERE (rating > 4) AND rating < 4.0";
+        assert_eq!(
+            ratio_filtered_twice(sql).as_deref(),
+            Some(
+                "SELECT CAST(COUNT(CASE WHEN rating > 4.0 THEN 1 END) AS REAL) / COUNT(CASE WHEN rating < 4 \
+                 THEN 1 END) AS ratio FROM restaurant"
+            )
+        );
+    }
+
+    #[test]
+    fn filters_a_ratio_does_not_count_by_stay() {
+        let sql = "SELECT CAST(SUM(CASE WHEN rating > 4.5 THEN 1 ELSE 0 END) AS REAL) / COUNT(*) \
+                   FROM restaurant WHERE city = 'Paris'";
+        assert_eq!(ratio_filtered_twice(sql), None);
+        // No division: a CASE beside its own filter is only redundant.
+        let sql = "SELECT SUM(CASE WHEN rating > 4.5 THEN 1 ELSE 0 END) FROM restaurant WHERE rating > 4.5";
+        assert_eq!(ratio_filtered_twice(sql), None);
     }
 }

@@ -5,12 +5,16 @@ use sqlparser::ast::{Expr, GroupByExpr, Ident, OrderByKind, OrderBySort, Select,
 
 use super::{item_of, parse_expr};
 use crate::check::{
-    asks_for_one_number, asks_for_top_per_group, has_aggregate, has_window, outer_limit, rows_asked,
+    asks_for_one_number, asks_for_the_top_one, asks_for_top_per_group, has_aggregate, has_window,
+    outer_limit, rows_asked,
 };
 use crate::history::structure::parse_query;
 
 /// The column that ranks a row within its group; the outer SELECT leaves it out.
 const RANK: &str = "rank_in_group";
+
+/// The column that ranks a row among all rows; the outer SELECT leaves it out.
+const TOP_RANK: &str = "row_rank";
 
 /// For a question asking for the top row (or top N) in each group, a grouped query ordered by
 /// its measure with that LIMIT — the top of all groups together — rewritten to rank within the
@@ -55,6 +59,44 @@ pub fn top_per_group(question: &str, sql: &str) -> Option<String> {
         items.outer(),
         quoted(&items.names[group])
     );
+    parse_query(&rewritten).map(|q| q.to_string())
+}
+
+/// For a question asking for *the* row with the most or least of something, a query that
+/// returns every row in that order (no LIMIT) rewritten to keep the first, ties kept:
+/// `SELECT … FROM (SELECT …, RANK() OVER (ORDER BY …) AS row_rank FROM …) WHERE row_rank = 1`.
+/// "Which owner owns the most dogs?" answered with every owner, most dogs first, would read as
+/// a list. None for any other shape (a LIMIT already, a set operation, a window, one row).
+pub fn the_top_one(question: &str, sql: &str) -> Option<String> {
+    if !asks_for_the_top_one(question) {
+        return None;
+    }
+    let query = parse_query(sql)?;
+    if query.with.is_some() || query.limit_clause.is_some() || query.fetch.is_some() || has_window(&query) {
+        return None;
+    }
+    let SetExpr::Select(select) = query.body.as_ref() else { return None };
+    let items = Items::of(select)?;
+    // An aggregate without GROUP BY is one row already.
+    let grouped = !matches!(&select.group_by, GroupByExpr::Expressions(keys, _) if keys.is_empty());
+    if !grouped && items.exprs.iter().any(has_aggregate) {
+        return None;
+    }
+    let OrderByKind::Expressions(order) = &query.order_by.as_ref()?.kind else { return None };
+    let pairs = items.pairs();
+    let keys: Vec<String> = order
+        .iter()
+        .map(|o| {
+            // The key as the inner SELECT reads it, its direction and NULLS as written.
+            let mut key = o.clone();
+            key.expr = item_of(&o.expr, &pairs).map_or(&o.expr, |i| &items.exprs[i]).clone();
+            key.to_string()
+        })
+        .collect();
+    let window = parse_expr(&format!("RANK() OVER (ORDER BY {})", keys.join(", ")))?;
+    let mut inner = items.named(select);
+    inner.projection.push(SelectItem::ExprWithAlias { expr: window, alias: Ident::new(TOP_RANK) });
+    let rewritten = format!("SELECT {} FROM ({inner}) AS ranked WHERE {TOP_RANK} = 1", items.outer());
     parse_query(&rewritten).map(|q| q.to_string())
 }
 
@@ -274,6 +316,49 @@ mod tests {
         // A count per group of another column is a breakdown.
         assert_eq!(
             groups_counted("How many users?", "SELECT COUNT(DISTINCT user_id) FROM orders GROUP BY country"),
+            None
+        );
+    }
+    #[test]
+    fn the_top_row_asked_for_keeps_the_first_rank_and_its_ties() {
+        let question = "Which owner owns the most dogs? List the owner id and first name.";
+        let sql = "SELECT o.owner_id, o.first_name, COUNT(*) AS dogs FROM owners o JOIN dogs d \
+                   ON d.owner_id = o.owner_id GROUP BY o.owner_id, o.first_name ORDER BY dogs DESC";
+        assert_eq!(
+            the_top_one(question, sql).as_deref(),
+            Some(
+                "SELECT \"owner_id\", \"first_name\", \"dogs\" FROM (SELECT o.owner_id, o.first_name, \
+                 COUNT(*) AS dogs, RANK() OVER (ORDER BY COUNT(*) DESC) AS row_rank FROM owners o JOIN dogs d \
+                 ON d.owner_id = o.owner_id GROUP BY o.owner_id, o.first_name) AS ranked WHERE row_rank = 1"
+            )
+        );
+        // An ordinal key, ascending, on a plain list.
+        let rewritten = the_top_one(
+            "What is the name of the youngest singer?",
+            "SELECT name, age FROM singer ORDER BY 2",
+        )
+        .expect("rewritten");
+        assert!(rewritten.contains("RANK() OVER (ORDER BY age)"), "{rewritten}");
+    }
+
+    #[test]
+    fn lists_numbers_orders_and_limits_are_not_the_top_one() {
+        let sql = "SELECT hometown, COUNT(*) FROM teacher GROUP BY hometown ORDER BY COUNT(*) DESC";
+        assert!(the_top_one("What is the most common hometown of teachers?", sql).is_some());
+        for question in [
+            "What are the 3 most common hometowns of teachers?",
+            "What are the most common hometowns, from most to least common?",
+            "List every hometown, sorted by the most teachers.",
+            "In each district, which hometown is the most common?",
+            "How many teachers come from each hometown?",
+        ] {
+            assert_eq!(the_top_one(question, sql), None, "{question}");
+        }
+        let question = "What is the most common hometown of teachers?";
+        assert_eq!(the_top_one(question, &format!("{sql} LIMIT 1")), None);
+        assert_eq!(the_top_one(question, "SELECT MAX(age) FROM teacher ORDER BY 1"), None);
+        assert_eq!(
+            the_top_one(question, "SELECT hometown FROM teacher UNION SELECT hometown FROM staff ORDER BY 1"),
             None
         );
     }

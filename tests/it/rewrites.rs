@@ -1,8 +1,8 @@
 //! SQL whose shape cannot give what the question asks, rewritten before it runs
 //! (`[answer] rewrites`): the top of all groups for the top of each, a count per group for one
 //! number, one column required to hold two values, a join nothing reads, an exclusion copied
-//! from an example. Scripted-model tests for the pipeline and the switch; real-model tests for
-//! the lever.
+//! from an example, every row in order for the top one, a ratio filtered by its own condition.
+//! Scripted-model tests for the pipeline and the switch; real-model tests for the lever.
 
 use std::sync::Arc;
 
@@ -107,6 +107,42 @@ fn an_exclusion_copied_from_an_example_is_dropped_unless_the_question_asks_it() 
     assert!(answer.sql.contains("<> 'cancelled'"), "{}", answer.sql);
 }
 
+const TOP_TOPIC: &str =
+    "Which topic had the most posts published in September 2026? Show the topic name and its number of posts.";
+const TOP_TOPIC_GOLD: &str = "SELECT t.topic_name, COUNT(*) AS posts FROM posts p JOIN topics t ON t.topic_id = p.topic_id \
+     WHERE p.created_at >= '2026-09-01' AND p.created_at < '2026-10-01' GROUP BY t.topic_name ORDER BY posts DESC LIMIT 1";
+
+#[test]
+fn every_row_in_order_for_the_top_one_keeps_the_top_one() {
+    let dir = private_workspace();
+    let every_topic = "SELECT t.topic_name, COUNT(*) AS posts FROM posts p JOIN topics t ON t.topic_id = p.topic_id \
+         WHERE p.created_at >= '2026-09-01' AND p.created_at < '2026-10-01' GROUP BY t.topic_name ORDER BY posts DESC";
+    let quarry = open(dir.path(), every_topic, true);
+    let answer = assert_answers(&quarry, TOP_TOPIC, &AskOptions::default(), TOP_TOPIC_GOLD);
+    assert!(answer.sql.contains("RANK() OVER (ORDER BY COUNT(*) DESC)"), "{}", answer.sql);
+    // Asked for every country in order, every country comes back.
+    let answer = quarry
+        .ask(
+            "List the countries by orders placed in September 2026, from most to fewest.",
+            &Principal::local(),
+        )
+        .expect("answer");
+    assert!(answer.result.rows.len() > 1, "{:?}", answer.result.rows);
+}
+
+#[test]
+fn a_ratio_whose_condition_is_also_its_filter_counts_among_all_rows() {
+    let dir = private_workspace();
+    let filtered_twice = "SELECT CAST(SUM(CASE WHEN status = 'refunded' THEN 1 ELSE 0 END) AS REAL) / COUNT(*) \
+         AS share FROM orders WHERE status = 'refunded' AND ordered_at >= '2026-09-01' AND ordered_at < '2026-10-01'";
+    let quarry = open(dir.path(), filtered_twice, true);
+    let gold = "SELECT CAST(SUM(CASE WHEN status = 'refunded' THEN 1 ELSE 0 END) AS REAL) / COUNT(*) \
+         FROM orders WHERE ordered_at >= '2026-09-01' AND ordered_at < '2026-10-01'";
+    let question = "What share of the orders placed in September 2026 were refunded?";
+    let answer = assert_answers(&quarry, question, &AskOptions::default(), gold);
+    assert!(!answer.result.rows.is_empty(), "{}", answer.sql);
+}
+
 #[test]
 fn real_model_counts_every_status_asked_for() {
     if skip_without_real_model() {
@@ -121,4 +157,12 @@ fn real_model_answers_the_top_of_each_group() {
         return;
     }
     assert_answers(&real(), TOP_PER_CATEGORY, &AskOptions::default(), TOP_PER_CATEGORY_GOLD);
+}
+
+#[test]
+fn real_model_answers_the_top_one() {
+    if skip_without_real_model() {
+        return;
+    }
+    assert_answers(&real(), TOP_TOPIC, &AskOptions::default(), TOP_TOPIC_GOLD);
 }
