@@ -21,14 +21,16 @@ use crate::history::structure::{parse_query, plain_arguments, selects_of, Scope}
 mod filters;
 mod groups;
 
-pub use filters::{both_values, copied_exclusions, ratio_filtered_twice, string_values, unread_joins};
+pub use filters::{
+    both_values, copied_exclusions, last_day_kept, ratio_filtered_twice, string_values, unread_joins,
+};
 pub use groups::{groups_counted, the_top_one, top_per_group};
 
 /// `sql` rewritten where its shape cannot give what the question asks (`[answer] rewrites`):
 /// exclusions of `copied` values dropped (`prompt::copied_values`), unread joins dropped, one
 /// column equal to two values intersected, groups counted, the top row of each group ranked
 /// within it, the top row asked for kept (ties too), a ratio's condition taken out of its
-/// WHERE; None when none applies.
+/// WHERE, the last day of a range the question names kept; None when none applies.
 pub fn rewrites(question: &str, sql: &str, catalog: &Catalog, copied: &[String]) -> Option<String> {
     let mut current: Option<String> = None;
     let mut apply = |step: &dyn Fn(&str) -> Option<String>| {
@@ -43,6 +45,7 @@ pub fn rewrites(question: &str, sql: &str, catalog: &Catalog, copied: &[String])
     apply(&|sql| top_per_group(question, sql));
     apply(&|sql| the_top_one(question, sql));
     apply(&ratio_filtered_twice);
+    apply(&|sql| last_day_kept(question, sql));
     current
 }
 

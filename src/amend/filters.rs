@@ -1,7 +1,9 @@
 //! Filters that cannot mean what was asked: a table joined that nothing reads (its join only
 //! drops and repeats rows of the tables that are read), one column required to hold two values
-//! in the same row (no row can; "both X and Y" asks for what the two have in common), and an
-//! exclusion copied from a past query shown as an example that the question never asked for.
+//! in the same row (no row can; "both X and Y" asks for what the two have in common), an
+//! exclusion copied from a past query shown as an example that the question never asked for, a
+//! ratio's own condition repeated in its WHERE (the ratio is then 1), and the last day of a range
+//! the question names left out by `<`.
 
 use std::ops::ControlFlow;
 
@@ -159,6 +161,58 @@ pub fn ratio_filtered_twice(sql: &str) -> Option<String> {
         let counted: Vec<String> = counted.iter().map(normalized).collect();
         drop_conjuncts(select, |part| counted.contains(&normalized(part)))
     })
+}
+
+/// `sql` with each `column < 'D'` moved to the day after D where the question names D as the
+/// last day of a range ("from 2026-10-01 to 2026-10-07", "between … and 2026-09-30"), or None
+/// when there is none. The range includes its last day; `< 'D'` leaves it out.
+pub fn last_day_kept(question: &str, sql: &str) -> Option<String> {
+    let ends = range_ends(question);
+    if ends.is_empty() {
+        return None;
+    }
+    let mut query = parse_query(sql)?;
+    let mut changed = false;
+    let _ = sqlparser::ast::visit_expressions_mut(&mut query, |e| {
+        let bound = match e {
+            Expr::BinaryOp { left, op: BinaryOperator::Lt, right } if is_column(left) => Some(right.as_mut()),
+            Expr::BinaryOp { left, op: BinaryOperator::Gt, right } if is_column(right) => Some(left.as_mut()),
+            _ => None,
+        };
+        if let Some(Expr::Value(v)) = bound {
+            if let Value::SingleQuotedString(day) = &v.value {
+                if let Some(next) = ends.contains(day).then(|| crate::calendar::day_number(day)).flatten() {
+                    v.value = Value::SingleQuotedString(crate::calendar::iso_date(next + 1));
+                    changed = true;
+                }
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    changed.then(|| query.to_string())
+}
+
+/// The ISO dates a question names as the last day of a range: a date after another date and
+/// "to", "through", "until", "and" or a dash between them.
+fn range_ends(question: &str) -> Vec<String> {
+    let is_date = |w: &str| w.len() == 10 && crate::calendar::day_number(w).is_some();
+    let words: Vec<&str> = question
+        .split(|c: char| c.is_whitespace() || matches!(c, '(' | ')' | ',' | '?' | '.' | ';'))
+        .filter(|w| !w.is_empty())
+        .collect();
+    let mut ends = Vec::new();
+    for (i, word) in words.iter().enumerate() {
+        if i >= 2 && is_date(word) && is_date(words[i - 2]) {
+            let joint = words[i - 1].to_lowercase();
+            if matches!(
+                joint.as_str(),
+                "to" | "through" | "thru" | "until" | "till" | "and" | "-" | "–" | "—"
+            ) {
+                ends.push(word.to_string());
+            }
+        }
+    }
+    ends
 }
 
 /// Drops the conjuncts of `select`'s WHERE that `drop` picks; true when it dropped one.
@@ -494,5 +548,39 @@ mod tests {
         // No division: a CASE beside its own filter is only redundant.
         let sql = "SELECT SUM(CASE WHEN rating > 4.5 THEN 1 ELSE 0 END) FROM restaurant WHERE rating > 4.5";
         assert_eq!(ratio_filtered_twice(sql), None);
+    }
+
+    #[test]
+    fn the_last_day_of_a_range_the_question_names_is_kept() {
+        let question = "Which products had no orders placed in the first week of October 2026 (2026-10-01 to 2026-10-07)?";
+        let sql = "SELECT name FROM products WHERE id NOT IN (SELECT product_id FROM orders \
+                   WHERE ordered_at >= '2026-10-01' AND ordered_at < '2026-10-07')";
+        assert_eq!(
+            last_day_kept(question, sql).as_deref(),
+            Some(
+                "SELECT name FROM products WHERE id NOT IN (SELECT product_id FROM orders \
+                 WHERE ordered_at >= '2026-10-01' AND ordered_at < '2026-10-08')"
+            )
+        );
+        let between = "How many orders between 2026-07-01 and 2026-09-30?";
+        let sql =
+            "SELECT COUNT(*) FROM orders WHERE '2026-09-30' > ordered_at AND ordered_at >= '2026-07-01'";
+        assert_eq!(
+            last_day_kept(between, sql).as_deref(),
+            Some(
+                "SELECT COUNT(*) FROM orders WHERE '2026-10-01' > ordered_at AND ordered_at >= '2026-07-01'"
+            )
+        );
+    }
+
+    #[test]
+    fn a_day_the_question_excludes_or_a_bound_already_right_stays() {
+        let sql = "SELECT COUNT(*) FROM orders WHERE ordered_at < '2026-10-01'";
+        // "Before" a day leaves it out; one date alone is no range.
+        assert_eq!(last_day_kept("How many orders before 2026-10-01?", sql), None);
+        assert_eq!(last_day_kept("How many orders on 2026-10-01?", sql), None);
+        let sql =
+            "SELECT COUNT(*) FROM orders WHERE ordered_at >= '2026-07-01' AND ordered_at < '2026-10-01'";
+        assert_eq!(last_day_kept("How many orders from 2026-07-01 to 2026-09-30?", sql), None);
     }
 }
