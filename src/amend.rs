@@ -22,7 +22,8 @@ mod filters;
 mod groups;
 
 pub use filters::{
-    both_values, copied_exclusions, last_day_kept, ratio_filtered_twice, string_values, unread_joins,
+    absence_over_all_time, both_values, copied_exclusions, last_day_kept, ratio_filtered_twice,
+    string_values, unread_joins,
 };
 pub use groups::{groups_counted, the_top_one, top_per_group};
 
@@ -30,7 +31,8 @@ pub use groups::{groups_counted, the_top_one, top_per_group};
 /// exclusions of `copied` values dropped (`prompt::copied_values`), unread joins dropped, one
 /// column equal to two values intersected, groups counted, the top row of each group ranked
 /// within it, the top row asked for kept (ties too), a ratio's condition taken out of its
-/// WHERE, the last day of a range the question names kept; None when none applies.
+/// WHERE, the last day of a range the question names kept, a period copied into an absence
+/// over all time dropped; None when none applies.
 pub fn rewrites(question: &str, sql: &str, catalog: &Catalog, copied: &[String]) -> Option<String> {
     let mut current: Option<String> = None;
     let mut apply = |step: &dyn Fn(&str) -> Option<String>| {
@@ -46,6 +48,7 @@ pub fn rewrites(question: &str, sql: &str, catalog: &Catalog, copied: &[String])
     apply(&|sql| the_top_one(question, sql));
     apply(&ratio_filtered_twice);
     apply(&|sql| last_day_kept(question, sql));
+    apply(&|sql| absence_over_all_time(question, sql));
     current
 }
 

@@ -2,8 +2,8 @@
 //! drops and repeats rows of the tables that are read), one column required to hold two values
 //! in the same row (no row can; "both X and Y" asks for what the two have in common), an
 //! exclusion copied from a past query shown as an example that the question never asked for, a
-//! ratio's own condition repeated in its WHERE (the ratio is then 1), and the last day of a range
-//! the question names left out by `<`.
+//! ratio's own condition repeated in its WHERE (the ratio is then 1), the last day of a range
+//! the question names left out by `<`, and a period copied into an absence asked over all time.
 
 use std::ops::ControlFlow;
 
@@ -213,6 +213,74 @@ fn range_ends(question: &str) -> Vec<String> {
         }
     }
     ends
+}
+
+/// `sql` with the period filter of a `NOT IN (SELECT …)` or `NOT EXISTS (SELECT …)` dropped when
+/// the question asks for an absence over all time ("no engagement events at all", "never
+/// active") and the subquery's filter only repeats values of the outer query's own filters, or
+/// None. "Posts published in September that received no engagement at all" answered with "no
+/// engagement in September" counts posts that were engaged with later.
+pub fn absence_over_all_time(question: &str, sql: &str) -> Option<String> {
+    if !asks_for_absence_over_all_time(question) {
+        return None;
+    }
+    let mut query = parse_query(sql)?;
+    let SetExpr::Select(outer) = query.body.as_mut() else { return None };
+    let selection = outer.selection.as_mut()?;
+    let mut parts = Vec::new();
+    conjuncts(selection, &mut parts);
+    let outer_values: Vec<String> = parts
+        .iter()
+        .filter(|p| !matches!(p, Expr::In { target: InTarget::Subquery(_), .. } | Expr::Exists { .. }))
+        .flat_map(|p| literals(p))
+        .collect();
+    if outer_values.is_empty() {
+        return None;
+    }
+    let mut changed = false;
+    let _ = sqlparser::ast::visit_expressions_mut(selection, |e| {
+        let subquery = match e {
+            Expr::In { target: InTarget::Subquery(q), negated: true, .. } => Some(q.as_mut()),
+            Expr::Exists { subquery, negated: true } => Some(subquery.as_mut()),
+            _ => None,
+        };
+        if let Some(SetExpr::Select(inner)) = subquery.map(|q| q.body.as_mut()) {
+            changed |= drop_conjuncts(inner, |part| {
+                let values = literals(part);
+                !values.is_empty() && values.iter().all(|v| outer_values.contains(v))
+            });
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    changed.then(|| query.to_string())
+}
+
+/// True when the question asks for something that never happened: "… at all", "never …",
+/// with no period named after it ("no conversions at all in September" keeps its period).
+fn asks_for_absence_over_all_time(question: &str) -> bool {
+    let lower = question.to_lowercase();
+    let Some(cue) = [" at all", "never "].iter().filter_map(|c| lower.find(c).map(|i| i + c.len())).min()
+    else {
+        return false;
+    };
+    let rest = &lower[cue..];
+    let sentence = rest.split(['?', '.']).next().unwrap_or_default();
+    crate::timeframe::resolve(sentence, &crate::calendar::today()).is_empty()
+        && !sentence.chars().any(|c| c.is_ascii_digit())
+}
+
+/// The string literals `expr` compares with, lower-cased.
+fn literals(expr: &Expr) -> Vec<String> {
+    let mut found = Vec::new();
+    let _ = sqlparser::ast::visit_expressions(expr, |e| {
+        if let Expr::Value(v) = e {
+            if let Value::SingleQuotedString(s) = &v.value {
+                found.push(s.to_lowercase());
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    found
 }
 
 /// Drops the conjuncts of `select`'s WHERE that `drop` picks; true when it dropped one.
@@ -582,5 +650,47 @@ mod tests {
         let sql =
             "SELECT COUNT(*) FROM orders WHERE ordered_at >= '2026-07-01' AND ordered_at < '2026-10-01'";
         assert_eq!(last_day_kept("How many orders from 2026-07-01 to 2026-09-30?", sql), None);
+    }
+
+    #[test]
+    fn an_absence_over_all_time_loses_the_period_copied_into_it() {
+        let question =
+            "How many posts published in September 2026 have received no engagement events at all?";
+        let sql = "SELECT COUNT(post_id) FROM posts WHERE created_at >= '2026-09-01' AND created_at < '2026-10-01' \
+                   AND post_id NOT IN (SELECT post_id FROM post_engagement WHERE event_date >= '2026-09-01' \
+                   AND event_date < '2026-10-01')";
+        assert_eq!(
+            absence_over_all_time(question, sql).as_deref(),
+            Some(
+                "SELECT COUNT(post_id) FROM posts WHERE created_at >= '2026-09-01' AND created_at < '2026-10-01' \
+                 AND post_id NOT IN (SELECT post_id FROM post_engagement)"
+            )
+        );
+        let never = "How many users who signed up between 2026-01-01 and 2026-05-31 have never been active?";
+        let sql = "SELECT COUNT(*) FROM users u WHERE u.signup_date BETWEEN '2026-01-01' AND '2026-05-31' AND NOT \
+                   EXISTS (SELECT 1 FROM activity a WHERE a.user_id = u.user_id AND a.day BETWEEN '2026-01-01' AND '2026-05-31')";
+        assert_eq!(
+            absence_over_all_time(never, sql).as_deref(),
+            Some(
+                "SELECT COUNT(*) FROM users u WHERE u.signup_date BETWEEN '2026-01-01' AND '2026-05-31' AND NOT \
+                 EXISTS (SELECT 1 FROM activity a WHERE a.user_id = u.user_id)"
+            )
+        );
+    }
+
+    #[test]
+    fn an_absence_in_a_period_the_question_names_keeps_it() {
+        let sql = "SELECT COUNT(*) FROM campaigns c WHERE c.start >= '2026-09-01' AND c.id NOT IN \
+                   (SELECT campaign_id FROM conversions WHERE converted_at >= '2026-09-01')";
+        let question =
+            "How many campaigns started in September 2026 got no conversions at all in September 2026?";
+        assert_eq!(absence_over_all_time(question, sql), None);
+        // Not an absence over all time; or the subquery's own values, not copied ones.
+        assert_eq!(
+            absence_over_all_time("How many campaigns started in September 2026 had no conversions?", sql),
+            None
+        );
+        let own = sql.replace("converted_at >= '2026-09-01'", "kind = 'click'");
+        assert_eq!(absence_over_all_time("Which campaigns got no clicks at all?", &own), None);
     }
 }
