@@ -4,7 +4,7 @@
 //! grouped query without ORDER BY or LIMIT changes; which rows come back never does). A year
 //! taken from a column of year numbers is the column. A name a select list gives, read in that
 //! same list, is the expression it names. A query whose shape cannot give what the question
-//! asks is rewritten to the shape it asks for (`groups`, `filters`).
+//! asks is rewritten to the shape it asks for (`groups`, `filters`, `values`).
 
 use std::collections::BTreeSet;
 use std::ops::ControlFlow;
@@ -20,19 +20,22 @@ use crate::history::structure::{parse_query, plain_arguments, selects_of, Scope}
 
 mod filters;
 mod groups;
+mod values;
 
 pub use filters::{
     absence_over_all_time, both_values, copied_exclusions, last_day_kept, ratio_filtered_twice,
     string_values, unread_joins,
 };
 pub use groups::{groups_counted, the_top_one, top_per_group};
+pub use values::{numbers_asked, rounding_asked};
 
 /// `sql` rewritten where its shape cannot give what the question asks (`[answer] rewrites`):
 /// exclusions of `copied` values dropped (`prompt::copied_values`), unread joins dropped, one
 /// column equal to two values intersected, groups counted, the top row of each group ranked
 /// within it, the top row asked for kept (ties too), a ratio's condition taken out of its
 /// WHERE, the last day of a range the question names kept, a period copied into an absence
-/// over all time dropped; None when none applies.
+/// over all time dropped, values asked rounded rounded, a part of a date asked as a number cast
+/// to one; None when none applies.
 pub fn rewrites(question: &str, sql: &str, catalog: &Catalog, copied: &[String]) -> Option<String> {
     let mut current: Option<String> = None;
     let mut apply = |step: &dyn Fn(&str) -> Option<String>| {
@@ -49,6 +52,8 @@ pub fn rewrites(question: &str, sql: &str, catalog: &Catalog, copied: &[String])
     apply(&ratio_filtered_twice);
     apply(&|sql| last_day_kept(question, sql));
     apply(&|sql| absence_over_all_time(question, sql));
+    apply(&|sql| rounding_asked(question, sql));
+    apply(&|sql| numbers_asked(question, sql));
     current
 }
 

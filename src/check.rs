@@ -446,7 +446,7 @@ fn format_findings(query: &Query) -> Vec<Finding> {
 
 /// The decimals a question asks values rounded to: "rounded to 2 decimals", "round to one
 /// decimal place".
-fn decimals_asked(question: &str) -> Option<u64> {
+pub(crate) fn decimals_asked(question: &str) -> Option<u64> {
     let q = question.to_lowercase();
     if !q.contains("round") {
         return None;

@@ -1,0 +1,132 @@
+//! Values the question asks for in a form the SQL does not give: rounded to N decimals, or a
+//! number where the SQL yields text.
+
+use sqlparser::ast::{BinaryOperator, Expr, Ident, SelectItem, SetExpr};
+
+use super::parse_expr;
+use crate::check::{decimals_asked, has_aggregate};
+use crate::history::structure::parse_query;
+
+/// For a question asking for values rounded to N decimals, a query that rounds nothing with
+/// each computed value of its outermost SELECT (an aggregate other than COUNT, or arithmetic)
+/// wrapped in `ROUND(…, N)` under the name it had; None otherwise. Counts stay whole numbers.
+pub fn rounding_asked(question: &str, sql: &str) -> Option<String> {
+    let decimals = decimals_asked(question)?;
+    if sql.to_lowercase().contains("round(") {
+        return None;
+    }
+    let mut query = parse_query(sql)?;
+    let SetExpr::Select(select) = query.body.as_mut() else { return None };
+    let mut changed = false;
+    for item in &mut select.projection {
+        let (expr, alias) = match item {
+            SelectItem::UnnamedExpr(expr) => (expr.clone(), None),
+            SelectItem::ExprWithAlias { expr, alias } => (expr.clone(), Some(alias.clone())),
+            _ => continue,
+        };
+        if !is_computed(&expr) {
+            continue;
+        }
+        let rounded = parse_expr(&format!("ROUND({expr}, {decimals})"))?;
+        let alias = alias.unwrap_or_else(|| Ident::with_quote('"', expr.to_string()));
+        *item = SelectItem::ExprWithAlias { expr: rounded, alias };
+        changed = true;
+    }
+    changed.then(|| query.to_string())
+}
+
+/// An aggregate other than a bare COUNT, or arithmetic: a value that can have decimals.
+fn is_computed(expr: &Expr) -> bool {
+    match expr {
+        Expr::Nested(inner) => is_computed(inner),
+        Expr::Function(f) if f.name.to_string().eq_ignore_ascii_case("count") => false,
+        Expr::BinaryOp {
+            op:
+                BinaryOperator::Divide | BinaryOperator::Multiply | BinaryOperator::Plus | BinaryOperator::Minus,
+            ..
+        } => true,
+        other => has_aggregate(other),
+    }
+}
+
+/// strftime formats whose text is a number: weekday, month, day, hour, year, day and week of
+/// the year.
+const NUMBER_FORMATS: &[&str] = &["%w", "%u", "%m", "%d", "%H", "%Y", "%j", "%W"];
+
+/// For a question asking for a part of a date "as a number", each `strftime('%w', …)` (or
+/// another format of one number) in the outermost SELECT cast to an integer under the name it
+/// had; None otherwise. strftime returns text: '0' for Sunday, not 0.
+pub fn numbers_asked(question: &str, sql: &str) -> Option<String> {
+    let lower = question.to_lowercase();
+    if !(lower.contains("as a number") || lower.contains("as numbers") || lower.contains("number from")) {
+        return None;
+    }
+    let mut query = parse_query(sql)?;
+    let SetExpr::Select(select) = query.body.as_mut() else { return None };
+    let mut changed = false;
+    for item in &mut select.projection {
+        let (expr, alias) = match item {
+            SelectItem::UnnamedExpr(expr) => (expr.clone(), None),
+            SelectItem::ExprWithAlias { expr, alias } => (expr.clone(), Some(alias.clone())),
+            _ => continue,
+        };
+        let text = expr.to_string();
+        let one_number = text.to_lowercase().starts_with("strftime(")
+            && NUMBER_FORMATS.iter().any(|f| text.starts_with(&format!("strftime('{f}',")));
+        if !one_number {
+            continue;
+        }
+        let cast = parse_expr(&format!("CAST({text} AS INTEGER)"))?;
+        let alias = alias.unwrap_or_else(|| Ident::with_quote('"', text));
+        *item = SelectItem::ExprWithAlias { expr: cast, alias };
+        changed = true;
+    }
+    changed.then(|| query.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_asked_rounded_are_rounded_and_counts_stay_whole() {
+        let question = "What was the average number of orders per buyer, rounded to 2 decimals?";
+        let sql =
+            "SELECT COUNT(*) AS buyers, AVG(orders) AS avg_orders FROM (SELECT user_id, COUNT(*) AS orders \
+                   FROM orders GROUP BY user_id) AS per_buyer";
+        assert_eq!(
+            rounding_asked(question, sql).as_deref(),
+            Some(
+                "SELECT COUNT(*) AS buyers, ROUND(AVG(orders), 2) AS avg_orders FROM (SELECT user_id, \
+                 COUNT(*) AS orders FROM orders GROUP BY user_id) AS per_buyer"
+            )
+        );
+        let ratio = "SELECT 100.0 * SUM(clicks) / SUM(impressions) FROM stats";
+        assert_eq!(
+            rounding_asked("What was the CTR as a percentage rounded to one decimal?", ratio).as_deref(),
+            Some("SELECT ROUND(100.0 * SUM(clicks) / SUM(impressions), 1) AS \"100.0 * SUM(clicks) / SUM(impressions)\" FROM stats")
+        );
+        // Rounded already, or no rounding asked.
+        assert_eq!(rounding_asked(question, "SELECT ROUND(AVG(x), 2) FROM t"), None);
+        assert_eq!(rounding_asked("What was the average order value?", "SELECT AVG(x) FROM t"), None);
+    }
+
+    #[test]
+    fn a_part_of_a_date_asked_as_a_number_is_a_number() {
+        let question =
+            "How many sessions on each day of the week? Show the day as a number from 0 (Sunday) to 6.";
+        let sql = "SELECT strftime('%w', started_at) AS day_of_week, COUNT(*) FROM sessions \
+                   GROUP BY strftime('%w', started_at) ORDER BY day_of_week";
+        assert_eq!(
+            numbers_asked(question, sql).as_deref(),
+            Some(
+                "SELECT CAST(strftime('%w', started_at) AS INTEGER) AS day_of_week, COUNT(*) FROM sessions \
+                 GROUP BY strftime('%w', started_at) ORDER BY day_of_week"
+            )
+        );
+        // A month asked as YYYY-MM stays text.
+        let month = "SELECT strftime('%Y-%m', d) AS month, COUNT(*) FROM t GROUP BY month";
+        assert_eq!(numbers_asked("Show the month as YYYY-MM and the count as a number.", month), None);
+        assert_eq!(numbers_asked("How many sessions on each weekday?", sql), None);
+    }
+}
