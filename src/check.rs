@@ -336,14 +336,19 @@ fn bare_column(expr: &Expr) -> Option<String> {
     }
 }
 
-/// The number of rows a question asks for: "top 5", "the 3 most", "10 largest", "first 10".
-pub(crate) fn rows_asked(question: &str) -> Option<u64> {
-    let words: Vec<String> = question
+/// The question's words, lower-cased, split at anything not a letter or digit.
+fn lowercase_words(question: &str) -> Vec<String> {
+    question
         .to_lowercase()
         .split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty())
         .map(str::to_string)
-        .collect();
+        .collect()
+}
+
+/// The number of rows a question asks for: "top 5", "the 3 most", "10 largest", "first 10".
+pub(crate) fn rows_asked(question: &str) -> Option<u64> {
+    let words = lowercase_words(question);
     const BEFORE: &[&str] = &["top", "first", "bottom", "last"];
     const AFTER: &[&str] = &[
         "most", "least", "largest", "smallest", "biggest", "highest", "lowest", "best", "worst", "top",
@@ -561,12 +566,7 @@ pub(crate) fn asks_for_top_per_group(question: &str) -> bool {
 /// rows ("the 3 largest"), a group ("in each"), a list ("all", "what are", "which … have"), or
 /// an order ("sorted by", "from highest to lowest").
 pub(crate) fn asks_for_the_top_one(question: &str) -> bool {
-    let words: Vec<String> = question
-        .to_lowercase()
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .map(str::to_string)
-        .collect();
+    let words = lowercase_words(question);
     const SUPERLATIVES: &[&str] = &[
         "most", "least", "highest", "lowest", "largest", "smallest", "fewest", "biggest", "oldest",
         "youngest", "maximum", "minimum", "greatest", "longest", "shortest", "best", "worst", "top",

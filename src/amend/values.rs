@@ -15,6 +15,14 @@ pub fn rounding_asked(question: &str, sql: &str) -> Option<String> {
     if sql.to_lowercase().contains("round(") {
         return None;
     }
+    outer_items_replaced(sql, |expr| {
+        is_computed(expr).then(|| parse_expr(&format!("ROUND({expr}, {decimals})"))).flatten()
+    })
+}
+
+/// `sql` with each item of its outermost SELECT that `replace` gives a new expression for
+/// replaced by it, under the name the item had; None when none changed.
+fn outer_items_replaced(sql: &str, replace: impl Fn(&Expr) -> Option<Expr>) -> Option<String> {
     let mut query = parse_query(sql)?;
     let SetExpr::Select(select) = query.body.as_mut() else { return None };
     let mut changed = false;
@@ -24,12 +32,9 @@ pub fn rounding_asked(question: &str, sql: &str) -> Option<String> {
             SelectItem::ExprWithAlias { expr, alias } => (expr.clone(), Some(alias.clone())),
             _ => continue,
         };
-        if !is_computed(&expr) {
-            continue;
-        }
-        let rounded = parse_expr(&format!("ROUND({expr}, {decimals})"))?;
+        let Some(replaced) = replace(&expr) else { continue };
         let alias = alias.unwrap_or_else(|| Ident::with_quote('"', expr.to_string()));
-        *item = SelectItem::ExprWithAlias { expr: rounded, alias };
+        *item = SelectItem::ExprWithAlias { expr: replaced, alias };
         changed = true;
     }
     changed.then(|| query.to_string())
@@ -61,27 +66,13 @@ pub fn numbers_asked(question: &str, sql: &str) -> Option<String> {
     if !(lower.contains("as a number") || lower.contains("as numbers") || lower.contains("number from")) {
         return None;
     }
-    let mut query = parse_query(sql)?;
-    let SetExpr::Select(select) = query.body.as_mut() else { return None };
-    let mut changed = false;
-    for item in &mut select.projection {
-        let (expr, alias) = match item {
-            SelectItem::UnnamedExpr(expr) => (expr.clone(), None),
-            SelectItem::ExprWithAlias { expr, alias } => (expr.clone(), Some(alias.clone())),
-            _ => continue,
-        };
+    outer_items_replaced(sql, |expr| {
         let text = expr.to_string();
-        let one_number = text.to_lowercase().starts_with("strftime(")
-            && NUMBER_FORMATS.iter().any(|f| text.starts_with(&format!("strftime('{f}',")));
-        if !one_number {
-            continue;
-        }
-        let cast = parse_expr(&format!("CAST({text} AS INTEGER)"))?;
-        let alias = alias.unwrap_or_else(|| Ident::with_quote('"', text));
-        *item = SelectItem::ExprWithAlias { expr: cast, alias };
-        changed = true;
-    }
-    changed.then(|| query.to_string())
+        let format = text.get(..9).filter(|f| f.eq_ignore_ascii_case("strftime(")).map(|_| &text[9..]);
+        let one_number =
+            format.is_some_and(|rest| NUMBER_FORMATS.iter().any(|f| rest.starts_with(&format!("'{f}',"))));
+        one_number.then(|| parse_expr(&format!("CAST({text} AS INTEGER)"))).flatten()
+    })
 }
 
 #[cfg(test)]
