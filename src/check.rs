@@ -470,9 +470,8 @@ pub(crate) fn decimals_asked(question: &str) -> Option<u64> {
     })
 }
 
-/// Values the question wants rounded, and no ROUND anywhere in the query.
-fn rounding_findings(question: &str, query: &Query) -> Vec<Finding> {
-    let Some(decimals) = decimals_asked(question) else { return Vec::new() };
+/// True when `query` rounds anything, in any SELECT of it.
+pub(crate) fn rounds(query: &Query) -> bool {
     let mut rounded = false;
     let _ = sqlparser::ast::visit_expressions(query, |e| {
         if matches!(e, Expr::Function(f) if f.name.to_string().eq_ignore_ascii_case("round")) {
@@ -480,7 +479,13 @@ fn rounding_findings(question: &str, query: &Query) -> Vec<Finding> {
         }
         ControlFlow::<()>::Continue(())
     });
-    if rounded {
+    rounded
+}
+
+/// Values the question wants rounded, and no ROUND anywhere in the query.
+fn rounding_findings(question: &str, query: &Query) -> Vec<Finding> {
+    let Some(decimals) = decimals_asked(question) else { return Vec::new() };
+    if rounds(query) {
         return Vec::new();
     }
     // The computed values of the outermost SELECT, named with their whole expression, so the

@@ -4,7 +4,7 @@
 use sqlparser::ast::{BinaryOperator, Expr, Ident, SelectItem, SetExpr};
 
 use super::parse_expr;
-use crate::check::{decimals_asked, has_aggregate};
+use crate::check::{decimals_asked, has_aggregate, rounds};
 use crate::history::structure::parse_query;
 
 /// For a question asking for values rounded to N decimals, a query that rounds nothing with
@@ -12,7 +12,7 @@ use crate::history::structure::parse_query;
 /// wrapped in `ROUND(…, N)` under the name it had; None otherwise. Counts stay whole numbers.
 pub fn rounding_asked(question: &str, sql: &str) -> Option<String> {
     let decimals = decimals_asked(question)?;
-    if sql.to_lowercase().contains("round(") {
+    if rounds(&parse_query(sql)?) {
         return None;
     }
     outer_items_replaced(sql, |expr| {

@@ -1,7 +1,8 @@
 //! SQL whose shape cannot give what the question asks, rewritten before it runs
 //! (`[answer] rewrites`): the top of all groups for the top of each, a count per group for one
 //! number, one column required to hold two values, a join nothing reads, an exclusion copied
-//! from an example, every row in order for the top one, a ratio filtered by its own condition.
+//! from an example, every row in order for the top one, a ratio filtered by its own condition,
+//! a weekday asked as a number, a value asked rounded.
 //! Scripted-model tests for the pipeline and the switch; real-model tests for the lever.
 
 use std::sync::Arc;
@@ -157,6 +158,46 @@ fn real_model_answers_the_top_of_each_group() {
         return;
     }
     assert_answers(&real(), TOP_PER_CATEGORY, &AskOptions::default(), TOP_PER_CATEGORY_GOLD);
+}
+
+const WEEKDAYS: &str =
+    "How many orders were placed on each day of the week in October 2026? Show the day of \
+     the week as a number from 0 (Sunday) to 6 (Saturday) and the order count, in day-number order.";
+const WEEKDAYS_GOLD: &str = "SELECT CAST(strftime('%w', ordered_at) AS INTEGER) AS weekday, COUNT(*) AS orders \
+     FROM orders WHERE ordered_at >= '2026-10-01' AND ordered_at < '2026-11-01' GROUP BY weekday ORDER BY weekday";
+
+#[test]
+fn a_weekday_asked_as_a_number_is_a_number_and_a_value_asked_rounded_is_rounded() {
+    let dir = private_workspace();
+    let as_text = "SELECT strftime('%w', ordered_at) AS weekday, COUNT(*) AS orders FROM orders \
+         WHERE ordered_at >= '2026-10-01' AND ordered_at < '2026-11-01' GROUP BY strftime('%w', ordered_at) ORDER BY weekday";
+    let quarry = open(dir.path(), as_text, true);
+    let answer = assert_answers(&quarry, WEEKDAYS, &AskOptions::default(), WEEKDAYS_GOLD);
+    assert!(answer.sql.contains("CAST(strftime('%w', ordered_at) AS INTEGER)"), "{}", answer.sql);
+
+    let dir = private_workspace();
+    let unrounded = "SELECT AVG(total_amount) AS aov FROM orders WHERE status = 'completed' \
+         AND ordered_at >= '2026-09-01' AND ordered_at < '2026-10-01'";
+    let quarry = open(dir.path(), unrounded, true);
+    let question =
+        "What was the average value of completed orders placed in September 2026, rounded to 2 decimals?";
+    let gold = "SELECT ROUND(AVG(total_amount), 2) FROM orders WHERE status = 'completed' \
+         AND ordered_at >= '2026-09-01' AND ordered_at < '2026-10-01'";
+    let answer = assert_answers(&quarry, question, &AskOptions::default(), gold);
+    assert_eq!(answer.result.columns, vec!["aov".to_string()]);
+}
+
+#[test]
+fn real_model_gives_a_weekday_asked_as_a_number_as_a_number() {
+    if skip_without_real_model() {
+        return;
+    }
+    let question = "How many orders were placed on each day of the week in October 2026? Show the day of \
+         the week as a number from 0 (Sunday) to 6 (Saturday) and the order count, in day-number order.";
+    let gold =
+        "SELECT CAST(strftime('%w', ordered_at) AS INTEGER) AS weekday, COUNT(*) AS orders FROM orders \
+         WHERE ordered_at >= '2026-10-01' AND ordered_at < '2026-11-01' GROUP BY weekday ORDER BY weekday";
+    assert_answers(&real(), question, &AskOptions::default(), gold);
 }
 
 #[test]
