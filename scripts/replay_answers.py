@@ -1,21 +1,32 @@
 #!/usr/bin/env python3
 """Replays an evaluation run's answers as an OpenAI-compatible chat server.
 
-    python3 scripts/replay_answers.py PORT RESULTS.jsonl [MORE.jsonl ...]
+    python3 scripts/replay_answers.py PORT RESULTS.jsonl[.gz] [MORE ...] [--data DEV.json]
 
 Each prompt is answered with the SQL the results file recorded for the question the prompt's
-first user turn ends with ("Question: ..."); a repair round gets the same SQL again. Point
+first user turn ends with ("Question: ..."); a repair round gets the same SQL again. A record
+without its question (those kept in scripts/recorded/ hold only their index in the set, the SQL
+and whether it was right) takes it from the set's dev.json, given with --data. Point
 `quarry eval` at it (QUARRY_LLM_URL=http://127.0.0.1:PORT/v1 QUARRY_ADAPTER=none, --samples 1)
 to measure what Quarry does *after* generation (the amendments in src/amend.rs, checks,
 validation) on a past run's model output, without a model. A measuring tool, not a test.
 """
-import json, re, sys
+import gzip, json, re, sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+args = sys.argv[2:]
+questions = []
+if '--data' in args:
+    at = args.index('--data')
+    questions = [case['question'] for case in json.load(open(args[at + 1]))]
+    del args[at:at + 2]
 answers = {}
-for path in sys.argv[2:]:
-    for line in open(path):
+for path in args:
+    for line in (gzip.open if path.endswith('.gz') else open)(path, 'rt'):
         r = json.loads(line)
-        answers.setdefault(r['question'].strip(), r.get('predicted') or 'SELECT 1')
+        if 'question' not in r and 'index' not in r:
+            continue  # a summary line
+        question = r['question'] if 'question' in r else questions[r['index']]
+        answers.setdefault(question.strip(), r.get('predicted') or 'SELECT 1')
 misses = 0
 class H(BaseHTTPRequestHandler):
     def log_message(self, *a): pass
