@@ -27,15 +27,15 @@ pub use filters::{
     string_values, unread_joins,
 };
 pub use groups::{groups_counted, the_top_one, top_per_group};
-pub use values::{numbers_asked, rounding_asked};
+pub use values::{numbers_asked, ratio_parts_dropped, rounding_asked};
 
 /// `sql` rewritten where its shape cannot give what the question asks (`[answer] rewrites`):
 /// exclusions of `copied` values dropped (`prompt::copied_values`), unread joins dropped, one
 /// column equal to two values intersected, groups counted, the top row of each group ranked
 /// within it, the top row asked for kept (ties too), a ratio's condition taken out of its
-/// WHERE, the last day of a range the question names kept, a period copied into an absence
-/// over all time dropped, values asked rounded rounded, a part of a date asked as a number cast
-/// to one; None when none applies.
+/// WHERE, a rate asked alone shown without its parts, the last day of a range the question
+/// names kept, a period copied into an absence over all time dropped, values asked rounded
+/// rounded, a part of a date asked as a number cast to one; None when none applies.
 pub fn rewrites(question: &str, sql: &str, catalog: &Catalog, copied: &[String]) -> Option<String> {
     let mut current: Option<String> = None;
     let mut apply = |step: &dyn Fn(&str) -> Option<String>| {
@@ -50,6 +50,7 @@ pub fn rewrites(question: &str, sql: &str, catalog: &Catalog, copied: &[String])
     apply(&|sql| top_per_group(question, sql));
     apply(&|sql| the_top_one(question, sql));
     apply(&ratio_filtered_twice);
+    apply(&|sql| ratio_parts_dropped(question, sql));
     apply(&|sql| last_day_kept(question, sql));
     apply(&|sql| absence_over_all_time(question, sql));
     apply(&|sql| rounding_asked(question, sql));
@@ -508,5 +509,20 @@ mod tests {
         ] {
             assert_eq!(aliases_written_out(sql, &names(flagged)), None, "{sql}");
         }
+    }
+
+    #[test]
+    fn a_rate_asked_alone_and_rounded_is_the_rate_alone_rounded() {
+        // The parts go before the rounding, so a part is never rounded and then kept.
+        let question = "What was the refund rate in each region, as a percentage rounded to 2 decimals?";
+        let sql = "SELECT region, COUNT(*) AS orders, 100.0 * SUM(CASE WHEN status = 'refunded' THEN 1 ELSE 0 END) \
+                   / COUNT(*) AS refund_rate_pct FROM orders GROUP BY region";
+        assert_eq!(
+            rewrites(question, sql, &catalog(), &[]).as_deref(),
+            Some(
+                "SELECT region, ROUND(100.0 * SUM(CASE WHEN status = 'refunded' THEN 1 ELSE 0 END) / COUNT(*), 2) \
+                 AS refund_rate_pct FROM orders GROUP BY region"
+            )
+        );
     }
 }

@@ -1,10 +1,13 @@
-//! Values the question asks for in a form the SQL does not give: rounded to N decimals, or a
-//! number where the SQL yields text.
+//! Values the question asks for in a form the SQL does not give: rounded to N decimals, a
+//! number where the SQL yields text, or a rate alone where the SQL shows its parts beside it.
 
-use sqlparser::ast::{BinaryOperator, Expr, Ident, SelectItem, SetExpr};
+use std::collections::BTreeMap;
+use std::ops::ControlFlow;
+
+use sqlparser::ast::{BinaryOperator, Expr, Ident, OrderByKind, SelectItem, SetExpr, Value};
 
 use super::parse_expr;
-use crate::check::{decimals_asked, has_aggregate, rounds};
+use crate::check::{decimals_asked, has_aggregate, has_window, rounds};
 use crate::history::structure::parse_query;
 
 /// For a question asking for values rounded to N decimals, a query that rounds nothing with
@@ -54,6 +57,95 @@ fn is_computed(expr: &Expr) -> bool {
     }
 }
 
+/// Words of a question that ask for a rate, a share or a ratio.
+const RATE_WORDS: &[&str] =
+    &["rate", "ratio", "percentage", "percent", "share", "proportion", "divided by", " per ", "roas"];
+
+/// Words of a question that ask for counts or totals beside the rate.
+const PARTS_ASKED: &[&str] =
+    &["how many", "and the count", "and the number", "and the total", "counts", "totals", "numerator"];
+
+/// For a question asking for a rate (and no counts or totals beside it), the items of the
+/// outermost SELECT that are only the parts of another item's division — `SUM(clicks)` beside
+/// `100.0 * SUM(clicks) / SUM(impressions)` — dropped; an ORDER BY on a dropped item's name
+/// orders by its expression. None otherwise: a division's parts shown beside it make every row
+/// differ from the one value per group that was asked.
+pub fn ratio_parts_dropped(question: &str, sql: &str) -> Option<String> {
+    let lower = format!(" {} ", question.to_lowercase());
+    if !RATE_WORDS.iter().any(|w| lower.contains(w)) || PARTS_ASKED.iter().any(|w| lower.contains(w)) {
+        return None;
+    }
+    let mut query = parse_query(sql)?;
+    let SetExpr::Select(select) = query.body.as_mut() else { return None };
+    let expr_of = |item: &SelectItem| match item {
+        SelectItem::UnnamedExpr(expr) | SelectItem::ExprWithAlias { expr, .. } => Some(expr.clone()),
+        _ => None,
+    };
+    // Every expression inside an operand of a division in an item, by the item it is in.
+    let operands: Vec<Vec<String>> = select
+        .projection
+        .iter()
+        .map(|item| {
+            let mut inside = Vec::new();
+            if let Some(expr) = expr_of(item) {
+                let _ = sqlparser::ast::visit_expressions(&expr, |e| {
+                    if let Expr::BinaryOp { left, op: BinaryOperator::Divide, right } = e {
+                        for side in [left, right] {
+                            let _ = sqlparser::ast::visit_expressions(side.as_ref(), |part| {
+                                inside.push(part.to_string());
+                                ControlFlow::<()>::Continue(())
+                            });
+                        }
+                    }
+                    ControlFlow::<()>::Continue(())
+                });
+            }
+            inside
+        })
+        .collect();
+    let is_part = |index: usize, expr: &Expr| {
+        has_aggregate(expr)
+            && !has_window(expr)
+            && operands[index].is_empty()
+            && operands
+                .iter()
+                .enumerate()
+                .any(|(other, inside)| other != index && inside.contains(&expr.to_string()))
+    };
+    let mut dropped: BTreeMap<String, Expr> = BTreeMap::new();
+    let mut kept = Vec::new();
+    for (index, item) in select.projection.iter().enumerate() {
+        match (expr_of(item), item) {
+            (Some(expr), _) if is_part(index, &expr) => {
+                if let SelectItem::ExprWithAlias { alias, .. } = item {
+                    dropped.insert(alias.value.to_lowercase(), expr.clone());
+                }
+                dropped.entry(expr.to_string().to_lowercase()).or_insert(expr);
+            }
+            _ => kept.push(item.clone()),
+        }
+    }
+    if dropped.is_empty() || kept.len() == select.projection.len() {
+        return None;
+    }
+    select.projection = kept;
+    if let Some(order_by) = query.order_by.as_mut() {
+        let OrderByKind::Expressions(exprs) = &mut order_by.kind else { return None };
+        for order in exprs {
+            // A position would now point at another column.
+            if matches!(&order.expr, Expr::Value(v) if matches!(v.value, Value::Number(..))) {
+                return None;
+            }
+            if let Expr::Identifier(name) = &order.expr {
+                if let Some(expr) = dropped.get(&name.value.to_lowercase()) {
+                    order.expr = expr.clone();
+                }
+            }
+        }
+    }
+    Some(query.to_string())
+}
+
 /// strftime formats whose text is a number: weekday, month, day, hour, year, day and week of
 /// the year.
 const NUMBER_FORMATS: &[&str] = &["%w", "%u", "%m", "%d", "%H", "%Y", "%j", "%W"];
@@ -100,6 +192,48 @@ mod tests {
         // Rounded already, or no rounding asked.
         assert_eq!(rounding_asked(question, "SELECT ROUND(AVG(x), 2) FROM t"), None);
         assert_eq!(rounding_asked("What was the average order value?", "SELECT AVG(x) FROM t"), None);
+    }
+
+    #[test]
+    fn a_rate_asked_alone_loses_the_parts_shown_beside_it() {
+        let question = "What was the click-through rate (total clicks divided by total impressions, as a \
+                        percentage) of each campaign objective?";
+        let sql = "SELECT c.objective, SUM(s.clicks) AS clicks, ROUND(100.0 * SUM(s.clicks) / \
+                   SUM(s.impressions), 2) AS ctr_pct FROM stats s JOIN campaigns c ON c.id = s.campaign_id \
+                   GROUP BY c.objective ORDER BY clicks DESC";
+        assert_eq!(
+            ratio_parts_dropped(question, sql).as_deref(),
+            Some(
+                "SELECT c.objective, ROUND(100.0 * SUM(s.clicks) / SUM(s.impressions), 2) AS ctr_pct FROM \
+                 stats s JOIN campaigns c ON c.id = s.campaign_id GROUP BY c.objective ORDER BY SUM(s.clicks) DESC"
+            )
+        );
+        let refunds =
+            "SELECT region, COUNT(*) AS orders, SUM(CASE WHEN status = 'refunded' THEN 1 ELSE 0 END) \
+                       AS refunded, 100.0 * SUM(CASE WHEN status = 'refunded' THEN 1 ELSE 0 END) / COUNT(*) \
+                       AS pct FROM orders GROUP BY region";
+        assert_eq!(
+            ratio_parts_dropped("What percentage of orders were refunded, per region?", refunds).as_deref(),
+            Some(
+                "SELECT region, 100.0 * SUM(CASE WHEN status = 'refunded' THEN 1 ELSE 0 END) / COUNT(*) AS pct \
+                 FROM orders GROUP BY region"
+            )
+        );
+        // Counts asked beside the rate; no rate asked; a count that is no part of the division;
+        // an order by position.
+        assert_eq!(ratio_parts_dropped("How many orders, and what percentage were refunded?", refunds), None);
+        assert_eq!(
+            ratio_parts_dropped("Show the orders and the refunded orders of each region.", refunds),
+            None
+        );
+        let other = "SELECT region, COUNT(DISTINCT user_id) AS users, 100.0 * SUM(x) / COUNT(*) AS pct \
+                     FROM orders GROUP BY region";
+        assert_eq!(ratio_parts_dropped("What percentage per region?", other), None);
+        let by_position = format!("{refunds} ORDER BY 2 DESC");
+        assert_eq!(
+            ratio_parts_dropped("What percentage of orders were refunded, per region?", &by_position),
+            None
+        );
     }
 
     #[test]
