@@ -23,8 +23,8 @@ mod groups;
 mod values;
 
 pub use filters::{
-    absence_over_all_time, both_values, copied_exclusions, last_day_kept, ratio_filtered_twice,
-    string_values, unread_joins,
+    absence_of_the_counted, absence_over_all_time, both_values, copied_exclusions, last_day_kept,
+    ratio_filtered_twice, string_values, unread_joins,
 };
 pub use groups::{groups_counted, the_top_one, top_per_group};
 pub use values::{numbers_asked, ratio_parts_dropped, rounding_asked};
@@ -34,7 +34,8 @@ pub use values::{numbers_asked, ratio_parts_dropped, rounding_asked};
 /// column equal to two values intersected, groups counted, the top row of each group ranked
 /// within it, the top row asked for kept (ties too), a ratio's condition taken out of its
 /// WHERE, a rate asked alone shown without its parts, the last day of a range the question
-/// names kept, a period copied into an absence over all time dropped, values asked rounded
+/// names kept, a period copied into an absence over all time dropped, an absence made of the
+/// counted table's own rows made of what is counted, values asked rounded
 /// rounded, a part of a date asked as a number cast to one; None when none applies.
 pub fn rewrites(question: &str, sql: &str, catalog: &Catalog, copied: &[String]) -> Option<String> {
     let mut current: Option<String> = None;
@@ -53,6 +54,7 @@ pub fn rewrites(question: &str, sql: &str, catalog: &Catalog, copied: &[String])
     apply(&|sql| ratio_parts_dropped(question, sql));
     apply(&|sql| last_day_kept(question, sql));
     apply(&|sql| absence_over_all_time(question, sql));
+    apply(&|sql| absence_of_the_counted(sql, catalog));
     apply(&|sql| rounding_asked(question, sql));
     apply(&|sql| numbers_asked(question, sql));
     current

@@ -3,13 +3,14 @@
 //! in the same row (no row can; "both X and Y" asks for what the two have in common), an
 //! exclusion copied from a past query shown as an example that the question never asked for, a
 //! ratio's own condition repeated in its WHERE (the ratio is then 1), the last day of a range
-//! the question names left out by `<`, and a period copied into an absence asked over all time.
+//! the question names left out by `<`, a period copied into an absence asked over all time, and
+//! an absence asked of what is counted made of the counted table's own rows.
 
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
     BinaryOperator, Expr, InTarget, JoinConstraint, JoinOperator, Select, SelectItem, SetExpr, TableFactor,
-    Value,
+    TableWithJoins, Value,
 };
 
 use crate::catalog::Catalog;
@@ -253,6 +254,80 @@ pub fn absence_over_all_time(question: &str, sql: &str) -> Option<String> {
         ControlFlow::<()>::Continue(())
     });
     changed.then(|| query.to_string())
+}
+
+/// For a query counting the distinct `x` of one table (`COUNT(DISTINCT p.x)`) that excludes
+/// rows by the table's own primary key (`p.id NOT IN (SELECT id FROM same_table WHERE …)`):
+/// the exclusion made on `x` (`p.x NOT IN (SELECT x FROM same_table WHERE …)`). A row of the
+/// table excluded because it is itself in another period never is — the question ("authors who
+/// posted in August but none in September") asks for the `x` that have no such row. None
+/// otherwise.
+pub fn absence_of_the_counted(sql: &str, catalog: &Catalog) -> Option<String> {
+    let mut query = parse_query(sql)?;
+    let SetExpr::Select(outer) = query.body.as_mut() else { return None };
+    let [item] = outer.projection.as_slice() else { return None };
+    let (SelectItem::UnnamedExpr(counted) | SelectItem::ExprWithAlias { expr: counted, .. }) = item else {
+        return None;
+    };
+    let counted = last_name(super::groups::distinct_count_of(counted)?)?;
+    let [from] = outer.from.as_slice() else { return None };
+    let table = single_table(from)?;
+    let key = match catalog.table(&table)?.primary_key.as_slice() {
+        [key] if !key.eq_ignore_ascii_case(&counted) => key.clone(),
+        _ => return None,
+    };
+    let selection = outer.selection.as_mut()?;
+    let mut changed = false;
+    let _ = sqlparser::ast::visit_expressions_mut(selection, |e| {
+        if let Expr::In { expr, target: InTarget::Subquery(q), negated: true, .. } = e {
+            let SetExpr::Select(inner) = q.body.as_mut() else { return ControlFlow::<()>::Continue(()) };
+            let same_table = inner.from.len() == 1
+                && single_table(&inner.from[0]).is_some_and(|t| t.eq_ignore_ascii_case(&table));
+            let selects_key = matches!(inner.projection.as_slice(), [SelectItem::UnnamedExpr(k)] if last_name(k).is_some_and(|k| k.eq_ignore_ascii_case(&key)));
+            if same_table && selects_key && last_name(expr).is_some_and(|k| k.eq_ignore_ascii_case(&key)) {
+                renamed_last(expr, &counted);
+                if let [SelectItem::UnnamedExpr(k)] = inner.projection.as_mut_slice() {
+                    renamed_last(k, &counted);
+                }
+                changed = true;
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    changed.then(|| query.to_string())
+}
+
+/// The column a plain reference names: `x` of `x` and of `p.x`.
+fn last_name(expr: &Expr) -> Option<String> {
+    match expr {
+        Expr::Identifier(name) => Some(name.value.clone()),
+        Expr::CompoundIdentifier(parts) => parts.last().map(|p| p.value.clone()),
+        _ => None,
+    }
+}
+
+/// A plain reference pointed at another column of the same table.
+fn renamed_last(expr: &mut Expr, column: &str) {
+    match expr {
+        Expr::Identifier(name) => name.value = column.to_string(),
+        Expr::CompoundIdentifier(parts) => {
+            if let Some(last) = parts.last_mut() {
+                last.value = column.to_string();
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The table a FROM item without joins reads.
+fn single_table(from: &TableWithJoins) -> Option<String> {
+    if !from.joins.is_empty() {
+        return None;
+    }
+    match &from.relation {
+        TableFactor::Table { name, .. } => name.0.last().and_then(|p| p.as_ident()).map(|i| i.value.clone()),
+        _ => None,
+    }
 }
 
 /// True when the question asks for something that never happened: "… at all", "never …",
@@ -692,5 +767,31 @@ mod tests {
         );
         let own = sql.replace("converted_at >= '2026-09-01'", "kind = 'click'");
         assert_eq!(absence_over_all_time("Which campaigns got no clicks at all?", &own), None);
+    }
+
+    #[test]
+    fn an_absence_is_asked_of_what_is_counted_not_of_the_row() {
+        let mut posts = Table::new(
+            "posts",
+            ["post_id", "author_id", "created_at"].iter().map(|c| Column::new(*c, "TEXT")).collect(),
+        );
+        posts.primary_key = vec!["post_id".to_string()];
+        let with_posts = Catalog::from_tables(vec![posts]);
+        let sql =
+            "SELECT COUNT(DISTINCT p.author_id) AS authors FROM posts p WHERE p.created_at >= '2026-08-01' \
+                   AND p.post_id NOT IN (SELECT post_id FROM posts WHERE created_at >= '2026-09-01')";
+        assert_eq!(
+            absence_of_the_counted(sql, &with_posts).as_deref(),
+            Some(
+                "SELECT COUNT(DISTINCT p.author_id) AS authors FROM posts p WHERE p.created_at >= '2026-08-01' \
+                 AND p.author_id NOT IN (SELECT author_id FROM posts WHERE created_at >= '2026-09-01')"
+            )
+        );
+        // Rows of another table excluded; the key itself counted; no primary key known.
+        let other = sql.replace("SELECT post_id FROM posts", "SELECT post_id FROM flagged");
+        assert_eq!(absence_of_the_counted(&other, &with_posts), None);
+        let keys = sql.replace("DISTINCT p.author_id", "DISTINCT p.post_id");
+        assert_eq!(absence_of_the_counted(&keys, &with_posts), None);
+        assert_eq!(absence_of_the_counted(sql, &catalog()), None);
     }
 }

@@ -135,7 +135,7 @@ pub fn groups_counted(question: &str, sql: &str) -> Option<String> {
 }
 
 /// The `k` of `COUNT(DISTINCT k)`.
-fn distinct_count_of(expr: &Expr) -> Option<&Expr> {
+pub(super) fn distinct_count_of(expr: &Expr) -> Option<&Expr> {
     let Expr::Function(f) = expr else { return None };
     if !f.name.to_string().eq_ignore_ascii_case("count") {
         return None;
