@@ -34,8 +34,8 @@ pub use values::{numbers_asked, ratio_parts_dropped, rounding_asked};
 /// column equal to two values intersected, groups counted, the top row of each group ranked
 /// within it, the top row asked for kept (ties too), a ratio's condition taken out of its
 /// WHERE, a rate asked alone shown without its parts, the last day of a range the question
-/// names kept, a period copied into an absence over all time dropped, an absence made of the
-/// counted table's own rows made of what is counted, values asked rounded
+/// names kept, a period copied into an absence over all time dropped, an absence asked of what
+/// is counted excluded by what is counted (not by the row's own key), values asked rounded
 /// rounded, a part of a date asked as a number cast to one; None when none applies.
 pub fn rewrites(question: &str, sql: &str, catalog: &Catalog, copied: &[String]) -> Option<String> {
     let mut current: Option<String> = None;
@@ -54,7 +54,7 @@ pub fn rewrites(question: &str, sql: &str, catalog: &Catalog, copied: &[String])
     apply(&|sql| ratio_parts_dropped(question, sql));
     apply(&|sql| last_day_kept(question, sql));
     apply(&|sql| absence_over_all_time(question, sql));
-    apply(&|sql| absence_of_the_counted(sql, catalog));
+    apply(&|sql| absence_of_the_counted(question, sql, catalog));
     apply(&|sql| rounding_asked(question, sql));
     apply(&|sql| numbers_asked(question, sql));
     current

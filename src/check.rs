@@ -337,7 +337,7 @@ fn bare_column(expr: &Expr) -> Option<String> {
 }
 
 /// The question's words, lower-cased, split at anything not a letter or digit.
-fn lowercase_words(question: &str) -> Vec<String> {
+pub(crate) fn lowercase_words(question: &str) -> Vec<String> {
     question
         .to_lowercase()
         .split(|c: char| !c.is_alphanumeric())

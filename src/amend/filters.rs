@@ -256,13 +256,17 @@ pub fn absence_over_all_time(question: &str, sql: &str) -> Option<String> {
     changed.then(|| query.to_string())
 }
 
-/// For a query counting the distinct `x` of one table (`COUNT(DISTINCT p.x)`) that excludes
-/// rows by the table's own primary key (`p.id NOT IN (SELECT id FROM same_table WHERE …)`):
-/// the exclusion made on `x` (`p.x NOT IN (SELECT x FROM same_table WHERE …)`). A row of the
-/// table excluded because it is itself in another period never is — the question ("authors who
-/// posted in August but none in September") asks for the `x` that have no such row. None
-/// otherwise.
-pub fn absence_of_the_counted(sql: &str, catalog: &Catalog) -> Option<String> {
+/// For a question asking for an absence ("… but none in September", "never", "no", "without",
+/// "did not"), a query counting the distinct `x` of one table (`COUNT(DISTINCT p.x)`) that
+/// excludes rows by the table's own primary key (`p.id NOT IN (SELECT id FROM same_table WHERE
+/// …)`): the exclusion made on `x` (`p.x NOT IN (SELECT x FROM same_table WHERE …)`). Excluding
+/// a row only when it is itself in the other period excludes nothing when the two periods do
+/// not overlap — the question ("authors who posted in August but none in September") asks for
+/// the `x` that have no such row. None otherwise.
+pub fn absence_of_the_counted(question: &str, sql: &str, catalog: &Catalog) -> Option<String> {
+    if !asks_for_an_absence(question) {
+        return None;
+    }
     let mut query = parse_query(sql)?;
     let SetExpr::Select(outer) = query.body.as_mut() else { return None };
     let [item] = outer.projection.as_slice() else { return None };
@@ -295,6 +299,14 @@ pub fn absence_of_the_counted(sql: &str, catalog: &Catalog) -> Option<String> {
         ControlFlow::<()>::Continue(())
     });
     changed.then(|| query.to_string())
+}
+
+/// True when the question asks for something that did not happen.
+fn asks_for_an_absence(question: &str) -> bool {
+    let text = format!(" {} ", crate::check::lowercase_words(question).join(" "));
+    ["none", "never", "no", "without", "did not", "didn t", "not any"]
+        .iter()
+        .any(|phrase| text.contains(&format!(" {phrase} ")))
 }
 
 /// The column a plain reference names: `x` of `x` and of `p.x`.
@@ -780,8 +792,9 @@ mod tests {
         let sql =
             "SELECT COUNT(DISTINCT p.author_id) AS authors FROM posts p WHERE p.created_at >= '2026-08-01' \
                    AND p.post_id NOT IN (SELECT post_id FROM posts WHERE created_at >= '2026-09-01')";
+        let question = "How many distinct authors posted in August 2026 but none in September 2026?";
         assert_eq!(
-            absence_of_the_counted(sql, &with_posts).as_deref(),
+            absence_of_the_counted(question, sql, &with_posts).as_deref(),
             Some(
                 "SELECT COUNT(DISTINCT p.author_id) AS authors FROM posts p WHERE p.created_at >= '2026-08-01' \
                  AND p.author_id NOT IN (SELECT author_id FROM posts WHERE created_at >= '2026-09-01')"
@@ -789,9 +802,12 @@ mod tests {
         );
         // Rows of another table excluded; the key itself counted; no primary key known.
         let other = sql.replace("SELECT post_id FROM posts", "SELECT post_id FROM flagged");
-        assert_eq!(absence_of_the_counted(&other, &with_posts), None);
+        assert_eq!(absence_of_the_counted(question, &other, &with_posts), None);
         let keys = sql.replace("DISTINCT p.author_id", "DISTINCT p.post_id");
-        assert_eq!(absence_of_the_counted(&keys, &with_posts), None);
-        assert_eq!(absence_of_the_counted(sql, &catalog()), None);
+        assert_eq!(absence_of_the_counted(question, &keys, &with_posts), None);
+        assert_eq!(absence_of_the_counted(question, sql, &catalog()), None);
+        // No absence asked: an August post that is not a September one may be what is meant.
+        let other_than = "How many authors have posts from August other than September ones?";
+        assert_eq!(absence_of_the_counted(other_than, sql, &with_posts), None);
     }
 }

@@ -7,7 +7,7 @@ use std::ops::ControlFlow;
 use sqlparser::ast::{BinaryOperator, Expr, Ident, OrderByKind, SelectItem, SetExpr, Value};
 
 use super::parse_expr;
-use crate::check::{decimals_asked, has_aggregate, has_window, rounds};
+use crate::check::{decimals_asked, has_aggregate, has_window, lowercase_words, rounds};
 use crate::history::structure::parse_query;
 
 /// For a question asking for values rounded to N decimals, a query that rounds nothing with
@@ -57,22 +57,50 @@ fn is_computed(expr: &Expr) -> bool {
     }
 }
 
-/// Words of a question that ask for a rate, a share or a ratio.
-const RATE_WORDS: &[&str] =
-    &["rate", "ratio", "percentage", "percent", "share", "proportion", "divided by", " per ", "roas"];
+/// Words and phrases of a question that ask for a rate, a share or a ratio ("per" as in "cost
+/// per click").
+const RATE_PHRASES: &[&str] = &[
+    "rate",
+    "rates",
+    "ratio",
+    "ratios",
+    "percentage",
+    "percent",
+    "share",
+    "proportion",
+    "per",
+    "roas",
+    "divided by",
+];
 
-/// Words of a question that ask for counts or totals beside the rate.
-const PARTS_ASKED: &[&str] =
-    &["how many", "and the count", "and the number", "and the total", "counts", "totals", "numerator"];
+/// Words and phrases of a question that ask for counts or totals beside the rate.
+const PARTS_PHRASES: &[&str] = &[
+    "how many",
+    "the count",
+    "and the number",
+    "and the total",
+    "counts",
+    "totals",
+    "numerator",
+    "denominator",
+];
+
+/// True when the question asks for a rate and for no counts or totals beside it. Phrases are
+/// matched on whole words ("rate" is not in "separate").
+fn asks_for_a_rate_alone(question: &str) -> bool {
+    let text = format!(" {} ", lowercase_words(question).join(" "));
+    let says = |phrase: &&str| text.contains(&format!(" {phrase} "));
+    RATE_PHRASES.iter().any(says) && !PARTS_PHRASES.iter().any(says)
+}
 
 /// For a question asking for a rate (and no counts or totals beside it), the items of the
 /// outermost SELECT that are only the parts of another item's division — `SUM(clicks)` beside
 /// `100.0 * SUM(clicks) / SUM(impressions)` — dropped; an ORDER BY on a dropped item's name
-/// orders by its expression. None otherwise: a division's parts shown beside it make every row
-/// differ from the one value per group that was asked.
+/// orders by its expression. None otherwise, and when an ORDER BY by position or a HAVING would
+/// lose what it reads: a division's parts shown beside it make every row differ from the one
+/// value per group that was asked.
 pub fn ratio_parts_dropped(question: &str, sql: &str) -> Option<String> {
-    let lower = format!(" {} ", question.to_lowercase());
-    if !RATE_WORDS.iter().any(|w| lower.contains(w)) || PARTS_ASKED.iter().any(|w| lower.contains(w)) {
+    if !asks_for_a_rate_alone(question) {
         return None;
     }
     let mut query = parse_query(sql)?;
@@ -112,20 +140,31 @@ pub fn ratio_parts_dropped(question: &str, sql: &str) -> Option<String> {
                 .enumerate()
                 .any(|(other, inside)| other != index && inside.contains(&expr.to_string()))
     };
-    let mut dropped: BTreeMap<String, Expr> = BTreeMap::new();
+    // The dropped items' names, lower-cased, with their expressions.
+    let mut dropped_names: BTreeMap<String, Expr> = BTreeMap::new();
     let mut kept = Vec::new();
     for (index, item) in select.projection.iter().enumerate() {
         match (expr_of(item), item) {
-            (Some(expr), _) if is_part(index, &expr) => {
-                if let SelectItem::ExprWithAlias { alias, .. } = item {
-                    dropped.insert(alias.value.to_lowercase(), expr.clone());
-                }
-                dropped.entry(expr.to_string().to_lowercase()).or_insert(expr);
+            (Some(expr), SelectItem::ExprWithAlias { alias, .. }) if is_part(index, &expr) => {
+                dropped_names.insert(alias.value.to_lowercase(), expr);
             }
+            (Some(expr), _) if is_part(index, &expr) => {}
             _ => kept.push(item.clone()),
         }
     }
-    if dropped.is_empty() || kept.len() == select.projection.len() {
+    if kept.len() == select.projection.len() {
+        return None;
+    }
+    let reads_a_dropped_name = |node: &Expr| {
+        let mut reads = false;
+        let _ = sqlparser::ast::visit_expressions(node, |e| {
+            reads |=
+                matches!(e, Expr::Identifier(name) if dropped_names.contains_key(&name.value.to_lowercase()));
+            ControlFlow::<()>::Continue(())
+        });
+        reads
+    };
+    if select.having.as_ref().is_some_and(reads_a_dropped_name) {
         return None;
     }
     select.projection = kept;
@@ -136,10 +175,14 @@ pub fn ratio_parts_dropped(question: &str, sql: &str) -> Option<String> {
             if matches!(&order.expr, Expr::Value(v) if matches!(v.value, Value::Number(..))) {
                 return None;
             }
-            if let Expr::Identifier(name) = &order.expr {
-                if let Some(expr) = dropped.get(&name.value.to_lowercase()) {
-                    order.expr = expr.clone();
+            match &order.expr {
+                Expr::Identifier(name) => {
+                    if let Some(expr) = dropped_names.get(&name.value.to_lowercase()) {
+                        order.expr = expr.clone();
+                    }
                 }
+                other if reads_a_dropped_name(other) => return None,
+                _ => {}
             }
         }
     }
@@ -229,6 +272,13 @@ mod tests {
         let other = "SELECT region, COUNT(DISTINCT user_id) AS users, 100.0 * SUM(x) / COUNT(*) AS pct \
                      FROM orders GROUP BY region";
         assert_eq!(ratio_parts_dropped("What percentage per region?", other), None);
+        // "rate" only as a word ("separately"); a HAVING on a dropped part's name.
+        assert_eq!(ratio_parts_dropped("Show each region's refunded orders separately.", refunds), None);
+        let having = refunds.replace("GROUP BY region", "GROUP BY region HAVING orders > 10");
+        assert_eq!(
+            ratio_parts_dropped("What percentage of orders were refunded, per region?", &having),
+            None
+        );
         let by_position = format!("{refunds} ORDER BY 2 DESC");
         assert_eq!(
             ratio_parts_dropped("What percentage of orders were refunded, per region?", &by_position),
