@@ -69,10 +69,10 @@ client-test: build
 	QUARRY_BIN=$(BIN) $(CLIENT_VENV)/bin/python -m pytest tests/clients -q
 
 # The fuzz target builds from the library (without its runtime) and holds for a bounded run
-# (CI: 300 s); `make fuzz FUZZ_SECONDS=3600` for a longer one.
-FUZZ_SECONDS ?= 300
+# (CI: 60 s, leaving its 90 minutes to the tests with the real model); `make fuzz
+# FUZZ_SECONDS=3600` for a longer one.
+FUZZ_SECONDS ?= 60
 fuzz-check:
-	cargo check --manifest-path fuzz/Cargo.toml
 	scripts/fuzz.sh $(FUZZ_SECONDS)
 
 fuzz:

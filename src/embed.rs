@@ -2,8 +2,10 @@
 //! all-MiniLM-L6-v2 ONNX model (mean pooling) on ONNX Runtime loaded from the asset cache.
 //!
 //! It owns turning text into unit-length vectors, nothing else: what gets embedded is decided
-//! by `index` and `retrieve`.
+//! by `index` and `retrieve`. `Remembering` keeps the vectors of texts already embedded, so a
+//! re-index after a steward edit embeds only the documents that changed.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -101,6 +103,58 @@ impl Embedder for FastEmbedder {
     }
 }
 
+/// An embedder that remembers the vectors of the texts it embedded (up to `capacity` texts;
+/// when full it forgets them all and starts again). Re-indexing after one steward edit, or a
+/// second workspace over the same catalog in one process, then embeds only the new texts.
+/// The vectors are the inner embedder's, unchanged: it is deterministic.
+pub struct Remembering<E> {
+    inner: E,
+    capacity: usize,
+    known: Mutex<HashMap<String, Vec<f32>>>,
+}
+
+impl<E: Embedder> Remembering<E> {
+    pub fn new(inner: E, capacity: usize) -> Self {
+        Remembering { inner, capacity, known: Mutex::new(HashMap::new()) }
+    }
+}
+
+impl<E: Embedder> Embedder for Remembering<E> {
+    fn model_id(&self) -> &str {
+        self.inner.model_id()
+    }
+
+    fn dimension(&self) -> usize {
+        self.inner.dimension()
+    }
+
+    fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let lock = || self.known.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut missing: Vec<String> = {
+            let known = lock();
+            texts.iter().filter(|t| !known.contains_key(*t)).cloned().collect()
+        };
+        missing.sort_unstable();
+        missing.dedup();
+        // Embedded outside the lock: a long batch does not hold up texts already known.
+        let vectors = self.inner.embed(&missing)?;
+        let mut known = lock();
+        let mut fresh: HashMap<String, Vec<f32>> = missing.into_iter().zip(vectors).collect();
+        let out = texts
+            .iter()
+            .map(|t| known.get(t).or_else(|| fresh.get(t)).cloned())
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| {
+                EmbedError::Model("the embedding model returned fewer vectors than texts".into())
+            })?;
+        if known.len() + fresh.len() > self.capacity {
+            known.clear();
+        }
+        known.extend(fresh.drain().take(self.capacity));
+        Ok(out)
+    }
+}
+
 fn normalize(mut v: Vec<f32>) -> Vec<f32> {
     let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
     if norm > 0.0 {
@@ -112,4 +166,51 @@ fn normalize(mut v: Vec<f32>) -> Vec<f32> {
 /// Cosine similarity of two unit vectors.
 pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A vector per text from its length; counts the texts it was asked to embed.
+    struct Counting(AtomicUsize);
+
+    impl Embedder for Counting {
+        fn model_id(&self) -> &str {
+            "counting"
+        }
+        fn dimension(&self) -> usize {
+            2
+        }
+        fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
+            self.0.fetch_add(texts.len(), Ordering::SeqCst);
+            Ok(texts.iter().map(|t| vec![t.len() as f32, 1.0]).collect())
+        }
+    }
+
+    fn texts(words: &[&str]) -> Vec<String> {
+        words.iter().map(|w| w.to_string()).collect()
+    }
+
+    #[test]
+    fn remembered_texts_are_not_embedded_again_and_vectors_keep_their_order() {
+        let embedder = Remembering::new(Counting(AtomicUsize::new(0)), 100);
+        let first = embedder.embed(&texts(&["a", "bb", "a"])).unwrap();
+        assert_eq!(first, vec![vec![1.0, 1.0], vec![2.0, 1.0], vec![1.0, 1.0]]);
+        assert_eq!(embedder.inner.0.load(Ordering::SeqCst), 2, "a text repeated in a batch is embedded once");
+        let second = embedder.embed(&texts(&["ccc", "bb"])).unwrap();
+        assert_eq!(second, vec![vec![3.0, 1.0], vec![2.0, 1.0]]);
+        assert_eq!(embedder.inner.0.load(Ordering::SeqCst), 3, "only the new text is embedded");
+    }
+
+    #[test]
+    fn a_full_memory_starts_again_and_answers_stay_right() {
+        let embedder = Remembering::new(Counting(AtomicUsize::new(0)), 2);
+        embedder.embed(&texts(&["a", "bb"])).unwrap();
+        let third = embedder.embed(&texts(&["ccc"])).unwrap();
+        assert_eq!(third, vec![vec![3.0, 1.0]]);
+        assert!(embedder.known.lock().unwrap().len() <= 2);
+        assert_eq!(embedder.embed(&texts(&["a"])).unwrap(), vec![vec![1.0, 1.0]]);
+    }
 }

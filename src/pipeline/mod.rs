@@ -46,7 +46,7 @@ use serde::Serialize;
 use crate::catalog::{Catalog, CatalogError, Tier};
 use crate::check::{check, Confidence, Finding, Subject};
 use crate::config::Config;
-use crate::embed::{EmbedError, Embedder, FastEmbedder};
+use crate::embed::{EmbedError, Embedder, FastEmbedder, Remembering};
 use crate::history::structure::JoinEdge;
 use crate::history::verdict::{self, Reviews};
 use crate::history::{History, HistoryError, LogFormat};
@@ -429,12 +429,17 @@ pub fn load_default_llm(config: &Config) -> Result<Arc<dyn Llm>, LlmError> {
     Ok(Arc::new(LlamaCppLlm::load(&config.model, config.adapter.as_deref(), &config.llama_settings())?))
 }
 
-/// Loads the embedded default embedder from the configured assets.
+/// Loads the embedded default embedder from the configured assets; it remembers what it embedded.
 pub fn load_default_embedder(config: &Config) -> Result<Arc<dyn Embedder>, EmbedError> {
     let model_dir = config.assets.join("all-minilm-l6-v2");
     let runtime = config.assets.join("onnxruntime").join("libonnxruntime.so.1.31.1");
-    Ok(Arc::new(FastEmbedder::load(&model_dir, &runtime, config.threads)?))
+    let model = FastEmbedder::load(&model_dir, &runtime, config.threads)?;
+    Ok(Arc::new(Remembering::new(model, REMEMBERED_TEXTS)))
 }
+
+/// Texts whose vectors the default embedder keeps (about 40 MB at 384 dimensions): a catalog
+/// and query log of this size re-index after an edit by embedding only what changed.
+const REMEMBERED_TEXTS: usize = 20_000;
 
 /// The catalog of a workspace: what the files say, and what is in force with steward edits.
 pub struct LoadedCatalog {

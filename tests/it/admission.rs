@@ -200,9 +200,7 @@ async fn a_key_over_its_asks_per_minute_is_answered_429_and_audited() {
 /// (no place to wait) and is turned away at once; the first is answered.
 #[test]
 fn real_model_one_question_generates_and_the_next_is_turned_away_when_the_line_is_full() {
-    if crate::support::skip_without_real_model() {
-        return;
-    }
+    let Some(_turn) = crate::support::real_model_turn() else { return };
     let dir = private_workspace();
     let mut config = crate::support::config_for(dir.path());
     config.governance = dir.path().join("schemas");
@@ -247,9 +245,7 @@ fn real_model_one_question_generates_and_the_next_is_turned_away_when_the_line_i
 /// the next question as usual.
 #[test]
 fn real_model_a_question_cancelled_while_generating_stops_and_the_model_answers_the_next() {
-    if crate::support::skip_without_real_model() {
-        return;
-    }
+    let Some(_turn) = crate::support::real_model_turn() else { return };
     let dir = private_workspace();
     let mut config = crate::support::config_for(dir.path());
     config.governance = dir.path().join("schemas");

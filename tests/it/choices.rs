@@ -8,7 +8,7 @@ use quarry::llm::ScriptedLlm;
 use quarry::pipeline::Quarry;
 use serde_json::{json, Value};
 
-use crate::support::{open_private_with, private_workspace, real, request, skip_without_real_model, As};
+use crate::support::{open_private_with, private_workspace, real, real_model_turn, request, As};
 
 const ALL: &str = "SELECT COUNT(*) AS orders FROM orders";
 const COMPLETED: &str = "SELECT COUNT(*) AS orders FROM orders WHERE status = 'completed'";
@@ -197,9 +197,7 @@ async fn a_reading_the_principal_may_no_longer_run_is_refused_and_hidden() {
 /// The real model, five candidates, on a question that reads two ways in the demo warehouse.
 #[test]
 fn real_model_offers_readings_when_its_candidates_disagree_and_a_choice_answers() {
-    if skip_without_real_model() {
-        return;
-    }
+    let Some(_turn) = real_model_turn() else { return };
     let quarry = real();
     let analyst = quarry::pipeline::Principal::local();
     let options = quarry::pipeline::AskOptions {

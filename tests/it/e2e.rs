@@ -4,26 +4,18 @@
 use quarry::llm::{ChatPrompt, GenerationParams, Turn};
 use quarry::pipeline::{load_default_llm, Principal, Quarry};
 
-use crate::support::{assert_answers, config_for, embedder, real, skip_without_real_model};
+use crate::support::{assert_answers, config_for, embedder, real, real_model_turn};
 
-/// Questions the default model answers, with hand-written gold SQL.
-const CASES: &[(&str, &str)] = &[
-    (
-        "How many users who signed up in 2026 are on each plan?",
-        "SELECT plan, COUNT(*) FROM users WHERE signup_date BETWEEN '2026-01-01' AND '2026-12-31' GROUP BY plan",
-    ),
-    (
-        "How many paid users (plan plus or pro) does each country have? Show the country name and the count.",
-        "SELECT c.country_name, COUNT(*) FROM users u JOIN countries c ON c.country_code = u.country_code \
+/// A question the default model answers, with hand-written gold SQL.
+const CASES: &[(&str, &str)] = &[(
+    "How many paid users (plan plus or pro) does each country have? Show the country name and the count.",
+    "SELECT c.country_name, COUNT(*) FROM users u JOIN countries c ON c.country_code = u.country_code \
          WHERE u.plan IN ('plus', 'pro') GROUP BY c.country_name",
-    ),
-];
+)];
 
 #[test]
 fn real_model_answers_demo_questions_with_the_right_rows() {
-    if skip_without_real_model() {
-        return;
-    }
+    let Some(_turn) = real_model_turn() else { return };
     // Its own workspace and model: on 2 CPU cores a greedy answer can turn on what other tests
     // left in the shared model's cache (prefill batches sum in another order), and this test
     // pins answers, so it starts from the same state every run.
@@ -45,47 +37,12 @@ fn real_model_answers_demo_questions_with_the_right_rows() {
     }
 }
 
-#[tokio::test]
-async fn real_model_answers_over_http() {
-    use axum::body::Body;
-    use axum::http::{Request, StatusCode};
-    use http_body_util::BodyExt;
-    use tower::ServiceExt;
-
-    if skip_without_real_model() {
-        return;
-    }
-    let quarry = real();
-    let gold = quarry
-        .run_sql(
-            "SELECT COUNT(DISTINCT user_id) FROM daily_active_users WHERE activity_date = '2026-10-15'",
-            &Principal::local(),
-        )
-        .expect("gold runs");
-    let key = crate::support::api_key(&quarry, "analyst");
-    let app = quarry::http::app(quarry);
-    let request = Request::post("/api/v1/ask")
-        .header("content-type", "application/json")
-        .header("authorization", format!("Bearer {key}"))
-        .body(Body::from(r#"{"question": "How many distinct users were active on 2026-10-15?"}"#))
-        .expect("request");
-    let response = app.oneshot(request).await.expect("response");
-    let status = response.status();
-    let bytes = response.into_body().collect().await.expect("body").to_bytes();
-    let body: serde_json::Value = serde_json::from_slice(&bytes).expect("json");
-    assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body["result"]["rows"], serde_json::json!(gold.result.rows), "{body}");
-    assert_eq!(body["tables"][0]["name"], "daily_active_users", "{body}");
-}
-
 /// A steward tags a column as personal data; the real model answering an analyst's question
 /// about it never returns its values (the column is hidden from the prompt, and SQL that
 /// reads it anyway is refused).
 #[test]
 fn real_model_never_returns_a_column_a_steward_just_tagged_pii() {
-    if skip_without_real_model() {
-        return;
-    }
+    let Some(_turn) = real_model_turn() else { return };
     let dir = crate::support::private_workspace();
     let mut config = crate::support::config_for(dir.path());
     config.governance = dir.path().join("schemas");
@@ -116,9 +73,7 @@ fn real_model_never_returns_a_column_a_steward_just_tagged_pii() {
 /// (a repair round) prefills only the new tokens, and answers do not depend on what was cached.
 #[test]
 fn the_embedded_model_reuses_the_cached_prefix_without_changing_answers() {
-    if skip_without_real_model() {
-        return;
-    }
+    let Some(_turn) = real_model_turn() else { return };
     let dir = tempfile::tempdir().expect("temp dir");
     let llm = load_default_llm(&config_for(dir.path())).expect("model assets: run `make assets`");
     let first = plans_prompt("users(user_id, country_code, plan)");
@@ -172,9 +127,7 @@ const ORDERS_DDL: &str = "CREATE TABLE orders (\n  order_id INTEGER, -- primary 
 /// and every answer is the same as without the cache.
 #[test]
 fn the_embedded_model_restores_an_earlier_prompt_without_changing_answers() {
-    if skip_without_real_model() {
-        return;
-    }
+    let Some(_turn) = real_model_turn() else { return };
     let dir = tempfile::tempdir().expect("temp dir");
     let users = schema_prompt(USERS_DDL, "How many users are on each plan?");
     let orders = schema_prompt(ORDERS_DDL, "What is the total amount of the completed orders?");
@@ -216,9 +169,7 @@ fn the_embedded_model_restores_an_earlier_prompt_without_changing_answers() {
 /// whole answer either way.
 #[test]
 fn the_embedded_model_checks_drafted_tokens_without_changing_answers() {
-    if skip_without_real_model() {
-        return;
-    }
+    let Some(_turn) = real_model_turn() else { return };
     let dir = tempfile::tempdir().expect("temp dir");
     let users = schema_prompt(
         &format!("{USERS_DDL}\n{ORDERS_DDL}"),
@@ -300,9 +251,7 @@ fn rows_of(sql: &str) -> Result<Vec<Vec<String>>, String> {
 /// cache left as one sequence that later generations reuse unchanged.
 #[test]
 fn the_embedded_model_decodes_candidates_together_over_one_prompt() {
-    if skip_without_real_model() {
-        return;
-    }
+    let Some(_turn) = real_model_turn() else { return };
     let dir = tempfile::tempdir().expect("temp dir");
     let llm = load_default_llm(&config_for(dir.path())).expect("model assets: run `make assets`");
     let prompt = plans_prompt("users(user_id, country_code, plan, signup_date)");
@@ -355,9 +304,7 @@ fn the_embedded_model_decodes_candidates_together_over_one_prompt() {
 /// tables (SQL reading another is sent back to it, never run).
 #[test]
 fn real_model_answers_read_only_the_picked_tables() {
-    if skip_without_real_model() {
-        return;
-    }
+    let Some(_turn) = real_model_turn() else { return };
     let quarry = real();
     let options = quarry::pipeline::AskOptions {
         tables: Some(vec!["orders".into(), "countries".into()]),
@@ -375,26 +322,6 @@ fn real_model_answers_read_only_the_picked_tables() {
         }
         Err(other) => panic!("{other}"),
     }
-}
-
-/// With the real model, the same question asked again is served from the kept answer: the
-/// same SQL and rows, nothing generated. (Its own workspace: no other test edits its catalog.)
-#[test]
-fn real_model_serves_a_repeated_question_from_its_kept_answer() {
-    if skip_without_real_model() {
-        return;
-    }
-    let dir = tempfile::tempdir().expect("temp dir");
-    let quarry = own_real(dir.path());
-    let question = "How many orders were refunded in September 2026?";
-    let first = quarry.ask(question, &Principal::local()).expect("first answer");
-    assert!(!first.timings.answer_cached);
-    assert!(first.timings.completion_tokens > 0);
-    let again = quarry.ask(&format!("  {}  ", question.to_uppercase()), &Principal::local()).expect("again");
-    assert!(again.timings.answer_cached, "{:?}", again.timings);
-    assert_eq!(again.timings.completion_tokens, 0);
-    assert_eq!(again.question, question.to_uppercase(), "the answer names the question as asked");
-    assert_eq!((again.sql.as_str(), &again.result.rows), (first.sql.as_str(), &first.result.rows));
 }
 
 /// A workspace and model of the test's own (no other test edits it or fills its cache).

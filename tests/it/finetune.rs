@@ -11,9 +11,7 @@ use quarry::history::sql_key;
 use quarry::llm::{ChatPrompt, Generation, GenerationParams, LlamaCppLlm, Llm, LlmError, PromptRenderer};
 use quarry::pipeline::{load_default_llm, AskOptions, Principal, Quarry};
 
-use crate::support::{
-    config_for, embedder, private_workspace, repo_root, skip_without_real_model, spider_or_skip,
-};
+use crate::support::{config_for, embedder, private_workspace, real_model_turn, repo_root, spider_or_skip};
 
 /// The default adapter shipped with the repository.
 const DEFAULT_ADAPTER: &str = "training/adapters/qwen2.5-coder-0.5b-quarry-lora.gguf";
@@ -45,9 +43,7 @@ fn read_examples(path: &std::path::Path) -> Vec<TrainingExample> {
 
 #[test]
 fn the_export_writes_the_runtime_prompt_and_never_an_evaluation_question() {
-    if skip_without_real_model() {
-        return;
-    }
+    let Some(_turn) = real_model_turn() else { return };
     let Some(spider) =
         spider_or_skip("the_export_writes_the_runtime_prompt_and_never_an_evaluation_question")
     else {
@@ -166,9 +162,7 @@ fn the_evaluation_guard_catches_questions_and_sql_however_they_are_written() {
 
 #[test]
 fn a_fine_tuned_adapter_loads_in_the_embedded_runtime_and_answers_name_it() {
-    if skip_without_real_model() {
-        return;
-    }
+    let Some(_turn) = real_model_turn() else { return };
     let dir = private_workspace();
     let mut config = config_for(dir.path());
     config.governance = dir.path().join("schemas");
@@ -198,9 +192,7 @@ fn a_fine_tuned_adapter_loads_in_the_embedded_runtime_and_answers_name_it() {
 
 #[test]
 fn every_synthetic_pair_validates_runs_and_is_non_trivial() {
-    if skip_without_real_model() {
-        return;
-    }
+    let Some(_turn) = real_model_turn() else { return };
     let dir = private_workspace();
     let mut config = config_for(dir.path());
     config.governance = dir.path().join("schemas");

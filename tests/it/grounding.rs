@@ -8,9 +8,7 @@ use quarry::check::{FindingCode, Level};
 use quarry::llm::{ChatPrompt, Generation, GenerationParams, Llm, LlmError, ScriptedLlm};
 use quarry::pipeline::{load_default_llm, AskOptions, Principal, Quarry};
 
-use crate::support::{
-    assert_answers, config_for, embedder, private_workspace, real, skip_without_real_model,
-};
+use crate::support::{assert_answers, config_for, embedder, private_workspace, real, real_model_turn};
 
 const PER_STATUS: &str = "How many orders were placed for each status in September 2026?";
 const PER_STATUS_GOLD: &str = "SELECT status, COUNT(*) FROM orders \
@@ -161,30 +159,25 @@ fn real_after_first_answer(first: &str) -> (tempfile::TempDir, Arc<Quarry>) {
 }
 
 #[test]
-fn real_model_reads_time_phrases_as_their_ranges() {
-    if skip_without_real_model() {
-        return;
-    }
+fn real_model_reads_a_time_phrase_as_its_range() {
+    let Some(_turn) = real_model_turn() else { return };
     let quarry = real();
-    // The model filters on the resolved range, bounds as stated, for a relative phrase and an
-    // explicit month alike (what else it filters on is the model's reading of the question).
-    for (question, options) in [
-        ("How many orders were placed last month?", on("2026-10-15")),
-        ("How many orders were placed in September 2026?", AskOptions::default()),
-    ] {
-        let answer = quarry.ask_with(question, &Principal::local(), &options).expect("answer");
-        assert_eq!(
-            (answer.periods[0].start.as_str(), answer.periods[0].end.as_str()),
-            ("2026-09-01", "2026-10-01")
-        );
-        let sql = answer.sql.replace(' ', "");
-        assert!(
-            sql.contains(">='2026-09-01'") && sql.contains("<'2026-10-01'"),
-            "{question}: the SQL does not use the resolved range: {}",
-            answer.sql
-        );
-        assert!(!answer.result.rows.is_empty(), "{}", answer.sql);
-    }
+    // The model filters on the resolved range of a relative phrase, bounds as stated (what else
+    // it filters on is the model's reading of the question). An explicit month is read the same
+    // way (`timeframe`'s unit tests); `real_model_follows_the_glossary_definition` asks one.
+    let question = "How many orders were placed last month?";
+    let answer = quarry.ask_with(question, &Principal::local(), &on("2026-10-15")).expect("answer");
+    assert_eq!(
+        (answer.periods[0].start.as_str(), answer.periods[0].end.as_str()),
+        ("2026-09-01", "2026-10-01")
+    );
+    let sql = answer.sql.replace(' ', "");
+    assert!(
+        sql.contains(">='2026-09-01'") && sql.contains("<'2026-10-01'"),
+        "{question}: the SQL does not use the resolved range: {}",
+        answer.sql
+    );
+    assert!(!answer.result.rows.is_empty(), "{}", answer.sql);
 }
 
 /// A check that flags a right answer would send the model to "repair" it into a wrong one:
@@ -216,31 +209,9 @@ fn no_check_finds_a_fix_on_a_right_answer() {
     assert!(flagged.is_empty(), "{}", flagged.join("\n"));
 }
 
-/// With the real model, days written out are a range with both ends in it: the answer counts
-/// the last day and not the one after (a bound off by a day is a check finding, repaired).
-#[test]
-fn real_model_counts_both_days_of_a_written_out_range() {
-    if skip_without_real_model() {
-        return;
-    }
-    let quarry = real();
-    let answer = crate::support::assert_answers(
-        &quarry,
-        "How many users signed up between 2026-09-01 and 2026-09-30?",
-        &AskOptions::default(),
-        "SELECT COUNT(*) FROM users WHERE signup_date >= '2026-09-01' AND signup_date < '2026-10-01'",
-    );
-    assert_eq!(
-        (answer.periods[0].start.as_str(), answer.periods[0].end.as_str()),
-        ("2026-09-01", "2026-10-01")
-    );
-}
-
 #[test]
 fn real_model_follows_the_glossary_definition() {
-    if skip_without_real_model() {
-        return;
-    }
+    let Some(_turn) = real_model_turn() else { return };
     let quarry = real();
     // Revenue counts completed orders only (schemas/demo/commerce.toml).
     let gold = "SELECT SUM(total_amount) FROM orders WHERE status = 'completed' \
@@ -250,9 +221,7 @@ fn real_model_follows_the_glossary_definition() {
 
 #[test]
 fn real_model_repairs_what_a_check_finds() {
-    if skip_without_real_model() {
-        return;
-    }
+    let Some(_turn) = real_model_turn() else { return };
     let (_dir, quarry) = real_after_first_answer(LIMIT_ONE);
     let answer = assert_answers(&quarry, PER_STATUS, &AskOptions::default(), PER_STATUS_GOLD);
     assert_eq!(answer.repairs.len(), 1, "{:?}", answer.repairs);
@@ -261,9 +230,7 @@ fn real_model_repairs_what_a_check_finds() {
 
 #[test]
 fn real_model_answer_after_the_data_ends_says_so() {
-    if skip_without_real_model() {
-        return;
-    }
+    let Some(_turn) = real_model_turn() else { return };
     let quarry = real();
     let answer = quarry
         .ask_with("How many orders were placed in November 2026?", &Principal::local(), &on("2026-12-03"))
@@ -390,45 +357,10 @@ fn a_name_read_in_the_list_that_gives_it_is_written_out() {
 /// answer runs, one row per month (what else it filters on is the model's reading).
 #[test]
 fn real_model_answers_a_change_from_the_previous_month() {
-    if skip_without_real_model() {
-        return;
-    }
+    let Some(_turn) = real_model_turn() else { return };
     let quarry = real();
     let answer = quarry.ask(MONTHLY_CHANGE, &Principal::local()).expect("an answer that runs");
     assert_eq!(answer.result.rows.len(), 4, "{}\n{:?}", answer.sql, answer.result.rows);
-}
-
-/// The real model given `LIMIT 1` for the top row of each group: it ranks within groups, or
-/// the answer says what is wrong (never one row presented as every group's top).
-#[test]
-fn real_model_ranks_within_groups_after_limit_one_or_says_it_did_not() {
-    if skip_without_real_model() {
-        return;
-    }
-    let (_dir, quarry) = real_after_first_answer(&format!("{EVERY_COUNTRY} LIMIT 1"));
-    let principal = Principal::local();
-    let expected = quarry.run_sql(TOP_COUNTRY, &principal).expect("gold runs");
-    let answer = quarry.ask(TOP_PER_REGION, &principal).expect("answer");
-    let right = quarry::eval::same_result(&expected.result, &answer.result, false);
-    let said = !answer.findings.is_empty() && answer.confidence.level == Level::Low;
-    assert!(right || said, "neither right nor flagged: {}\n{:?}", answer.sql, answer.findings);
-}
-
-/// The real model given every row of every group: it keeps the top one per group, or the
-/// answer says it did not (never a silent list of every group's rows).
-#[test]
-fn real_model_keeps_the_top_row_of_each_group_or_says_it_did_not() {
-    if skip_without_real_model() {
-        return;
-    }
-    let (_dir, quarry) = real_after_first_answer(EVERY_COUNTRY);
-    let principal = Principal::local();
-    let expected = quarry.run_sql(TOP_COUNTRY, &principal).expect("gold runs");
-    let answer = quarry.ask(TOP_PER_REGION, &principal).expect("answer");
-    let right = quarry::eval::same_result(&expected.result, &answer.result, false);
-    let said = answer.findings.iter().any(|f| f.code == FindingCode::TopPerGroup)
-        && answer.confidence.level == Level::Low;
-    assert!(right || said, "neither right nor flagged: {}\n{:?}", answer.sql, answer.findings);
 }
 
 /// A small warehouse that declares no keys, where joining through the link table gives other
@@ -499,9 +431,7 @@ fn keys_a_warehouse_does_not_declare_reach_the_prompt_unless_switched_off() {
 
 #[test]
 fn real_model_joins_along_a_key_the_warehouse_does_not_declare() {
-    if skip_without_real_model() {
-        return;
-    }
+    let Some(_turn) = real_model_turn() else { return };
     let (_dir, quarry) = undeclared_keys_with_the_real_model();
     let gold = "SELECT j.name, COUNT(*) FROM publication p JOIN journal j ON j.jid = p.jid GROUP BY j.name";
     assert_answers(&quarry, PER_JOURNAL, &AskOptions::default(), gold);
@@ -523,9 +453,7 @@ fn the_link_table_between_two_offered_tables_is_offered_too() {
 
 #[test]
 fn real_model_counts_through_the_link_table() {
-    if skip_without_real_model() {
-        return;
-    }
+    let Some(_turn) = real_model_turn() else { return };
     let (_dir, quarry) = undeclared_keys_with_the_real_model();
     let gold = "SELECT a.name, COUNT(*) FROM writes w JOIN author a ON a.aid = w.aid GROUP BY a.name";
     let answer = assert_answers(&quarry, PER_AUTHOR, &AskOptions::default(), gold);
@@ -558,9 +486,7 @@ fn a_breakdown_left_unordered_comes_largest_first_unless_switched_off() {
 
 #[test]
 fn real_model_breakdown_comes_largest_first() {
-    if skip_without_real_model() {
-        return;
-    }
+    let Some(_turn) = real_model_turn() else { return };
     let answer = real().ask(PER_STATUS, &Principal::local()).expect("answer");
     let counts = last_column_counts(&answer);
     assert!(counts.len() > 1, "one row per status: {}", answer.sql);
@@ -600,9 +526,7 @@ fn a_column_of_year_numbers_is_shown_as_years_and_its_year_is_the_column() {
 
 #[test]
 fn real_model_groups_by_a_column_of_year_numbers_as_it_is() {
-    if skip_without_real_model() {
-        return;
-    }
+    let Some(_turn) = real_model_turn() else { return };
     let (_dir, quarry) = undeclared_keys_with_the_real_model();
     assert_answers(&quarry, PER_YEAR, &AskOptions::default(), PER_YEAR_GOLD);
 }

@@ -258,9 +258,7 @@ fn ranking_respects_governance_and_excluded_tables_never_appear() {
 /// The real model writes intent texts for ingested queries (`--llm-intents`).
 #[test]
 fn the_real_model_writes_intents() {
-    if crate::support::skip_without_real_model() {
-        return;
-    }
+    let Some(_turn) = crate::support::real_model_turn() else { return };
     let dir = crate::support::private_workspace();
     let mut config = crate::support::config_for(dir.path());
     config.governance = dir.path().join("schemas");

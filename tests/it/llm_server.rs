@@ -13,7 +13,7 @@ use quarry::pipeline::{load_default_llm, AskOptions, Principal, Quarry};
 use quarry::warehouse::Cancel;
 use serde_json::{json, Value};
 
-use crate::support::{config_for, embedder, shared_workspace, skip_without_real_model};
+use crate::support::{config_for, embedder, real_model_turn, shared_workspace};
 
 /// A server on a free local port answering every chat request with `reply`; the requests it
 /// got are kept.
@@ -113,9 +113,7 @@ fn server_failures_are_errors_that_name_the_server_and_the_fix() {
 /// and points `QUARRY_LLAMA_SERVER` at it.
 #[test]
 fn a_question_through_a_real_llama_server() {
-    if skip_without_real_model() {
-        return;
-    }
+    let Some(_turn) = real_model_turn() else { return };
     let Some(binary) = std::env::var_os("QUARRY_LLAMA_SERVER") else {
         panic!("QUARRY_LLAMA_SERVER is not set: run scripts/build-llama-server.sh and set it to the binary it prints");
     };

@@ -22,8 +22,8 @@ use quarry::warehouse::{
 
 use crate::adversarial::{check, corpus, Codes, World};
 use crate::support::{
-    admin_or_skip, config_for, demo_policy, embedder, metadata_database, scripted, shared_workspace,
-    skip_without_real_model, TestDatabase, SCRIPT,
+    admin_or_skip, config_for, demo_policy, embedder, metadata_database, real_model_turn, scripted,
+    shared_workspace, TestDatabase, SCRIPT,
 };
 
 /// A database of one test holding the demo warehouse in schema `public`, and a login that may
@@ -430,9 +430,7 @@ fn deadlines_and_dropped_connections_are_errors_not_hangs() {
 /// has the rows of the gold SQL run on the SQLite demo.
 #[test]
 fn real_model_answers_a_demo_question_on_postgres() {
-    if skip_without_real_model() {
-        return;
-    }
+    let Some(_turn) = real_model_turn() else { return };
     let Some(admin) = admin_or_skip("real_model_answers_a_demo_question_on_postgres") else { return };
     let db = demo_database(&admin, "real");
     let llm = load_default_llm(&config_for(shared_workspace())).expect("model assets: run `make assets`");

@@ -2,7 +2,8 @@
 //! (`[answer] rewrites`): the top of all groups for the top of each, a count per group for one
 //! number, one column required to hold two values, a join nothing reads, an exclusion copied
 //! from an example, every row in order for the top one, a ratio filtered by its own condition,
-//! a weekday asked as a number, a value asked rounded.
+//! a weekday asked as a number, a value asked rounded, a rate asked alone shown with its parts,
+//! an absence asked of what is counted made by the row's own key.
 //! Scripted-model tests for the pipeline and the switch; real-model tests for the lever.
 
 use std::sync::Arc;
@@ -10,9 +11,7 @@ use std::sync::Arc;
 use quarry::llm::ScriptedLlm;
 use quarry::pipeline::{AskOptions, Principal, Quarry};
 
-use crate::support::{
-    assert_answers, config_for, embedder, private_workspace, real, skip_without_real_model,
-};
+use crate::support::{assert_answers, config_for, embedder, private_workspace, real, real_model_turn};
 
 const TOP_PER_CATEGORY: &str = "In each topic category, which topic had the most posts published in 2026? \
      Show the category, the topic name and its number of posts.";
@@ -146,17 +145,13 @@ fn a_ratio_whose_condition_is_also_its_filter_counts_among_all_rows() {
 
 #[test]
 fn real_model_counts_every_status_asked_for() {
-    if skip_without_real_model() {
-        return;
-    }
+    let Some(_turn) = real_model_turn() else { return };
     assert_answers(&real(), PER_STATUS, &AskOptions::default(), PER_STATUS_GOLD);
 }
 
 #[test]
 fn real_model_answers_the_top_of_each_group() {
-    if skip_without_real_model() {
-        return;
-    }
+    let Some(_turn) = real_model_turn() else { return };
     assert_answers(&real(), TOP_PER_CATEGORY, &AskOptions::default(), TOP_PER_CATEGORY_GOLD);
 }
 
@@ -189,9 +184,7 @@ fn a_weekday_asked_as_a_number_is_a_number_and_a_value_asked_rounded_is_rounded(
 
 #[test]
 fn real_model_gives_a_weekday_asked_as_a_number_as_a_number() {
-    if skip_without_real_model() {
-        return;
-    }
+    let Some(_turn) = real_model_turn() else { return };
     let question = "How many orders were placed on each day of the week in October 2026? Show the day of \
          the week as a number from 0 (Sunday) to 6 (Saturday) and the order count, in day-number order.";
     let gold =
@@ -202,8 +195,48 @@ fn real_model_gives_a_weekday_asked_as_a_number_as_a_number() {
 
 #[test]
 fn real_model_answers_the_top_one() {
-    if skip_without_real_model() {
-        return;
-    }
+    let Some(_turn) = real_model_turn() else { return };
     assert_answers(&real(), TOP_TOPIC, &AskOptions::default(), TOP_TOPIC_GOLD);
+}
+
+const REFUND_RATE: &str =
+    "What percentage of the orders placed in September 2026 were refunded, in each region? \
+     Round to 2 decimals.";
+const REFUND_RATE_GOLD: &str =
+    "SELECT c.region, ROUND(100.0 * SUM(CASE WHEN o.status = 'refunded' THEN 1 ELSE 0 END) \
+     / COUNT(*), 2) AS refund_pct FROM orders o JOIN countries c ON c.country_code = o.country_code \
+     WHERE o.ordered_at >= '2026-09-01' AND o.ordered_at < '2026-10-01' GROUP BY c.region";
+
+#[test]
+fn a_rate_asked_alone_is_shown_without_its_parts() {
+    let dir = private_workspace();
+    let with_parts = "SELECT c.region, COUNT(*) AS orders, ROUND(100.0 * SUM(CASE WHEN o.status = 'refunded' \
+         THEN 1 ELSE 0 END) / COUNT(*), 2) AS refund_pct FROM orders o JOIN countries c ON c.country_code = o.country_code \
+         WHERE o.ordered_at >= '2026-09-01' AND o.ordered_at < '2026-10-01' GROUP BY c.region ORDER BY orders DESC";
+    let quarry = open(dir.path(), with_parts, true);
+    let answer = assert_answers(&quarry, REFUND_RATE, &AskOptions::default(), REFUND_RATE_GOLD);
+    assert_eq!(answer.result.columns, vec!["region".to_string(), "refund_pct".to_string()], "{}", answer.sql);
+}
+
+const ABSENT_AUTHORS: &str =
+    "How many distinct authors published at least one post in July 2026 but none in August 2026?";
+const ABSENT_AUTHORS_GOLD: &str = "SELECT COUNT(DISTINCT author_id) FROM posts \
+     WHERE created_at >= '2026-07-01' AND created_at < '2026-08-01' AND author_id NOT IN \
+     (SELECT author_id FROM posts WHERE created_at >= '2026-08-01' AND created_at < '2026-09-01')";
+
+#[test]
+fn an_absence_asked_of_authors_excludes_authors_not_posts() {
+    let dir = private_workspace();
+    let by_post = "SELECT COUNT(DISTINCT p.author_id) AS authors FROM posts p \
+         WHERE p.created_at >= '2026-07-01' AND p.created_at < '2026-08-01' AND p.post_id NOT IN \
+         (SELECT post_id FROM posts WHERE created_at >= '2026-08-01' AND created_at < '2026-09-01')";
+    let quarry = open(dir.path(), by_post, true);
+    let answer = assert_answers(&quarry, ABSENT_AUTHORS, &AskOptions::default(), ABSENT_AUTHORS_GOLD);
+    assert!(answer.sql.contains("p.author_id NOT IN (SELECT author_id"), "{}", answer.sql);
+}
+
+#[test]
+fn real_model_gives_a_rate_asked_alone() {
+    let Some(_turn) = real_model_turn() else { return };
+    assert_answers(&real(), REFUND_RATE, &AskOptions::default(), REFUND_RATE_GOLD);
 }

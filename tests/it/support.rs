@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
@@ -113,14 +113,17 @@ pub fn spider_or_skip(test: &str) -> Option<PathBuf> {
     None
 }
 
-/// True (and says so) when the slow tests with the real model should not run: they run when
-/// `QUARRY_E2E=1`.
-pub fn skip_without_real_model() -> bool {
-    let skip = !std::env::var("QUARRY_E2E").is_ok_and(|v| v == "1");
-    if skip {
+/// The turn of a test with the real model: None (and says so) when such tests should not run
+/// (they run when `QUARRY_E2E=1`), else a guard held for the test's length. One such test runs
+/// at a time: two models decoding on two cores slow each other down more than twofold, while
+/// the scripted tests go on beside the one that runs.
+pub fn real_model_turn() -> Option<MutexGuard<'static, ()>> {
+    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+    if !std::env::var("QUARRY_E2E").is_ok_and(|v| v == "1") {
         eprintln!("skipped: set QUARRY_E2E=1 to run tests with the real model");
+        return None;
     }
-    skip
+    Some(ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner()))
 }
 
 /// The shared demo workspace opened with the real model.

@@ -14,7 +14,7 @@ use quarry::history::LogFormat;
 use quarry::llm::ScriptedLlm;
 use quarry::pipeline::Principal;
 
-use crate::support::{open_private_with, private_workspace, repo_root, request, skip_without_real_model, As};
+use crate::support::{open_private_with, private_workspace, real_model_turn, repo_root, request, As};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -198,10 +198,10 @@ async fn no_surface_shows_a_role_what_it_may_not_read() {
 /// Only verified pairs that every role may be shown reach the training data: the poisoned log
 /// claims to be verified, and none of its canaries is exported.
 #[tokio::test]
+// The turn only keeps real-model tests apart; nothing else takes it while this test awaits.
+#[allow(clippy::await_holding_lock)]
 async fn the_training_export_takes_no_pair_some_role_may_not_see() {
-    if skip_without_real_model() {
-        return;
-    }
+    let Some(_turn) = real_model_turn() else { return };
     let corpus = corpus();
     let (dir, quarry) = poisoned(&corpus).await;
     let out = tempfile::tempdir().expect("temp dir");

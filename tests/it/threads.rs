@@ -9,8 +9,7 @@ use quarry::pipeline::{AskOptions, Principal, PriorTurn, Quarry};
 use serde_json::{json, Value};
 
 use crate::support::{
-    assert_answers, open_private_with, private_workspace, real, request, scripted, skip_without_real_model,
-    As,
+    assert_answers, open_private_with, private_workspace, real, real_model_turn, request, scripted, As,
 };
 
 const MONTHLY: &str = "SELECT strftime('%Y-%m', ordered_at) AS month, COUNT(*) AS orders FROM orders \
@@ -293,9 +292,7 @@ fn every_follow_up_pair_has_gold_sql_that_runs_and_differs() {
 
 #[test]
 fn real_model_answers_a_follow_up_in_the_context_of_its_thread() {
-    if skip_without_real_model() {
-        return;
-    }
+    let Some(_turn) = real_model_turn() else { return };
     let quarry = real();
     // The earlier turn as a right first answer would leave it: the follow-up alone is tested.
     let options = AskOptions {

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use crate::support::{
     assert_answers, config_for, embedder, index_backends, open_private_at, private_workspace, qdrant_or_skip,
-    skip_without_real_model, IndexAt,
+    real_model_turn, IndexAt,
 };
 
 const DIM: usize = 8;
@@ -319,9 +319,7 @@ fn retrieval_and_steward_edits_work_alike_on_every_backend() {
 
 #[test]
 fn the_real_model_answers_from_a_server_index() {
-    if skip_without_real_model() {
-        return;
-    }
+    let Some(_turn) = real_model_turn() else { return };
     let Some(url) = qdrant_or_skip("the_real_model_answers_from_a_server_index") else { return };
     let index = IndexAt::server(&url);
     let dir = tempfile::tempdir().expect("temp dir");
