@@ -437,8 +437,9 @@ pub fn load_default_embedder(config: &Config) -> Result<Arc<dyn Embedder>, Embed
     Ok(Arc::new(Remembering::new(model, REMEMBERED_TEXTS)))
 }
 
-/// Texts whose vectors the default embedder keeps (about 40 MB at 384 dimensions): a catalog
-/// and query log of this size re-index after an edit by embedding only what changed.
+/// Texts whose vectors the default embedder keeps (30 MB of vectors at 384 dimensions, plus the
+/// texts): a catalog and query log of this size re-index after an edit by embedding only what
+/// changed.
 const REMEMBERED_TEXTS: usize = 20_000;
 
 /// The catalog of a workspace: what the files say, and what is in force with steward edits.

@@ -267,6 +267,37 @@ const QUESTIONS: &[&str] = &[
     "How many paid users does each plan have?",
 ];
 
+/// The default embedder remembers what it embedded, and what it gives is the model's own: a
+/// text remembered from one batch gets the vector a fresh embedder gives it in another, each
+/// in its place.
+#[test]
+fn remembered_vectors_are_the_models_own_in_their_places() {
+    let texts: Vec<String> = [
+        "orders per country last month",
+        "revenue of completed orders",
+        "users on each plan",
+        "refund rate by region",
+    ]
+    .map(String::from)
+    .to_vec();
+    let remembering =
+        quarry::pipeline::load_default_embedder(&config_for(std::path::Path::new("/nonexistent")))
+            .expect("embedding assets: run `make assets`");
+    remembering.embed(&texts[1..3]).expect("first batch");
+    let mixed = remembering.embed(&texts).expect("remembered and new texts");
+    let fresh = quarry::pipeline::load_default_embedder(&config_for(std::path::Path::new("/nonexistent")))
+        .expect("embedding assets")
+        .embed(&texts)
+        .expect("one batch");
+    assert_eq!(mixed.len(), texts.len());
+    for (i, (a, b)) in mixed.iter().zip(&fresh).enumerate() {
+        let gap = a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+        assert!(gap < 1e-4, "{}: differs by {gap}", texts[i]);
+    }
+    let similarity = quarry::embed::cosine(&mixed[0], &mixed[2]);
+    assert!(similarity < 0.99, "different texts got the same vector: {similarity}");
+}
+
 fn top_table(quarry: &Quarry, question: &str) -> String {
     let tables = quarry.search_tables(&Principal::local(), question, 3).expect("search");
     tables.first().map(|t| t.name.clone()).unwrap_or_default()
