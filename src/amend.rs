@@ -20,6 +20,7 @@ use crate::history::structure::{parse_query, plain_arguments, selects_of, Scope}
 
 mod filters;
 mod groups;
+mod joins;
 mod values;
 
 pub use filters::{
@@ -27,10 +28,12 @@ pub use filters::{
     ratio_filtered_twice, string_values, unread_joins,
 };
 pub use groups::{groups_counted, the_top_one, top_per_group};
+pub use joins::{declared_join_keys, invented_lookups};
 pub use values::{numbers_asked, ratio_parts_dropped, rounding_asked};
 
 /// `sql` rewritten where its shape cannot give what the question asks (`[answer] rewrites`):
-/// exclusions of `copied` values dropped (`prompt::copied_values`), unread joins dropped, one
+/// a join on columns its tables lack remade on the key the catalog declares, a join to an
+/// invented lookup table read from the table beside it, exclusions of `copied` values dropped (`prompt::copied_values`), unread joins dropped, one
 /// column equal to two values intersected, groups counted, the top row of each group ranked
 /// within it, the top row asked for kept (ties too), a ratio's condition taken out of its
 /// WHERE, a rate asked alone shown without its parts, the last day of a range the question
@@ -44,6 +47,8 @@ pub fn rewrites(question: &str, sql: &str, catalog: &Catalog, copied: &[String])
             current = Some(next);
         }
     };
+    apply(&|sql| declared_join_keys(sql, catalog));
+    apply(&|sql| invented_lookups(sql, catalog));
     apply(&|sql| copied_exclusions(sql, copied));
     apply(&|sql| unread_joins(sql, catalog));
     apply(&both_values);

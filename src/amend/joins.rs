@@ -1,0 +1,316 @@
+//! Joins the catalog can correct without a model: a join made on columns its two tables do not
+//! have, remade on the one key the catalog declares between them, and a join to a table that
+//! does not exist whose only use is the column its ON already takes from a table that does.
+
+use sqlparser::ast::{BinaryOperator, Expr, Ident, JoinConstraint, JoinOperator, Select, TableFactor};
+
+use crate::catalog::{Catalog, Table};
+
+/// `sql` with each join whose ON (`a.x = b.y`) names a column one of its two tables does not
+/// have remade on the key the catalog declares between those tables (`a.fk = b.key`), when it
+/// declares exactly one; None when there is no such join. "cars_data JOIN car_names ON
+/// T1.MakeId = T2.MakeId" guesses a key that cars_data does not have; the catalog says
+/// `cars_data.Id` references `car_names.MakeId`. A join whose columns exist is left alone,
+/// even when another key is declared: the model may mean another relation.
+pub fn declared_join_keys(sql: &str, catalog: &Catalog) -> Option<String> {
+    super::edit_every_select(sql, |select| {
+        let handles = handles_of(select, catalog);
+        let mut changed = false;
+        for join in select.from.iter_mut().flat_map(|from| from.joins.iter_mut()) {
+            let Some(on) = on_of_mut(&mut join.join_operator) else { continue };
+            let Expr::BinaryOp { left, op: BinaryOperator::Eq, right } = on else { continue };
+            let (Some((left_handle, left_column)), Some((right_handle, right_column))) =
+                (qualified(left), qualified(right))
+            else {
+                continue;
+            };
+            let (Some(left_table), Some(right_table)) =
+                (table_of(&handles, &left_handle), table_of(&handles, &right_handle))
+            else {
+                continue;
+            };
+            if left_table.name.eq_ignore_ascii_case(&right_table.name)
+                || (left_table.column(&left_column.value).is_some()
+                    && right_table.column(&right_column.value).is_some())
+            {
+                continue;
+            }
+            let keys = declared_between(left_table, right_table);
+            let [(from_left, from_right)] = keys.as_slice() else {
+                continue;
+            };
+            *on = Expr::BinaryOp {
+                left: Box::new(Expr::CompoundIdentifier(vec![left_handle, Ident::new(from_left.clone())])),
+                op: BinaryOperator::Eq,
+                right: Box::new(Expr::CompoundIdentifier(vec![right_handle, Ident::new(from_right.clone())])),
+            };
+            changed = true;
+        }
+        changed
+    })
+}
+
+/// `sql` with each inner or left join to a table the catalog does not have dropped, when its ON
+/// is one equality with a column of a table that exists (`co.region = r.region`) and the query
+/// reads nothing else of it: its column is then that same value, so each use of it reads the
+/// existing table's column instead. None when there is no such join. The model invents lookup
+/// tables ("JOIN regions r ON co.region = r.region" to show `r.region`) for values the table
+/// beside them already holds.
+pub fn invented_lookups(sql: &str, catalog: &Catalog) -> Option<String> {
+    super::edit_every_select(sql, |select| {
+        let mut changed = false;
+        'joins: loop {
+            for (f, j) in join_positions(select) {
+                let join = &select.from[f].joins[j];
+                let TableFactor::Table { name, alias, .. } = &join.relation else { continue };
+                let Some(table_name) = name.0.last().and_then(|p| p.as_ident()) else { continue };
+                if catalog.table(&table_name.value).is_some() || !is_inner_or_left(&join.join_operator) {
+                    continue;
+                }
+                let handle =
+                    alias.as_ref().map(|a| a.name.value.clone()).unwrap_or_else(|| table_name.value.clone());
+                let Some(Expr::BinaryOp { left, op: BinaryOperator::Eq, right }) = on_of(&join.join_operator)
+                else {
+                    continue;
+                };
+                let (Some(left_ref), Some(right_ref)) = (qualified(left), qualified(right)) else { continue };
+                let (invented, kept) = if left_ref.0.value.eq_ignore_ascii_case(&handle) {
+                    (left_ref, right.as_ref().clone())
+                } else if right_ref.0.value.eq_ignore_ascii_case(&handle) {
+                    (right_ref, left.as_ref().clone())
+                } else {
+                    continue;
+                };
+                let mut without = select.clone();
+                without.from[f].joins.remove(j);
+                if !reads_only(&without, &handle, &invented.1.value) {
+                    continue;
+                }
+                let _ = sqlparser::ast::visit_expressions_mut(&mut without, |expr| {
+                    if qualified(expr).is_some_and(|(h, _)| h.value.eq_ignore_ascii_case(&handle)) {
+                        *expr = kept.clone();
+                    }
+                    std::ops::ControlFlow::<()>::Continue(())
+                });
+                *select = without;
+                changed = true;
+                continue 'joins;
+            }
+            break;
+        }
+        changed
+    })
+}
+
+/// Every join of a SELECT as (FROM item, join) positions.
+fn join_positions(select: &Select) -> Vec<(usize, usize)> {
+    (select.from.iter().enumerate())
+        .flat_map(|(f, from)| (0..from.joins.len()).map(move |j| (f, j)))
+        .collect()
+}
+
+fn is_inner_or_left(operator: &JoinOperator) -> bool {
+    matches!(
+        operator,
+        JoinOperator::Join(_) | JoinOperator::Inner(_) | JoinOperator::Left(_) | JoinOperator::LeftOuter(_)
+    )
+}
+
+/// Whether every column `select` reads through `handle` is `column`, and nothing reads it
+/// unqualified or whole (`handle.*`, `*`).
+fn reads_only(select: &Select, handle: &str, column: &str) -> bool {
+    let whole = select.projection.iter().any(|item| {
+        !matches!(
+            item,
+            sqlparser::ast::SelectItem::UnnamedExpr(_) | sqlparser::ast::SelectItem::ExprWithAlias { .. }
+        )
+    });
+    let mut other = false;
+    let _ = sqlparser::ast::visit_expressions(select, |expr| {
+        if let Expr::CompoundIdentifier(parts) = expr {
+            let names_handle = parts.len() >= 2 && parts[parts.len() - 2].value.eq_ignore_ascii_case(handle);
+            other |= names_handle && !parts[parts.len() - 1].value.eq_ignore_ascii_case(column);
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+    !whole && !other
+}
+
+/// The ON condition of a join that has one.
+fn on_of(operator: &JoinOperator) -> Option<&Expr> {
+    match operator {
+        JoinOperator::Join(JoinConstraint::On(on))
+        | JoinOperator::Inner(JoinConstraint::On(on))
+        | JoinOperator::Left(JoinConstraint::On(on))
+        | JoinOperator::LeftOuter(JoinConstraint::On(on))
+        | JoinOperator::Right(JoinConstraint::On(on))
+        | JoinOperator::RightOuter(JoinConstraint::On(on))
+        | JoinOperator::FullOuter(JoinConstraint::On(on)) => Some(on),
+        _ => None,
+    }
+}
+
+fn on_of_mut(operator: &mut JoinOperator) -> Option<&mut Expr> {
+    match operator {
+        JoinOperator::Join(JoinConstraint::On(on))
+        | JoinOperator::Inner(JoinConstraint::On(on))
+        | JoinOperator::Left(JoinConstraint::On(on))
+        | JoinOperator::LeftOuter(JoinConstraint::On(on))
+        | JoinOperator::Right(JoinConstraint::On(on))
+        | JoinOperator::RightOuter(JoinConstraint::On(on))
+        | JoinOperator::FullOuter(JoinConstraint::On(on)) => Some(on),
+        _ => None,
+    }
+}
+
+/// `handle.column` as its two names.
+fn qualified(expr: &Expr) -> Option<(Ident, Ident)> {
+    match expr {
+        Expr::CompoundIdentifier(parts) if parts.len() == 2 => Some((parts[0].clone(), parts[1].clone())),
+        Expr::Nested(inner) => qualified(inner),
+        _ => None,
+    }
+}
+
+/// The handles (alias, else name) of a SELECT's catalog tables, with their tables.
+fn handles_of<'c>(select: &Select, catalog: &'c Catalog) -> Vec<(String, &'c Table)> {
+    let factors = select
+        .from
+        .iter()
+        .flat_map(|from| std::iter::once(&from.relation).chain(from.joins.iter().map(|j| &j.relation)));
+    factors
+        .filter_map(|factor| {
+            let TableFactor::Table { name, alias, .. } = factor else { return None };
+            let table = catalog.table(&name.0.last()?.as_ident()?.value)?;
+            let handle = alias.as_ref().map(|a| a.name.value.clone()).unwrap_or_else(|| table.name.clone());
+            Some((handle, table))
+        })
+        .collect()
+}
+
+fn table_of<'c>(handles: &[(String, &'c Table)], handle: &Ident) -> Option<&'c Table> {
+    let mut found = handles.iter().filter(|(h, _)| h.eq_ignore_ascii_case(&handle.value));
+    match (found.next(), found.next()) {
+        (Some((_, table)), None) => Some(table),
+        _ => None,
+    }
+}
+
+/// The keys the catalog declares between two tables, as (left column, right column), in either
+/// direction, each once.
+fn declared_between(left: &Table, right: &Table) -> Vec<(String, String)> {
+    let mut keys: Vec<(String, String)> = Vec::new();
+    let forward = left.foreign_keys.iter().filter(|k| k.ref_table.eq_ignore_ascii_case(&right.name));
+    keys.extend(forward.map(|k| (k.column.clone(), k.ref_column.clone())));
+    let backward = right.foreign_keys.iter().filter(|k| k.ref_table.eq_ignore_ascii_case(&left.name));
+    keys.extend(backward.map(|k| (k.ref_column.clone(), k.column.clone())));
+    keys.sort_by_key(|(a, b)| (a.to_lowercase(), b.to_lowercase()));
+    keys.dedup_by(|a, b| a.0.eq_ignore_ascii_case(&b.0) && a.1.eq_ignore_ascii_case(&b.1));
+    keys.retain(|(a, b)| left.column(a).is_some() && right.column(b).is_some());
+    keys
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::{Column, ForeignKey};
+
+    fn catalog() -> Catalog {
+        let table = |name: &str, columns: &[&str], keys: &[(&str, &str, &str)]| {
+            let mut table = Table::new(name, columns.iter().map(|c| Column::new(*c, "TEXT")).collect());
+            table.foreign_keys = keys
+                .iter()
+                .map(|(column, ref_table, ref_column)| ForeignKey {
+                    column: column.to_string(),
+                    ref_table: ref_table.to_string(),
+                    ref_column: ref_column.to_string(),
+                    inferred: false,
+                })
+                .collect();
+            table
+        };
+        Catalog::from_tables(vec![
+            table("car_names", &["MakeId", "Model", "Make"], &[]),
+            table("cars_data", &["Id", "MPG", "Horsepower"], &[("Id", "car_names", "MakeId")]),
+            table("countries", &["country_code", "region"], &[]),
+            table(
+                "ad_stats",
+                &["country_code", "clicks", "impressions"],
+                &[("country_code", "countries", "country_code")],
+            ),
+            table("people", &["id", "manager_id", "home_id", "work_id"], &[]),
+            table("places", &["id", "name"], &[]),
+        ])
+    }
+
+    #[test]
+    fn a_join_on_guessed_columns_is_remade_on_the_declared_key() {
+        let sql = "SELECT T2.Model FROM cars_data AS T1 JOIN car_names AS T2 ON T1.MakeId = T2.MakeId \
+                   ORDER BY T1.MPG DESC LIMIT 1";
+        assert_eq!(
+            declared_join_keys(sql, &catalog()).as_deref(),
+            Some(
+                "SELECT T2.Model FROM cars_data AS T1 JOIN car_names AS T2 ON T1.Id = T2.MakeId \
+                 ORDER BY T1.MPG DESC LIMIT 1"
+            )
+        );
+        // Unaliased, in a subquery, with the key declared on the other side.
+        let nested = "SELECT COUNT(*) FROM (SELECT car_names.Model FROM car_names JOIN cars_data \
+                      ON car_names.Model = cars_data.Model)";
+        assert_eq!(
+            declared_join_keys(nested, &catalog()).as_deref(),
+            Some(
+                "SELECT COUNT(*) FROM (SELECT car_names.Model FROM car_names JOIN cars_data \
+                 ON car_names.MakeId = cars_data.Id)"
+            )
+        );
+    }
+
+    #[test]
+    fn joins_on_real_columns_or_without_one_declared_key_stay() {
+        let catalog = catalog();
+        for sql in [
+            // Both columns exist, even though not the declared key.
+            "SELECT T2.Model FROM cars_data AS T1 JOIN car_names AS T2 ON T1.MPG = T2.Model",
+            // No key declared between the two.
+            "SELECT p.name FROM people AS e JOIN places AS p ON e.place_id = p.id",
+            // Unqualified, or not an equality.
+            "SELECT Model FROM cars_data JOIN car_names ON MakeId = Id",
+            "SELECT T2.Model FROM cars_data AS T1 JOIN car_names AS T2 ON T1.MakeId > T2.MakeId",
+        ] {
+            assert_eq!(declared_join_keys(sql, &catalog), None, "{sql}");
+        }
+    }
+
+    #[test]
+    fn an_invented_lookup_table_is_read_from_the_table_beside_it() {
+        let sql = "SELECT r.region, ROUND(100.0 * SUM(s.clicks) / SUM(s.impressions), 2) AS ctr \
+                   FROM ad_stats AS s JOIN countries AS co ON co.country_code = s.country_code \
+                   JOIN regions AS r ON co.region = r.region GROUP BY r.region ORDER BY ctr DESC";
+        assert_eq!(
+            invented_lookups(sql, &catalog()).as_deref(),
+            Some(
+                "SELECT co.region, ROUND(100.0 * SUM(s.clicks) / SUM(s.impressions), 2) AS ctr \
+                 FROM ad_stats AS s JOIN countries AS co ON co.country_code = s.country_code \
+                 GROUP BY co.region ORDER BY ctr DESC"
+            )
+        );
+    }
+
+    #[test]
+    fn invented_tables_read_for_more_than_their_key_stay() {
+        let catalog = catalog();
+        for sql in [
+            // Another column of the invented table is read: it is not the key's value.
+            "SELECT r.region_name FROM countries AS co JOIN regions AS r ON co.region = r.region",
+            // Read whole.
+            "SELECT * FROM countries AS co JOIN regions AS r ON co.region = r.region",
+            // A table the catalog has is not invented (unread_joins and the validator judge it).
+            "SELECT co.region FROM ad_stats AS s JOIN countries AS co ON co.country_code = s.country_code",
+            // Not a single equality.
+            "SELECT r.region FROM countries AS co JOIN regions AS r ON co.region = r.region AND r.active = 1",
+        ] {
+            assert_eq!(invented_lookups(sql, &catalog), None, "{sql}");
+        }
+    }
+}
