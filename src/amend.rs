@@ -21,6 +21,7 @@ use crate::history::structure::{parse_query, plain_arguments, selects_of, Scope}
 mod filters;
 mod groups;
 mod joins;
+mod literals;
 mod values;
 
 pub use filters::{
@@ -29,14 +30,17 @@ pub use filters::{
 };
 pub use groups::{groups_counted, the_top_one, top_per_group};
 pub use joins::{declared_join_keys, invented_lookups};
-pub use values::{numbers_asked, ratio_parts_dropped, rounding_asked};
+pub use literals::{periods_as_written, values_as_held};
+pub use values::{numbers_asked, rate_over_all_rows, ratio_parts_dropped, rounding_asked};
 
 /// `sql` rewritten where its shape cannot give what the question asks (`[answer] rewrites`):
 /// a join on columns its tables lack remade on the key the catalog declares, a join to an
-/// invented lookup table read from the table beside it, exclusions of `copied` values dropped (`prompt::copied_values`), unread joins dropped, one
+/// invented lookup table read from the table beside it, a literal written as the column holds
+/// it, a day compared with a month or year cut to it, exclusions of `copied` values dropped (`prompt::copied_values`), unread joins dropped, one
 /// column equal to two values intersected, groups counted, the top row of each group ranked
 /// within it, the top row asked for kept (ties too), a ratio's condition taken out of its
-/// WHERE, a rate asked alone shown without its parts, the last day of a range the question
+/// WHERE, a rate asked alone shown without its parts, one rate asked computed over all rows
+/// (not over the first of groups it hides), the last day of a range the question
 /// names kept, a period copied into an absence over all time dropped, an absence asked of what
 /// is counted excluded by what is counted (not by the row's own key), values asked rounded
 /// rounded, a part of a date asked as a number cast to one; None when none applies.
@@ -49,6 +53,8 @@ pub fn rewrites(question: &str, sql: &str, catalog: &Catalog, copied: &[String])
     };
     apply(&|sql| declared_join_keys(sql, catalog));
     apply(&|sql| invented_lookups(sql, catalog));
+    apply(&|sql| values_as_held(sql, catalog));
+    apply(&periods_as_written);
     apply(&|sql| copied_exclusions(sql, copied));
     apply(&|sql| unread_joins(sql, catalog));
     apply(&both_values);
@@ -57,6 +63,7 @@ pub fn rewrites(question: &str, sql: &str, catalog: &Catalog, copied: &[String])
     apply(&|sql| the_top_one(question, sql));
     apply(&ratio_filtered_twice);
     apply(&|sql| ratio_parts_dropped(question, sql));
+    apply(&|sql| rate_over_all_rows(question, sql));
     apply(&|sql| last_day_kept(question, sql));
     apply(&|sql| absence_over_all_time(question, sql));
     apply(&|sql| absence_of_the_counted(question, sql, catalog));

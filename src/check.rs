@@ -377,7 +377,7 @@ fn number_word(word: &str) -> Option<u64> {
 }
 
 /// True when the question asks about several rows: one per group, or a list.
-fn asks_for_several(question: &str) -> bool {
+pub(crate) fn asks_for_several(question: &str) -> bool {
     let q = format!(" {} ", question.to_lowercase().replace(|c: char| !c.is_alphanumeric(), " "));
     [" each ", " per ", " every ", " by ", " list ", " all ", " for all "].iter().any(|cue| q.contains(cue))
 }

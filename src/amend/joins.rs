@@ -150,7 +150,7 @@ fn on_of(operator: &JoinOperator) -> Option<&Expr> {
     }
 }
 
-fn on_of_mut(operator: &mut JoinOperator) -> Option<&mut Expr> {
+pub(super) fn on_of_mut(operator: &mut JoinOperator) -> Option<&mut Expr> {
     match operator {
         JoinOperator::Join(JoinConstraint::On(on))
         | JoinOperator::Inner(JoinConstraint::On(on))
@@ -173,7 +173,7 @@ fn qualified(expr: &Expr) -> Option<(Ident, Ident)> {
 }
 
 /// The handles (alias, else name) of a SELECT's catalog tables, with their tables.
-fn handles_of<'c>(select: &Select, catalog: &'c Catalog) -> Vec<(String, &'c Table)> {
+pub(super) fn handles_of<'c>(select: &Select, catalog: &'c Catalog) -> Vec<(String, &'c Table)> {
     let factors = select
         .from
         .iter()

@@ -1,13 +1,14 @@
 //! Values the question asks for in a form the SQL does not give: rounded to N decimals, a
-//! number where the SQL yields text, or a rate alone where the SQL shows its parts beside it.
+//! number where the SQL yields text, a rate alone where the SQL shows its parts beside it, and
+//! one rate where the SQL computes one per hidden group and keeps the first.
 
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 
-use sqlparser::ast::{BinaryOperator, Expr, Ident, OrderByKind, SelectItem, SetExpr, Value};
+use sqlparser::ast::{BinaryOperator, Expr, GroupByExpr, Ident, OrderByKind, SelectItem, SetExpr, Value};
 
 use super::parse_expr;
-use crate::check::{decimals_asked, has_aggregate, has_window, lowercase_words, rounds};
+use crate::check::{asks_for_several, decimals_asked, has_aggregate, has_window, lowercase_words, rounds};
 use crate::history::structure::parse_query;
 
 /// For a question asking for values rounded to N decimals, a query that rounds nothing with
@@ -193,6 +194,52 @@ pub fn ratio_parts_dropped(question: &str, sql: &str) -> Option<String> {
 /// the year.
 const NUMBER_FORMATS: &[&str] = &["%w", "%u", "%m", "%d", "%H", "%Y", "%j", "%W"];
 
+/// For a question asking for one rate (a rate alone, not for each or by anything), a query
+/// whose outermost SELECT shows only aggregates, one of them a division, grouped by keys it does
+/// not show, and cut to its first row (`LIMIT 1`) rewritten without the grouping, order and
+/// limit: the rate over every row its filters keep. "What percentage of active users are
+/// paid?" answered with `… GROUP BY user_id, plan ORDER BY pct DESC LIMIT 1` gives the rate of
+/// whichever group came first, and no row says which. None for any other shape (a HAVING, a
+/// key shown, a window, a set operation).
+pub fn rate_over_all_rows(question: &str, sql: &str) -> Option<String> {
+    if !asks_for_a_rate_alone(question) || asks_for_several(question) {
+        return None;
+    }
+    let mut query = parse_query(sql)?;
+    if query.with.is_some() || has_window(&query) || crate::check::outer_limit(&query) != Some(1) {
+        return None;
+    }
+    let SetExpr::Select(select) = query.body.as_mut() else { return None };
+    let GroupByExpr::Expressions(keys, _) = &select.group_by else { return None };
+    if keys.is_empty() || select.having.is_some() || select.distinct.is_some() {
+        return None;
+    }
+    let items: Option<Vec<&Expr>> = select
+        .projection
+        .iter()
+        .map(|item| match item {
+            SelectItem::UnnamedExpr(expr) | SelectItem::ExprWithAlias { expr, .. } => Some(expr),
+            _ => None,
+        })
+        .collect();
+    let items = items?;
+    let divides = |expr: &Expr| {
+        let mut found = false;
+        let _ = sqlparser::ast::visit_expressions(expr, |e| {
+            found |= matches!(e, Expr::BinaryOp { op: BinaryOperator::Divide, .. });
+            ControlFlow::<()>::Continue(())
+        });
+        found
+    };
+    if !items.iter().all(|e| has_aggregate(e)) || !items.iter().any(|e| divides(e)) {
+        return None;
+    }
+    select.group_by = GroupByExpr::Expressions(Vec::new(), Vec::new());
+    query.order_by = None;
+    query.limit_clause = None;
+    Some(query.to_string())
+}
+
 /// For a question asking for a part of a date "as a number", each `strftime('%w', …)` (or
 /// another format of one number) in the outermost SELECT cast to an integer under the name it
 /// had; None otherwise. strftime returns text: '0' for Sunday, not 0.
@@ -235,6 +282,40 @@ mod tests {
         // Rounded already, or no rounding asked.
         assert_eq!(rounding_asked(question, "SELECT ROUND(AVG(x), 2) FROM t"), None);
         assert_eq!(rounding_asked("What was the average order value?", "SELECT AVG(x) FROM t"), None);
+    }
+
+    #[test]
+    fn one_rate_asked_is_computed_over_all_rows_not_the_first_hidden_group() {
+        let question = "Of the users active in October, what percentage are on a paid plan?";
+        let sql = "SELECT ROUND(100.0 * COUNT(DISTINCT CASE WHEN u.plan <> 'free' THEN u.user_id END) / \
+                   COUNT(DISTINCT u.user_id), 2) AS pct FROM active AS d JOIN users AS u ON u.user_id = d.user_id \
+                   GROUP BY d.user_id, u.plan ORDER BY pct DESC LIMIT 1";
+        assert_eq!(
+            rate_over_all_rows(question, sql).as_deref(),
+            Some(
+                "SELECT ROUND(100.0 * COUNT(DISTINCT CASE WHEN u.plan <> 'free' THEN u.user_id END) / \
+                 COUNT(DISTINCT u.user_id), 2) AS pct FROM active AS d JOIN users AS u ON u.user_id = d.user_id"
+            )
+        );
+        for (question, sql) in [
+            // A rate for each group, or the highest rate (a LIMIT the question may mean).
+            ("What percentage of users are paid in each country?", sql),
+            ("What percentage of users are paid by country?", sql),
+            // The key is shown, no LIMIT 1, a HAVING, no division, not a rate.
+            (
+                question,
+                "SELECT plan, 1.0 * COUNT(*) / 10 AS r FROM users GROUP BY plan ORDER BY r DESC LIMIT 1",
+            ),
+            (question, "SELECT 1.0 * COUNT(*) / 10 AS r FROM users GROUP BY plan"),
+            (
+                question,
+                "SELECT 1.0 * COUNT(*) / 10 AS r FROM users GROUP BY plan HAVING COUNT(*) > 1 LIMIT 1",
+            ),
+            (question, "SELECT COUNT(*) AS r FROM users GROUP BY plan ORDER BY r DESC LIMIT 1"),
+            ("How many users are paid?", sql),
+        ] {
+            assert_eq!(rate_over_all_rows(question, sql), None, "{question} {sql}");
+        }
     }
 
     #[test]
