@@ -251,7 +251,8 @@ pub struct AnswerSettings {
     pub sort_groups: bool,
     /// SQL whose shape cannot give what the question asks — the top of all groups for the top
     /// of each, a count per group for one number, one column equal to two values, a join
-    /// nothing reads — rewritten to the shape asked for (`rewrites`).
+    /// nothing reads, a join on columns its tables lack — rewritten to the shape asked for
+    /// (`amend::rewrites`).
     pub rewrites: bool,
 }
 
