@@ -278,7 +278,8 @@ fn joins_literals_periods_and_hidden_groups_are_corrected_before_they_run() {
     ];
     for (question, scripted, gold) in cases {
         let dir = private_workspace();
-        let answer = assert_answers(&open(dir.path(), scripted, true), question, &AskOptions::default(), gold);
+        let answer =
+            assert_answers(&open(dir.path(), scripted, true), question, &AskOptions::default(), gold);
         assert!(answer.repairs.is_empty(), "{question}: {:?}", answer.repairs);
         // The rewrite is what made it right: as written, it is refused or gives other rows.
         let dir = private_workspace();
