@@ -10,7 +10,7 @@ use sqlparser::ast::{BinaryOperator, Expr, InTarget, Select, Value};
 
 use super::joins::handles_of;
 use crate::catalog::{Catalog, Column, Table};
-use crate::history::structure::{parse_query, plain_arguments};
+use crate::history::structure::{is_comparison, parse_query, plain_arguments};
 
 /// `sql` with each string literal compared by `=`, `<>` or `IN` with a column that never holds
 /// it replaced by the one value the column holds that differs from it only in case, spaces,
@@ -135,18 +135,6 @@ pub fn periods_as_written(sql: &str) -> Option<String> {
         ControlFlow::<()>::Continue(())
     });
     changed.then(|| query.to_string())
-}
-
-fn is_comparison(op: &BinaryOperator) -> bool {
-    matches!(
-        op,
-        BinaryOperator::Eq
-            | BinaryOperator::NotEq
-            | BinaryOperator::Lt
-            | BinaryOperator::LtEq
-            | BinaryOperator::Gt
-            | BinaryOperator::GtEq
-    )
 }
 
 /// How long the text of `strftime('%Y…', …)` is, for the formats that write a date's prefix.

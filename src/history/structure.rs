@@ -96,6 +96,19 @@ pub(crate) fn plain_arguments(function: &sqlparser::ast::Function) -> Vec<&Expr>
         .collect()
 }
 
+/// `=`, `<>`, `<`, `<=`, `>` or `>=`.
+pub(crate) fn is_comparison(op: &BinaryOperator) -> bool {
+    matches!(
+        op,
+        BinaryOperator::Eq
+            | BinaryOperator::NotEq
+            | BinaryOperator::Lt
+            | BinaryOperator::LtEq
+            | BinaryOperator::Gt
+            | BinaryOperator::GtEq
+    )
+}
+
 /// The one query `sql` holds (`None` for anything else: several statements, not a query, not
 /// SQL).
 pub(crate) fn parse_query(sql: &str) -> Option<Query> {
@@ -262,16 +275,7 @@ impl Collector<'_> {
         let kind = |e: &Expr| literal_kind(e);
         match expr {
             Expr::BinaryOp { left, op, right } => {
-                let comparison = matches!(
-                    op,
-                    BinaryOperator::Eq
-                        | BinaryOperator::NotEq
-                        | BinaryOperator::Lt
-                        | BinaryOperator::LtEq
-                        | BinaryOperator::Gt
-                        | BinaryOperator::GtEq
-                );
-                if !comparison {
+                if !is_comparison(op) {
                     return;
                 }
                 match (scope.column(left, self.catalog), scope.column(right, self.catalog)) {
