@@ -44,6 +44,9 @@ pub use values::{numbers_asked, rate_over_all_rows, ratio_parts_dropped, roundin
 /// names kept, a period copied into an absence over all time dropped, an absence asked of what
 /// is counted excluded by what is counted (not by the row's own key), values asked rounded
 /// rounded, a part of a date asked as a number cast to one; None when none applies.
+/// `catalog` is the catalog as the asking role sees it (`Policy::visible_catalog`): a column's
+/// values go into the SQL only where the role may see them. The caller runs no rewrite around
+/// a policy refusal, so a table the role may not read never passes for an invented one.
 pub fn rewrites(question: &str, sql: &str, catalog: &Catalog, copied: &[String]) -> Option<String> {
     let mut current: Option<String> = None;
     let mut apply = |step: &dyn Fn(&str) -> Option<String>| {

@@ -118,7 +118,8 @@ fn is_inner_or_left(operator: &JoinOperator) -> bool {
 }
 
 /// Whether every column `select` reads through `handle` is `column`, and nothing reads it
-/// unqualified or whole (`handle.*`, `*`).
+/// whole (`handle.*`, `*`). A column of it read unqualified is left to validation: without
+/// the join it names no column, and a rewrite that does not validate is not kept.
 fn reads_only(select: &Select, handle: &str, column: &str) -> bool {
     let whole = select.projection.iter().any(|item| {
         !matches!(

@@ -352,6 +352,7 @@ impl Quarry {
             sort_groups: self.config.answer.sort_groups,
             rewrites: self.config.answer.rewrites,
             catalog: &catalog,
+            visible: &visible,
             policy,
             principal,
             progress,

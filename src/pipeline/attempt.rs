@@ -77,7 +77,7 @@ impl Quarry {
         let refused_by_policy = validate(&draft, context.catalog, context.policy, context.principal)
             .is_err_and(|refusal| refusal.is_policy());
         let rewritten = (context.rewrites && !refused_by_policy)
-            .then(|| crate::amend::rewrites(context.question, draft.text(), context.catalog, context.copied))
+            .then(|| crate::amend::rewrites(context.question, draft.text(), context.visible, context.copied))
             .flatten()
             .map(DraftSql::new)
             .filter(|sql| validate(sql, context.catalog, context.policy, context.principal).is_ok());
@@ -119,6 +119,9 @@ pub(super) struct Attempting<'a> {
     pub(super) copied: &'a [String],
     pub(super) llm: &'a dyn Llm,
     pub(super) catalog: &'a Catalog,
+    /// The catalog as the role sees it (`Policy::visible_catalog`): what the rewrites read, so
+    /// that no value the role may not see is written into its SQL.
+    pub(super) visible: &'a Catalog,
     pub(super) policy: &'a Policy,
     pub(super) principal: &'a Principal,
     pub(super) progress: &'a (dyn Fn(Stage) + Sync),

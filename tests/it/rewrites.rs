@@ -292,6 +292,25 @@ fn joins_literals_periods_and_hidden_groups_are_corrected_before_they_run() {
 }
 
 #[test]
+fn no_rewrite_writes_a_value_the_role_may_not_see() {
+    // A regional analyst reads orders through a row filter, so the catalog does not show it
+    // the values of orders' columns: 'us' is not corrected to the 'US' that other rows hold.
+    let dir = private_workspace();
+    let sql = "SELECT COUNT(*) AS orders FROM orders WHERE country_code = 'us'";
+    let quarry = open(dir.path(), sql, true);
+    let regional = Principal {
+        name: "regional".into(),
+        role: "regional_analyst".into(),
+        attributes: [("country".to_string(), "DE".to_string())].into(),
+    };
+    let answer = quarry.ask("How many orders came from the US?", &regional).expect("an answer");
+    assert!(answer.sql.contains("'us'") && !answer.sql.contains("'US'"), "{}", answer.sql);
+    // The analyst who may see the values gets the correction.
+    let answer = quarry.ask("How many orders came from the US?", &Principal::local()).expect("an answer");
+    assert!(answer.sql.contains("'US'"), "{}", answer.sql);
+}
+
+#[test]
 fn real_model_gives_a_rate_asked_alone() {
     let Some(_turn) = real_model_turn() else { return };
     assert_answers(&real(), REFUND_RATE, &AskOptions::default(), REFUND_RATE_GOLD);
