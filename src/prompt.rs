@@ -405,8 +405,8 @@ pub fn baseline(question: &str, catalog: &Catalog) -> ChatPrompt {
     }
 }
 
-/// The glossary terms the question names (whole words, a plural too) that belong to one of
-/// the offered tables.
+/// The glossary terms the question names by one of their names (whole words, a plural too)
+/// that belong to one of the offered tables.
 fn terms_named<'c>(question: &str, offered: &[&Table], catalog: &'c Catalog) -> Vec<&'c GlossaryTerm> {
     let words: Vec<String> = question
         .to_lowercase()
@@ -419,14 +419,15 @@ fn terms_named<'c>(question: &str, offered: &[&Table], catalog: &'c Catalog) -> 
         .glossary()
         .iter()
         .filter(|term| {
-            let phrase: Vec<String> = term
-                .term
-                .to_lowercase()
-                .split(|c: char| !c.is_alphanumeric() && c != '_')
-                .filter(|w| !w.is_empty())
-                .map(stem)
-                .collect();
-            !phrase.is_empty() && padded.contains(&format!(" {} ", phrase.join(" ")))
+            term.names().into_iter().any(|name| {
+                let phrase: Vec<String> = name
+                    .to_lowercase()
+                    .split(|c: char| !c.is_alphanumeric() && c != '_')
+                    .filter(|w| !w.is_empty())
+                    .map(stem)
+                    .collect();
+                !phrase.is_empty() && padded.contains(&format!(" {} ", phrase.join(" ")))
+            })
         })
         .filter(|term| term.tables.iter().any(|t| offered.iter().any(|o| o.name.eq_ignore_ascii_case(t))))
         .collect()
@@ -477,8 +478,9 @@ fn terms_followed<'c>(
         .glossary()
         .iter()
         .filter(|term| {
-            let phrase = words(&term.term);
-            !phrase.is_empty() && phrase.is_subset(&said) && phrase.iter().any(|w| asked.contains(w))
+            term.names().into_iter().map(words).any(|phrase| {
+                !phrase.is_empty() && phrase.is_subset(&said) && phrase.iter().any(|w| asked.contains(w))
+            })
         })
         .filter(|term| term.tables.iter().any(|t| offered.iter().any(|o| o.name.eq_ignore_ascii_case(t))))
         .collect()
@@ -721,6 +723,36 @@ mod tests {
             let at = |table: &str| user.find(&format!("CREATE TABLE {table} (")).expect("shown");
             assert!(at(ranked[0]) < at(ranked[1]), "{user}");
         }
+    }
+
+    #[test]
+    fn a_term_is_named_by_the_name_its_definition_opens_with() {
+        use crate::catalog::Column;
+        let mut catalog =
+            Catalog::from_tables(vec![Table::new("orders", vec![Column::new("total_amount", "REAL")])]);
+        let term = |term: &str, definition: &str| GlossaryTerm {
+            term: term.into(),
+            definition: definition.into(),
+            tables: vec!["orders".into()],
+        };
+        for t in [
+            term("AOV", "Average order value: AVG(orders.total_amount) over completed orders."),
+            term("GMV", "SUM(orders.total_amount): every order but cancelled ones."),
+            term("refund rate", "Refunded orders divided by all orders: a share."),
+        ] {
+            catalog.set_term(t).expect("term");
+        }
+        let offered: Vec<&Table> = catalog.tables().collect();
+        let named = |question: &str| -> Vec<String> {
+            terms_named(question, &offered, &catalog).into_iter().map(|t| t.term.clone()).collect()
+        };
+        assert_eq!(named("What was the average order value by month?"), ["AOV"]);
+        assert_eq!(named("AOV by month"), ["AOV"]);
+        // SQL before the colon is no name, nor is a phrase longer than five words.
+        assert!(named("Sum orders total amount by month").is_empty());
+        assert!(named("refunded orders divided by all orders").is_empty());
+        let aov = term("AOV", "Average order value: AVG(orders.total_amount)");
+        assert_eq!(aov.names(), ["AOV", "Average order value"]);
     }
 
     #[test]

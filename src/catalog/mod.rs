@@ -262,6 +262,24 @@ pub struct GlossaryTerm {
     pub tables: Vec<String>,
 }
 
+impl GlossaryTerm {
+    /// The names a question may call the term by: the term itself, and the name its definition
+    /// opens with, before a colon ("Average order value: AVG(…)" for AOV), when that is a
+    /// short phrase of words rather than SQL.
+    pub fn names(&self) -> Vec<&str> {
+        let mut names = vec![self.term.as_str()];
+        if let Some((opening, _)) = self.definition.split_once(':') {
+            let opening = opening.trim();
+            let words = opening.split_whitespace().count();
+            let plain = opening.chars().all(|c| c.is_alphanumeric() || c == ' ' || c == '-' || c == '\'');
+            if (1..=5).contains(&words) && plain && !opening.eq_ignore_ascii_case(&self.term) {
+                names.push(opening);
+            }
+        }
+        names
+    }
+}
+
 /// The database engine a warehouse runs on. It decides the SQL dialect the validator parses
 /// and prints, the functions it allows, the idioms the prompt teaches, and which executor may
 /// run a query validated for it.

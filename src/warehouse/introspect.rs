@@ -120,7 +120,7 @@ fn introspect_table(conn: &Connection, name: &str) -> rusqlite::Result<Table> {
     }
     let row_count: i64 = conn.query_row(&format!("SELECT count(*) FROM {q}"), [], |r| r.get(0))?;
     for column in &mut columns {
-        if column.data_type.to_uppercase().contains("TEXT") && row_count > 0 {
+        if has_text_affinity(&column.data_type) && row_count > 0 {
             column.sample_values = low_cardinality_values(conn, &q, &quote_ident(&column.name))?;
         }
     }
@@ -136,6 +136,13 @@ fn introspect_table(conn: &Connection, name: &str) -> rusqlite::Result<Table> {
     table.row_count = Some(row_count as u64);
     table.last_change = last_change;
     Ok(table)
+}
+
+/// Whether SQLite gives a column of this declared type text affinity: the type names CHAR,
+/// CLOB or TEXT (`VARCHAR(20)`, `NCHAR`, `CLOB` as much as `TEXT`), by SQLite's own rule.
+fn has_text_affinity(data_type: &str) -> bool {
+    let t = data_type.to_uppercase();
+    !t.contains("INT") && (t.contains("CHAR") || t.contains("CLOB") || t.contains("TEXT"))
 }
 
 /// Whether a column holds dates or timestamps, judging by its type or name.

@@ -563,3 +563,29 @@ fn date_columns_are_read_for_their_format_unix_seconds_and_years_included() {
     // Weekday names are no dates; a small integer in a "_time" column is no Unix time.
     assert_eq!((format("day"), format("fare_time")), (None, None));
 }
+
+#[test]
+fn text_columns_of_every_declared_text_type_are_sampled_for_their_values() {
+    let dir = tempfile::Builder::new().prefix("quarry-affinity-").tempdir().expect("temp dir");
+    let path = dir.path().join("pets.sqlite");
+    let conn = rusqlite::Connection::open(&path).expect("db");
+    conn.execute_batch(
+        "CREATE TABLE pets (pet_id INTEGER PRIMARY KEY, pet_type VARCHAR(20), sex CHAR(1), notes CLOB,
+                            breed TEXT, weight REAL, tag_count INT, code CHARINT);
+         INSERT INTO pets VALUES (1, 'dog', 'F', 'calm', 'collie', 12.5, 1, 7),
+                                 (2, 'cat', 'M', 'shy', 'siamese', 3.2, 2, 8),
+                                 (3, 'dog', 'M', 'calm', 'collie', 9.0, 1, 9);",
+    )
+    .expect("seed");
+    drop(conn);
+    let catalog = quarry::warehouse::introspect(&path).expect("introspect");
+    let table = catalog.table("pets").expect("pets");
+    let values = |name: &str| table.column(name).map(|c| c.sample_values.clone()).unwrap_or_default();
+    // VARCHAR, CHAR and CLOB have text affinity in SQLite as much as TEXT does.
+    assert_eq!(values("pet_type"), ["cat", "dog"]);
+    assert_eq!(values("sex"), ["F", "M"]);
+    assert_eq!(values("notes"), ["calm", "shy"]);
+    assert_eq!(values("breed"), ["collie", "siamese"]);
+    // Numbers are no sample values, and a type naming INT has integer affinity first.
+    assert!(values("weight").is_empty() && values("tag_count").is_empty() && values("code").is_empty());
+}

@@ -105,6 +105,11 @@ fn the_prompt_states_date_ranges_and_definitions_unless_switched_off() {
     let prompt = quarry.first_prompt(question, &Principal::local(), &on("2026-11-01")).expect("prompt");
     assert!(prompt.user.contains("\"last month\": >= '2026-10-01' AND < '2026-11-01'"), "{}", prompt.user);
     assert!(prompt.user.contains("- revenue: Net revenue"), "{}", prompt.user);
+    // A term is named by the full name its definition opens with as much as by itself.
+    let named = quarry
+        .first_prompt("What was the average order value last month?", &Principal::local(), &on("2026-11-01"))
+        .expect("prompt");
+    assert!(named.user.contains("- AOV: Average order value: AVG("), "{}", named.user);
     assert!(prompt.user.contains("format YYYY-MM-DD"), "date formats are shown: {}", prompt.user);
     assert!(prompt.user.contains("data through 2026-10-31"), "{}", prompt.user);
 
@@ -217,6 +222,17 @@ fn real_model_follows_the_glossary_definition() {
     let gold = "SELECT SUM(total_amount) FROM orders WHERE status = 'completed' \
          AND ordered_at >= '2026-09-01' AND ordered_at < '2026-10-01'";
     assert_answers(&quarry, "What was the total revenue in September 2026?", &AskOptions::default(), gold);
+}
+
+#[test]
+fn real_model_follows_the_definition_of_a_term_called_by_its_full_name() {
+    let Some(_turn) = real_model_turn() else { return };
+    let quarry = real();
+    // AOV is over completed orders only; the question says "average order value", not "AOV".
+    let gold = "SELECT ROUND(AVG(total_amount), 2) FROM orders WHERE status = 'completed' \
+         AND ordered_at >= '2026-09-01' AND ordered_at < '2026-10-01'";
+    let question = "What was the average order value in September 2026, rounded to 2 decimals?";
+    assert_answers(&quarry, question, &AskOptions::default(), gold);
 }
 
 #[test]
