@@ -29,14 +29,15 @@ pub use filters::{
     ratio_filtered_twice, string_values, unread_joins,
 };
 pub use groups::{groups_counted, the_top_one, top_per_group};
-pub use joins::{declared_join_keys, invented_lookups};
+pub use joins::{absence_by_exclusion, declared_join_keys, invented_lookups};
 pub use literals::{periods_as_written, values_as_held};
 pub use values::{numbers_asked, rate_over_all_rows, ratio_parts_dropped, rounding_asked};
 
 /// `sql` rewritten where its shape cannot give what the question asks (`[answer] rewrites`):
 /// a join on columns its tables lack remade on the key the catalog declares, a join to an
 /// invented lookup table read from the table beside it, a literal written as the column holds
-/// it, a day compared with a month or year cut to it, exclusions of `copied` values dropped (`prompt::copied_values`), unread joins dropped, one
+/// it, a day compared with a month or year cut to it, an absence asked of a related table
+/// answered by excluding what has it (not by joining what has something else), exclusions of `copied` values dropped (`prompt::copied_values`), unread joins dropped, one
 /// column equal to two values intersected, groups counted, the top row of each group ranked
 /// within it, the top row asked for kept (ties too), a ratio's condition taken out of its
 /// WHERE, a rate asked alone shown without its parts, one rate asked computed over all rows
@@ -58,6 +59,7 @@ pub fn rewrites(question: &str, sql: &str, catalog: &Catalog, copied: &[String])
     apply(&|sql| invented_lookups(sql, catalog));
     apply(&|sql| values_as_held(sql, catalog));
     apply(&periods_as_written);
+    apply(&|sql| absence_by_exclusion(question, sql, catalog));
     apply(&|sql| copied_exclusions(sql, copied));
     apply(&|sql| unread_joins(sql, catalog));
     apply(&both_values);

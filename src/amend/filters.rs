@@ -302,7 +302,7 @@ pub fn absence_of_the_counted(question: &str, sql: &str, catalog: &Catalog) -> O
 }
 
 /// True when the question asks for something that did not happen.
-fn asks_for_an_absence(question: &str) -> bool {
+pub(super) fn asks_for_an_absence(question: &str) -> bool {
     let text = format!(" {} ", crate::check::lowercase_words(question).join(" "));
     ["none", "never", "no", "without", "did not", "didn t", "not any"]
         .iter()

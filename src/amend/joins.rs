@@ -2,7 +2,9 @@
 //! have, remade on the one key the catalog declares between them, and a join to a table that
 //! does not exist whose only use is the column its ON already takes from a table that does.
 
-use sqlparser::ast::{BinaryOperator, Expr, Ident, JoinConstraint, JoinOperator, Select, TableFactor};
+use sqlparser::ast::{
+    BinaryOperator, Expr, Ident, JoinConstraint, JoinOperator, Select, SelectItem, TableFactor,
+};
 
 use crate::catalog::{Catalog, Table};
 
@@ -101,6 +103,130 @@ pub fn invented_lookups(sql: &str, catalog: &Catalog) -> Option<String> {
         }
         changed
     })
+}
+
+/// `sql` with a join that reads a related table only to leave out one of its values made into
+/// an exclusion, when the question asks for an absence ("channels that play no cartoon
+/// directed by Ben Jones", "students who do not have a cat"); None otherwise. `FROM p JOIN c ON
+/// p.k = c.fk WHERE c.x <> 'v'` keeps each p that has some c other than 'v', and loses each p
+/// that has none at all; the question asks for each p that has no c of 'v': `FROM p WHERE p.k
+/// NOT IN (SELECT c.fk FROM c WHERE c.x = 'v' AND c.fk IS NOT NULL)`. Joins beyond c (`c JOIN d
+/// … WHERE d.x <> 'v'`) go into the subquery with it. Only the outermost SELECT changes, and
+/// only when nothing else of it reads the joined tables.
+pub fn absence_by_exclusion(question: &str, sql: &str, catalog: &Catalog) -> Option<String> {
+    if !says_not(question) {
+        return None;
+    }
+    let mut query = crate::history::structure::parse_query(sql)?;
+    let sqlparser::ast::SetExpr::Select(select) = query.body.as_ref() else { return None };
+    let handles = handles_of(select, catalog);
+    if handles.len() < 2 || query.order_by.as_ref().is_some_and(|order| reads_joined(order, &handles[1..])) {
+        return None;
+    }
+    let sqlparser::ast::SetExpr::Select(select) = query.body.as_mut() else { return None };
+    let [from] = select.from.as_slice() else { return None };
+    let distinct =
+        handles.iter().all(|(h, _)| handles.iter().filter(|(o, _)| o.eq_ignore_ascii_case(h)).count() == 1);
+    if from.joins.is_empty()
+        || handles.len() != from.joins.len() + 1
+        || !distinct
+        || !from.joins.iter().all(|j| is_inner_or_left(&j.join_operator))
+    {
+        return None;
+    }
+    let outer = &handles[0];
+    let joined = &handles[1..];
+    let mut first_operator = from.joins[0].join_operator.clone();
+    let Some(Expr::BinaryOp { left, op: BinaryOperator::Eq, right }) = on_of_mut(&mut first_operator) else {
+        return None;
+    };
+    let names = |expr: &Expr, handle: &str| {
+        qualified(expr).is_some_and(|(h, _)| h.value.eq_ignore_ascii_case(handle))
+    };
+    let (key, foreign) = if names(left, &outer.0) && names(right, &joined[0].0) {
+        (left.to_string(), right.to_string())
+    } else if names(right, &outer.0) && names(left, &joined[0].0) {
+        (right.to_string(), left.to_string())
+    } else {
+        return None;
+    };
+    // The joins beyond the first link the joined tables among themselves.
+    let mut later = from.joins[1..].to_vec();
+    if later.iter_mut().any(|j| {
+        on_of_mut(&mut j.join_operator).is_none_or(|on| reads_joined(&*on, std::slice::from_ref(outer)))
+    }) {
+        return None;
+    }
+    let mut parts = Vec::new();
+    crate::history::structure::conjuncts(select.selection.as_ref()?, &mut parts);
+    let unequal = |part: &Expr| -> Option<(String, String)> {
+        let Expr::BinaryOp { left, op: BinaryOperator::NotEq, right } = part else { return None };
+        let is_joined = |e: &Expr| joined.iter().any(|(h, _)| names(e, h));
+        match (left.as_ref(), right.as_ref()) {
+            (column, Expr::Value(value)) | (Expr::Value(value), column) if is_joined(column) => {
+                Some((column.to_string(), value.to_string()))
+            }
+            _ => None,
+        }
+    };
+    let excluded: Vec<(String, String)> = parts.iter().filter_map(|p| unequal(p)).collect();
+    let [(column, value)] = excluded.as_slice() else { return None };
+    let kept: Vec<String> = parts
+        .iter()
+        .filter(|p| unequal(p).is_none())
+        .map(|p| match p {
+            Expr::BinaryOp { op: BinaryOperator::Or, .. } => format!("({p})"),
+            _ => p.to_string(),
+        })
+        .collect();
+    let mut rest = select.as_ref().clone();
+    rest.from.clear();
+    rest.selection = None;
+    if parts.iter().filter(|p| unequal(p).is_none()).any(|p| reads_joined(*p, joined))
+        || reads_joined(&rest, joined)
+        || rest
+            .projection
+            .iter()
+            .any(|item| !matches!(item, SelectItem::UnnamedExpr(_) | SelectItem::ExprWithAlias { .. }))
+    {
+        return None;
+    }
+    let mut subquery = format!("SELECT {foreign} FROM {}", from.joins[0].relation);
+    for join in &later {
+        subquery.push_str(&format!(" {join}"));
+    }
+    let exclusion = format!("{key} NOT IN ({subquery} WHERE {column} = {value} AND {foreign} IS NOT NULL)");
+    let condition = kept.into_iter().chain(std::iter::once(exclusion)).collect::<Vec<_>>().join(" AND ");
+    select.selection = Some(super::parse_expr(&condition)?);
+    select.from[0].joins.clear();
+    Some(query.to_string())
+}
+
+/// True when the question denies something: an absence ("no", "none", "without", "never") or a
+/// plain "not" ("channels that do not play …", "students who don't have …").
+fn says_not(question: &str) -> bool {
+    let words = crate::check::lowercase_words(question);
+    super::filters::asks_for_an_absence(question)
+        || words.iter().any(|w| w == "not")
+        || words.windows(2).any(|pair| pair[1] == "t" && pair[0].ends_with('n'))
+}
+
+/// Whether `node` reads a column of one of `joined`: through its handle, or unqualified by a
+/// name one of them has (SQLite refuses a name two joined tables have as ambiguous).
+fn reads_joined<V: sqlparser::ast::Visit>(node: &V, joined: &[(String, &Table)]) -> bool {
+    let mut found = false;
+    let _ = sqlparser::ast::visit_expressions(node, |expr| {
+        match expr {
+            Expr::CompoundIdentifier(parts) if parts.len() >= 2 => {
+                let handle = &parts[parts.len() - 2].value;
+                found |= joined.iter().any(|(h, _)| h.eq_ignore_ascii_case(handle));
+            }
+            Expr::Identifier(name) => found |= joined.iter().any(|(_, t)| t.column(&name.value).is_some()),
+            _ => {}
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+    found
 }
 
 /// Every join of a SELECT as (FROM item, join) positions.
@@ -253,6 +379,97 @@ mod tests {
                  ON car_names.MakeId = cars_data.Id)"
             )
         );
+    }
+
+    fn pets_and_channels() -> Catalog {
+        let table = |name: &str, columns: &[&str]| {
+            Table::new(name, columns.iter().map(|c| Column::new(*c, "TEXT")).collect())
+        };
+        Catalog::from_tables(vec![
+            table("Student", &["StuID", "Fname", "Major", "Age"]),
+            table("Has_Pet", &["StuID", "PetID"]),
+            table("Pets", &["PetID", "PetType"]),
+            table("TV_Channel", &["id", "Country", "Package_Option"]),
+            table("Cartoon", &["id", "Channel", "Directed_by"]),
+        ])
+    }
+
+    #[test]
+    fn an_absence_asked_of_a_related_table_excludes_what_has_it() {
+        let catalog = pets_and_channels();
+        let question =
+            "What are the package options of tv channels that play no cartoon directed by Ben Jones?";
+        let sql = "SELECT DISTINCT T1.Package_Option FROM TV_Channel AS T1 LEFT JOIN Cartoon AS T2 \
+                   ON T1.id = T2.Channel WHERE T2.Directed_by <> 'Ben Jones'";
+        assert_eq!(
+            absence_by_exclusion(question, sql, &catalog).as_deref(),
+            Some(
+                "SELECT DISTINCT T1.Package_Option FROM TV_Channel AS T1 WHERE T1.id NOT IN \
+                 (SELECT T2.Channel FROM Cartoon AS T2 WHERE T2.Directed_by = 'Ben Jones' AND T2.Channel IS NOT NULL)"
+            )
+        );
+        // Two tables away, with a condition of the outer table kept beside the exclusion.
+        let question = "Find the major and age of students who do not have a cat pet.";
+        let sql = "SELECT T1.Major, T1.Age FROM Student AS T1 JOIN Has_Pet AS T2 ON T1.StuID = T2.StuID \
+                   JOIN Pets AS T3 ON T2.PetID = T3.PetID WHERE T3.PetType <> 'cat' AND (T1.Age > 18 OR T1.Age < 10)";
+        assert_eq!(
+            absence_by_exclusion(question, sql, &catalog).as_deref(),
+            Some(
+                "SELECT T1.Major, T1.Age FROM Student AS T1 WHERE (T1.Age > 18 OR T1.Age < 10) AND T1.StuID NOT IN \
+                 (SELECT T2.StuID FROM Has_Pet AS T2 JOIN Pets AS T3 ON T2.PetID = T3.PetID \
+                 WHERE T3.PetType = 'cat' AND T2.StuID IS NOT NULL)"
+            )
+        );
+    }
+
+    #[test]
+    fn a_plain_not_is_a_denial_too() {
+        assert!(says_not("Which students don't have a cat?") && says_not("channels that do not play it"));
+        assert!(says_not("advertisers with no campaign") && !says_not("Which students have a cat?"));
+    }
+
+    #[test]
+    fn a_join_read_for_more_than_an_exclusion_or_a_question_without_absence_stays() {
+        let catalog = pets_and_channels();
+        let absent = "Which students do not have a cat?";
+        for (question, sql) in [
+            // No absence asked: "a pet other than a cat" is what the join says.
+            (
+                "Which students have a pet other than a cat?",
+                "SELECT T1.Fname FROM Student AS T1 JOIN Has_Pet AS T2 ON T1.StuID = T2.StuID \
+                 JOIN Pets AS T3 ON T2.PetID = T3.PetID WHERE T3.PetType <> 'cat'",
+            ),
+            // The joined table is shown, filtered on beside the exclusion, or ordered by.
+            (
+                absent,
+                "SELECT T1.Fname, T3.PetType FROM Student AS T1 JOIN Has_Pet AS T2 ON T1.StuID = T2.StuID \
+                 JOIN Pets AS T3 ON T2.PetID = T3.PetID WHERE T3.PetType <> 'cat'",
+            ),
+            (
+                absent,
+                "SELECT T1.Fname FROM Student AS T1 JOIN Has_Pet AS T2 ON T1.StuID = T2.StuID \
+                 JOIN Pets AS T3 ON T2.PetID = T3.PetID WHERE T3.PetType <> 'cat' AND T3.PetType = 'dog'",
+            ),
+            (
+                absent,
+                "SELECT T1.Fname FROM Student AS T1 JOIN Has_Pet AS T2 ON T1.StuID = T2.StuID \
+                 WHERE T2.PetID <> 3 ORDER BY T2.PetID",
+            ),
+            // Two exclusions, or none.
+            (
+                absent,
+                "SELECT T1.Fname FROM Student AS T1 JOIN Has_Pet AS T2 ON T1.StuID = T2.StuID \
+                 JOIN Pets AS T3 ON T2.PetID = T3.PetID WHERE T3.PetType <> 'cat' AND T3.PetType <> 'dog'",
+            ),
+            (absent, "SELECT T1.Fname FROM Student AS T1 JOIN Has_Pet AS T2 ON T1.StuID = T2.StuID"),
+            // Every column of the join.
+            (
+                absent,
+                "SELECT * FROM Student AS T1 JOIN Has_Pet AS T2 ON T1.StuID = T2.StuID WHERE T2.PetID <> 3",
+            ),
+        ] {
+            assert_eq!(absence_by_exclusion(question, sql, &catalog), None, "{sql}");
+        }
     }
 
     /// Asserts that `rewrite` leaves each of `cases` alone.

@@ -241,7 +241,7 @@ fn an_absence_asked_of_authors_excludes_authors_not_posts() {
 /// model's SQL runs wrong or is refused as written; rewritten, it gives the gold's rows and
 /// needs no repair round.
 #[test]
-fn joins_literals_periods_and_hidden_groups_are_corrected_before_they_run() {
+fn joins_literals_periods_absences_and_hidden_groups_are_corrected_before_they_run() {
     let cases = [
         (
             "How many clicks did ads get in each region in October 2026?",
@@ -274,6 +274,13 @@ fn joins_literals_periods_and_hidden_groups_are_corrected_before_they_run() {
             "SELECT ROUND(100.0 * COUNT(DISTINCT CASE WHEN u.plan = 'pro' THEN u.user_id END) / COUNT(DISTINCT u.user_id), 2) \
              FROM daily_active_users d JOIN users u ON u.user_id = d.user_id \
              WHERE d.activity_date BETWEEN '2026-10-01' AND '2026-10-31'",
+        ),
+        (
+            "Which advertisers have not run any campaign with the awareness objective?",
+            "SELECT DISTINCT a.advertiser_name FROM advertisers a JOIN ad_campaigns c \
+             ON a.advertiser_id = c.advertiser_id WHERE c.objective <> 'awareness'",
+            "SELECT advertiser_name FROM advertisers WHERE advertiser_id NOT IN \
+             (SELECT advertiser_id FROM ad_campaigns WHERE objective = 'awareness')",
         ),
     ];
     for (question, scripted, gold) in cases {
