@@ -322,3 +322,15 @@ fn real_model_gives_a_rate_asked_alone() {
     let Some(_turn) = real_model_turn() else { return };
     assert_answers(&real(), REFUND_RATE, &AskOptions::default(), REFUND_RATE_GOLD);
 }
+
+#[test]
+fn real_model_answers_an_absence_asked_of_a_related_table() {
+    let Some(_turn) = real_model_turn() else { return };
+    // The model answers "has no awareness campaign" as it will: with NOT IN, or with a join that
+    // keeps every other campaign, which `absence_by_exclusion` makes NOT IN.
+    let question =
+        "Which advertisers have not run any campaign with the awareness objective? Show their names.";
+    let gold = "SELECT advertiser_name FROM advertisers WHERE advertiser_id NOT IN \
+                (SELECT advertiser_id FROM ad_campaigns WHERE objective = 'awareness')";
+    assert_answers(&real(), question, &AskOptions::default(), gold);
+}
