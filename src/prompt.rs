@@ -405,29 +405,27 @@ pub fn baseline(question: &str, catalog: &Catalog) -> ChatPrompt {
     }
 }
 
-/// The glossary terms the question names by one of their names (whole words, a plural too)
-/// that belong to one of the offered tables.
-fn terms_named<'c>(question: &str, offered: &[&Table], catalog: &'c Catalog) -> Vec<&'c GlossaryTerm> {
-    let words: Vec<String> = question
-        .to_lowercase()
+/// The words of `text`, lower case, each without a plural ending (`_` stays inside a word).
+fn stemmed_words(text: &str) -> Vec<String> {
+    text.to_lowercase()
         .split(|c: char| !c.is_alphanumeric() && c != '_')
         .filter(|w| !w.is_empty())
         .map(stem)
-        .collect();
-    let padded = format!(" {} ", words.join(" "));
+        .collect()
+}
+
+/// The glossary terms the question names by one of their names (whole words, a plural too)
+/// that belong to one of the offered tables.
+fn terms_named<'c>(question: &str, offered: &[&Table], catalog: &'c Catalog) -> Vec<&'c GlossaryTerm> {
+    let padded = format!(" {} ", stemmed_words(question).join(" "));
     catalog
         .glossary()
         .iter()
         .filter(|term| {
-            term.names().into_iter().any(|name| {
-                let phrase: Vec<String> = name
-                    .to_lowercase()
-                    .split(|c: char| !c.is_alphanumeric() && c != '_')
-                    .filter(|w| !w.is_empty())
-                    .map(stem)
-                    .collect();
-                !phrase.is_empty() && padded.contains(&format!(" {} ", phrase.join(" ")))
-            })
+            term.names()
+                .into_iter()
+                .map(stemmed_words)
+                .any(|phrase| !phrase.is_empty() && padded.contains(&format!(" {} ", phrase.join(" "))))
         })
         .filter(|term| term.tables.iter().any(|t| offered.iter().any(|o| o.name.eq_ignore_ascii_case(t))))
         .collect()
@@ -466,13 +464,8 @@ fn terms_followed<'c>(
     offered: &[&Table],
     catalog: &'c Catalog,
 ) -> Vec<&'c GlossaryTerm> {
-    let words = |text: &str| -> std::collections::BTreeSet<String> {
-        text.to_lowercase()
-            .split(|c: char| !c.is_alphanumeric() && c != '_')
-            .filter(|w| !w.is_empty())
-            .map(stem)
-            .collect()
-    };
+    let words =
+        |text: &str| -> std::collections::BTreeSet<String> { stemmed_words(text).into_iter().collect() };
     let (asked, said) = (words(follow_up), words(conversation));
     catalog
         .glossary()
