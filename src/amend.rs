@@ -29,21 +29,28 @@ pub use filters::{
     ratio_filtered_twice, string_values, unread_joins,
 };
 pub use groups::{groups_counted, the_top_one, top_per_group};
-pub use joins::{absence_by_exclusion, declared_join_keys, invented_lookups};
+pub use joins::{
+    absence_by_exclusion, declared_join_keys, invented_lookups, joins_that_only_filter,
+    references_listed_once,
+};
 pub use literals::{periods_as_written, values_as_held};
-pub use values::{numbers_asked, rate_over_all_rows, ratio_parts_dropped, rounding_asked};
+pub use values::{numbers_asked, one_total_asked, rate_over_all_rows, ratio_parts_dropped, rounding_asked};
 
 /// `sql` rewritten where its shape cannot give what the question asks (`[answer] rewrites`):
 /// a join on columns its tables lack remade on the key the catalog declares, a join to an
 /// invented lookup table read from the table beside it, a literal written as the column holds
 /// it, a day compared with a month or year cut to it, an absence asked of a related table
-/// answered by excluding what has it (not by joining what has something else), exclusions of `copied` values dropped (`prompt::copied_values`), unread joins dropped, one
-/// column equal to two values intersected, groups counted, the top row of each group ranked
+/// answered by excluding what has it (not by joining what has something else), exclusions of
+/// `copied` values dropped (`prompt::copied_values`), unread joins dropped, one column equal to
+/// two values intersected, joins that only filter the one table shown made into an EXISTS (each
+/// of its rows once, not once per partner), references to other tables listed alone listed
+/// once, groups counted, the top row of each group ranked
 /// within it, the top row asked for kept (ties too), a ratio's condition taken out of its
 /// WHERE, a rate asked alone shown without its parts, one rate asked computed over all rows
 /// (not over the first of groups it hides), the last day of a range the question
 /// names kept, a period copied into an absence over all time dropped, an absence asked of what
-/// is counted excluded by what is counted (not by the row's own key), values asked rounded
+/// is counted excluded by what is counted (not by the row's own key), one total asked computed
+/// once (not as a window over every row), values asked rounded
 /// rounded, a part of a date asked as a number cast to one; None when none applies.
 /// `catalog` is the catalog as the asking role sees it (`Policy::visible_catalog`): a column's
 /// values go into the SQL only where the role may see them. The caller runs no rewrite around
@@ -63,6 +70,8 @@ pub fn rewrites(question: &str, sql: &str, catalog: &Catalog, copied: &[String])
     apply(&|sql| copied_exclusions(sql, copied));
     apply(&|sql| unread_joins(sql, catalog));
     apply(&both_values);
+    apply(&|sql| joins_that_only_filter(sql, catalog));
+    apply(&|sql| references_listed_once(sql, catalog));
     apply(&|sql| groups_counted(question, sql));
     apply(&|sql| top_per_group(question, sql));
     apply(&|sql| the_top_one(question, sql));
@@ -72,6 +81,7 @@ pub fn rewrites(question: &str, sql: &str, catalog: &Catalog, copied: &[String])
     apply(&|sql| last_day_kept(question, sql));
     apply(&|sql| absence_over_all_time(question, sql));
     apply(&|sql| absence_of_the_counted(question, sql, catalog));
+    apply(&|sql| one_total_asked(question, sql));
     apply(&|sql| rounding_asked(question, sql));
     apply(&|sql| numbers_asked(question, sql));
     current

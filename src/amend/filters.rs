@@ -521,7 +521,7 @@ fn flipped(op: &BinaryOperator) -> Option<BinaryOperator> {
 }
 
 /// No DISTINCT, grouping or aggregate: one row per row of the joined tables.
-fn is_plain_list(select: &Select) -> bool {
+pub(super) fn is_plain_list(select: &Select) -> bool {
     select.distinct.is_none()
         && select.group_by_is_empty()
         && select.having.is_none()

@@ -1,9 +1,13 @@
 //! Joins the catalog can correct without a model: a join made on columns its two tables do not
-//! have, remade on the one key the catalog declares between them, and a join to a table that
-//! does not exist whose only use is the column its ON already takes from a table that does.
+//! have, remade on the one key the catalog declares between them; a join to a table that does
+//! not exist whose only use is the column its ON already takes from a table that does; an
+//! absence asked of a related table, answered by excluding what has it; joins that only filter
+//! the one table shown, made into an EXISTS so that each of its rows comes once; and references
+//! to other tables listed alone, listed once.
 
 use sqlparser::ast::{
-    BinaryOperator, Expr, Ident, JoinConstraint, JoinOperator, Select, SelectItem, TableFactor,
+    BinaryOperator, Expr, Ident, JoinConstraint, JoinOperator, OrderBy, Select, SelectItem, SetExpr,
+    TableFactor, TableWithJoins,
 };
 
 use crate::catalog::{Catalog, Table};
@@ -202,6 +206,172 @@ pub fn absence_by_exclusion(question: &str, sql: &str, catalog: &Catalog) -> Opt
     Some(query.to_string())
 }
 
+/// `sql` with the joins that only filter the rows of the one table it shows made into an
+/// EXISTS, so that each row of that table comes once; None otherwise. `SELECT s.name FROM
+/// singer AS s JOIN performance AS p ON p.singer_id = s.id WHERE p.year = 2014` shows a singer
+/// once for each of their performances that year: copies of one row, which say nothing the
+/// first did not. `SELECT s.name FROM singer AS s WHERE EXISTS (SELECT 1 FROM performance AS p
+/// WHERE (p.singer_id = s.id) AND (p.year = 2014))` shows each such singer once, and two
+/// singers of the same name twice (DISTINCT would merge them). Only the outermost SELECT
+/// changes, and only when it is a plain list (no DISTINCT, grouping or aggregate) whose items
+/// and ORDER BY read one table, every join is an inner join on a condition, and some joined
+/// table may repeat the shown table's rows (one joined on its whole primary key cannot).
+pub fn joins_that_only_filter(sql: &str, catalog: &Catalog) -> Option<String> {
+    let mut query = crate::history::structure::parse_query(sql)?;
+    let order_by = query.order_by.clone();
+    let SetExpr::Select(select) = query.body.as_mut() else { return None };
+    let [from] = select.from.as_slice() else { return None };
+    let handles = handles_of(select, catalog);
+    let conditions: Vec<&Expr> = from.joins.iter().filter_map(|j| inner_on(&j.join_operator)).collect();
+    if !super::filters::is_plain_list(select)
+        || !select.named_window.is_empty()
+        || from.joins.is_empty()
+        || conditions.len() != from.joins.len()
+        || handles.len() != from.joins.len() + 1
+    {
+        return None;
+    }
+    let mut items = Vec::new();
+    let mut names = Vec::new();
+    for item in &select.projection {
+        match item {
+            SelectItem::UnnamedExpr(expr) => items.push(expr),
+            SelectItem::ExprWithAlias { expr, alias } => {
+                items.push(expr);
+                names.push(alias.value.to_lowercase());
+            }
+            _ => return None,
+        }
+    }
+    if items.iter().any(|e| crate::check::has_window(*e)) {
+        return None;
+    }
+    // The one table the list reads, and the others.
+    let reading: Vec<usize> =
+        (0..handles.len()).filter(|&i| items.iter().any(|e| reads_joined(*e, &handles[i..=i]))).collect();
+    let [shown] = reading[..] else { return None };
+    let others: Vec<(String, &Table)> =
+        handles.iter().enumerate().filter(|(i, _)| *i != shown).map(|(_, h)| h.clone()).collect();
+    if items.iter().any(|e| reads_joined(*e, &others)) || sorts_by(order_by.as_ref(), &names, &others) {
+        return None;
+    }
+    if others.iter().all(|(handle, table)| joined_on_whole_key(handle, table, &conditions)) {
+        return None;
+    }
+    let relations: Vec<&TableFactor> =
+        std::iter::once(&from.relation).chain(from.joins.iter().map(|j| &j.relation)).collect();
+    let inner_from: Vec<String> =
+        relations.iter().enumerate().filter(|(i, _)| *i != shown).map(|(_, r)| r.to_string()).collect();
+    let inner_where: Vec<String> = (conditions.iter().copied())
+        .chain(select.selection.as_ref())
+        .map(|condition| format!("({condition})"))
+        .collect();
+    let exists =
+        format!("EXISTS (SELECT 1 FROM {} WHERE {})", inner_from.join(", "), inner_where.join(" AND "));
+    let relation = relations[shown].clone();
+    select.selection = Some(super::parse_expr(&exists)?);
+    select.from = vec![TableWithJoins { relation, joins: Vec::new() }];
+    Some(query.to_string())
+}
+
+/// Whether an ORDER BY reads a column of one of `tables` (a name the list gives is not one).
+fn sorts_by(order: Option<&OrderBy>, names: &[String], tables: &[(String, &Table)]) -> bool {
+    let Some(order) = order else { return false };
+    let mut found = false;
+    let _ = sqlparser::ast::visit_expressions(order, |expr| {
+        found |= match expr {
+            Expr::Identifier(name) if names.contains(&name.value.to_lowercase()) => false,
+            Expr::Identifier(_) | Expr::CompoundIdentifier(_) => reads_joined(expr, tables),
+            _ => false,
+        };
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+    found
+}
+
+/// Whether a conjunct of `conditions` equates the whole primary key of `table`, read through
+/// `handle`, with something else: each row on the other side then meets one row of it at most.
+fn joined_on_whole_key(handle: &str, table: &Table, conditions: &[&Expr]) -> bool {
+    let [key] = table.primary_key.as_slice() else { return false };
+    let mut parts = Vec::new();
+    for condition in conditions {
+        crate::history::structure::conjuncts(condition, &mut parts);
+    }
+    let is_key = |e: &Expr| {
+        qualified(e)
+            .is_some_and(|(h, c)| h.value.eq_ignore_ascii_case(handle) && c.value.eq_ignore_ascii_case(key))
+    };
+    parts.iter().any(|part| match part {
+        Expr::BinaryOp { left, op: BinaryOperator::Eq, right } => is_key(left) != is_key(right),
+        _ => false,
+    })
+}
+
+/// `sql` listing only the references one table holds to others (`SELECT student_id FROM
+/// enrolment WHERE grade = 'A'`) made DISTINCT; None otherwise. Each value names one row of
+/// the referenced table (a student), and a student with two such enrolments is still one
+/// student: the list asks which students, not how many enrolments. Only a plain list of one
+/// table (no join, DISTINCT, grouping, aggregate or LIMIT) whose every item is a foreign key
+/// of that table, declared or inferred and not its own primary key, and whose ORDER BY, if
+/// any, reads only those items.
+pub fn references_listed_once(sql: &str, catalog: &Catalog) -> Option<String> {
+    let mut query = crate::history::structure::parse_query(sql)?;
+    if query.limit_clause.is_some() || query.fetch.is_some() {
+        return None;
+    }
+    let order_by = query.order_by.clone();
+    let SetExpr::Select(select) = query.body.as_mut() else { return None };
+    let [from] = select.from.as_slice() else { return None };
+    let handles = handles_of(select, catalog);
+    let [(handle, table)] = handles.as_slice() else { return None };
+    if !from.joins.is_empty() || !super::filters::is_plain_list(select) || !select.named_window.is_empty() {
+        return None;
+    }
+    let reference = |expr: &Expr| -> Option<String> {
+        let column = match expr {
+            Expr::Identifier(name) => name.value.clone(),
+            Expr::CompoundIdentifier(parts) => match &parts[..] {
+                [h, c] if h.value.eq_ignore_ascii_case(handle) => c.value.clone(),
+                _ => return None,
+            },
+            _ => return None,
+        };
+        let foreign = table.foreign_keys.iter().any(|k| k.column.eq_ignore_ascii_case(&column));
+        let own = table.primary_key.iter().any(|k| k.eq_ignore_ascii_case(&column));
+        (foreign && !own).then(|| column.to_lowercase())
+    };
+    let mut listed = Vec::new();
+    for item in &select.projection {
+        match item {
+            SelectItem::UnnamedExpr(expr) => listed.push(reference(expr)?),
+            SelectItem::ExprWithAlias { expr, alias } => {
+                listed.push(reference(expr)?);
+                listed.push(alias.value.to_lowercase());
+            }
+            _ => return None,
+        }
+    }
+    let orders_by_other = order_by.as_ref().is_some_and(|order| {
+        let mut other = false;
+        let _ = sqlparser::ast::visit_expressions(order, |expr| {
+            other |= match expr {
+                Expr::Identifier(name) => !listed.contains(&name.value.to_lowercase()),
+                Expr::CompoundIdentifier(parts) => {
+                    parts.last().is_none_or(|c| !listed.contains(&c.value.to_lowercase()))
+                }
+                _ => false,
+            };
+            std::ops::ControlFlow::<()>::Continue(())
+        });
+        other
+    });
+    if orders_by_other {
+        return None;
+    }
+    select.distinct = Some(sqlparser::ast::Distinct::Distinct);
+    Some(query.to_string())
+}
+
 /// True when the question denies something: an absence ("no", "none", "without", "never") or a
 /// plain "not" ("channels that do not play …", "students who don't have …").
 fn says_not(question: &str) -> bool {
@@ -274,6 +444,14 @@ pub(super) fn on_of_mut(operator: &mut JoinOperator) -> Option<&mut Expr> {
         | JoinOperator::Right(JoinConstraint::On(on))
         | JoinOperator::RightOuter(JoinConstraint::On(on))
         | JoinOperator::FullOuter(JoinConstraint::On(on)) => Some(on),
+        _ => None,
+    }
+}
+
+/// The ON condition of an inner join.
+fn inner_on(operator: &JoinOperator) -> Option<&Expr> {
+    match operator {
+        JoinOperator::Join(JoinConstraint::On(on)) | JoinOperator::Inner(JoinConstraint::On(on)) => Some(on),
         _ => None,
     }
 }
@@ -526,5 +704,115 @@ mod tests {
             "SELECT r.region FROM countries AS co JOIN regions AS r ON co.region = r.region AND r.active = 1",
             ],
         );
+    }
+
+    #[test]
+    fn joins_that_only_filter_the_shown_table_become_an_exists() {
+        let mut catalog = pets_and_channels();
+        // Student once per cat or dog: a student with both is one student.
+        let sql = "SELECT T1.Fname FROM Student AS T1 JOIN Has_Pet AS T2 ON T1.StuID = T2.StuID \
+                   JOIN Pets AS T3 ON T2.PetID = T3.PetID WHERE T3.PetType = 'cat' OR T3.PetType = 'dog' \
+                   ORDER BY T1.Fname";
+        assert_eq!(
+            joins_that_only_filter(sql, &catalog).as_deref(),
+            Some(
+                "SELECT T1.Fname FROM Student AS T1 WHERE EXISTS (SELECT 1 FROM Has_Pet AS T2, Pets AS T3 \
+                 WHERE (T1.StuID = T2.StuID) AND (T2.PetID = T3.PetID) AND (T3.PetType = 'cat' OR T3.PetType = 'dog')) \
+                 ORDER BY T1.Fname"
+            )
+        );
+        // The shown table joined second, read by an expression under a name the ORDER BY uses.
+        let sql = "SELECT c.Channel || '!' AS channel FROM TV_Channel t JOIN Cartoon c ON c.Channel = t.id \
+                   WHERE t.Country = 'Italy' ORDER BY channel";
+        assert_eq!(
+            joins_that_only_filter(sql, &catalog).as_deref(),
+            Some(
+                "SELECT c.Channel || '!' AS channel FROM Cartoon c WHERE EXISTS (SELECT 1 FROM TV_Channel t \
+                 WHERE (c.Channel = t.id) AND (t.Country = 'Italy')) ORDER BY channel"
+            )
+        );
+        // A joined table met on its whole primary key repeats no row: nothing to change.
+        catalog = Catalog::from_tables(
+            catalog
+                .tables()
+                .cloned()
+                .map(|mut t| {
+                    if t.name == "TV_Channel" {
+                        t.primary_key = vec!["id".into()];
+                    }
+                    t
+                })
+                .collect(),
+        );
+        assert_eq!(joins_that_only_filter(sql, &catalog), None);
+    }
+
+    #[test]
+    fn joins_read_by_the_list_the_order_or_a_group_stay() {
+        let catalog = pets_and_channels();
+        for sql in [
+            // The list or the ORDER BY reads the joined table.
+            "SELECT T1.Fname, T3.PetType FROM Student AS T1 JOIN Has_Pet AS T2 ON T1.StuID = T2.StuID \
+             JOIN Pets AS T3 ON T2.PetID = T3.PetID",
+            "SELECT T1.Fname FROM Student AS T1 JOIN Has_Pet AS T2 ON T1.StuID = T2.StuID ORDER BY T2.PetID",
+            // Deduplicated, grouped or counted already; a left join; a join without ON; all columns.
+            "SELECT DISTINCT T1.Fname FROM Student AS T1 JOIN Has_Pet AS T2 ON T1.StuID = T2.StuID",
+            "SELECT T1.Fname FROM Student AS T1 JOIN Has_Pet AS T2 ON T1.StuID = T2.StuID GROUP BY T1.Fname",
+            "SELECT COUNT(T1.Fname) FROM Student AS T1 JOIN Has_Pet AS T2 ON T1.StuID = T2.StuID",
+            "SELECT T1.Fname FROM Student AS T1 LEFT JOIN Has_Pet AS T2 ON T1.StuID = T2.StuID",
+            "SELECT T1.Fname FROM Student AS T1 JOIN Has_Pet AS T2 USING (StuID)",
+            "SELECT T1.* FROM Student AS T1 JOIN Has_Pet AS T2 ON T1.StuID = T2.StuID",
+            // A table the catalog does not have, no join, a set operation.
+            "SELECT T1.Fname FROM Student AS T1 JOIN Invented AS T2 ON T1.StuID = T2.StuID",
+            "SELECT Fname FROM Student WHERE Age > 20",
+            "SELECT T1.Fname FROM Student AS T1 JOIN Has_Pet AS T2 ON T1.StuID = T2.StuID UNION SELECT 'x'",
+        ] {
+            assert_eq!(joins_that_only_filter(sql, &catalog), None, "{sql}");
+        }
+    }
+
+    #[test]
+    fn references_listed_alone_are_listed_once() {
+        let mut catalog = pets_and_channels();
+        catalog = Catalog::from_tables(
+            catalog
+                .tables()
+                .cloned()
+                .map(|mut t| {
+                    if t.name == "Has_Pet" {
+                        t.foreign_keys = vec![ForeignKey {
+                            column: "StuID".into(),
+                            ref_table: "Student".into(),
+                            ref_column: "StuID".into(),
+                            inferred: true,
+                        }];
+                    }
+                    t
+                })
+                .collect(),
+        );
+        assert_eq!(
+            references_listed_once(
+                "SELECT h.StuID AS id FROM Has_Pet AS h WHERE h.PetID > 2 ORDER BY id",
+                &catalog
+            )
+            .as_deref(),
+            Some("SELECT DISTINCT h.StuID AS id FROM Has_Pet AS h WHERE h.PetID > 2 ORDER BY id")
+        );
+        for sql in [
+            // A column that references nothing, beside one that does, or ordered by.
+            "SELECT PetID FROM Has_Pet",
+            "SELECT StuID, PetID FROM Has_Pet",
+            "SELECT StuID FROM Has_Pet ORDER BY PetID",
+            // Counted, limited, joined, deduplicated already.
+            "SELECT COUNT(StuID) FROM Has_Pet",
+            "SELECT StuID FROM Has_Pet LIMIT 3",
+            "SELECT h.StuID FROM Has_Pet AS h JOIN Pets AS p ON p.PetID = h.PetID",
+            "SELECT DISTINCT StuID FROM Has_Pet",
+            // A table's own key, where it references nothing.
+            "SELECT StuID FROM Student",
+        ] {
+            assert_eq!(references_listed_once(sql, &catalog), None, "{sql}");
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! Values the question asks for in a form the SQL does not give: rounded to N decimals, a
-//! number where the SQL yields text, a rate alone where the SQL shows its parts beside it, and
-//! one rate where the SQL computes one per hidden group and keeps the first.
+//! number where the SQL yields text, a rate alone where the SQL shows its parts beside it, one
+//! rate where the SQL computes one per hidden group and keeps the first, and one total where
+//! the SQL computes it as a window over every row.
 
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
@@ -42,6 +43,75 @@ fn outer_items_replaced(sql: &str, replace: impl Fn(&Expr) -> Option<Expr>) -> O
         changed = true;
     }
     changed.then(|| query.to_string())
+}
+
+/// Words of a question that ask for a value per row, over a window.
+const RUNNING: &[&str] = &["running", "cumulative", "cumulatively", "rolling", "moving", "trailing"];
+
+/// A total asked once ("What is our revenue year to date?") that the SQL computes as a window
+/// over the rows (`SUM(total_amount) OVER (ORDER BY ordered_at)`: a running total, one row per
+/// order) computed once, as the aggregate it windows (`SUM(total_amount)`); None otherwise.
+/// Only an outermost SELECT without GROUP BY whose every item reads the rows only through
+/// windows of SUM, AVG, COUNT, MIN or MAX that partition nothing, for a question that asks
+/// neither for a running, cumulative or moving value nor for several.
+pub fn one_total_asked(question: &str, sql: &str) -> Option<String> {
+    if asks_for_several(question) || lowercase_words(question).iter().any(|w| RUNNING.contains(&w.as_str())) {
+        return None;
+    }
+    let query = parse_query(sql)?;
+    let SetExpr::Select(select) = query.body.as_ref() else { return None };
+    if !matches!(&select.group_by, GroupByExpr::Expressions(keys, _) if keys.is_empty())
+        || select.having.is_some()
+    {
+        return None;
+    }
+    for item in &select.projection {
+        let (SelectItem::UnnamedExpr(expr) | SelectItem::ExprWithAlias { expr, .. }) = item else {
+            return None;
+        };
+        // With its windowed aggregates taken out, the item reads no row and holds no window.
+        let mut rest = expr.clone();
+        let mut windows = 0;
+        let _ = sqlparser::ast::visit_expressions_mut(&mut rest, |e| {
+            if whole_window_aggregate(e) {
+                *e = Expr::value(Value::Null);
+                windows += 1;
+            }
+            ControlFlow::<()>::Continue(())
+        });
+        let mut reads = false;
+        let _ = sqlparser::ast::visit_expressions(&rest, |e| {
+            reads |= matches!(e, Expr::Identifier(_) | Expr::CompoundIdentifier(_) | Expr::Subquery(_));
+            ControlFlow::<()>::Continue(())
+        });
+        if windows == 0 || reads || has_window(&rest) {
+            return None;
+        }
+    }
+    outer_items_replaced(sql, |expr| {
+        let mut once = expr.clone();
+        let _ = sqlparser::ast::visit_expressions_mut(&mut once, |e| {
+            if let Expr::Function(f) = e {
+                if whole_window_aggregate(&Expr::Function(f.clone())) {
+                    f.over = None;
+                }
+            }
+            ControlFlow::<()>::Continue(())
+        });
+        Some(once)
+    })
+}
+
+/// `SUM|AVG|COUNT|MIN|MAX(…) OVER (…)` over a window that partitions nothing.
+fn whole_window_aggregate(expr: &Expr) -> bool {
+    let Expr::Function(f) = expr else { return false };
+    let aggregate =
+        ["sum", "avg", "count", "min", "max"].contains(&f.name.to_string().to_lowercase().as_str());
+    let whole = match &f.over {
+        Some(sqlparser::ast::WindowType::WindowSpec(spec)) => spec.partition_by.is_empty(),
+        _ => false,
+    };
+    aggregate && whole
 }
 
 /// An aggregate other than a bare COUNT, or arithmetic: a value that can have decimals.
@@ -384,5 +454,41 @@ mod tests {
         let month = "SELECT strftime('%Y-%m', d) AS month, COUNT(*) FROM t GROUP BY month";
         assert_eq!(numbers_asked("Show the month as YYYY-MM and the count as a number.", month), None);
         assert_eq!(numbers_asked("How many sessions on each weekday?", sql), None);
+    }
+
+    #[test]
+    fn a_total_asked_once_is_computed_once_not_over_every_row() {
+        let question =
+            "What is our revenue year to date, from January 1 through today, rounded to 2 decimals?";
+        let sql = "SELECT ROUND(SUM(total_amount) OVER (ORDER BY ordered_at), 2) AS revenue FROM orders \
+                   WHERE status = 'completed' AND ordered_at >= '2026-01-01' LIMIT 1000";
+        assert_eq!(
+            one_total_asked(question, sql).as_deref(),
+            Some(
+                "SELECT ROUND(SUM(total_amount), 2) AS revenue FROM orders \
+                 WHERE status = 'completed' AND ordered_at >= '2026-01-01' LIMIT 1000"
+            )
+        );
+        assert_eq!(
+            one_total_asked(
+                "How many orders and what average?",
+                "SELECT COUNT(*) OVER (), AVG(x) OVER () FROM t"
+            )
+            .as_deref(),
+            Some("SELECT COUNT(*) AS \"COUNT(*) OVER ()\", AVG(x) AS \"AVG(x) OVER ()\" FROM t")
+        );
+        for (question, sql) in [
+            // A running total, or several values, asked.
+            ("What is the running total of revenue?", "SELECT SUM(a) OVER (ORDER BY d) FROM t"),
+            ("What is the revenue per day?", "SELECT SUM(a) OVER (ORDER BY d) FROM t"),
+            // A row read beside the window, a window per partition, a rank, a grouped query.
+            ("What is the revenue?", "SELECT d, SUM(a) OVER (ORDER BY d) FROM t"),
+            ("What is the revenue?", "SELECT SUM(a) OVER (PARTITION BY s) FROM t"),
+            ("What is the revenue?", "SELECT RANK() OVER (ORDER BY a) FROM t"),
+            ("What is the revenue?", "SELECT SUM(SUM(a)) OVER () FROM t GROUP BY s"),
+            ("What is the revenue?", "SELECT SUM(a) FROM t"),
+        ] {
+            assert_eq!(one_total_asked(question, sql), None, "{question}: {sql}");
+        }
     }
 }

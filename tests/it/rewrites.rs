@@ -5,7 +5,9 @@
 //! a weekday asked as a number, a value asked rounded, a rate asked alone shown with its parts,
 //! an absence asked of what is counted made by the row's own key, a join on columns its
 //! tables lack, an invented lookup table, a literal written otherwise than the column holds it,
-//! a day compared with a month, one rate computed for the first of groups it hides.
+//! a day compared with a month, one rate computed for the first of groups it hides, a row
+//! repeated once per partner by a join that only filters, one total computed as a window over
+//! every row.
 //! Scripted-model tests for the pipeline and the switch; real-model tests for the lever.
 
 use std::sync::Arc;
@@ -25,6 +27,18 @@ const TOP_PER_CATEGORY_GOLD: &str = "WITH counts AS (SELECT t.category, t.topic_
 const TOP_OF_ALL: &str = "SELECT t.category, t.topic_name, COUNT(*) AS posts FROM posts p \
      JOIN topics t ON t.topic_id = p.topic_id WHERE p.created_at >= '2026-01-01' AND p.created_at < '2027-01-01' \
      GROUP BY t.category, t.topic_name ORDER BY posts DESC LIMIT 1";
+
+/// Several advertisers ran more than one awareness campaign: a join lists them once per campaign.
+const ADVERTISERS_WITH_AWARENESS: &str =
+    "Which advertisers have run a campaign with the awareness objective? Show their names.";
+const ADVERTISERS_WITH_AWARENESS_GOLD: &str =
+    "SELECT advertiser_name FROM advertisers WHERE advertiser_id IN \
+     (SELECT advertiser_id FROM ad_campaigns WHERE objective = 'awareness')";
+
+/// One total: written as a window, it is a running total with one row per order.
+const QUARTER_REVENUE: &str = "What was the revenue of completed orders in Q3 2026, rounded to 2 decimals?";
+const QUARTER_REVENUE_GOLD: &str = "SELECT ROUND(SUM(total_amount), 2) FROM orders \
+     WHERE status = 'completed' AND ordered_at >= '2026-07-01' AND ordered_at < '2026-10-01'";
 
 fn open(dir: &std::path::Path, answer: &str, rewrites: bool) -> Arc<Quarry> {
     let mut config = config_for(dir);
@@ -282,6 +296,18 @@ fn joins_literals_periods_absences_and_hidden_groups_are_corrected_before_they_r
             "SELECT advertiser_name FROM advertisers WHERE advertiser_id NOT IN \
              (SELECT advertiser_id FROM ad_campaigns WHERE objective = 'awareness')",
         ),
+        (
+            ADVERTISERS_WITH_AWARENESS,
+            "SELECT a.advertiser_name FROM advertisers a JOIN ad_campaigns c \
+             ON a.advertiser_id = c.advertiser_id WHERE c.objective = 'awareness'",
+            ADVERTISERS_WITH_AWARENESS_GOLD,
+        ),
+        (
+            QUARTER_REVENUE,
+            "SELECT ROUND(SUM(total_amount) OVER (ORDER BY ordered_at), 2) AS revenue FROM orders \
+             WHERE status = 'completed' AND ordered_at >= '2026-07-01' AND ordered_at < '2026-10-01'",
+            QUARTER_REVENUE_GOLD,
+        ),
     ];
     for (question, scripted, gold) in cases {
         let dir = private_workspace();
@@ -333,4 +359,23 @@ fn real_model_answers_an_absence_asked_of_a_related_table() {
     let gold = "SELECT advertiser_name FROM advertisers WHERE advertiser_id NOT IN \
                 (SELECT advertiser_id FROM ad_campaigns WHERE objective = 'awareness')";
     assert_answers(&real(), question, &AskOptions::default(), gold);
+}
+
+#[test]
+fn real_model_lists_each_advertiser_once() {
+    let Some(_turn) = real_model_turn() else { return };
+    // The model lists them as it will: with IN, EXISTS, DISTINCT, or a join that repeats an
+    // advertiser once per campaign, which `joins_that_only_filter` makes an EXISTS.
+    assert_answers(
+        &real(),
+        ADVERTISERS_WITH_AWARENESS,
+        &AskOptions::default(),
+        ADVERTISERS_WITH_AWARENESS_GOLD,
+    );
+}
+
+#[test]
+fn real_model_gives_one_total_asked_once() {
+    let Some(_turn) = real_model_turn() else { return };
+    assert_answers(&real(), QUARTER_REVENUE, &AskOptions::default(), QUARTER_REVENUE_GOLD);
 }
