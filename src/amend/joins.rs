@@ -706,6 +706,13 @@ mod tests {
         );
     }
 
+    /// `catalog` with the table named `name` changed by `edit`.
+    fn edited(catalog: &Catalog, name: &str, edit: impl Fn(&mut Table)) -> Catalog {
+        let mut tables: Vec<Table> = catalog.tables().cloned().collect();
+        tables.iter_mut().filter(|t| t.name == name).for_each(edit);
+        Catalog::from_tables(tables)
+    }
+
     #[test]
     fn joins_that_only_filter_the_shown_table_become_an_exists() {
         let mut catalog = pets_and_channels();
@@ -732,18 +739,7 @@ mod tests {
             )
         );
         // A joined table met on its whole primary key repeats no row: nothing to change.
-        catalog = Catalog::from_tables(
-            catalog
-                .tables()
-                .cloned()
-                .map(|mut t| {
-                    if t.name == "TV_Channel" {
-                        t.primary_key = vec!["id".into()];
-                    }
-                    t
-                })
-                .collect(),
-        );
+        catalog = edited(&catalog, "TV_Channel", |t| t.primary_key = vec!["id".into()]);
         assert_eq!(joins_that_only_filter(sql, &catalog), None);
     }
 
@@ -773,24 +769,14 @@ mod tests {
 
     #[test]
     fn references_listed_alone_are_listed_once() {
-        let mut catalog = pets_and_channels();
-        catalog = Catalog::from_tables(
-            catalog
-                .tables()
-                .cloned()
-                .map(|mut t| {
-                    if t.name == "Has_Pet" {
-                        t.foreign_keys = vec![ForeignKey {
-                            column: "StuID".into(),
-                            ref_table: "Student".into(),
-                            ref_column: "StuID".into(),
-                            inferred: true,
-                        }];
-                    }
-                    t
-                })
-                .collect(),
-        );
+        let catalog = edited(&pets_and_channels(), "Has_Pet", |t| {
+            t.foreign_keys = vec![ForeignKey {
+                column: "StuID".into(),
+                ref_table: "Student".into(),
+                ref_column: "StuID".into(),
+                inferred: true,
+            }]
+        });
         assert_eq!(
             references_listed_once(
                 "SELECT h.StuID AS id FROM Has_Pet AS h WHERE h.PetID > 2 ORDER BY id",
