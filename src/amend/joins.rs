@@ -258,6 +258,20 @@ pub fn joins_that_only_filter(sql: &str, catalog: &Catalog) -> Option<String> {
     if others.iter().all(|(handle, table)| joined_on_whole_key(handle, table, &conditions)) {
         return None;
     }
+    // A column named bare that the shown table and another both have: refused as ambiguous
+    // in the join, it would read the other table's inside the EXISTS without a word.
+    let shown_table = handles[shown].1;
+    let mut ambiguous = false;
+    let _ = sqlparser::ast::visit_expressions(&**select, |expr| {
+        if let Expr::Identifier(name) = expr {
+            ambiguous |= shown_table.column(&name.value).is_some()
+                && others.iter().any(|(_, table)| table.column(&name.value).is_some());
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+    if ambiguous {
+        return None;
+    }
     let relations: Vec<&TableFactor> =
         std::iter::once(&from.relation).chain(from.joins.iter().map(|j| &j.relation)).collect();
     let inner_from: Vec<String> =
@@ -758,6 +772,8 @@ mod tests {
             "SELECT T1.Fname FROM Student AS T1 LEFT JOIN Has_Pet AS T2 ON T1.StuID = T2.StuID",
             "SELECT T1.Fname FROM Student AS T1 JOIN Has_Pet AS T2 USING (StuID)",
             "SELECT T1.* FROM Student AS T1 JOIN Has_Pet AS T2 ON T1.StuID = T2.StuID",
+            // A column named bare that both tables have (SQLite refuses it as ambiguous).
+            "SELECT T1.Fname FROM Student AS T1 JOIN Has_Pet AS T2 ON T1.StuID = T2.StuID WHERE StuID > 3",
             // A table the catalog does not have, no join, a set operation.
             "SELECT T1.Fname FROM Student AS T1 JOIN Invented AS T2 ON T1.StuID = T2.StuID",
             "SELECT Fname FROM Student WHERE Age > 20",
