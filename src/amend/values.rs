@@ -51,8 +51,8 @@ const RUNNING: &[&str] = &["running", "cumulative", "cumulatively", "rolling", "
 /// A total asked once ("What is our revenue year to date?") that the SQL computes as a window
 /// over the rows (`SUM(total_amount) OVER (ORDER BY ordered_at)`: a running total, one row per
 /// order) computed once, as the aggregate it windows (`SUM(total_amount)`); None otherwise.
-/// Only an outermost SELECT without GROUP BY whose every item reads the rows only through
-/// windows of SUM, AVG, COUNT, MIN or MAX that partition nothing, for a question that asks
+/// Only an outermost SELECT without GROUP BY or ORDER BY whose every item reads the rows only
+/// through windows of SUM, AVG, COUNT, MIN or MAX that partition nothing, for a question that asks
 /// neither for a running, cumulative or moving value nor for several.
 pub fn one_total_asked(question: &str, sql: &str) -> Option<String> {
     if asks_for_several(question) || lowercase_words(question).iter().any(|w| RUNNING.contains(&w.as_str())) {
@@ -60,8 +60,10 @@ pub fn one_total_asked(question: &str, sql: &str) -> Option<String> {
     }
     let query = parse_query(sql)?;
     let SetExpr::Select(select) = query.body.as_ref() else { return None };
+    // An ORDER BY beside one total orders nothing, and reads rows PostgreSQL would refuse.
     if !matches!(&select.group_by, GroupByExpr::Expressions(keys, _) if keys.is_empty())
         || select.having.is_some()
+        || query.order_by.is_some()
     {
         return None;
     }
@@ -102,11 +104,13 @@ pub fn one_total_asked(question: &str, sql: &str) -> Option<String> {
     })
 }
 
-/// `SUM|AVG|COUNT|MIN|MAX(…) OVER (…)` over a window that partitions nothing.
+/// `SUM|AVG|COUNT|MIN|MAX(…) OVER (…)` over a window that partitions nothing, of no aggregate
+/// (`SUM(SUM(x)) OVER ()` would nest one without its window).
 fn whole_window_aggregate(expr: &Expr) -> bool {
     let Expr::Function(f) = expr else { return false };
-    let aggregate =
-        ["sum", "avg", "count", "min", "max"].contains(&f.name.to_string().to_lowercase().as_str());
+    let aggregate = ["sum", "avg", "count", "min", "max"]
+        .contains(&f.name.to_string().to_lowercase().as_str())
+        && !crate::history::structure::plain_arguments(f).into_iter().any(has_aggregate);
     let whole = match &f.over {
         Some(sqlparser::ast::WindowType::WindowSpec(spec)) => spec.partition_by.is_empty(),
         _ => false,
@@ -487,6 +491,9 @@ mod tests {
             ("What is the revenue?", "SELECT RANK() OVER (ORDER BY a) FROM t"),
             ("What is the revenue?", "SELECT SUM(SUM(a)) OVER () FROM t GROUP BY s"),
             ("What is the revenue?", "SELECT SUM(a) FROM t"),
+            // An aggregate inside the window, an ORDER BY beside it.
+            ("What is the revenue?", "SELECT SUM(SUM(a)) OVER () FROM t"),
+            ("What is the revenue?", "SELECT SUM(a) OVER (ORDER BY d) FROM t ORDER BY d"),
         ] {
             assert_eq!(one_total_asked(question, sql), None, "{question}: {sql}");
         }
