@@ -34,7 +34,9 @@ pub use joins::{
     references_listed_once,
 };
 pub use literals::{periods_as_written, values_as_held};
-pub use values::{numbers_asked, one_total_asked, rate_over_all_rows, ratio_parts_dropped, rounding_asked};
+pub use values::{
+    numbers_asked, one_total_asked, rate_over_all_rows, ratio_parts_dropped, rounding_asked, share_of_the_whole,
+};
 
 /// `sql` rewritten where its shape cannot give what the question asks (`[answer] rewrites`):
 /// a join on columns its tables lack remade on the key the catalog declares, a join to an
@@ -46,7 +48,7 @@ pub use values::{numbers_asked, one_total_asked, rate_over_all_rows, ratio_parts
 /// of its rows once, not once per partner), references to other tables listed alone listed
 /// once, groups counted, the top row of each group ranked
 /// within it, the top row asked for kept (ties too), a ratio's condition taken out of its
-/// WHERE, a rate asked alone shown without its parts, one rate asked computed over all rows
+/// WHERE, a group's value divided by itself divided by the whole, a rate asked alone shown without its parts, one rate asked computed over all rows
 /// (not over the first of groups it hides), the last day of a range the question
 /// names kept, a period copied into an absence over all time dropped, an absence asked of what
 /// is counted excluded by what is counted (not by the row's own key), one total asked computed
@@ -76,6 +78,7 @@ pub fn rewrites(question: &str, sql: &str, catalog: &Catalog, copied: &[String])
     apply(&|sql| top_per_group(question, sql));
     apply(&|sql| the_top_one(question, sql));
     apply(&ratio_filtered_twice);
+    apply(&|sql| share_of_the_whole(question, sql));
     apply(&|sql| ratio_parts_dropped(question, sql));
     apply(&|sql| rate_over_all_rows(question, sql));
     apply(&|sql| last_day_kept(question, sql));

@@ -2,7 +2,7 @@
 //! result. A filter comparing a column with a value it never holds (or a date in another
 //! shape), `LIMIT 1` for a question about several rows, a ratio in integer arithmetic or
 //! scaled to a percentage, a column selected beside an aggregate without GROUP BY, a range
-//! that misses or overruns the question's period by a day, a period after the data ends, a
+//! that misses or overruns the question's period by a day, a value divided by itself, a period after the data ends, a
 //! strftime format SQLite does not know, a month compared with a day, values the question wants
 //! rounded left unrounded, several rows for a question asking for one number, several rows per
 //! group for a question asking for the top one in each.
@@ -46,6 +46,8 @@ pub enum FindingCode {
     PeriodBounds,
     /// A ratio asked for, multiplied by 100 as if a percentage had been.
     RatioAsPercentage,
+    /// A value divided by itself: 1 in every row.
+    RatioOfItself,
     /// The question's period starts after the last date in the tables read.
     PeriodAfterData,
     /// A strftime format SQLite does not know (`%q`, `%B` …): it returns NULL.
@@ -288,6 +290,33 @@ fn example_of(format: &str) -> String {
 
 fn is_aggregate(name: &str) -> bool {
     AGGREGATES.contains(&name)
+}
+
+/// The aggregate a division divides by itself — `CAST(COUNT(id) AS REAL) / NULLIF(COUNT(id), 0)`
+/// is 1 in every group — read through parentheses, casts, `NULLIF(…, 0)` and a constant scale
+/// (`1.0 * …`); None when the two sides differ or are not one aggregate.
+pub(crate) fn divided_by_itself<'e>(left: &'e Expr, right: &'e Expr) -> Option<&'e Expr> {
+    let (left, right) = (ratio_core(left), ratio_core(right));
+    let Expr::Function(f) = right else { return None };
+    let aggregate = f.over.is_none() && is_aggregate(&f.name.to_string().to_lowercase());
+    (aggregate && left.to_string() == right.to_string()).then_some(right)
+}
+
+/// `expr` without the parentheses, casts, `NULLIF(…, 0)` and constant factors around it.
+fn ratio_core(expr: &Expr) -> &Expr {
+    let number = |e: &Expr| matches!(e, Expr::Value(v) if matches!(v.value, Value::Number(..)));
+    match expr {
+        Expr::Nested(inner) | Expr::Cast { expr: inner, .. } => ratio_core(inner),
+        Expr::BinaryOp { left, op: BinaryOperator::Multiply, right } if number(left) => ratio_core(right),
+        Expr::BinaryOp { left, op: BinaryOperator::Multiply, right } if number(right) => ratio_core(left),
+        Expr::Function(f) if f.name.to_string().eq_ignore_ascii_case("nullif") => {
+            match crate::history::structure::plain_arguments(f)[..] {
+                [value, zero] if zero.to_string() == "0" => ratio_core(value),
+                _ => expr,
+            }
+        }
+        _ => expr,
+    }
 }
 
 /// True when `expr` aggregates outside any window.

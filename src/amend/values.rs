@@ -1,7 +1,8 @@
 //! Values the question asks for in a form the SQL does not give: rounded to N decimals, a
 //! number where the SQL yields text, a rate alone where the SQL shows its parts beside it, one
-//! rate where the SQL computes one per hidden group and keeps the first, and one total where
-//! the SQL computes it as a window over every row.
+//! rate where the SQL computes one per hidden group and keeps the first, one total where the
+//! SQL computes it as a window over every row, and each group's share of the whole where the
+//! SQL divides the group's value by itself.
 
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
@@ -9,7 +10,9 @@ use std::ops::ControlFlow;
 use sqlparser::ast::{BinaryOperator, Expr, GroupByExpr, Ident, OrderByKind, SelectItem, SetExpr, Value};
 
 use super::parse_expr;
-use crate::check::{asks_for_several, decimals_asked, has_aggregate, has_window, lowercase_words, rounds};
+use crate::check::{
+    asks_for_several, decimals_asked, divided_by_itself, has_aggregate, has_window, lowercase_words, rounds,
+};
 use crate::history::structure::parse_query;
 
 /// For a question asking for values rounded to N decimals, a query that rounds nothing with
@@ -163,9 +166,76 @@ const PARTS_PHRASES: &[&str] = &[
 /// True when the question asks for a rate and for no counts or totals beside it. Phrases are
 /// matched on whole words ("rate" is not in "separate").
 fn asks_for_a_rate_alone(question: &str) -> bool {
+    asks_for_a_rate(question) && !says_any(question, PARTS_PHRASES)
+}
+
+/// True when the question asks for a rate, a share or a ratio.
+fn asks_for_a_rate(question: &str) -> bool {
+    says_any(question, RATE_PHRASES)
+}
+
+/// True when the question says one of `phrases`, as whole words.
+fn says_any(question: &str, phrases: &[&str]) -> bool {
     let text = format!(" {} ", lowercase_words(question).join(" "));
-    let says = |phrase: &&str| text.contains(&format!(" {phrase} "));
-    RATE_PHRASES.iter().any(says) && !PARTS_PHRASES.iter().any(says)
+    phrases.iter().any(|phrase| text.contains(&format!(" {phrase} ")))
+}
+
+/// For a question asking for a share, ratio or rate, a grouped query that divides an aggregate
+/// by itself — `CAST(COUNT(business_id) AS REAL) / NULLIF(COUNT(business_id), 0)` per state,
+/// 1 for every state — rewritten with the divisor taken over every row its FROM and WHERE keep
+/// (`… / NULLIF((SELECT COUNT(business_id) FROM business), 0)`): each group's share of the
+/// whole. None otherwise: no such division, no GROUP BY, a WITH, a window, a set operation.
+pub fn share_of_the_whole(question: &str, sql: &str) -> Option<String> {
+    if !asks_for_a_rate(question) {
+        return None;
+    }
+    let mut query = parse_query(sql)?;
+    if query.with.is_some() || has_window(&query) {
+        return None;
+    }
+    let SetExpr::Select(select) = query.body.as_mut() else { return None };
+    if !matches!(&select.group_by, GroupByExpr::Expressions(keys, _) if !keys.is_empty()) {
+        return None;
+    }
+    let from = select.from.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+    let filter = select.selection.as_ref().map(|w| format!(" WHERE {w}")).unwrap_or_default();
+    let whole = |aggregate: &Expr| parse_expr(&format!("(SELECT {aggregate} FROM {from}{filter})"));
+    let mut changed = false;
+    for item in &mut select.projection {
+        if let SelectItem::UnnamedExpr(expr) | SelectItem::ExprWithAlias { expr, .. } = item {
+            changed |= divisors_made_whole(expr, &whole);
+        }
+    }
+    if let Some(OrderByKind::Expressions(orders)) = query.order_by.as_mut().map(|o| &mut o.kind) {
+        for order in orders {
+            changed |= divisors_made_whole(&mut order.expr, &whole);
+        }
+    }
+    changed.then(|| query.to_string())
+}
+
+/// `expr` with the divisor of each division of an aggregate by itself replaced by `whole` of
+/// that aggregate; true when one was.
+fn divisors_made_whole(expr: &mut Expr, whole: &dyn Fn(&Expr) -> Option<Expr>) -> bool {
+    let mut changed = false;
+    let _ = sqlparser::ast::visit_expressions_mut(expr, |e| {
+        if let Expr::BinaryOp { left, op: BinaryOperator::Divide, right } = e {
+            if let Some(aggregate) = divided_by_itself(left, right).map(ToString::to_string) {
+                let _ = sqlparser::ast::visit_expressions_mut(right.as_mut(), |inner| {
+                    if inner.to_string() != aggregate {
+                        return ControlFlow::Continue(());
+                    }
+                    if let Some(replaced) = whole(inner) {
+                        *inner = replaced;
+                        changed = true;
+                    }
+                    ControlFlow::Break(())
+                });
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    changed
 }
 
 /// For a question asking for a rate (and no counts or totals beside it), the items of the
@@ -356,6 +426,49 @@ mod tests {
         // Rounded already, or no rounding asked.
         assert_eq!(rounding_asked(question, "SELECT ROUND(AVG(x), 2) FROM t"), None);
         assert_eq!(rounding_asked("What was the average order value?", "SELECT AVG(x) FROM t"), None);
+    }
+
+    #[test]
+    fn a_group_divided_by_itself_is_divided_by_the_whole() {
+        let question = "What share of completed orders' revenue comes from each country?";
+        let sql = "SELECT o.country_code, CAST(SUM(o.total_amount) AS REAL) / NULLIF(SUM(o.total_amount), 0) \
+                   AS share FROM orders AS o JOIN users AS u ON u.user_id = o.user_id \
+                   WHERE o.status = 'completed' GROUP BY o.country_code ORDER BY share DESC";
+        assert_eq!(
+            share_of_the_whole(question, sql).as_deref(),
+            Some(
+                "SELECT o.country_code, CAST(SUM(o.total_amount) AS REAL) / NULLIF((SELECT SUM(o.total_amount) \
+                 FROM orders AS o JOIN users AS u ON u.user_id = o.user_id WHERE o.status = 'completed'), 0) \
+                 AS share FROM orders AS o JOIN users AS u ON u.user_id = o.user_id \
+                 WHERE o.status = 'completed' GROUP BY o.country_code ORDER BY share DESC"
+            )
+        );
+        // Scaled, and in the ORDER BY too.
+        assert_eq!(
+            share_of_the_whole(
+                "What percentage of users does each plan have?",
+                "SELECT plan, 100.0 * COUNT(*) / COUNT(*) FROM users GROUP BY plan ORDER BY 100.0 * COUNT(*) / COUNT(*)"
+            )
+            .as_deref(),
+            Some(
+                "SELECT plan, 100.0 * COUNT(*) / (SELECT COUNT(*) FROM users) FROM users GROUP BY plan \
+                 ORDER BY 100.0 * COUNT(*) / (SELECT COUNT(*) FROM users)"
+            )
+        );
+        for (question, sql) in [
+            // One total: the value over itself is no share of anything; the check says so.
+            ("What share of orders were refunded?", "SELECT COUNT(*) / COUNT(*) FROM orders"),
+            // Two different values, or a distinct count over all rows.
+            ("What share of revenue comes from each country?", "SELECT c, SUM(a) / SUM(b) FROM t GROUP BY c"),
+            ("What is the ratio of users to countries per plan?", "SELECT p, COUNT(u) / COUNT(DISTINCT u) FROM t GROUP BY p"),
+            // Not a rate.
+            ("How many orders did each country place?", "SELECT c, COUNT(*) / COUNT(*) FROM t GROUP BY c"),
+            // A WITH, a window.
+            ("What share comes from each country?", "WITH x AS (SELECT * FROM t) SELECT c, SUM(a) / SUM(a) FROM x GROUP BY c"),
+            ("What share comes from each country?", "SELECT c, SUM(a) / SUM(SUM(a)) OVER () FROM t GROUP BY c"),
+        ] {
+            assert_eq!(share_of_the_whole(question, sql), None, "{sql}");
+        }
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The walk over every SELECT of a query that ran: the findings read from the SQL itself —
 //! filters against the values a column holds and the shape of its dates, ratios in integer
-//! arithmetic or scaled to a percentage, columns beside an aggregate without GROUP BY, ranges
-//! against the question's periods. `check` runs it with the checks on the result.
+//! arithmetic, scaled to a percentage or of a value to itself, columns beside an aggregate
+//! without GROUP BY, ranges against the question's periods. `check` runs it with the checks on the result.
 
 use super::*;
 
@@ -67,6 +67,7 @@ impl<'c> Walker<'c> {
             .collect();
         for item in &items {
             self.divisions(item, &scope);
+            self.divided_by_itself(item);
             if self.ratio_asked {
                 self.percentage(item);
             }
@@ -327,6 +328,27 @@ impl<'c> Walker<'c> {
             };
             self.findings.push(Finding { code: FindingCode::PeriodBounds, message });
             return;
+        }
+    }
+
+    /// A value divided by itself (`COUNT(id) / COUNT(id)`): 1 in every row, whatever was asked.
+    fn divided_by_itself(&mut self, expr: &Expr) {
+        let mut found = None;
+        let _ = sqlparser::ast::visit_expressions(expr, |e| {
+            if let Expr::BinaryOp { left, op: BinaryOperator::Divide, right } = e {
+                if found.is_none() && divided_by_itself(left, right).is_some() {
+                    found = Some(format!("{left} / {right}"));
+                }
+            }
+            ControlFlow::<()>::Continue(())
+        });
+        if let Some(division) = found {
+            self.findings.push(Finding {
+                code: FindingCode::RatioOfItself,
+                message: format!(
+                    "{division} divides a value by itself, so it is 1 in every row; divide the part the question asks about (the rows its condition keeps, e.g. COUNT(CASE WHEN … THEN 1 END)) by the whole (every row, e.g. a subquery without GROUP BY)"
+                ),
+            });
         }
     }
 

@@ -7,7 +7,7 @@
 //! tables lack, an invented lookup table, a literal written otherwise than the column holds it,
 //! a day compared with a month, one rate computed for the first of groups it hides, a row
 //! repeated once per partner by a join that only filters, one total computed as a window over
-//! every row.
+//! every row, a group's value divided by itself for its share of the whole.
 //! Scripted-model tests for the pipeline and the switch; real-model tests for the lever.
 
 use std::sync::Arc;
@@ -39,6 +39,13 @@ const ADVERTISERS_WITH_AWARENESS_GOLD: &str =
 const QUARTER_REVENUE: &str = "What was the revenue of completed orders in Q3 2026, rounded to 2 decimals?";
 const QUARTER_REVENUE_GOLD: &str = "SELECT ROUND(SUM(total_amount), 2) FROM orders \
      WHERE status = 'completed' AND ordered_at >= '2026-07-01' AND ordered_at < '2026-10-01'";
+
+/// Each country's share: written as its revenue over itself, it is 1 for every country.
+const SHARE_BY_COUNTRY: &str =
+    "What share of the revenue of completed orders comes from each country, as a fraction of 1?";
+const SHARE_BY_COUNTRY_GOLD: &str = "SELECT country_code, SUM(total_amount) / \
+     (SELECT SUM(total_amount) FROM orders WHERE status = 'completed') FROM orders \
+     WHERE status = 'completed' GROUP BY country_code";
 
 fn open(dir: &std::path::Path, answer: &str, rewrites: bool) -> Arc<Quarry> {
     let mut config = config_for(dir);
@@ -308,6 +315,12 @@ fn joins_literals_periods_absences_and_hidden_groups_are_corrected_before_they_r
              WHERE status = 'completed' AND ordered_at >= '2026-07-01' AND ordered_at < '2026-10-01'",
             QUARTER_REVENUE_GOLD,
         ),
+        (
+            SHARE_BY_COUNTRY,
+            "SELECT country_code, SUM(total_amount) / SUM(total_amount) AS share FROM orders \
+             WHERE status = 'completed' GROUP BY country_code ORDER BY share DESC",
+            SHARE_BY_COUNTRY_GOLD,
+        ),
     ];
     for (question, scripted, gold) in cases {
         let dir = private_workspace();
@@ -378,4 +391,10 @@ fn real_model_lists_each_advertiser_once() {
 fn real_model_gives_one_total_asked_once() {
     let Some(_turn) = real_model_turn() else { return };
     assert_answers(&real(), QUARTER_REVENUE, &AskOptions::default(), QUARTER_REVENUE_GOLD);
+}
+
+#[test]
+fn real_model_gives_each_group_its_share_of_the_whole() {
+    let Some(_turn) = real_model_turn() else { return };
+    assert_answers(&real(), SHARE_BY_COUNTRY, &AskOptions::default(), SHARE_BY_COUNTRY_GOLD);
 }
