@@ -35,7 +35,8 @@ pub use joins::{
 };
 pub use literals::{periods_as_written, values_as_held};
 pub use values::{
-    numbers_asked, one_total_asked, rate_over_all_rows, ratio_parts_dropped, rounding_asked, share_of_the_whole,
+    numbers_asked, one_total_asked, rate_over_all_rows, ratio_parts_dropped, rounding_asked,
+    share_of_the_whole,
 };
 
 /// `sql` rewritten where its shape cannot give what the question asks (`[answer] rewrites`):

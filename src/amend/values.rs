@@ -431,7 +431,8 @@ mod tests {
     #[test]
     fn a_group_divided_by_itself_is_divided_by_the_whole() {
         let question = "What share of completed orders' revenue comes from each country?";
-        let sql = "SELECT o.country_code, CAST(SUM(o.total_amount) AS REAL) / NULLIF(SUM(o.total_amount), 0) \
+        let sql =
+            "SELECT o.country_code, CAST(SUM(o.total_amount) AS REAL) / NULLIF(SUM(o.total_amount), 0) \
                    AS share FROM orders AS o JOIN users AS u ON u.user_id = o.user_id \
                    WHERE o.status = 'completed' GROUP BY o.country_code ORDER BY share DESC";
         assert_eq!(
@@ -460,12 +461,21 @@ mod tests {
             ("What share of orders were refunded?", "SELECT COUNT(*) / COUNT(*) FROM orders"),
             // Two different values, or a distinct count over all rows.
             ("What share of revenue comes from each country?", "SELECT c, SUM(a) / SUM(b) FROM t GROUP BY c"),
-            ("What is the ratio of users to countries per plan?", "SELECT p, COUNT(u) / COUNT(DISTINCT u) FROM t GROUP BY p"),
+            (
+                "What is the ratio of users to countries per plan?",
+                "SELECT p, COUNT(u) / COUNT(DISTINCT u) FROM t GROUP BY p",
+            ),
             // Not a rate.
             ("How many orders did each country place?", "SELECT c, COUNT(*) / COUNT(*) FROM t GROUP BY c"),
             // A WITH, a window.
-            ("What share comes from each country?", "WITH x AS (SELECT * FROM t) SELECT c, SUM(a) / SUM(a) FROM x GROUP BY c"),
-            ("What share comes from each country?", "SELECT c, SUM(a) / SUM(SUM(a)) OVER () FROM t GROUP BY c"),
+            (
+                "What share comes from each country?",
+                "WITH x AS (SELECT * FROM t) SELECT c, SUM(a) / SUM(a) FROM x GROUP BY c",
+            ),
+            (
+                "What share comes from each country?",
+                "SELECT c, SUM(a) / SUM(SUM(a)) OVER () FROM t GROUP BY c",
+            ),
         ] {
             assert_eq!(share_of_the_whole(question, sql), None, "{sql}");
         }

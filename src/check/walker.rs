@@ -485,6 +485,16 @@ impl<'c> Walker<'c> {
             Expr::Identifier(_) | Expr::CompoundIdentifier(_) => {
                 self.column(expr, scope).is_some_and(|(_, c)| c.data_type.to_uppercase().contains("INT"))
             }
+            // A scalar subquery (`(SELECT COUNT(*) FROM orders)`): its one item, in its own scope.
+            Expr::Subquery(query) => match query.body.as_ref() {
+                SetExpr::Select(select) => match select.projection.as_slice() {
+                    [SelectItem::UnnamedExpr(item) | SelectItem::ExprWithAlias { expr: item, .. }] => {
+                        self.integer(item, &Scope::of(select, self.catalog))
+                    }
+                    _ => false,
+                },
+                _ => false,
+            },
             _ => false,
         }
     }

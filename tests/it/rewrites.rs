@@ -40,12 +40,11 @@ const QUARTER_REVENUE: &str = "What was the revenue of completed orders in Q3 20
 const QUARTER_REVENUE_GOLD: &str = "SELECT ROUND(SUM(total_amount), 2) FROM orders \
      WHERE status = 'completed' AND ordered_at >= '2026-07-01' AND ordered_at < '2026-10-01'";
 
-/// Each country's share: written as its revenue over itself, it is 1 for every country.
+/// Each country's share: written as its count over itself, it is 1 for every country.
 const SHARE_BY_COUNTRY: &str =
-    "What share of the revenue of completed orders comes from each country, as a fraction of 1?";
-const SHARE_BY_COUNTRY_GOLD: &str = "SELECT country_code, SUM(total_amount) / \
-     (SELECT SUM(total_amount) FROM orders WHERE status = 'completed') FROM orders \
-     WHERE status = 'completed' GROUP BY country_code";
+    "What is the ratio of the number of orders from each country code to the total number of orders?";
+const SHARE_BY_COUNTRY_GOLD: &str = "SELECT country_code, 1.0 * COUNT(*) / (SELECT COUNT(*) FROM orders) \
+     FROM orders GROUP BY country_code";
 
 fn open(dir: &std::path::Path, answer: &str, rewrites: bool) -> Arc<Quarry> {
     let mut config = config_for(dir);
@@ -317,8 +316,8 @@ fn joins_literals_periods_absences_and_hidden_groups_are_corrected_before_they_r
         ),
         (
             SHARE_BY_COUNTRY,
-            "SELECT country_code, SUM(total_amount) / SUM(total_amount) AS share FROM orders \
-             WHERE status = 'completed' GROUP BY country_code ORDER BY share DESC",
+            "SELECT country_code, CAST(COUNT(order_id) AS REAL) / NULLIF(COUNT(order_id), 0) AS share \
+             FROM orders GROUP BY country_code ORDER BY share DESC",
             SHARE_BY_COUNTRY_GOLD,
         ),
     ];
@@ -396,5 +395,7 @@ fn real_model_gives_one_total_asked_once() {
 #[test]
 fn real_model_gives_each_group_its_share_of_the_whole() {
     let Some(_turn) = real_model_turn() else { return };
+    // The model answers as it will: each count over itself (`share_of_the_whole` divides by the
+    // whole), over a subquery's count in integer arithmetic (the check sends it back), or right.
     assert_answers(&real(), SHARE_BY_COUNTRY, &AskOptions::default(), SHARE_BY_COUNTRY_GOLD);
 }
