@@ -333,16 +333,7 @@ impl<'c> Walker<'c> {
 
     /// A value divided by itself (`COUNT(id) / COUNT(id)`): 1 in every row, whatever was asked.
     fn divided_by_itself(&mut self, expr: &Expr) {
-        let mut found = None;
-        let _ = sqlparser::ast::visit_expressions(expr, |e| {
-            if let Expr::BinaryOp { left, op: BinaryOperator::Divide, right } = e {
-                if found.is_none() && divided_by_itself(left, right).is_some() {
-                    found = Some(format!("{left} / {right}"));
-                }
-            }
-            ControlFlow::<()>::Continue(())
-        });
-        if let Some(division) = found {
+        if let Some(division) = first_division(expr, |left, right| divided_by_itself(left, right).is_some()) {
             self.findings.push(Finding {
                 code: FindingCode::RatioOfItself,
                 message: format!(
@@ -426,21 +417,14 @@ impl<'c> Walker<'c> {
     }
 
     fn divisions(&mut self, expr: &Expr, scope: &Scope) {
-        let mut found = None;
-        let _ = sqlparser::ast::visit_expressions(expr, |e| {
-            if let Expr::BinaryOp { left, op: BinaryOperator::Divide, right } = e {
-                // A row's value over a constant is bucketing (`(month + 2) / 3` is the quarter),
-                // meant to drop the fraction; an aggregate or a column below the line is a ratio.
-                let bucketing = self.integer(right, scope)
-                    && matches!(right.as_ref(), Expr::Value(_))
-                    && !has_aggregate(left);
-                if found.is_none() && !bucketing && self.integer(left, scope) && self.integer(right, scope) {
-                    found = Some(format!("{left} / {right}"));
-                }
-            }
-            ControlFlow::<()>::Continue(())
-        });
-        if let Some(division) = found {
+        let integers = |left: &Expr, right: &Expr| {
+            // A row's value over a constant is bucketing (`(month + 2) / 3` is the quarter),
+            // meant to drop the fraction; an aggregate or a column below the line is a ratio.
+            let bucketing =
+                self.integer(right, scope) && matches!(right, Expr::Value(_)) && !has_aggregate(left);
+            !bucketing && self.integer(left, scope) && self.integer(right, scope)
+        };
+        if let Some(division) = first_division(expr, integers) {
             self.findings.push(Finding {
                 code: FindingCode::IntegerDivision,
                 message: format!(
@@ -498,4 +482,17 @@ impl<'c> Walker<'c> {
             _ => false,
         }
     }
+}
+
+/// `left / right` for the first division in `expr` whose operands `matches`.
+fn first_division(expr: &Expr, mut matches: impl FnMut(&Expr, &Expr) -> bool) -> Option<String> {
+    let mut found = None;
+    let _ = sqlparser::ast::visit_expressions(expr, |e| match e {
+        Expr::BinaryOp { left, op: BinaryOperator::Divide, right } if matches(left, right) => {
+            found = Some(format!("{left} / {right}"));
+            ControlFlow::Break(())
+        }
+        _ => ControlFlow::Continue(()),
+    });
+    found
 }
