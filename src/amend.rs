@@ -49,8 +49,9 @@ pub use values::{
 /// of its rows once, not once per partner), references to other tables listed alone listed
 /// once, groups counted, the top row of each group ranked
 /// within it, the top row asked for kept (ties too), a ratio's condition taken out of its
-/// WHERE, a group's value divided by itself divided by the whole, a rate asked alone shown without its parts, one rate asked computed over all rows
-/// (not over the first of groups it hides), the last day of a range the question
+/// WHERE, a group's value divided by itself divided by the whole, a rate asked alone shown
+/// without its parts, one rate asked computed over all rows (not over the first of groups it
+/// hides), the last day of a range the question
 /// names kept, a period copied into an absence over all time dropped, an absence asked of what
 /// is counted excluded by what is counted (not by the row's own key), one total asked computed
 /// once (not as a window over every row), values asked rounded

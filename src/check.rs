@@ -2,8 +2,8 @@
 //! result. A filter comparing a column with a value it never holds (or a date in another
 //! shape), `LIMIT 1` for a question about several rows, a ratio in integer arithmetic or
 //! scaled to a percentage, a column selected beside an aggregate without GROUP BY, a range
-//! that misses or overruns the question's period by a day, a value divided by itself, a period after the data ends, a
-//! strftime format SQLite does not know, a month compared with a day, values the question wants
+//! that misses or overruns the question's period by a day, a value divided by itself, a
+//! period after the data ends, a strftime format SQLite does not know, a month compared with a day, values the question wants
 //! rounded left unrounded, several rows for a question asking for one number, several rows per
 //! group for a question asking for the top one in each.
 //!
@@ -21,7 +21,7 @@ use sqlparser::ast::{
 };
 
 use crate::catalog::{Catalog, Column};
-use crate::history::structure::{conjuncts, parse_query, selects_of, Scope, AGGREGATES};
+use crate::history::structure::{conjuncts, parse_query, plain_arguments, selects_of, Scope, AGGREGATES};
 use crate::timeframe::Period;
 use crate::warehouse::ResultSet;
 use walker::Walker;
@@ -310,7 +310,7 @@ fn ratio_core(expr: &Expr) -> &Expr {
         Expr::BinaryOp { left, op: BinaryOperator::Multiply, right } if number(left) => ratio_core(right),
         Expr::BinaryOp { left, op: BinaryOperator::Multiply, right } if number(right) => ratio_core(left),
         Expr::Function(f) if f.name.to_string().eq_ignore_ascii_case("nullif") => {
-            match crate::history::structure::plain_arguments(f)[..] {
+            match plain_arguments(f)[..] {
                 [value, zero] if zero.to_string() == "0" => ratio_core(value),
                 _ => expr,
             }

@@ -1,7 +1,8 @@
 //! The walk over every SELECT of a query that ran: the findings read from the SQL itself —
 //! filters against the values a column holds and the shape of its dates, ratios in integer
 //! arithmetic, scaled to a percentage or of a value to itself, columns beside an aggregate
-//! without GROUP BY, ranges against the question's periods. `check` runs it with the checks on the result.
+//! without GROUP BY, ranges against the question's periods. `check` runs it with the checks on
+//! the result.
 
 use super::*;
 

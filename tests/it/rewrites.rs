@@ -356,6 +356,32 @@ fn no_rewrite_writes_a_value_the_role_may_not_see() {
 }
 
 #[test]
+fn a_share_of_the_whole_counts_only_the_rows_the_role_may_read() {
+    // The whole is a subquery over the same tables: it passes the validator like the rest, so a
+    // regional analyst's row filter applies inside it too. With one country visible, that
+    // country's share is all of it — not its share of every country's orders.
+    let dir = private_workspace();
+    let sql = "SELECT country_code, CAST(COUNT(order_id) AS REAL) / NULLIF(COUNT(order_id), 0) AS share \
+               FROM orders GROUP BY country_code";
+    let quarry = open(dir.path(), sql, true);
+    let regional = Principal {
+        name: "regional".into(),
+        role: "regional_analyst".into(),
+        attributes: [("country".to_string(), "DE".to_string())].into(),
+    };
+    let answer = quarry.ask(SHARE_BY_COUNTRY, &regional).expect("an answer");
+    // The SQL that ran: the whole is a subquery, and the row filter is in it as in the outer FROM.
+    assert!(answer.sql.contains("NULLIF((SELECT COUNT(order_id) FROM"), "{}", answer.sql);
+    assert_eq!(answer.sql.matches("country_code = 'DE'").count(), 2, "{}", answer.sql);
+    assert_eq!(answer.result.rows.len(), 1, "{:?}", answer.result.rows);
+    assert_eq!(answer.result.rows[0][1].as_f64(), Some(1.0), "{:?}", answer.result.rows);
+    // The analyst who reads every country gets a share below 1 for each.
+    let answer = quarry.ask(SHARE_BY_COUNTRY, &Principal::local()).expect("an answer");
+    assert!(answer.result.rows.len() > 1, "{:?}", answer.result.rows);
+    assert!(answer.result.rows.iter().all(|row| row[1].as_f64().is_some_and(|share| share < 1.0)));
+}
+
+#[test]
 fn real_model_gives_a_rate_asked_alone() {
     let Some(_turn) = real_model_turn() else { return };
     assert_answers(&real(), REFUND_RATE, &AskOptions::default(), REFUND_RATE_GOLD);
