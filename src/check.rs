@@ -78,12 +78,25 @@ impl Finding {
 }
 
 /// How far an answer can be trusted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Level {
     Low,
     Medium,
     High,
+}
+
+impl Level {
+    /// The level as the API spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Level::Low => "low",
+            Level::Medium => "medium",
+            Level::High => "high",
+        }
+    }
 }
 
 /// The answer's confidence, with the reasons that lowered it.

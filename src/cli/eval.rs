@@ -217,6 +217,11 @@ fn demo(mut config: Config, json: bool, samples: Option<usize>, jobs: usize) -> 
                 summary.clarified, summary.clarified_shown_right, summary.clarified_any_right
             );
         }
+        let by_confidence: Vec<String> = quarry::eval::confidence_order(&summary.by_confidence)
+            .into_iter()
+            .map(|(level, score)| format!("{level} {} of {} right", score.correct, score.questions))
+            .collect();
+        println!("by confidence: {}", by_confidence.join(", "));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -11,9 +11,11 @@ pub mod spider;
 
 use serde::{Deserialize, Serialize};
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::catalog::Catalog;
+use crate::check::Level;
 use crate::config::{Config, WarehouseLocation};
 use crate::pipeline::{AskError, AskOptions, Principal, Quarry, Timings};
 use crate::validate::{validate, DraftSql};
@@ -199,6 +201,8 @@ pub struct CaseResult {
     pub readings: usize,
     /// Whether one of the offered readings gave the gold result.
     pub reading_right: bool,
+    /// The confidence the answer came with (none when it was refused or failed).
+    pub confidence: Option<Level>,
     pub timings: Timings,
 }
 
@@ -218,6 +222,47 @@ pub struct Summary {
     pub clarified: usize,
     pub clarified_shown_right: usize,
     pub clarified_any_right: usize,
+    /// EX by the confidence each answer came with (`by_confidence`).
+    pub by_confidence: BTreeMap<String, Score>,
+}
+
+/// EX of one group of questions.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Score {
+    pub questions: usize,
+    pub correct: usize,
+    pub ex: f64,
+}
+
+impl Score {
+    pub(crate) fn add(&mut self, correct: bool) {
+        self.questions += 1;
+        self.correct += usize::from(correct);
+        self.ex = 100.0 * self.correct as f64 / self.questions as f64;
+    }
+}
+
+/// What "no answer" is called among the confidence levels (refused, failed, not understood).
+const NO_ANSWER: &str = "no answer";
+
+/// EX by the confidence the answers came with (`high`, `medium`, `low`, and `no answer`):
+/// whether an answer marked high is right more often than one marked low, which is what the
+/// confidence promises the analyst.
+pub fn by_confidence(results: impl IntoIterator<Item = (Option<Level>, bool)>) -> BTreeMap<String, Score> {
+    let mut scores: BTreeMap<String, Score> = BTreeMap::new();
+    for (level, correct) in results {
+        let name = level.map_or(NO_ANSWER, Level::name);
+        scores.entry(name.to_string()).or_default().add(correct);
+    }
+    scores
+}
+
+/// `by_confidence`'s groups from high to no answer, for a report.
+pub fn confidence_order(scores: &BTreeMap<String, Score>) -> Vec<(&String, &Score)> {
+    let order = [Level::High.name(), Level::Medium.name(), Level::Low.name(), NO_ANSWER];
+    let mut groups: Vec<(&String, &Score)> = scores.iter().collect();
+    groups.sort_by_key(|(name, _)| order.iter().position(|o| o == name));
+    groups
 }
 
 /// Asks `question` with `options` and compares the answer's rows with `gold`'s; the answer
@@ -248,6 +293,7 @@ pub(crate) fn score(
                         .run_sql(&c.sql, principal)
                         .is_ok_and(|ran| same_result(&expected, &ran.result, has_order_by(gold)))
                 }),
+                confidence: Some(answer.confidence.level),
                 timings: answer.timings.clone(),
             },
             Some(answer),
@@ -268,6 +314,7 @@ pub(crate) fn score(
                 repairs: 0,
                 readings: 0,
                 reading_right: false,
+                confidence: None,
                 timings: Timings::default(),
             };
             (result, None)
@@ -338,6 +385,7 @@ pub(crate) fn summarise(quarry: &Quarry, results: &[CaseResult]) -> Summary {
         clarified: results.iter().filter(|r| r.readings > 0).count(),
         clarified_shown_right: results.iter().filter(|r| r.readings > 0 && r.correct).count(),
         clarified_any_right: results.iter().filter(|r| r.readings > 0 && r.reading_right).count(),
+        by_confidence: by_confidence(results.iter().map(|r| (r.confidence, r.correct))),
     }
 }
 

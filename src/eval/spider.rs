@@ -383,6 +383,7 @@ impl Worker<'_> {
             routed_db: None,
             readings: 0,
             reading_right: false,
+            confidence: None,
         };
         let principal = Principal { name: "eval".to_string(), ..Principal::local() };
         let started = Instant::now();
@@ -459,6 +460,7 @@ impl Worker<'_> {
                     Ok(a) => {
                         result.chosen_tables = a.candidates.iter().map(|c| c.name.to_lowercase()).collect();
                         result.readings = a.choices.len();
+                        result.confidence = Some(a.confidence.level);
                         result.reading_right = a.choices.iter().any(|c| {
                             quarry.run_sql(&c.sql, &principal).is_ok_and(|ran| {
                                 golds.iter().any(|(gold, ordered)| same_result(gold, &ran.result, *ordered))
@@ -588,6 +590,7 @@ pub fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::check::Level;
 
     fn q(db: &str, sql: &str, question: &str) -> SpiderQuestion {
         SpiderQuestion {
@@ -638,16 +641,25 @@ mod tests {
             routed_db: None,
             readings: 0,
             reading_right: false,
+            confidence: Some(Level::High),
         };
         let offered = |mut r: QuestionResult, right: bool| {
             (r.readings, r.reading_right) = (2, right);
             r
         };
+        let unsure = |mut r: QuestionResult| {
+            r.confidence = Some(Level::Low);
+            r
+        };
+        let refused = |mut r: QuestionResult| {
+            r.confidence = None;
+            r
+        };
         let results = vec![
             offered(result("a", true, "correct", 0, 10), true),
-            offered(result("a", false, "wrong_result", 1, 20), true),
+            unsure(offered(result("a", false, "wrong_result", 1, 20), true)),
             result("b", true, "correct", 1, 30),
-            result("b", false, "refused:unknown_column", 0, 40),
+            refused(result("b", false, "refused:unknown_column", 0, 40)),
             result("b", false, "gold_failed", 0, 0),
         ];
         let s = summarize(&results, Mode::Cold, "m", 3, 1);
@@ -660,7 +672,13 @@ mod tests {
         assert_eq!(s.errors.get("refused:unknown_column"), Some(&1));
         assert_eq!((s.latency_p50_ms, s.latency_p95_ms), (30, 40));
         assert_eq!((s.clarified, s.clarified_shown_right, s.clarified_any_right), (2, 1, 2));
+        let by = |level: &str| s.by_confidence.get(level).map(|g| (g.questions, g.correct));
+        assert_eq!(
+            (by("high"), by("low"), by("no answer"), by("medium")),
+            (Some((2, 2)), Some((1, 0)), Some((1, 0)), None)
+        );
         assert!(markdown(&s, "defog_dev").starts_with("# defog_dev, mode cold"));
+        assert!(markdown(&s, "spider").contains("| confidence | questions | EX |\n|---|---|---|\n| high | 2 | 100.0% |\n| low | 1 | 0.0% |\n| no answer | 1 | 0.0% |"));
         assert!(markdown(&s, "spider").contains("| b | 2 | 50.0% |"));
         assert!(markdown(&s, "spider")
             .contains("| offered readings to choose from | 2 (1 shown right, 2 with a right reading) |"));

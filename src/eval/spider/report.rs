@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Mode, SpiderEvalError};
 use crate::bench::percentile;
+use crate::check::Level;
 
 /// How one question went: a line of the per-question JSONL.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -50,23 +51,12 @@ pub struct QuestionResult {
     /// Whether one of the offered readings gave a gold result (the analyst could choose it).
     #[serde(default)]
     pub reading_right: bool,
+    /// The confidence the answer came with (none when it was refused or failed).
+    #[serde(default)]
+    pub confidence: Option<Level>,
 }
 
-/// EX of one group of questions.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct Score {
-    pub questions: usize,
-    pub correct: usize,
-    pub ex: f64,
-}
-
-impl Score {
-    fn add(&mut self, correct: bool) {
-        self.questions += 1;
-        self.correct += usize::from(correct);
-        self.ex = 100.0 * self.correct as f64 / self.questions as f64;
-    }
-}
+pub use crate::eval::Score;
 
 /// The totals of a run.
 #[derive(Debug, Clone, Serialize)]
@@ -110,6 +100,9 @@ pub struct Summary {
     pub clarified: usize,
     pub clarified_shown_right: usize,
     pub clarified_any_right: usize,
+    /// EX by the confidence each answer came with (`eval::by_confidence`); questions routed to
+    /// another database (enterprise) were not asked and are not counted.
+    pub by_confidence: BTreeMap<String, Score>,
 }
 
 /// Spider's difficulty class of a gold query, by the official evaluation's rules
@@ -259,6 +252,10 @@ pub fn summarize(
         clarified: clarified.len(),
         clarified_shown_right: clarified.iter().filter(|r| r.correct).count(),
         clarified_any_right: clarified.iter().filter(|r| r.reading_right).count(),
+        // A question routed to another database was not asked, so it has no confidence to judge.
+        by_confidence: crate::eval::by_confidence(
+            scored.iter().filter(|r| r.outcome != "wrong_database").map(|r| (r.confidence, r.correct)),
+        ),
     }
 }
 
@@ -310,6 +307,7 @@ pub fn markdown(summary: &Summary, set: &str) -> String {
     if !summary.by_category.is_empty() {
         out.push_str(&table("category", summary.by_category.iter().collect()));
     }
+    out.push_str(&table("confidence", crate::eval::confidence_order(&summary.by_confidence)));
     out.push_str(&table("database", summary.by_database.iter().collect()));
     out.push_str("\n## Errors\n\n| outcome | questions |\n|---|---|\n");
     for (outcome, count) in &summary.errors {
