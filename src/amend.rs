@@ -25,8 +25,8 @@ mod literals;
 mod values;
 
 pub use filters::{
-    absence_of_the_counted, absence_over_all_time, both_values, copied_exclusions, last_day_kept,
-    ratio_filtered_twice, string_values, unread_joins,
+    absence_of_the_counted, absence_over_all_time, both_values, copied_exclusions, invented_periods,
+    last_day_kept, ratio_filtered_twice, speaks_of_time, string_values, unread_joins,
 };
 pub use groups::{groups_counted, the_top_one, top_per_group};
 pub use joins::{
@@ -39,12 +39,23 @@ pub use values::{
     share_of_the_whole,
 };
 
+/// What the analyst said beyond the question, as the rewrites read it (`prompt::said`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Said {
+    /// Values the examples filter on that neither the question, the conversation it follows nor
+    /// a glossary definition it names says, lower-cased.
+    pub copied: Vec<String>,
+    /// Whether the question, the conversation or a definition speaks of time at all
+    /// (`speaks_of_time`): a number, a period, a date, "latest", "still" …
+    pub speaks_of_time: bool,
+}
+
 /// `sql` rewritten where its shape cannot give what the question asks (`[answer] rewrites`):
 /// a join on columns its tables lack remade on the key the catalog declares, a join to an
 /// invented lookup table read from the table beside it, a literal written as the column holds
 /// it, a day compared with a month or year cut to it, an absence asked of a related table
 /// answered by excluding what has it (not by joining what has something else), exclusions of
-/// `copied` values dropped (`prompt::copied_values`), unread joins dropped, one column equal to
+/// values copied from examples dropped (`Said::copied`), unread joins dropped, one column equal to
 /// two values intersected, joins that only filter the one table shown made into an EXISTS (each
 /// of its rows once, not once per partner), references to other tables listed alone listed
 /// once, groups counted, the top row of each group ranked
@@ -52,14 +63,15 @@ pub use values::{
 /// WHERE, a group's value divided by itself divided by the whole, a rate asked alone shown
 /// without its parts, one rate asked computed over all rows (not over the first of groups it
 /// hides), the last day of a range the question
-/// names kept, a period copied into an absence over all time dropped, an absence asked of what
+/// names kept, a date filter on a question that speaks of no time at all dropped, a period
+/// copied into an absence over all time dropped, an absence asked of what
 /// is counted excluded by what is counted (not by the row's own key), one total asked computed
 /// once (not as a window over every row), values asked rounded
 /// rounded, a part of a date asked as a number cast to one; None when none applies.
 /// `catalog` is the catalog as the asking role sees it (`Policy::visible_catalog`): a column's
 /// values go into the SQL only where the role may see them. The caller runs no rewrite around
 /// a policy refusal, so a table the role may not read never passes for an invented one.
-pub fn rewrites(question: &str, sql: &str, catalog: &Catalog, copied: &[String]) -> Option<String> {
+pub fn rewrites(question: &str, sql: &str, catalog: &Catalog, said: &Said) -> Option<String> {
     let mut current: Option<String> = None;
     let mut apply = |step: &dyn Fn(&str) -> Option<String>| {
         if let Some(next) = step(current.as_deref().unwrap_or(sql)) {
@@ -71,7 +83,8 @@ pub fn rewrites(question: &str, sql: &str, catalog: &Catalog, copied: &[String])
     apply(&|sql| values_as_held(sql, catalog));
     apply(&periods_as_written);
     apply(&|sql| absence_by_exclusion(question, sql, catalog));
-    apply(&|sql| copied_exclusions(sql, copied));
+    apply(&|sql| copied_exclusions(sql, &said.copied));
+    apply(&|sql| invented_periods(sql, said.speaks_of_time));
     apply(&|sql| unread_joins(sql, catalog));
     apply(&both_values);
     apply(&|sql| joins_that_only_filter(sql, catalog));
@@ -552,7 +565,7 @@ mod tests {
         let sql = "SELECT region, COUNT(*) AS orders, 100.0 * SUM(CASE WHEN status = 'refunded' THEN 1 ELSE 0 END) \
                    / COUNT(*) AS refund_rate_pct FROM orders GROUP BY region";
         assert_eq!(
-            rewrites(question, sql, &catalog(), &[]).as_deref(),
+            rewrites(question, sql, &catalog(), &Said { copied: Vec::new(), speaks_of_time: true }).as_deref(),
             Some(
                 "SELECT region, ROUND(100.0 * SUM(CASE WHEN status = 'refunded' THEN 1 ELSE 0 END) / COUNT(*), 2) \
                  AS refund_rate_pct FROM orders GROUP BY region"

@@ -431,11 +431,13 @@ fn terms_named<'c>(question: &str, offered: &[&Table], catalog: &'c Catalog) -> 
         .collect()
 }
 
-/// String values the past queries offered as examples filter on that neither the question (with
-/// the conversation it follows) nor a glossary definition it names says, lower-cased: values
-/// the model would copy from an example rather than read from the question
-/// (`amend::copied_exclusions` drops exclusions of them).
-pub fn copied_values(context: &Context) -> Vec<String> {
+/// What the analyst said beyond the question, read from the question with the conversation it
+/// follows and the definitions of the glossary terms it names: the string values the past
+/// queries offered as examples filter on that none of it says, lower-cased (values the model
+/// would copy from an example rather than read from the question; `amend::copied_exclusions`
+/// drops exclusions of them), and whether any of it speaks of time (`amend::speaks_of_time`;
+/// `amend::invented_periods` drops date filters when none does).
+pub fn said(context: &Context) -> crate::amend::Said {
     let asked = asked_so_far(context);
     let every_table: Vec<&Table> = context.catalog.tables().collect();
     let mut said = asked.to_lowercase();
@@ -443,6 +445,14 @@ pub fn copied_values(context: &Context) -> Vec<String> {
         said.push('\n');
         said.push_str(&term.definition.to_lowercase());
     }
+    crate::amend::Said {
+        copied: copied_values(context, &said),
+        speaks_of_time: crate::amend::speaks_of_time(&said),
+    }
+}
+
+/// The string values the examples filter on that `said` does not hold, lower-cased.
+fn copied_values(context: &Context, said: &str) -> Vec<String> {
     let mut values = std::collections::BTreeSet::new();
     for example in &context.retrieved.examples {
         for value in crate::amend::string_values(&example.sql) {
@@ -746,6 +756,33 @@ mod tests {
         assert!(named("refunded orders divided by all orders").is_empty());
         let aov = term("AOV", "Average order value: AVG(orders.total_amount)");
         assert_eq!(aov.names(), ["AOV", "Average order value"]);
+    }
+
+    #[test]
+    fn time_is_heard_in_the_conversation_and_in_the_definitions_a_question_names() {
+        use crate::catalog::Column;
+        let mut catalog =
+            Catalog::from_tables(vec![Table::new("orders", vec![Column::new("created_at", "TEXT")])]);
+        catalog
+            .set_term(GlossaryTerm {
+                term: "churned customer".into(),
+                definition: "A customer with no order in the last 90 days.".into(),
+                tables: vec!["orders".into()],
+            })
+            .expect("term");
+        let retrieved = retrieved(&["orders"], 0);
+        let speaks = |question: &str, follows: &[PriorTurn]| {
+            said(&Context { follows, ..context(question, &retrieved, &catalog, "") }).speaks_of_time
+        };
+        assert!(!speaks("Which customers bought the most?", &[]));
+        assert!(speaks("How many churned customers are there?", &[]));
+        let earlier = PriorTurn {
+            question: "How many orders in September?".into(),
+            sql: String::new(),
+            tables: vec!["orders".into()],
+        };
+        assert!(speaks("and only the refunded ones", std::slice::from_ref(&earlier)));
+        assert!(!speaks("and only the refunded ones", &[]));
     }
 
     #[test]

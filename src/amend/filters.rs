@@ -139,6 +139,89 @@ pub fn copied_exclusions(sql: &str, copied: &[String]) -> Option<String> {
     super::edit_every_select(sql, |select| drop_conjuncts(select, |part| copied_exclusion(part, copied)))
 }
 
+/// Words that speak of time; a question with none of them and no digit asks about all time.
+/// Broad on purpose: a word that might mean a period ("still", "current", "expired") leaves the
+/// SQL alone.
+const TIME_WORDS: &str = "\
+    year years yearly annual annually quarter quarters quarterly month months monthly week weeks \
+    weekly weekend weekday day days daily hour hours hourly minute minutes today tonight \
+    yesterday tomorrow now date dates dated time times timeline period periods season seasons \
+    semester term since before after during until till between recent recently latest earliest \
+    newest oldest last past ago next previous prior current currently still yet already upcoming \
+    future expired expiring expire overdue due valid effective ytd mtd qtd wtd fiscal calendar \
+    morning evening night january february march april may june july august september october \
+    november december monday tuesday wednesday thursday friday saturday sunday spring summer \
+    autumn fall winter christmas holiday holidays anniversary birthday age old new young";
+
+/// Whether `text` speaks of time at all: a digit, or a word of `TIME_WORDS`.
+pub fn speaks_of_time(text: &str) -> bool {
+    text.chars().any(|c| c.is_ascii_digit())
+        || text
+            .to_lowercase()
+            .split(|c: char| !c.is_alphanumeric())
+            .any(|word| TIME_WORDS.split_whitespace().any(|w| w == word))
+}
+
+/// `sql` with each WHERE condition dropped that compares a column with a date written out
+/// (`created >= '2018-03-09'`, `d BETWEEN '2018-01-01' AND '2018-12-31'`, in any SELECT of
+/// it) when nothing the analyst said speaks of time (`speaks_of_time`); None when there is none
+/// or something did. "The treatment type whose total cost is the lowest" answered over one week
+/// of treatments, a week nobody asked for, is another answer than the one asked.
+pub fn invented_periods(sql: &str, speaks_of_time: bool) -> Option<String> {
+    if speaks_of_time {
+        return None;
+    }
+    super::edit_every_select(sql, |select| drop_conjuncts(select, compares_with_a_written_date))
+}
+
+/// `c <op> 'YYYY-MM-DD…'` (either side; the column possibly inside a function) or
+/// `c BETWEEN 'date' AND 'date'`.
+fn compares_with_a_written_date(expr: &Expr) -> bool {
+    let reads_a_column = |e: &Expr| {
+        let mut found = false;
+        let _ = sqlparser::ast::visit_expressions(e, |inner| {
+            found |= is_column(inner);
+            ControlFlow::<()>::Continue(())
+        });
+        found
+    };
+    match expr {
+        Expr::BinaryOp {
+            left,
+            op:
+                BinaryOperator::Lt
+                | BinaryOperator::LtEq
+                | BinaryOperator::Gt
+                | BinaryOperator::GtEq
+                | BinaryOperator::Eq,
+            right,
+        } => {
+            (reads_a_column(left) && is_written_date(right))
+                || (is_written_date(left) && reads_a_column(right))
+        }
+        Expr::Between { expr, low, high, negated: false } => {
+            reads_a_column(expr) && is_written_date(low) && is_written_date(high)
+        }
+        Expr::Nested(inner) => compares_with_a_written_date(inner),
+        _ => false,
+    }
+}
+
+/// A string literal that is an ISO date or date and time ('2018-03-09', '2018-03-09 10:00:00').
+fn is_written_date(expr: &Expr) -> bool {
+    let Expr::Value(v) = expr else { return false };
+    let Value::SingleQuotedString(s) = &v.value else { return false };
+    let bytes = s.as_bytes();
+    let digits =
+        |range: std::ops::Range<usize>| bytes.get(range).is_some_and(|b| b.iter().all(u8::is_ascii_digit));
+    digits(0..4)
+        && bytes.get(4) == Some(&b'-')
+        && digits(5..7)
+        && bytes.get(7) == Some(&b'-')
+        && digits(8..10)
+        && (bytes.len() == 10 || matches!(bytes.get(10), Some(b' ' | b'T')))
+}
+
 /// `sql` with each WHERE condition dropped that a ratio of its select list also counts by
 /// (`SUM(CASE WHEN c THEN 1 ELSE 0 END) / COUNT(*) … WHERE c`), in any SELECT of it, or None
 /// when there is none. The WHERE keeps only rows the CASE counts, so the ratio is 1 whatever
@@ -809,5 +892,54 @@ mod tests {
         // No absence asked: an August post that is not a September one may be what is meant.
         let other_than = "How many authors have posts from August other than September ones?";
         assert_eq!(absence_of_the_counted(other_than, sql, &with_posts), None);
+    }
+
+    #[test]
+    fn a_date_filter_nobody_asked_for_is_dropped() {
+        let question = "Give me the description of the treatment type whose total cost is the lowest.";
+        assert!(!speaks_of_time(question));
+        let sql = "SELECT T2.d FROM Treatments AS T1 JOIN Treatment_Types AS T2 ON T1.c = T2.c \
+                   WHERE T1.date_of_treatment >= '2018-03-24' AND T1.date_of_treatment < '2018-04-01' \
+                   GROUP BY T2.d ORDER BY SUM(T1.cost) ASC LIMIT 1";
+        assert_eq!(
+            invented_periods(sql, false).as_deref(),
+            Some("SELECT T2.d FROM Treatments AS T1 JOIN Treatment_Types AS T2 ON T1.c = T2.c GROUP BY T2.d ORDER BY SUM(T1.cost) ASC LIMIT 1")
+        );
+        // Other conditions stay; a BETWEEN of dates, a date function over the column, a
+        // subquery's WHERE and the date on the left go.
+        assert_eq!(
+            invented_periods(
+                "SELECT name FROM t WHERE kind = 'a' AND d BETWEEN '2018-01-01' AND '2018-12-31' \
+                 AND id IN (SELECT id FROM u WHERE '2020-01-01 00:00:00' <= date(u.at))",
+                false
+            )
+            .as_deref(),
+            Some("SELECT name FROM t WHERE kind = 'a' AND id IN (SELECT id FROM u)")
+        );
+    }
+
+    #[test]
+    fn a_date_filter_stays_when_anything_said_speaks_of_time() {
+        let sql = "SELECT COUNT(*) FROM orders WHERE created_at >= '2026-09-01'";
+        for said in [
+            "How many orders in September?",
+            "How many orders since the launch?",
+            "How many orders are still open?",
+            "How many orders this quarter?",
+            "How many orders over 100?",
+            "Which subscriptions have expired?",
+        ] {
+            assert!(speaks_of_time(said), "{said}");
+        }
+        assert_eq!(invented_periods(sql, true), None);
+        // Comparisons that are not with a date: a number, a month name, a date-like word.
+        for sql in [
+            "SELECT COUNT(*) FROM orders WHERE total > 2018",
+            "SELECT COUNT(*) FROM review WHERE month = 'March'",
+            "SELECT COUNT(*) FROM orders WHERE code = '2018-03'",
+            "SELECT COUNT(*) FROM orders WHERE created_at <> '2018-03-01'",
+        ] {
+            assert_eq!(invented_periods(sql, false), None, "{sql}");
+        }
     }
 }

@@ -198,14 +198,14 @@ impl Quarry {
         }
     }
 
-    /// Values the examples filter on that the question never says (`prompt::copied_values`).
-    fn copied_values(
+    /// What the analyst said beyond the question, as the rewrites read it (`prompt::said`).
+    fn said(
         &self,
         question: &str,
         retrieved: &crate::retrieve::Retrieved,
         visible: &Catalog,
         options: &AskOptions,
-    ) -> Vec<String> {
+    ) -> crate::amend::Said {
         let table_reads = std::collections::BTreeMap::new();
         let context = prompt::Context {
             question,
@@ -217,7 +217,7 @@ impl Quarry {
             follows: &options.follows,
             table_reads: &table_reads,
         };
-        prompt::copied_values(&context)
+        prompt::said(&context)
     }
 
     pub(super) fn retrieve_for(
@@ -344,10 +344,10 @@ impl Quarry {
         let build = self.prompt_builder(question, &retrieved, &visible, &history, options);
         let picked: Option<Vec<String>> =
             options.tables.as_ref().map(|_| retrieved.tables.iter().map(|t| t.name.clone()).collect());
-        let copied = self.copied_values(question, &retrieved, &visible, options);
+        let said = self.said(question, &retrieved, &visible, options);
         let context = Attempting {
             question,
-            copied: &copied,
+            said: &said,
             llm,
             sort_groups: self.config.answer.sort_groups,
             rewrites: self.config.answer.rewrites,

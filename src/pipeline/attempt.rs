@@ -77,7 +77,7 @@ impl Quarry {
         let refused_by_policy = validate(&draft, context.catalog, context.policy, context.principal)
             .is_err_and(|refusal| refusal.is_policy());
         let rewritten = (context.rewrites && !refused_by_policy)
-            .then(|| crate::amend::rewrites(context.question, draft.text(), context.visible, context.copied))
+            .then(|| crate::amend::rewrites(context.question, draft.text(), context.visible, context.said))
             .flatten()
             .map(DraftSql::new)
             .filter(|sql| validate(sql, context.catalog, context.policy, context.principal).is_ok());
@@ -115,8 +115,8 @@ impl Quarry {
 /// What an attempt needs beside the prompt.
 pub(super) struct Attempting<'a> {
     pub(super) question: &'a str,
-    /// Values the examples filter on that the question never says (`prompt::copied_values`).
-    pub(super) copied: &'a [String],
+    /// What the analyst said beyond the question (`prompt::said`).
+    pub(super) said: &'a crate::amend::Said,
     pub(super) llm: &'a dyn Llm,
     pub(super) catalog: &'a Catalog,
     /// The catalog as the role sees it (`Policy::visible_catalog`): what the rewrites read, so

@@ -7,7 +7,8 @@
 //! tables lack, an invented lookup table, a literal written otherwise than the column holds it,
 //! a day compared with a month, one rate computed for the first of groups it hides, a row
 //! repeated once per partner by a join that only filters, one total computed as a window over
-//! every row, a group's value divided by itself for its share of the whole.
+//! every row, a group's value divided by itself for its share of the whole, a period nobody
+//! asked for.
 //! Scripted-model tests for the pipeline and the switch; real-model tests for the lever.
 
 use std::sync::Arc;
@@ -45,6 +46,10 @@ const SHARE_BY_COUNTRY: &str =
     "What is the ratio of the number of orders from each country code to the total number of orders?";
 const SHARE_BY_COUNTRY_GOLD: &str = "SELECT country_code, 1.0 * COUNT(*) / (SELECT COUNT(*) FROM orders) \
      FROM orders GROUP BY country_code";
+
+/// No period asked: orders of every month.
+const ORDERS_BY_COUNTRY: &str = "How many orders does each country code have?";
+const ORDERS_BY_COUNTRY_GOLD: &str = "SELECT country_code, COUNT(*) FROM orders GROUP BY country_code";
 
 fn open(dir: &std::path::Path, answer: &str, rewrites: bool) -> Arc<Quarry> {
     let mut config = config_for(dir);
@@ -424,4 +429,36 @@ fn real_model_gives_each_group_its_share_of_the_whole() {
     // The model answers as it will: each count over itself (`share_of_the_whole` divides by the
     // whole), over a subquery's count in integer arithmetic (the check sends it back), or right.
     assert_answers(&real(), SHARE_BY_COUNTRY, &AskOptions::default(), SHARE_BY_COUNTRY_GOLD);
+}
+
+#[test]
+fn a_period_nobody_asked_for_is_dropped_unless_the_conversation_asked_it() {
+    let dir = private_workspace();
+    let one_month = "SELECT country_code, COUNT(*) AS orders FROM orders \
+         WHERE ordered_at >= '2026-09-01' AND ordered_at < '2026-10-01' GROUP BY country_code";
+    let quarry = open(dir.path(), one_month, true);
+    let answer = assert_answers(&quarry, ORDERS_BY_COUNTRY, &AskOptions::default(), ORDERS_BY_COUNTRY_GOLD);
+    assert!(!answer.sql.contains("2026-09-01"), "{}", answer.sql);
+    // The month as written is another answer: the rewrite is what makes this one right.
+    let as_written = quarry.run_sql(one_month, &Principal::local()).expect("runs");
+    let gold = quarry.run_sql(ORDERS_BY_COUNTRY_GOLD, &Principal::local()).expect("gold runs");
+    assert!(!quarry::eval::same_result(&gold.result, &as_written.result, false));
+
+    // A follow-up of a question about September keeps September.
+    let options = AskOptions {
+        follows: vec![quarry::prompt::PriorTurn {
+            question: "How many orders were placed in September 2026?".into(),
+            sql: String::new(),
+            tables: vec!["orders".into()],
+        }],
+        ..AskOptions::default()
+    };
+    let answer = quarry.ask_with("and by country code?", &Principal::local(), &options).expect("answer");
+    assert!(answer.sql.contains("2026-09-01"), "{}", answer.sql);
+}
+
+#[test]
+fn real_model_counts_over_all_time_when_no_period_is_asked() {
+    let Some(_turn) = real_model_turn() else { return };
+    assert_answers(&real(), ORDERS_BY_COUNTRY, &AskOptions::default(), ORDERS_BY_COUNTRY_GOLD);
 }
