@@ -39,8 +39,9 @@ pub use values::{
     share_of_the_whole,
 };
 
-/// What the analyst said beyond the question, as the rewrites read it (`prompt::said`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// What the analyst said beyond the question, as the rewrites read it (`prompt::said`). No
+/// `Default`: "nothing said about time" drops date filters, so it is only ever read, not assumed.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Said {
     /// Values the examples filter on that neither the question, the conversation it follows nor
     /// a glossary definition it names says, lower-cased.

@@ -34,9 +34,7 @@ use crate::policy::PolicySet;
 use crate::prompt;
 use crate::retrieve::{retrieve, RetrievalBudget, Scope, TrustSignals};
 use crate::warehouse::{copy_sqlite, grant_read, PostgresUrl};
-pub use report::{
-    append_result, difficulty, markdown, read_results, summarize, QuestionResult, Score, Summary,
-};
+pub use report::{append_result, difficulty, markdown, read_results, summarize, QuestionResult, Summary};
 
 /// How questions are answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

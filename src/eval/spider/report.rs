@@ -56,7 +56,7 @@ pub struct QuestionResult {
     pub confidence: Option<Level>,
 }
 
-pub use crate::eval::Score;
+use crate::eval::Score;
 
 /// The totals of a run.
 #[derive(Debug, Clone, Serialize)]
